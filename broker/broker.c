@@ -1,0 +1,430 @@
+/*  broker.c - the broker's event loop. One zmq_poll over three sockets; each iteration drains
+    subscriptions, requests and worker messages (bounded batches), runs the timers, dispatches ready
+    jobs, commits the database once (group commit), and only then sends replies and stream events:
+    whatever a client is told is already on disk. */
+#include "broker/broker.h"
+#include "broker/supervisor.h"
+#include "common/clock.h"
+#include "common/frames.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_BATCH 512             //  Messages per socket per iteration: bounds latency under load
+
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    s_interrupted = 1;
+}
+
+void
+kf_broker_config_defaults (kf_broker_config_t *config)
+{
+    memset (config, 0, sizeof *config);
+    config->requests = "tcp://127.0.0.1:7700";
+    config->streams = "tcp://127.0.0.1:7701";
+    config->workers = "tcp://127.0.0.1:7702";
+    config->db_path = "kefu.db";
+    config->heartbeat_ms = 1000;
+    config->liveness = 3;
+    config->job_timeout_ms = 30000;
+    config->max_pending = 10000;
+    config->max_message_chars = 4000;
+    config->stream_wait_ms = 2000;
+    config->stream_retention_ms = 60000;
+    config->max_attempts = 3;
+}
+
+//  --- Outbox -----------------------------------------------------------------------------------
+
+static void
+s_outbox_add (kf_broker_t *self, const char *routing, size_t routing_len, const char *id,
+              size_t id_len, msgpack_sbuffer *body)
+{
+    if (self->outbox_count == self->outbox_capacity) {
+        self->outbox_capacity = self->outbox_capacity ? self->outbox_capacity * 2 : 256;
+        self->outbox = kf_realloc (self->outbox, self->outbox_capacity * sizeof (kf_outbox_entry_t));
+    }
+    kf_outbox_entry_t *entry = &self->outbox [self->outbox_count++];
+    entry->routing = kf_strndup (routing, routing_len);
+    entry->routing_len = routing_len;
+    entry->body_len = body->size;
+    entry->body = msgpack_sbuffer_release (body);
+    entry->request_id = id ? kf_strndup (id, id_len) : NULL;
+    entry->request_id_len = id_len;
+}
+
+void
+kf_broker_reply_ok (kf_broker_t *self, const char *routing, size_t routing_len, const char *id,
+                    size_t id_len, const char *result, size_t result_len)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    kf_reply_pack_ok_head (&pk, id, id_len);
+    pk.callback (pk.data, result, result_len);
+    s_outbox_add (self, routing, routing_len, id, id_len, &body);
+}
+
+void
+kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_len, const char *id,
+                       size_t id_len, const kf_error_t *err)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    kf_reply_pack_error (&pk, id, id_len, err);
+    s_outbox_add (self, routing, routing_len, id, id_len, &body);
+}
+
+//  Commits, then sends every queued reply. If the commit failed, nothing queued since the last
+//  commit is true any more: every reply becomes a 500 so no client believes a lost write.
+static void
+s_commit_and_send (kf_broker_t *self)
+{
+    bool is_lost = kf_store_flush (self->store) != 0;
+    for (size_t i = 0; i < self->outbox_count; i++) {
+        kf_outbox_entry_t *entry = &self->outbox [i];
+        if (is_lost) {
+            kf_error_t err;
+            kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
+            msgpack_sbuffer body;
+            msgpack_sbuffer_init (&body);
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+            kf_reply_pack_error (&pk, entry->request_id, entry->request_id_len, &err);
+            free (entry->body);
+            entry->body_len = body.size;
+            entry->body = msgpack_sbuffer_release (&body);
+        }
+        const void *data [3] = { entry->routing, KF_SIGNATURE, entry->body };
+        size_t size [3] = { entry->routing_len, KF_SIGNATURE_LEN, entry->body_len };
+        if (kf_frames_send (self->requests, 3, data, size, ZMQ_DONTWAIT) == -1)
+            kf_debug ("reply dropped: client gone (%s)", zmq_strerror (errno));
+        free (entry->routing);
+        free (entry->body);
+        free (entry->request_id);
+    }
+    self->outbox_count = 0;
+    kf_stream_hub_flush (self->hub, kf_mono_us ());
+}
+
+//  --- Client requests --------------------------------------------------------------------------
+
+static void
+s_on_request (kf_broker_t *self, kf_frames_t *frames)
+{
+    self->counters.requests++;
+    const char *routing = kf_frames_data (frames, 0);
+    size_t routing_len = kf_frames_size (frames, 0);
+    kf_request_t req;
+    kf_error_t err;
+    int count = frames->total - 1;
+    const void *sig = count >= 1 ? kf_frames_data (frames, 1) : "";
+    size_t sig_len = count >= 1 ? kf_frames_size (frames, 1) : 0;
+    const void *body = count >= 2 ? kf_frames_data (frames, 2) : "";
+    size_t body_len = count >= 2 ? kf_frames_size (frames, 2) : 0;
+    if (kf_request_decode (&req, count, sig, sig_len, body, body_len, &err) == 0)
+        kf_methods_dispatch (self, routing, routing_len, &req);
+    else {
+        kf_warn ("bad request (%s): %s", kf_errc_name (err.errc), err.message);
+        self->counters.errors++;
+        kf_broker_reply_error (self, routing, routing_len, req.id, req.id_len, &err);
+    }
+    kf_request_release (&req);
+}
+
+//  --- Workers ----------------------------------------------------------------------------------
+
+static void
+s_send_to_worker (kf_broker_t *self, kf_worker_t *worker, const char *identity, size_t len,
+                  const char *command)
+{
+    if (worker) {
+        identity = worker->identity;
+        len = worker->identity_len;
+    }
+    const void *data [3] = { identity, "KFW1", command };
+    size_t size [3] = { len, 4, strlen (command) };
+    kf_frames_send (self->workers, 3, data, size, ZMQ_DONTWAIT);
+}
+
+static void
+s_worker_lost (kf_broker_t *self, kf_worker_t *worker, const char *why)
+{
+    kf_warn ("worker %s (pid %lld) %s with %d jobs", worker->name, (long long) worker->pid, why,
+             worker->active);
+    self->counters.workers_lost++;
+    kf_chat_on_worker_lost (self, worker);
+    kf_worker_pool_remove (self->pool, worker);
+}
+
+static void
+s_on_ready (kf_broker_t *self, kf_worker_t *worker, kf_frames_t *frames)
+{
+    const char *identity = kf_frames_data (frames, 0);
+    size_t len = kf_frames_size (frames, 0);
+    if (worker)
+        s_worker_lost (self, worker, "sent READY again");
+    msgpack_unpacked unpacked;
+    bool is_decoded = frames->count == 4
+                   && kf_mp_unpack_one (kf_frames_data (frames, 3), kf_frames_size (frames, 3), &unpacked);
+    const msgpack_object *info = is_decoded ? &unpacked.data : NULL;
+    char name [64] = "worker";
+    const char *s;
+    size_t s_len;
+    if (kf_mp_str (kf_mp_get (info, "name"), &s, &s_len))
+        snprintf (name, sizeof name, "%.*s", (int) (s_len < 63 ? s_len : 63), s);
+    int64_t capacity = kf_mp_get_int (info, "capacity", 64);
+    worker = kf_worker_pool_add (self->pool, identity, len, name, kf_mp_get_int (info, "pid", 0),
+                                 capacity < 1 ? 1 : capacity > 100000 ? 100000 : (int) capacity);
+    kf_worker_pool_touch (self->pool, worker, kf_mono_us ());
+    kf_info ("worker %s (pid %lld) ready, capacity %d", worker->name, (long long) worker->pid,
+             worker->capacity);
+    if (is_decoded)
+        msgpack_unpacked_destroy (&unpacked);
+}
+
+static void
+s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
+{
+    if (frames->count < 3 || !kf_frames_is (frames, 1, "KFW1")) {
+        kf_warn ("ignoring a malformed worker message (%d frames)", frames->total);
+        return;
+    }
+    const char *identity = kf_frames_data (frames, 0);
+    size_t len = kf_frames_size (frames, 0);
+    kf_worker_t *worker = kf_worker_pool_lookup (self->pool, identity, len);
+    if (kf_frames_is (frames, 2, "READY")) {
+        s_on_ready (self, worker, frames);
+        return;
+    }
+    if (!worker) {
+        //  A worker we declared lost, or from before a restart: make it start over
+        if (!kf_frames_is (frames, 2, "DISCONNECT"))
+            s_send_to_worker (self, NULL, identity, len, "DISCONNECT");
+        return;
+    }
+    kf_worker_pool_touch (self->pool, worker, kf_mono_us ());
+    if (kf_frames_is (frames, 2, "PARTIAL") && frames->count == 5)
+        kf_chat_on_partial (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
+                            kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    else
+    if (kf_frames_is (frames, 2, "FINAL") && frames->count == 5)
+        kf_chat_on_final (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
+                          kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    else
+    if (kf_frames_is (frames, 2, "DISCONNECT"))
+        s_worker_lost (self, worker, "disconnected");
+    else
+    if (!kf_frames_is (frames, 2, "HEARTBEAT"))
+        kf_warn ("ignoring unknown worker command from %s", worker->name);
+}
+
+static void
+s_heartbeat (kf_broker_t *self, int64_t now_us)
+{
+    kf_worker_t *worker;
+    while ((worker = kf_worker_pool_expired (self->pool, now_us)))
+        s_worker_lost (self, worker, "missed its heartbeats");
+    if (now_us < self->heartbeat_at_us)
+        return;
+    size_t cursor = 0;
+    while ((worker = kf_worker_pool_next (self->pool, &cursor)))
+        s_send_to_worker (self, worker, NULL, 0, "HEARTBEAT");
+    self->heartbeat_at_us = now_us + self->config->heartbeat_ms * 1000LL;
+}
+
+//  --- Setup ------------------------------------------------------------------------------------
+
+static void *
+s_bind (kf_broker_t *self, int type, const char *endpoint)
+{
+    void *socket = zmq_socket (self->ctx, type);
+    int on = 1, linger = 1000, hwm = 1000000;
+    zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_ROUTER)
+        zmq_setsockopt (socket, ZMQ_ROUTER_MANDATORY, &on, sizeof on);
+    if (type == ZMQ_XPUB) {
+        zmq_setsockopt (socket, ZMQ_XPUB_VERBOSER, &on, sizeof on);
+        zmq_setsockopt (socket, ZMQ_XPUB_NODROP, &on, sizeof on);
+    }
+    if (zmq_bind (socket, endpoint) == -1) {
+        kf_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
+        zmq_close (socket);
+        return NULL;
+    }
+    return socket;
+}
+
+//  The endpoint local workers connect to: a wildcard bind becomes loopback
+static void
+s_connect_endpoint (const char *bind, char *out, size_t size)
+{
+    const char *star = strstr (bind, "://*:");
+    const char *any = strstr (bind, "://0.0.0.0:");
+    if (star)
+        snprintf (out, size, "%.*s://127.0.0.1:%s", (int) (star - bind), bind, star + 5);
+    else
+    if (any)
+        snprintf (out, size, "%.*s://127.0.0.1:%s", (int) (any - bind), bind, any + 11);
+    else
+        snprintf (out, size, "%s", bind);
+}
+
+static kf_supervisor_t *
+s_start_workers (const kf_broker_config_t *config)
+{
+    char binary [PATH_MAX], endpoint [512], heartbeat [16], liveness [16], pace [16];
+    if (config->worker_bin)
+        snprintf (binary, sizeof binary, "%s", config->worker_bin);
+    else {
+        char self_path [PATH_MAX];
+        ssize_t n = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+        self_path [n > 0 ? n : 0] = 0;
+        snprintf (binary, sizeof binary, "%s/kefu-worker", dirname (self_path));
+    }
+    s_connect_endpoint (config->workers, endpoint, sizeof endpoint);
+    snprintf (heartbeat, sizeof heartbeat, "%d", config->heartbeat_ms);
+    snprintf (liveness, sizeof liveness, "%d", config->liveness);
+    snprintf (pace, sizeof pace, "%d", config->worker_pace_ms);
+    const char *args [] = { "--broker", endpoint, "--db", config->db_path, "--heartbeat-ms",
+                            heartbeat, "--liveness", liveness, "--pace-ms", pace, NULL };
+    return kf_supervisor_new (binary, config->local_workers, args);
+}
+
+static long
+s_min_timeout (long a, long b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+//  Drains up to S_BATCH messages from one socket
+typedef void (s_handler_fn) (kf_broker_t *self, kf_frames_t *frames);
+
+static void
+s_drain (kf_broker_t *self, void *socket, s_handler_fn *handler)
+{
+    kf_frames_t frames;
+    for (int i = 0; i < S_BATCH && kf_frames_recv (&frames, socket, ZMQ_DONTWAIT) == 0; i++) {
+        handler (self, &frames);
+        kf_frames_close (&frames);
+    }
+}
+
+static void
+s_on_subscription (kf_broker_t *self, kf_frames_t *frames)
+{
+    kf_stream_hub_on_subscription (self->hub, kf_frames_data (frames, 0), kf_frames_size (frames, 0));
+}
+
+static void
+s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
+{
+    int64_t supervise_at = 0, evict_at = kf_mono_us () + 60000000;
+    while (!s_interrupted) {
+        int64_t now = kf_mono_us ();
+        long timeout = (self->heartbeat_at_us - now) / 1000 + 1;
+        timeout = s_min_timeout (timeout, kf_chat_timeout (self, now));
+        timeout = s_min_timeout (timeout, kf_stream_hub_timeout (self->hub, now));
+        if (supervisor)
+            timeout = s_min_timeout (timeout, 200);
+        zmq_pollitem_t items [3] = {
+            { self->streams, 0, ZMQ_POLLIN, 0 },
+            { self->requests, 0, ZMQ_POLLIN, 0 },
+            { self->workers, 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 3, timeout < 0 ? 0 : timeout) == -1 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN)
+            s_drain (self, self->streams, s_on_subscription);
+        if (items [1].revents & ZMQ_POLLIN)
+            s_drain (self, self->requests, s_on_request);
+        if (items [2].revents & ZMQ_POLLIN)
+            s_drain (self, self->workers, s_on_worker_message);
+        now = kf_mono_us ();
+        s_heartbeat (self, now);
+        kf_chat_sweep_deadlines (self, now);
+        kf_chat_dispatch (self);
+        if (supervisor && now >= supervise_at) {
+            kf_supervisor_check (supervisor, now);
+            supervise_at = now + 200000;
+        }
+        if (now >= evict_at) {
+            kf_sessions_evict (self->sessions, now, 600000000LL);
+            evict_at = now + 60000000;
+        }
+        s_commit_and_send (self);
+    }
+}
+
+int
+kf_broker_run (const kf_broker_config_t *config)
+{
+    kf_broker_t self = { .config = config };
+    struct sigaction action = { .sa_handler = s_on_signal };
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    char err [512];
+    int rc = 1;
+    kf_supervisor_t *supervisor = NULL;
+    self.store = kf_store_open (config->db_path, config->is_synchronous_full, err, sizeof err);
+    if (!self.store) {
+        kf_error ("database %s: %s", config->db_path, err);
+        return 1;
+    }
+    self.ctx = zmq_ctx_new ();
+    self.requests = s_bind (&self, ZMQ_ROUTER, config->requests);
+    self.streams = s_bind (&self, ZMQ_XPUB, config->streams);
+    self.workers = s_bind (&self, ZMQ_ROUTER, config->workers);
+    if (!self.requests || !self.streams || !self.workers)
+        goto done;
+    self.sessions = kf_sessions_new (self.store);
+    self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
+    self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
+    self.jobs = kf_dict_new ();
+    self.started_us = kf_mono_us ();
+    if (config->local_workers > 0 && !(supervisor = s_start_workers (config)))
+        goto done;
+    kf_info ("listening: requests %s, streams %s, workers %s, database %s", config->requests,
+             config->streams, config->workers, config->db_path);
+    s_loop (&self, supervisor);
+    kf_info ("shutting down");
+    kf_chat_destroy_all (&self);
+    s_commit_and_send (&self);
+    rc = 0;
+done:
+    kf_supervisor_destroy (&supervisor);
+    size_t cursor = 0;
+    kf_worker_t *worker;
+    while (self.pool && (worker = kf_worker_pool_next (self.pool, &cursor)))
+        s_send_to_worker (&self, worker, NULL, 0, "DISCONNECT");
+    kf_stream_hub_destroy (&self.hub);
+    kf_worker_pool_destroy (&self.pool);
+    kf_sessions_destroy (&self.sessions);
+    if (self.jobs)
+        kf_dict_destroy (&self.jobs);
+    free (self.outbox);
+    if (self.requests) zmq_close (self.requests);
+    if (self.streams) zmq_close (self.streams);
+    if (self.workers) zmq_close (self.workers);
+    zmq_ctx_term (self.ctx);
+    kf_store_destroy (&self.store);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/*  broker.h - the kefu-broker process: one event loop over three sockets (client requests on a
+    ROUTER, token streams on an XPUB, workers on a ROUTER) that owns the database. This header is
+    shared by the broker's modules: the loop (broker.c), client methods (methods.c) and the chat job
+    lifecycle (chat_jobs.c). */
+#ifndef KF_BROKER_H
+#define KF_BROKER_H
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "broker/latency.h"
+#include "broker/sessions.h"
+#include "broker/store.h"
+#include "broker/stream_hub.h"
+#include "broker/worker_pool.h"
+#include "common/dict.h"
+#include "common/wire.h"
+
+typedef struct {
+    const char *requests;       //  ROUTER for clients
+    const char *streams;        //  XPUB for token streams
+    const char *workers;        //  ROUTER for workers
+    const char *db_path;
+    bool is_synchronous_full;   //  fsync every commit (power-loss safe) instead of WAL NORMAL
+    int local_workers;          //  Workers to start and supervise (--workers N)
+    const char *worker_bin;     //  Path of kefu-worker; default: beside this binary
+    int worker_pace_ms;         //  Passed to local workers
+    int heartbeat_ms;           //  Worker heartbeat interval
+    int liveness;               //  Missed heartbeats before a worker is lost
+    int job_timeout_ms;         //  Deadline of a chat job from its arrival
+    int max_pending;            //  Chat jobs queued or running before 429 busy
+    int max_message_chars;      //  Longest chat message accepted
+    int stream_wait_ms;         //  How long a stream waits for its subscriber
+    int stream_retention_ms;    //  How long an ended stream stays fetchable
+    int max_attempts;           //  Dispatches of one job before giving up on lost workers
+} kf_broker_config_t;
+
+//  A reply or error waiting for the end of the loop iteration (after the commit)
+typedef struct {
+    char *routing;              //  Client routing id
+    size_t routing_len;
+    char *body;                 //  Packed reply
+    size_t body_len;
+    char *request_id;           //  For the error that replaces it if the commit fails
+    size_t request_id_len;
+} kf_outbox_entry_t;
+
+typedef struct {
+    const kf_broker_config_t *config;
+    void *ctx;
+    void *requests, *streams, *workers;     //  Sockets
+    kf_store_t *store;
+    kf_sessions_t *sessions;
+    kf_worker_pool_t *pool;
+    kf_stream_hub_t *hub;
+    kf_dict_t *jobs;            //  Job id -> running kf_job_t
+    kf_job_t *ready_head, *ready_tail;      //  Jobs waiting for a worker
+    kf_job_t *live_head, *live_tail;        //  Every unfinished job, by arrival (= deadline) order
+    int pending;                //  Unfinished jobs
+    uint64_t next_job_id;
+    kf_outbox_entry_t *outbox;  //  Replies to send after the commit
+    size_t outbox_count, outbox_capacity;
+    kf_latency_t latency;       //  Chat latency, arrival to reply
+    int64_t started_us;
+    int64_t heartbeat_at_us;
+    struct {
+        uint64_t requests, accepted, done, errors, rejected, timeouts, requeued, workers_lost;
+    } counters;
+} kf_broker_t;
+
+//  Fills the defaults.
+void kf_broker_config_defaults (kf_broker_config_t *config);
+
+//  Runs the broker until SIGINT/SIGTERM. Returns the process exit code.
+int kf_broker_run (const kf_broker_config_t *config);
+
+//  Queues a success reply: `result` is a packed msgpack value. Sent after the commit.
+void kf_broker_reply_ok (kf_broker_t *self, const char *routing, size_t routing_len,
+                         const char *id, size_t id_len, const char *result, size_t result_len);
+
+//  Queues an error reply. Sent after the commit.
+void kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_len,
+                            const char *id, size_t id_len, const kf_error_t *err);
+
+//  Handles one decoded client request (methods.c). `routing` identifies the client.
+void kf_methods_dispatch (kf_broker_t *self, const char *routing, size_t routing_len,
+                          kf_request_t *req);
+
+//  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
+//  recover the jobs of a lost worker, free what is left at shutdown.
+void kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                         const char *body, size_t body_len);
+void kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                       const char *body, size_t body_len);
+void kf_chat_dispatch (kf_broker_t *self);
+void kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us);
+void kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker);
+void kf_chat_destroy_all (kf_broker_t *self);
+//  Milliseconds until the oldest job's deadline, -1 when none.
+long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
+#endif

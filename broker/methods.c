@@ -1,0 +1,313 @@
+/*  methods.c - the client methods other than chat: health, stats, session.create, history,
+    message.get, stream.fetch, kb.item.create. Each validates its params and answers exactly once. */
+#include "broker/broker.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <stdio.h>
+#include <string.h>
+
+#define KF_VERSION "0.1.0"
+
+typedef void (s_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
+                            kf_request_t *req);
+
+//  A result being packed, replied when done
+typedef struct {
+    msgpack_sbuffer buffer;
+    msgpack_packer pk;
+} s_result_t;
+
+static void
+s_result_init (s_result_t *result)
+{
+    msgpack_sbuffer_init (&result->buffer);
+    msgpack_packer_init (&result->pk, &result->buffer, msgpack_sbuffer_write);
+}
+
+static void
+s_result_send (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
+               s_result_t *result)
+{
+    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, result->buffer.data,
+                        result->buffer.size);
+    msgpack_sbuffer_destroy (&result->buffer);
+}
+
+static void
+s_error (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
+         const kf_error_t *err)
+{
+    self->counters.errors++;
+    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
+}
+
+static void
+s_health (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    s_result_t r;
+    s_result_init (&r);
+    msgpack_pack_map (&r.pk, 4);
+    kf_mp_pack_kv_str (&r.pk, "status", kf_worker_pool_size (self->pool) > 0 ? "ok" : "no_workers");
+    kf_mp_pack_kv_str (&r.pk, "version", KF_VERSION);
+    kf_mp_pack_kv_int (&r.pk, "workers", (int64_t) kf_worker_pool_size (self->pool));
+    kf_mp_pack_kv_int (&r.pk, "uptime_ms", (kf_mono_us () - self->started_us) / 1000);
+    s_result_send (self, routing, routing_len, req, &r);
+}
+
+static void
+s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    s_result_t r;
+    s_result_init (&r);
+    msgpack_packer *pk = &r.pk;
+    msgpack_pack_map (pk, 7);
+    kf_mp_pack_cstr (pk, "workers");
+    msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
+    size_t cursor = 0;
+    kf_worker_t *worker;
+    while ((worker = kf_worker_pool_next (self->pool, &cursor))) {
+        msgpack_pack_map (pk, 5);
+        kf_mp_pack_kv_str (pk, "name", worker->name);
+        kf_mp_pack_kv_int (pk, "pid", worker->pid);
+        kf_mp_pack_kv_int (pk, "capacity", worker->capacity);
+        kf_mp_pack_kv_int (pk, "active", worker->active);
+        kf_mp_pack_kv_int (pk, "jobs_done", (int64_t) worker->jobs_done);
+    }
+    int running = (int) kf_dict_size (self->jobs);
+    kf_mp_pack_kv_int (pk, "queue_depth", self->pending - running);
+    kf_mp_pack_kv_int (pk, "running", running);
+    kf_mp_pack_cstr (pk, "jobs");
+    msgpack_pack_map (pk, 8);
+    kf_mp_pack_kv_int (pk, "requests", (int64_t) self->counters.requests);
+    kf_mp_pack_kv_int (pk, "accepted", (int64_t) self->counters.accepted);
+    kf_mp_pack_kv_int (pk, "done", (int64_t) self->counters.done);
+    kf_mp_pack_kv_int (pk, "errors", (int64_t) self->counters.errors);
+    kf_mp_pack_kv_int (pk, "rejected_busy", (int64_t) self->counters.rejected);
+    kf_mp_pack_kv_int (pk, "timeouts", (int64_t) self->counters.timeouts);
+    kf_mp_pack_kv_int (pk, "requeued", (int64_t) self->counters.requeued);
+    kf_mp_pack_kv_int (pk, "workers_lost", (int64_t) self->counters.workers_lost);
+    kf_mp_pack_cstr (pk, "latency_ms");
+    msgpack_pack_map (pk, 5);
+    kf_mp_pack_kv_double (pk, "p50", kf_latency_percentile (&self->latency, 50) / 1000.0);
+    kf_mp_pack_kv_double (pk, "p90", kf_latency_percentile (&self->latency, 90) / 1000.0);
+    kf_mp_pack_kv_double (pk, "p99", kf_latency_percentile (&self->latency, 99) / 1000.0);
+    kf_mp_pack_kv_double (pk, "max", kf_latency_percentile (&self->latency, 100) / 1000.0);
+    kf_mp_pack_kv_int (pk, "samples", (int64_t) kf_latency_kept (&self->latency));
+    kf_mp_pack_cstr (pk, "streams");
+    msgpack_pack_map (pk, 2);
+    kf_mp_pack_kv_int (pk, "open", (int64_t) kf_stream_hub_open_count (self->hub));
+    kf_mp_pack_kv_int (pk, "backlog", (int64_t) kf_stream_hub_backlog (self->hub));
+    kf_mp_pack_kv_int (pk, "sessions_cached", (int64_t) kf_sessions_cached (self->sessions));
+    s_result_send (self, routing, routing_len, req, &r);
+}
+
+static void
+s_session_create (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *user_id, *bot_id;
+    size_t user_len, bot_len;
+    char channel [16];
+    if (kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
+    ||  kf_param_channel (req->params, channel, &err)
+    ||  kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, &err)) {
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    kf_session_t *session = kf_sessions_create (self->sessions, user_id, user_len, channel,
+                                                bot_id && bot_len ? bot_id : NULL, bot_len);
+    if (!session) {
+        kf_error_set (&err, KF_E_INTERNAL, "could not store the new session");
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    s_result_t r;
+    s_result_init (&r);
+    msgpack_pack_map (&r.pk, 5);
+    kf_mp_pack_kv_str (&r.pk, "session_id", session->id);
+    kf_mp_pack_kv_str (&r.pk, "user_id", session->user_id);
+    kf_mp_pack_kv_str (&r.pk, "channel", session->channel);
+    kf_mp_pack_kv_str (&r.pk, "bot_id", session->bot_id);
+    kf_mp_pack_kv_int (&r.pk, "created_at", session->created_at);
+    s_result_send (self, routing, routing_len, req, &r);
+}
+
+//  Finds the session a read names, applying the ownership rule. Sends the error itself.
+static kf_session_t *
+s_session_param (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *id, *user_id;
+    size_t id_len, user_len;
+    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, &err)
+    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)) {
+        s_error (self, routing, routing_len, req, &err);
+        return NULL;
+    }
+    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
+    if (!session) {
+        kf_error_set (&err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
+        s_error (self, routing, routing_len, req, &err);
+    }
+    return session;
+}
+
+static void
+s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    int64_t limit, offset;
+    if (kf_param_int (req->params, "limit", 1, 100, 20, &limit, &err)
+    ||  kf_param_int (req->params, "offset", 0, INT32_MAX, 0, &offset, &err)) {
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    kf_session_t *session = s_session_param (self, routing, routing_len, req);
+    if (!session)
+        return;
+    s_result_t r;
+    s_result_init (&r);
+    if (kf_store_history_pack (self->store, session->id, limit, offset, &r.pk)) {
+        msgpack_sbuffer_destroy (&r.buffer);
+        kf_error_set (&err, KF_E_INTERNAL, "could not read the history");
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    s_result_send (self, routing, routing_len, req, &r);
+}
+
+static void
+s_message_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    int64_t id;
+    if (!kf_mp_get (req->params, "message_id"))
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.message_id is required");
+    else
+    if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &id, &err) == 0) {
+        s_result_t r;
+        s_result_init (&r);
+        int rc = kf_store_message_pack (self->store, id, &r.pk);
+        if (rc == 1) {
+            s_result_send (self, routing, routing_len, req, &r);
+            return;
+        }
+        msgpack_sbuffer_destroy (&r.buffer);
+        kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
+                      (long long) id, rc == 0 ? "does not exist" : "could not be read");
+    }
+    s_error (self, routing, routing_len, req, &err);
+}
+
+static void
+s_stream_fetch (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *id;
+    size_t id_len;
+    int64_t from_seq;
+    if (kf_param_str (req->params, "stream_id", true, 0, &id, &id_len, &err)
+    ||  kf_param_int (req->params, "from_seq", 0, INT32_MAX, 0, &from_seq, &err)) {
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    s_result_t r;
+    s_result_init (&r);
+    if (kf_stream_hub_fetch_pack (self->hub, id, id_len, from_seq, &r.pk)) {
+        msgpack_sbuffer_destroy (&r.buffer);
+        kf_error_set (&err, KF_E_NOT_FOUND, "stream %.*s is unknown or past retention;"
+                      " read the turn with message.get or history", (int) id_len, id);
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    s_result_send (self, routing, routing_len, req, &r);
+}
+
+static void
+s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *bot_id;
+    size_t bot_len;
+    const msgpack_object *items = kf_mp_get (req->params, "items");
+    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, &err))
+        goto failed;
+    if (!items) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.items is required");
+        goto failed;
+    }
+    if (items->type != MSGPACK_OBJECT_ARRAY || items->via.array.size == 0) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "params.items must be a non-empty list");
+        goto failed;
+    }
+    if (items->via.array.size > 500) {
+        kf_error_set (&err, KF_E_TOO_LARGE, "params.items holds at most 500 items");
+        goto failed;
+    }
+    char bot [65] = "default";
+    if (bot_id && bot_len)
+        snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
+    s_result_t r;
+    s_result_init (&r);
+    uint32_t count = items->via.array.size, created = 0, updated = 0;
+    msgpack_pack_map (&r.pk, 5);
+    kf_mp_pack_cstr (&r.pk, "data");
+    msgpack_pack_array (&r.pk, count);
+    for (uint32_t i = 0; i < count; i++) {
+        int64_t item_id = 0;
+        kf_error_t item_err;
+        int rc = kf_store_kb_item_put (self->store, bot, &items->via.array.ptr [i], &item_id, &item_err);
+        created += rc == 1;
+        updated += rc == 2;
+        msgpack_pack_map (&r.pk, rc > 0 ? 3 : 3);
+        kf_mp_pack_kv_int (&r.pk, "index", i);
+        if (rc > 0) {
+            kf_mp_pack_kv_int (&r.pk, "id", item_id);
+            kf_mp_pack_kv_str (&r.pk, "status", rc == 1 ? "created" : "updated");
+        }
+        else {
+            kf_mp_pack_kv_str (&r.pk, "status", "rejected");
+            kf_mp_pack_cstr (&r.pk, "error");
+            kf_error_pack (&r.pk, &item_err);
+        }
+    }
+    int64_t version = created + updated ? kf_store_kb_bump_version (self->store) : 0;
+    kf_mp_pack_kv_bool (&r.pk, "has_more", false);
+    kf_mp_pack_kv_int (&r.pk, "total", count);
+    kf_mp_pack_kv_int (&r.pk, "created", created);
+    kf_mp_pack_kv_int (&r.pk, "updated", updated);
+    (void) version;
+    s_result_send (self, routing, routing_len, req, &r);
+    return;
+failed:
+    s_error (self, routing, routing_len, req, &err);
+}
+
+static const struct {
+    const char *name;
+    s_method_fn *fn;
+} s_methods [] = {
+    { "chat",           kf_chat_accept },
+    { "health",         s_health },
+    { "stats",          s_stats },
+    { "session.create", s_session_create },
+    { "history",        s_history },
+    { "message.get",    s_message_get },
+    { "stream.fetch",   s_stream_fetch },
+    { "kb.item.create", s_kb_item_create },
+};
+
+void
+kf_methods_dispatch (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    for (size_t i = 0; i < sizeof s_methods / sizeof s_methods [0]; i++)
+        if (strlen (s_methods [i].name) == req->method_len
+        &&  memcmp (s_methods [i].name, req->method, req->method_len) == 0) {
+            s_methods [i].fn (self, routing, routing_len, req);
+            return;
+        }
+    kf_error_t err;
+    kf_error_set (&err, KF_E_UNKNOWN_METHOD, "unknown method %.*s", (int) req->method_len, req->method);
+    s_error (self, routing, routing_len, req, &err);
+}

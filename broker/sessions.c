@@ -1,0 +1,184 @@
+/*  sessions.c - session cache with recent-turn rings and per-session job queues. */
+#include "broker/sessions.h"
+#include "common/clock.h"
+#include "common/dict.h"
+#include "common/log.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct _kf_sessions_t {
+    kf_store_t *store;          //  Borrowed
+    kf_dict_t *cache;           //  Id -> kf_session_t (owned)
+    int random_fd;              //  /dev/urandom, for session ids
+};
+
+kf_sessions_t *
+kf_sessions_new (kf_store_t *store)
+{
+    kf_sessions_t *self = kf_calloc (1, sizeof *self);
+    self->store = store;
+    self->cache = kf_dict_new ();
+    self->random_fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    return self;
+}
+
+static void
+s_session_free (kf_session_t *session)
+{
+    free (session->user_id);
+    free (session->channel);
+    free (session->bot_id);
+    for (int i = 0; i < KF_SESSION_RECENT; i++) {
+        free (session->recent_role [i]);
+        free (session->recent_content [i]);
+    }
+    free (session);
+}
+
+void
+kf_sessions_destroy (kf_sessions_t **self_p)
+{
+    kf_sessions_t *self = *self_p;
+    if (!self)
+        return;
+    size_t cursor = 0;
+    void *value;
+    while (kf_dict_next (self->cache, &cursor, NULL, &value))
+        s_session_free (value);
+    kf_dict_destroy (&self->cache);
+    if (self->random_fd >= 0)
+        close (self->random_fd);
+    free (self);
+    *self_p = NULL;
+}
+
+//  "s_" + 20 hex digits: 80 random bits, not guessable from another session's id
+static void
+s_new_id (kf_sessions_t *self, char *id)
+{
+    unsigned char bytes [10];
+    if (self->random_fd < 0 || read (self->random_fd, bytes, sizeof bytes) != sizeof bytes) {
+        uint64_t fallback = (uint64_t) kf_mono_us () ^ ((uint64_t) getpid () << 40);
+        for (size_t i = 0; i < sizeof bytes; i++)
+            bytes [i] = (unsigned char) (fallback >> (i * 6));
+    }
+    strcpy (id, "s_");
+    for (size_t i = 0; i < sizeof bytes; i++)
+        sprintf (id + 2 + i * 2, "%02x", bytes [i]);
+}
+
+kf_session_t *
+kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
+                    const char *channel, const char *bot_id, size_t bot_len)
+{
+    kf_session_t *session = kf_calloc (1, sizeof *session);
+    s_new_id (self, session->id);
+    session->user_id = kf_strndup (user_id ? user_id : "", user_id ? user_len : 0);
+    session->channel = kf_strdup (channel ? channel : "api");
+    session->bot_id = kf_strndup (bot_id ? bot_id : "default", bot_id ? bot_len : 7);
+    session->created_at = session->updated_at = kf_now_ms ();
+    session->last_used_us = kf_mono_us ();
+    kf_session_row_t row = {
+        .user_id = session->user_id, .channel = session->channel, .bot_id = session->bot_id,
+        .state = "open", .created_at = session->created_at, .updated_at = session->updated_at
+    };
+    memcpy (row.id, session->id, sizeof row.id);
+    if (kf_store_session_insert (self->store, &row)) {
+        s_session_free (session);
+        return NULL;
+    }
+    kf_dict_put (self->cache, session->id, strlen (session->id), session);
+    return session;
+}
+
+static void
+s_on_recent (void *arg, const char *role, const char *content)
+{
+    kf_session_remember (arg, role, content, strlen (content));
+}
+
+kf_session_t *
+kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
+{
+    kf_session_t *session = kf_dict_get (self->cache, id, len);
+    if (session) {
+        session->last_used_us = kf_mono_us ();
+        return session;
+    }
+    kf_session_row_t row;
+    if (kf_store_session_load (self->store, id, len, &row) != 1)
+        return NULL;
+    session = kf_calloc (1, sizeof *session);
+    memcpy (session->id, row.id, sizeof session->id);
+    session->user_id = row.user_id;
+    session->channel = row.channel;
+    session->bot_id = row.bot_id;
+    free (row.state);
+    session->turn_count = row.turn_count;
+    session->failed_attempts = row.failed_attempts;
+    session->created_at = row.created_at;
+    session->updated_at = row.updated_at;
+    session->last_used_us = kf_mono_us ();
+    kf_store_recent_turns (self->store, session->id, KF_SESSION_RECENT, s_on_recent, session);
+    kf_dict_put (self->cache, session->id, strlen (session->id), session);
+    return session;
+}
+
+kf_session_t *
+kf_sessions_find (kf_sessions_t *self, const char *id, size_t len, const char *user_id,
+                  size_t user_len)
+{
+    kf_session_t *session = kf_sessions_get (self, id, len);
+    if (session && user_id && *session->user_id
+    && (strlen (session->user_id) != user_len || memcmp (session->user_id, user_id, user_len) != 0))
+        return NULL;
+    return session;
+}
+
+void
+kf_session_remember (kf_session_t *session, const char *role, const char *content, size_t len)
+{
+    int slot = session->recent_next;
+    free (session->recent_role [slot]);
+    free (session->recent_content [slot]);
+    session->recent_role [slot] = kf_strdup (role);
+    session->recent_content [slot] = kf_strndup (content, len);
+    session->recent_next = (slot + 1) % KF_SESSION_RECENT;
+    if (session->recent_count < KF_SESSION_RECENT)
+        session->recent_count++;
+}
+
+void
+kf_session_recent (kf_session_t *session, int index, const char **role, const char **content)
+{
+    int first = (session->recent_next - session->recent_count + KF_SESSION_RECENT) % KF_SESSION_RECENT;
+    int slot = (first + index) % KF_SESSION_RECENT;
+    *role = session->recent_role [slot];
+    *content = session->recent_content [slot];
+}
+
+size_t
+kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us)
+{
+    size_t cursor = 0, evicted = 0;
+    const char *key;
+    void *value;
+    while (kf_dict_next (self->cache, &cursor, &key, &value)) {
+        kf_session_t *session = value;
+        if (session->active || session->waiting_head || now_us - session->last_used_us < idle_us)
+            continue;
+        kf_dict_remove (self->cache, key, strlen (key));
+        s_session_free (session);
+        evicted++;
+    }
+    return evicted;
+}
+
+size_t
+kf_sessions_cached (kf_sessions_t *self)
+{
+    return kf_dict_size (self->cache);
+}

@@ -1,0 +1,62 @@
+/*  sessions.h - the broker's cache of sessions in front of the store: counters, the last turns a
+    job needs as context, and the per-session queue that keeps one job in flight per session. */
+#ifndef KF_SESSIONS_H
+#define KF_SESSIONS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "broker/store.h"
+
+#define KF_SESSION_RECENT 6     //  Turns sent with each job as context
+
+typedef struct kf_job_t kf_job_t;
+
+typedef struct {
+    char id [32];
+    char *user_id, *channel, *bot_id;   //  Owned
+    int64_t turn_count;
+    int64_t failed_attempts;
+    int64_t created_at, updated_at;     //  Unix ms
+    char *recent_role [KF_SESSION_RECENT];      //  Ring of recent turns, owned
+    char *recent_content [KF_SESSION_RECENT];
+    int recent_count, recent_next;
+    kf_job_t *active;           //  The job in flight, or NULL
+    kf_job_t *waiting_head;     //  Jobs queued behind it, in arrival order
+    kf_job_t *waiting_tail;
+    int64_t last_used_us;       //  For eviction
+} kf_session_t;
+
+typedef struct _kf_sessions_t kf_sessions_t;
+
+//  Creates the cache over `store` (borrowed).
+kf_sessions_t *kf_sessions_new (kf_store_t *store);
+
+//  Destroys the cache (not the store); nulls *self_p.
+void kf_sessions_destroy (kf_sessions_t **self_p);
+
+//  Creates a new session, stored in the batch. Returns it (owned by the cache), or NULL when the
+//  database write failed.
+kf_session_t *kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
+                                  const char *channel, const char *bot_id, size_t bot_len);
+
+//  Finds a session by id, loading it (and its recent turns) from the store on a miss. Returns NULL
+//  when it does not exist.
+kf_session_t *kf_sessions_get (kf_sessions_t *self, const char *id, size_t len);
+
+//  Like kf_sessions_get, as seen by `user_id` (NULL: any user): a session that belongs to another
+//  user is reported absent, so no one learns another user's session exists.
+kf_session_t *kf_sessions_find (kf_sessions_t *self, const char *id, size_t len,
+                                const char *user_id, size_t user_len);
+
+//  Appends a turn to the session's recent-turn ring (copies the text).
+void kf_session_remember (kf_session_t *session, const char *role, const char *content, size_t len);
+
+//  Iterates the recent turns oldest first: index 0..recent_count-1.
+void kf_session_recent (kf_session_t *session, int index, const char **role, const char **content);
+
+//  Drops cached sessions idle for `idle_us` with no job in flight or queued. Returns how many.
+size_t kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us);
+
+//  Number of cached sessions.
+size_t kf_sessions_cached (kf_sessions_t *self);
+#endif

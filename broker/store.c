@@ -1,0 +1,546 @@
+/*  store.c - the broker's SQLite database: migrations, sessions, turns, knowledge-base writes,
+    with one transaction per loop iteration (group commit). */
+#include "broker/store.h"
+#include "common/clock.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "common/utf8.h"
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  The migrations, embedded at build time from schemas/NNN_*.sql (see CMakeLists.txt)
+extern const char *const kf_migrations [];
+extern const int kf_migration_count;
+
+enum {
+    S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
+    S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
+    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_COUNT
+};
+
+static const char *s_sql [S_COUNT] = {
+    [S_BEGIN] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_SESSION_INSERT] =
+        "INSERT INTO sessions (id, user_id, channel, bot_id, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [S_SESSION_LOAD] =
+        "SELECT user_id, channel, bot_id, state, turn_count, failed_attempts, created_at,"
+        " updated_at FROM sessions WHERE id = ?",
+    [S_SESSION_UPDATE] =
+        "UPDATE sessions SET turn_count = ?, failed_attempts = ?, updated_at = ?,"
+        " labels = coalesce (?, labels) WHERE id = ?",
+    [S_TURN_INSERT] =
+        "INSERT INTO turns (id, session_id, role, content, response_type, intent, confidence,"
+        " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_RECENT] =
+        "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
+        " ORDER BY id DESC LIMIT ?) ORDER BY id",
+    [S_HISTORY] =
+        "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
+        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at"
+        " FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
+    [S_HISTORY_COUNT] = "SELECT count(*) FROM turns WHERE session_id = ?",
+    [S_MESSAGE] =
+        "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
+        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at"
+        " FROM turns WHERE id = ?",
+    [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
+    [S_KB_INSERT] =
+        "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_KB_UPDATE] =
+        "UPDATE kb_items SET category = ?, question = ?, answer = ?, keywords = ?, status = ?,"
+        " updated_at = ? WHERE id = ?",
+    [S_KBQ_DELETE] = "DELETE FROM kb_questions WHERE item_id = ?",
+    [S_KBQ_INSERT] = "INSERT INTO kb_questions (item_id, position, question) VALUES (?, ?, ?)",
+    [S_KB_BUMP] = "UPDATE kb_meta SET version = version + 1 WHERE id = 1 RETURNING version",
+};
+
+struct _kf_store_t {
+    sqlite3 *db;                //  The connection
+    sqlite3_stmt *stmt [S_COUNT];   //  Prepared once
+    bool is_dirty;              //  A transaction is open
+    int64_t next_message_id;    //  Next id to hand out
+};
+
+static int
+s_exec (sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *message = NULL;
+    if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK) {
+        snprintf (err, errlen, "%s", message ? message : sqlite3_errmsg (db));
+        sqlite3_free (message);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_migrate (sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    int version = 0;
+    if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK) {
+        if (sqlite3_step (stmt) == SQLITE_ROW)
+            version = sqlite3_column_int (stmt, 0);
+        sqlite3_finalize (stmt);
+    }
+    for (int i = version; i < kf_migration_count; i++) {
+        char sql [64];
+        snprintf (sql, sizeof sql, "PRAGMA user_version = %d; COMMIT", i + 1);
+        if (s_exec (db, "BEGIN", err, errlen) || s_exec (db, kf_migrations [i], err, errlen)
+        ||  s_exec (db, sql, err, errlen)) {
+            sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        kf_info ("applied migration %d", i + 1);
+    }
+    return 0;
+}
+
+kf_store_t *
+kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t errlen)
+{
+    kf_store_t *self = kf_calloc (1, sizeof *self);
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
+        snprintf (err, errlen, "cannot open %s: %s", path, sqlite3_errmsg (self->db));
+        goto failed;
+    }
+    sqlite3_busy_timeout (self->db, 2000);
+    if (s_exec (self->db, "PRAGMA journal_mode = WAL", err, errlen)
+    ||  s_exec (self->db, is_synchronous_full ? "PRAGMA synchronous = FULL"
+                                              : "PRAGMA synchronous = NORMAL", err, errlen)
+    ||  s_exec (self->db, "PRAGMA foreign_keys = ON", err, errlen)
+    ||  s_migrate (self->db, err, errlen))
+        goto failed;
+    for (int i = 0; i < S_COUNT; i++)
+        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->stmt [i], NULL) != SQLITE_OK) {
+            snprintf (err, errlen, "prepare failed: %s", sqlite3_errmsg (self->db));
+            goto failed;
+        }
+    sqlite3_stmt *stmt;
+    sqlite3_prepare_v2 (self->db, "SELECT coalesce (max (id), 0) + 1 FROM turns", -1, &stmt, NULL);
+    self->next_message_id = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
+    sqlite3_finalize (stmt);
+    return self;
+failed:
+    kf_store_destroy (&self);
+    return NULL;
+}
+
+void
+kf_store_destroy (kf_store_t **self_p)
+{
+    kf_store_t *self = *self_p;
+    if (!self)
+        return;
+    kf_store_flush (self);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize (self->stmt [i]);
+    sqlite3_close (self->db);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Steps a write statement inside the batch, opening the batch first. Returns 0 or -1.
+static int
+s_write (kf_store_t *self, sqlite3_stmt *stmt)
+{
+    if (!self->is_dirty) {
+        sqlite3_reset (self->stmt [S_BEGIN]);
+        if (sqlite3_step (self->stmt [S_BEGIN]) != SQLITE_DONE) {
+            kf_error ("store: BEGIN failed: %s", sqlite3_errmsg (self->db));
+            sqlite3_reset (stmt);
+            return -1;
+        }
+        self->is_dirty = true;
+    }
+    int rc = sqlite3_step (stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        kf_error ("store: write failed: %s", sqlite3_errmsg (self->db));
+        sqlite3_reset (stmt);
+        return -1;
+    }
+    if (rc == SQLITE_DONE)
+        sqlite3_reset (stmt);
+    return 0;
+}
+
+int
+kf_store_flush (kf_store_t *self)
+{
+    if (!self->is_dirty)
+        return 0;
+    self->is_dirty = false;
+    sqlite3_reset (self->stmt [S_COMMIT]);
+    if (sqlite3_step (self->stmt [S_COMMIT]) != SQLITE_DONE) {
+        kf_error ("store: COMMIT failed: %s", sqlite3_errmsg (self->db));
+        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+bool
+kf_store_is_dirty (kf_store_t *self)
+{
+    return self->is_dirty;
+}
+
+int64_t
+kf_store_next_message_id (kf_store_t *self)
+{
+    return self->next_message_id++;
+}
+
+static void
+s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+int
+kf_store_session_insert (kf_store_t *self, const kf_session_row_t *row)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SESSION_INSERT];
+    s_bind_text (stmt, 1, row->id);
+    s_bind_text (stmt, 2, row->user_id ? row->user_id : "");
+    s_bind_text (stmt, 3, row->channel ? row->channel : "api");
+    s_bind_text (stmt, 4, row->bot_id ? row->bot_id : "default");
+    s_bind_text (stmt, 5, row->state ? row->state : "open");
+    sqlite3_bind_int64 (stmt, 6, row->created_at);
+    sqlite3_bind_int64 (stmt, 7, row->updated_at);
+    return s_write (self, stmt);
+}
+
+static char *
+s_column_dup (sqlite3_stmt *stmt, int column)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, column);
+    return kf_strdup (text ? text : "");
+}
+
+int
+kf_store_session_load (kf_store_t *self, const char *id, size_t id_len, kf_session_row_t *row)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SESSION_LOAD];
+    memset (row, 0, sizeof *row);
+    if (id_len >= sizeof row->id)
+        return 0;
+    sqlite3_bind_text (stmt, 1, id, (int) id_len, SQLITE_TRANSIENT);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        memcpy (row->id, id, id_len);
+        row->user_id = s_column_dup (stmt, 0);
+        row->channel = s_column_dup (stmt, 1);
+        row->bot_id = s_column_dup (stmt, 2);
+        row->state = s_column_dup (stmt, 3);
+        row->turn_count = sqlite3_column_int64 (stmt, 4);
+        row->failed_attempts = sqlite3_column_int64 (stmt, 5);
+        row->created_at = sqlite3_column_int64 (stmt, 6);
+        row->updated_at = sqlite3_column_int64 (stmt, 7);
+    }
+    else
+    if (rc != SQLITE_DONE)
+        kf_error ("store: session load failed: %s", sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+kf_session_row_free (kf_session_row_t *row)
+{
+    free (row->user_id);
+    free (row->channel);
+    free (row->bot_id);
+    free (row->state);
+    row->user_id = row->channel = row->bot_id = row->state = NULL;
+}
+
+int
+kf_store_session_update (kf_store_t *self, const char *id, int64_t turn_count,
+                         int64_t failed_attempts, const char *labels_json, int64_t updated_at)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SESSION_UPDATE];
+    sqlite3_bind_int64 (stmt, 1, turn_count);
+    sqlite3_bind_int64 (stmt, 2, failed_attempts);
+    sqlite3_bind_int64 (stmt, 3, updated_at);
+    s_bind_text (stmt, 4, labels_json);
+    s_bind_text (stmt, 5, id);
+    return s_write (self, stmt);
+}
+
+//  Binds a msgpack array as JSON text, or NULL
+static void
+s_bind_json (sqlite3_stmt *stmt, int index, const msgpack_object *obj)
+{
+    if (!obj || obj->type == MSGPACK_OBJECT_NIL) {
+        sqlite3_bind_null (stmt, index);
+        return;
+    }
+    char *json = kf_json_from_msgpack (obj);
+    sqlite3_bind_text (stmt, index, json, -1, free);
+}
+
+int
+kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn)
+{
+    sqlite3_stmt *stmt = self->stmt [S_TURN_INSERT];
+    sqlite3_bind_int64 (stmt, 1, turn->id);
+    s_bind_text (stmt, 2, turn->session_id);
+    s_bind_text (stmt, 3, turn->role);
+    sqlite3_bind_text (stmt, 4, turn->content, (int) turn->content_len, SQLITE_TRANSIENT);
+    s_bind_text (stmt, 5, turn->response_type ? turn->response_type : "text");
+    s_bind_text (stmt, 6, turn->intent);
+    if (turn->confidence >= 0)
+        sqlite3_bind_double (stmt, 7, turn->confidence);
+    else
+        sqlite3_bind_null (stmt, 7);
+    s_bind_json (stmt, 8, turn->sources);
+    s_bind_json (stmt, 9, turn->suggestions);
+    s_bind_text (stmt, 10, turn->status ? turn->status : "ok");
+    if (turn->latency_ms >= 0)
+        sqlite3_bind_int64 (stmt, 11, turn->latency_ms);
+    else
+        sqlite3_bind_null (stmt, 11);
+    sqlite3_bind_int64 (stmt, 12, turn->prompt_tokens);
+    sqlite3_bind_int64 (stmt, 13, turn->completion_tokens);
+    sqlite3_bind_int64 (stmt, 14, turn->created_at);
+    return s_write (self, stmt);
+}
+
+int
+kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,
+                       void *arg)
+{
+    sqlite3_stmt *stmt = self->stmt [S_RECENT];
+    s_bind_text (stmt, 1, session_id);
+    sqlite3_bind_int (stmt, 2, count);
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        fn (arg, (const char *) sqlite3_column_text (stmt, 0),
+            (const char *) sqlite3_column_text (stmt, 1));
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+//  Packs a JSON text column as msgpack, or nil when NULL or unparsable
+static void
+s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
+{
+    const char *json = (const char *) sqlite3_column_text (stmt, column);
+    if (!json) {
+        msgpack_pack_nil (pk);
+        return;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer inner;
+    msgpack_packer_init (&inner, &buffer, msgpack_sbuffer_write);
+    char err [128];
+    if (kf_json_to_msgpack (json, strlen (json), &inner, err, sizeof err) == 0)
+        msgpack_pack_str_body (pk, buffer.data, buffer.size);   //  Raw append of a packed value
+    else
+        msgpack_pack_nil (pk);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  Packs the current row of S_HISTORY / S_MESSAGE as a message map
+static void
+s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
+{
+    msgpack_pack_map (pk, 12);
+    kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
+    kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
+    kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
+    kf_mp_pack_kv_str (pk, "content", (const char *) sqlite3_column_text (stmt, 3));
+    kf_mp_pack_kv_str (pk, "response_type", (const char *) sqlite3_column_text (stmt, 4));
+    kf_mp_pack_kv_str (pk, "intent", (const char *) sqlite3_column_text (stmt, 5));
+    kf_mp_pack_cstr (pk, "confidence");
+    if (sqlite3_column_type (stmt, 6) == SQLITE_NULL)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_double (pk, sqlite3_column_double (stmt, 6));
+    kf_mp_pack_cstr (pk, "sources");
+    s_pack_json_column (pk, stmt, 7);
+    kf_mp_pack_cstr (pk, "suggestions");
+    s_pack_json_column (pk, stmt, 8);
+    kf_mp_pack_kv_str (pk, "status", (const char *) sqlite3_column_text (stmt, 9));
+    kf_mp_pack_cstr (pk, "usage");
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "prompt_tokens", sqlite3_column_int64 (stmt, 11));
+    kf_mp_pack_kv_int (pk, "completion_tokens", sqlite3_column_int64 (stmt, 12));
+    kf_mp_pack_kv_int (pk, "total_tokens",
+                       sqlite3_column_int64 (stmt, 11) + sqlite3_column_int64 (stmt, 12));
+    kf_mp_pack_kv_int (pk, "created_at", sqlite3_column_int64 (stmt, 13));
+}
+
+int
+kf_store_history_pack (kf_store_t *self, const char *session_id, int64_t limit, int64_t offset,
+                       msgpack_packer *pk)
+{
+    sqlite3_stmt *count = self->stmt [S_HISTORY_COUNT];
+    s_bind_text (count, 1, session_id);
+    int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
+    sqlite3_reset (count);
+    if (total < 0)
+        return -1;
+    int64_t rows = offset >= total ? 0 : total - offset < limit ? total - offset : limit;
+    sqlite3_stmt *stmt = self->stmt [S_HISTORY];
+    s_bind_text (stmt, 1, session_id);
+    sqlite3_bind_int64 (stmt, 2, rows);
+    sqlite3_bind_int64 (stmt, 3, offset);
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_cstr (pk, "data");
+    msgpack_pack_array (pk, (size_t) rows);
+    int64_t packed = 0;
+    while (packed < rows && sqlite3_step (stmt) == SQLITE_ROW) {
+        s_pack_message (pk, stmt);
+        packed++;
+    }
+    sqlite3_reset (stmt);
+    for (; packed < rows; packed++)     //  Keep the array length honest if a step failed
+        msgpack_pack_nil (pk);
+    kf_mp_pack_kv_bool (pk, "has_more", offset + rows < total);
+    kf_mp_pack_kv_int (pk, "total", total);
+    return 0;
+}
+
+int
+kf_store_message_pack (kf_store_t *self, int64_t message_id, msgpack_packer *pk)
+{
+    sqlite3_stmt *stmt = self->stmt [S_MESSAGE];
+    sqlite3_bind_int64 (stmt, 1, message_id);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        s_pack_message (pk, stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t
+kf_store_count (kf_store_t *self, const char *table)
+{
+    char sql [64];
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int64_t count = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : -1;
+    sqlite3_finalize (stmt);
+    return count;
+}
+
+int64_t
+kf_store_kb_bump_version (kf_store_t *self)
+{
+    sqlite3_stmt *stmt = self->stmt [S_KB_BUMP];
+    if (s_write (self, stmt))
+        return -1;
+    int64_t version = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    return version;
+}
+
+//  Checks an optional array of UTF-8 strings under `key`, at most `max` entries of `max_chars`
+static int
+s_check_str_array (const msgpack_object *item, const char *key, uint32_t max, size_t max_chars,
+                   kf_error_t *err)
+{
+    const msgpack_object *array = kf_mp_get (item, key);
+    if (!array || array->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (array->type != MSGPACK_OBJECT_ARRAY)
+        return kf_error_set (err, KF_E_INVALID_PARAM, "%s must be a list of strings", key);
+    if (array->via.array.size > max)
+        return kf_error_set (err, KF_E_TOO_LARGE, "%s has more than %u entries", key, max);
+    for (uint32_t i = 0; i < array->via.array.size; i++) {
+        const msgpack_object *s = &array->via.array.ptr [i];
+        if (s->type != MSGPACK_OBJECT_STR || s->via.str.size == 0)
+            return kf_error_set (err, KF_E_INVALID_PARAM, "%s[%u] must be a non-empty string",
+                                 key, i);
+        if (!kf_utf8_is_valid (s->via.str.ptr, s->via.str.size))
+            return kf_error_set (err, KF_E_INVALID_UTF8, "%s[%u] is not valid UTF-8", key, i);
+        if (kf_utf8_count (s->via.str.ptr, s->via.str.size) > max_chars)
+            return kf_error_set (err, KF_E_TOO_LARGE, "%s[%u] is longer than %zu characters",
+                                 key, i, max_chars);
+    }
+    return 0;
+}
+
+int
+kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object *item,
+                      int64_t *item_id, kf_error_t *err)
+{
+    const char *question, *answer, *category, *external_id;
+    size_t question_len, answer_len, category_len, external_id_len;
+    int64_t status;
+    if (!item || item->type != MSGPACK_OBJECT_MAP)
+        return kf_error_set (err, KF_E_INVALID_PARAM, "an item must be a map");
+    if (kf_param_str (item, "question", true, 500, &question, &question_len, err)
+    ||  kf_param_str (item, "answer", true, 10000, &answer, &answer_len, err)
+    ||  kf_param_str (item, "category", false, 100, &category, &category_len, err)
+    ||  kf_param_str (item, "external_id", false, 128, &external_id, &external_id_len, err)
+    ||  kf_param_int (item, "status", 0, 1, 1, &status, err)
+    ||  s_check_str_array (item, "similar_questions", 200, 500, err)
+    ||  s_check_str_array (item, "keywords", 50, 50, err))
+        return -1;
+    *item_id = 0;
+    if (external_id) {
+        sqlite3_stmt *find = self->stmt [S_KB_FIND];
+        s_bind_text (find, 1, bot_id);
+        sqlite3_bind_text (find, 2, external_id, (int) external_id_len, SQLITE_TRANSIENT);
+        if (sqlite3_step (find) == SQLITE_ROW)
+            *item_id = sqlite3_column_int64 (find, 0);
+        sqlite3_reset (find);
+    }
+    const msgpack_object *keywords = kf_mp_get (item, "keywords");
+    char *keywords_json = keywords && keywords->type == MSGPACK_OBJECT_ARRAY
+                        ? kf_json_from_msgpack (keywords) : kf_strdup ("[]");
+    bool is_update = *item_id > 0;
+    sqlite3_stmt *stmt = self->stmt [is_update ? S_KB_UPDATE : S_KB_INSERT];
+    int column = 1;
+    if (!is_update) {
+        s_bind_text (stmt, column++, bot_id);
+        if (external_id)
+            sqlite3_bind_text (stmt, column++, external_id, (int) external_id_len, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null (stmt, column++);
+    }
+    sqlite3_bind_text (stmt, column++, category ? category : "", (int) category_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, column++, question, (int) question_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, column++, answer, (int) answer_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, column++, keywords_json, -1, free);
+    sqlite3_bind_int64 (stmt, column++, status);
+    sqlite3_bind_int64 (stmt, column++, kf_now_ms ());
+    if (is_update)
+        sqlite3_bind_int64 (stmt, column++, *item_id);
+    if (s_write (self, stmt))
+        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+    if (!is_update)
+        *item_id = sqlite3_last_insert_rowid (self->db);
+    sqlite3_bind_int64 (self->stmt [S_KBQ_DELETE], 1, *item_id);
+    if (s_write (self, self->stmt [S_KBQ_DELETE]))
+        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+    const msgpack_object *similar = kf_mp_get (item, "similar_questions");
+    for (uint32_t i = 0; similar && similar->type == MSGPACK_OBJECT_ARRAY
+                         && i < similar->via.array.size; i++) {
+        sqlite3_stmt *insert = self->stmt [S_KBQ_INSERT];
+        const msgpack_object *s = &similar->via.array.ptr [i];
+        sqlite3_bind_int64 (insert, 1, *item_id);
+        sqlite3_bind_int (insert, 2, (int) i);
+        sqlite3_bind_text (insert, 3, s->via.str.ptr, (int) s->via.str.size, SQLITE_TRANSIENT);
+        if (s_write (self, insert))
+            return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+    }
+    return is_update ? 2 : 1;
+}

@@ -1,0 +1,104 @@
+/*  store.h - the broker's SQLite database: migrations, sessions, turns, knowledge-base writes.
+    Only the broker writes. Writes go into one open transaction that kf_store_flush commits once
+    per loop iteration (group commit), before any reply that depends on them is sent. */
+#ifndef KF_STORE_H
+#define KF_STORE_H
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "common/wire.h"
+
+typedef struct _kf_store_t kf_store_t;
+
+//  A session row. Strings are heap copies owned by the row (see kf_session_row_free).
+typedef struct {
+    char id [32];               //  "s_" + 20 hex digits
+    char *user_id;
+    char *channel;
+    char *bot_id;
+    char *state;                //  "open"
+    int64_t turn_count;
+    int64_t failed_attempts;
+    int64_t created_at;         //  Unix ms
+    int64_t updated_at;
+} kf_session_row_t;
+
+//  A turn to insert. All pointers are borrowed for the duration of the call.
+typedef struct {
+    int64_t id;                 //  Message id from kf_store_next_message_id
+    const char *session_id;
+    const char *role;           //  user, assistant, agent, system
+    const char *content;
+    size_t content_len;
+    const char *response_type;  //  "text"
+    const char *intent;         //  NULL when none
+    double confidence;          //  < 0 when none
+    const msgpack_object *sources;      //  Array or NULL, stored as JSON
+    const msgpack_object *suggestions;  //  Array or NULL, stored as JSON
+    const char *status;         //  "ok" or "error"
+    int64_t latency_ms;         //  < 0 when none
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t created_at;
+} kf_turn_row_t;
+
+//  Opens (creating if needed) the database at `path`, switches it to WAL and applies the migrations
+//  in schemas/. `is_synchronous_full` trades write speed for durability against power loss (the
+//  default survives a killed process). Returns NULL and writes a reason into `err` on failure.
+kf_store_t *kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t errlen);
+
+//  Commits what is pending and closes the database. Nulls *self_p.
+void kf_store_destroy (kf_store_t **self_p);
+
+//  Commits the open batch, if any. Returns 0, or -1 after logging (the batch is rolled back and the
+//  caller must answer the affected requests with errors).
+int kf_store_flush (kf_store_t *self);
+
+//  True while a batch is open (writes since the last flush).
+bool kf_store_is_dirty (kf_store_t *self);
+
+//  Allocates the next message id (increasing, never reused).
+int64_t kf_store_next_message_id (kf_store_t *self);
+
+//  Inserts a new session. Returns 0 or -1 on a database error.
+int kf_store_session_insert (kf_store_t *self, const kf_session_row_t *row);
+
+//  Loads a session by id. Returns 1 and fills `row` when found, 0 when absent, -1 on error.
+int kf_store_session_load (kf_store_t *self, const char *id, size_t id_len, kf_session_row_t *row);
+
+//  Frees the strings of a row filled by kf_store_session_load.
+void kf_session_row_free (kf_session_row_t *row);
+
+//  Updates a session's counters, labels (JSON, may be NULL to keep) and updated_at. Returns 0 or -1.
+int kf_store_session_update (kf_store_t *self, const char *id, int64_t turn_count,
+                             int64_t failed_attempts, const char *labels_json, int64_t updated_at);
+
+//  Inserts a turn. Returns 0 or -1.
+int kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn);
+
+//  Calls `fn` for the last `count` turns of a session, oldest first, with role and content.
+typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);
+int kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,
+                           void *arg);
+
+//  Packs a history page {"data":[messages...],"has_more","total"} for a session: `limit` messages
+//  from `offset` counting from the oldest, oldest first. Returns 0 or -1 (nothing packed).
+int kf_store_history_pack (kf_store_t *self, const char *session_id, int64_t limit, int64_t offset,
+                           msgpack_packer *pk);
+
+//  Packs one message by id as a history entry; returns 1 when packed, 0 when absent, -1 on error.
+int kf_store_message_pack (kf_store_t *self, int64_t message_id, msgpack_packer *pk);
+
+//  Creates or updates (by bot_id + external_id when given) one knowledge item from a msgpack map
+//  with question, answer, similar_questions, category, keywords, status, external_id. Returns 1
+//  when created, 2 when updated, -1 with `err` set when the item is invalid or the write failed.
+//  On success *item_id holds the item's id.
+int kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object *item,
+                          int64_t *item_id, kf_error_t *err);
+
+//  Increments the knowledge-base version that workers poll. Returns the new version or -1.
+int64_t kf_store_kb_bump_version (kf_store_t *self);
+
+//  Counts rows: "sessions", "turns" or "kb_items". Returns -1 on error.
+int64_t kf_store_count (kf_store_t *self, const char *table);
+#endif

@@ -1,0 +1,343 @@
+/*  stream_hub.c - held, sequenced, retried and retained token streams on an XPUB socket. */
+#include "broker/stream_hub.h"
+#include "common/clock.h"
+#include "common/dict.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_RETAINED_MAX 20000    //  Ended streams kept for fetch, whatever the retention time
+
+typedef struct {
+    char *data;
+    size_t size;
+} s_event_t;
+
+struct _kf_stream_t {
+    char *topic;
+    size_t topic_len;
+    s_event_t *events;          //  Every event, in seq order
+    size_t count, capacity;
+    size_t sent;                //  Events handed to the socket
+    bool is_live;               //  Subscriber seen, or the wait passed
+    bool is_ended;              //  Last event published
+    bool is_pending;            //  On the pending list
+    bool is_waiting;            //  On the waiting list
+    int64_t wait_until_us;      //  Publish anyway after this
+    int64_t forget_at_us;       //  Ended: drop after this
+    kf_stream_t *pending_next;  //  Streams with unsent events
+    kf_stream_t *retired_next;  //  Ended streams, oldest first
+    kf_stream_t *waiting_next;  //  Streams waiting for their subscriber
+};
+
+struct _kf_stream_hub_t {
+    void *xpub;
+    int64_t wait_us, retention_us;
+    kf_dict_t *streams;         //  Topic -> stream (open and retained)
+    kf_dict_t *subscriptions;   //  Topic -> subscriber count
+    kf_stream_t *pending;       //  Streams with unsent events
+    kf_stream_t *waiting;       //  Streams not yet live
+    kf_stream_t *retired_head, *retired_tail;
+    size_t open_count, retired_count, backlog;
+};
+
+kf_stream_hub_t *
+kf_stream_hub_new (void *xpub, int wait_ms, int retention_ms)
+{
+    kf_stream_hub_t *self = kf_calloc (1, sizeof *self);
+    self->xpub = xpub;
+    self->wait_us = wait_ms * 1000LL;
+    self->retention_us = retention_ms * 1000LL;
+    self->streams = kf_dict_new ();
+    self->subscriptions = kf_dict_new ();
+    return self;
+}
+
+static void
+s_stream_free (kf_stream_t *stream)
+{
+    for (size_t i = 0; i < stream->count; i++)
+        free (stream->events [i].data);
+    free (stream->events);
+    free (stream->topic);
+    free (stream);
+}
+
+void
+kf_stream_hub_destroy (kf_stream_hub_t **self_p)
+{
+    kf_stream_hub_t *self = *self_p;
+    if (!self)
+        return;
+    //  Retired streams replaced by a newer one with the same topic are only on the retired list
+    for (kf_stream_t *stream = self->retired_head, *next; stream; stream = next) {
+        next = stream->retired_next;
+        if (kf_dict_get (self->streams, stream->topic, stream->topic_len) != stream)
+            s_stream_free (stream);
+    }
+    size_t cursor = 0;
+    void *value;
+    while (kf_dict_next (self->streams, &cursor, NULL, &value))
+        s_stream_free (value);
+    kf_dict_destroy (&self->streams);
+    kf_dict_destroy (&self->subscriptions);
+    free (self);
+    *self_p = NULL;
+}
+
+//  True when `topic` or any prefix of it (the way SUB filters match) has a subscriber
+static bool
+s_is_subscribed (kf_stream_hub_t *self, const char *topic, size_t len)
+{
+    if (kf_dict_size (self->subscriptions) == 0)
+        return false;
+    for (size_t prefix = 0; prefix <= len; prefix++)
+        if (kf_dict_get (self->subscriptions, topic, prefix))
+            return true;
+    return false;
+}
+
+static void
+s_make_pending (kf_stream_hub_t *self, kf_stream_t *stream)
+{
+    if (stream->is_pending || stream->sent == stream->count)
+        return;
+    stream->is_pending = true;
+    stream->pending_next = self->pending;
+    self->pending = stream;
+}
+
+void
+kf_stream_hub_on_subscription (kf_stream_hub_t *self, const char *data, size_t len)
+{
+    if (len < 1 || (data [0] != 0 && data [0] != 1))
+        return;
+    const char *topic = data + 1;
+    size_t topic_len = len - 1;
+    intptr_t count = (intptr_t) kf_dict_get (self->subscriptions, topic, topic_len);
+    if (data [0] == 1) {
+        kf_dict_put (self->subscriptions, topic, topic_len, (void *) (count + 1));
+        //  Release streams this subscription covers (exact topic, or a prefix of theirs)
+        kf_stream_t *stream = kf_dict_get (self->streams, topic, topic_len);
+        if (stream && !stream->is_live) {
+            stream->is_live = true;
+            s_make_pending (self, stream);
+        }
+        for (kf_stream_t *s = self->waiting; s; s = s->waiting_next)
+            if (!s->is_live && s->topic_len >= topic_len && memcmp (s->topic, topic, topic_len) == 0) {
+                s->is_live = true;
+                s_make_pending (self, s);
+            }
+    }
+    else
+    if (count <= 1)
+        kf_dict_remove (self->subscriptions, topic, topic_len);
+    else
+        kf_dict_put (self->subscriptions, topic, topic_len, (void *) (count - 1));
+}
+
+bool
+kf_stream_hub_is_open (kf_stream_hub_t *self, const char *topic, size_t len)
+{
+    kf_stream_t *stream = kf_dict_get (self->streams, topic, len);
+    return stream && !stream->is_ended;
+}
+
+kf_stream_t *
+kf_stream_hub_open (kf_stream_hub_t *self, const char *topic, size_t len)
+{
+    kf_stream_t *old = kf_dict_get (self->streams, topic, len);
+    if (old && !old->is_ended)
+        return NULL;
+    if (old)
+        old->forget_at_us = 0;          //  Retired entry is replaced: let the sweep skip it
+    kf_stream_t *stream = kf_calloc (1, sizeof *stream);
+    stream->topic = kf_strndup (topic, len);
+    stream->topic_len = len;
+    stream->is_live = s_is_subscribed (self, topic, len);
+    stream->wait_until_us = kf_mono_us () + self->wait_us;
+    if (!stream->is_live) {
+        stream->is_waiting = true;
+        stream->waiting_next = self->waiting;
+        self->waiting = stream;
+    }
+    kf_dict_put (self->streams, topic, len, stream);
+    self->open_count++;
+    return stream;
+}
+
+int64_t
+kf_stream_next_seq (kf_stream_t *stream)
+{
+    return (int64_t) stream->count;
+}
+
+void
+kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
+                   bool is_last)
+{
+    if (stream->is_ended)
+        return;
+    if (stream->count == stream->capacity) {
+        stream->capacity = stream->capacity ? stream->capacity * 2 : 16;
+        stream->events = kf_realloc (stream->events, stream->capacity * sizeof (s_event_t));
+    }
+    stream->events [stream->count].data = kf_strndup (body, len);
+    stream->events [stream->count].size = len;
+    stream->count++;
+    self->backlog++;
+    if (stream->is_live)
+        s_make_pending (self, stream);
+    if (is_last) {
+        stream->is_ended = true;
+        self->open_count--;
+        stream->forget_at_us = kf_mono_us () + self->retention_us;
+        if (self->retired_tail)
+            self->retired_tail->retired_next = stream;
+        else
+            self->retired_head = stream;
+        self->retired_tail = stream;
+        self->retired_count++;
+    }
+}
+
+//  Sends a live stream's unsent events. Returns false when the socket pushed back (EAGAIN).
+static bool
+s_send_events (kf_stream_hub_t *self, kf_stream_t *stream)
+{
+    while (stream->sent < stream->count) {
+        s_event_t *event = &stream->events [stream->sent];
+        if (zmq_send (self->xpub, stream->topic, stream->topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+            if (errno != EAGAIN)
+                kf_warn ("stream %s: publish failed: %s", stream->topic, zmq_strerror (errno));
+            return false;
+        }
+        zmq_send (self->xpub, event->data, event->size, 0);
+        stream->sent++;
+        self->backlog--;
+    }
+    return true;
+}
+
+//  Forgets retired streams past retention, or beyond the count bound
+static void
+s_sweep_retired (kf_stream_hub_t *self, int64_t now_us)
+{
+    while (self->retired_head) {
+        kf_stream_t *stream = self->retired_head;
+        if (stream->forget_at_us > now_us && self->retired_count <= S_RETAINED_MAX)
+            break;
+        if ((stream->is_pending || stream->is_waiting) && stream->forget_at_us > 0)
+            break;                      //  Still delivering: keep it a little longer
+        self->retired_head = stream->retired_next;
+        if (!self->retired_head)
+            self->retired_tail = NULL;
+        self->retired_count--;
+        if (kf_dict_get (self->streams, stream->topic, stream->topic_len) == stream)
+            kf_dict_remove (self->streams, stream->topic, stream->topic_len);
+        self->backlog -= stream->count - stream->sent;
+        if (stream->is_waiting) {
+            for (kf_stream_t **link = &self->waiting; *link; link = &(*link)->waiting_next)
+                if (*link == stream) {
+                    *link = stream->waiting_next;
+                    break;
+                }
+        }
+        if (stream->is_pending) {
+            for (kf_stream_t **link = &self->pending; *link; link = &(*link)->pending_next)
+                if (*link == stream) {
+                    *link = stream->pending_next;
+                    break;
+                }
+        }
+        s_stream_free (stream);
+    }
+}
+
+void
+kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
+{
+    //  Release streams whose subscriber did not come in time: they publish anyway, and the
+    //  client can fetch what it missed
+    for (kf_stream_t **link = &self->waiting; *link;) {
+        kf_stream_t *stream = *link;
+        if (!stream->is_live && now_us >= stream->wait_until_us) {
+            kf_debug ("stream %s: no subscriber after the wait, publishing anyway", stream->topic);
+            stream->is_live = true;
+            s_make_pending (self, stream);
+        }
+        if (stream->is_live) {
+            stream->is_waiting = false;
+            *link = stream->waiting_next;
+        }
+        else
+            link = &stream->waiting_next;
+    }
+    kf_stream_t **link = &self->pending;
+    while (*link) {
+        kf_stream_t *stream = *link;
+        if (s_send_events (self, stream)) {
+            stream->is_pending = false;
+            *link = stream->pending_next;
+        }
+        else
+            link = &stream->pending_next;
+    }
+    s_sweep_retired (self, now_us);
+}
+
+long
+kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us)
+{
+    if (self->pending)
+        return 1;                       //  Pushed back by the socket: retry soon
+    long timeout = -1;
+    for (kf_stream_t *stream = self->waiting; stream; stream = stream->waiting_next) {
+        long ms = stream->is_live || stream->wait_until_us <= now_us ? 0
+                : (long) ((stream->wait_until_us - now_us) / 1000 + 1);
+        if (timeout < 0 || ms < timeout)
+            timeout = ms;
+    }
+    if (self->retired_head) {
+        int64_t due = self->retired_head->forget_at_us;
+        long ms = due <= now_us ? 0 : (long) ((due - now_us) / 1000 + 1);
+        if (timeout < 0 || ms < timeout)
+            timeout = ms;
+    }
+    return timeout;
+}
+
+int
+kf_stream_hub_fetch_pack (kf_stream_hub_t *self, const char *topic, size_t len, int64_t from_seq,
+                          msgpack_packer *pk)
+{
+    kf_stream_t *stream = kf_dict_get (self->streams, topic, len);
+    if (!stream)
+        return -1;
+    size_t from = from_seq < 0 ? 0 : (size_t) from_seq;
+    size_t count = from < stream->count ? stream->count - from : 0;
+    msgpack_pack_map (pk, 4);
+    kf_mp_pack_cstr (pk, "data");
+    msgpack_pack_array (pk, count);
+    for (size_t i = from; i < stream->count; i++)
+        pk->callback (pk->data, stream->events [i].data, stream->events [i].size);
+    kf_mp_pack_kv_bool (pk, "has_more", false);
+    kf_mp_pack_kv_int (pk, "total", (int64_t) count);
+    kf_mp_pack_kv_bool (pk, "ended", stream->is_ended);
+    return 0;
+}
+
+size_t
+kf_stream_hub_open_count (kf_stream_hub_t *self)
+{
+    return self->open_count;
+}
+
+size_t
+kf_stream_hub_backlog (kf_stream_hub_t *self)
+{
+    return self->backlog;
+}

@@ -1,0 +1,56 @@
+/*  stream_hub.h - token streams on the XPUB socket without silent loss. The hub sees subscriptions
+    (XPUB_VERBOSER) and holds a stream's events until its topic has a subscriber, or until a bounded
+    wait passes; XPUB_NODROP turns high-water-mark drops into retries; every event keeps its sequence
+    number and stays fetchable (stream.fetch) for a retention period after the stream ends. */
+#ifndef KF_STREAM_HUB_H
+#define KF_STREAM_HUB_H
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _kf_stream_hub_t kf_stream_hub_t;
+typedef struct _kf_stream_t kf_stream_t;
+
+//  Creates a hub publishing on `xpub` (an XPUB socket with VERBOSER and NODROP set). Streams wait
+//  at most `wait_ms` for their subscriber; ended streams stay fetchable for `retention_ms`.
+kf_stream_hub_t *kf_stream_hub_new (void *xpub, int wait_ms, int retention_ms);
+
+//  Destroys the hub and every stream; nulls *self_p.
+void kf_stream_hub_destroy (kf_stream_hub_t **self_p);
+
+//  Feeds one message received on the XPUB socket (a subscribe or unsubscribe).
+void kf_stream_hub_on_subscription (kf_stream_hub_t *self, const char *data, size_t len);
+
+//  True when a stream with this topic is open (not yet ended).
+bool kf_stream_hub_is_open (kf_stream_hub_t *self, const char *topic, size_t len);
+
+//  Opens a stream on `topic`, replacing an ended one with the same topic. Returns NULL when a stream
+//  with that topic is still open. The hub owns the stream.
+kf_stream_t *kf_stream_hub_open (kf_stream_hub_t *self, const char *topic, size_t len);
+
+//  Sequence number the next event of `stream` gets (0 for the first).
+int64_t kf_stream_next_seq (kf_stream_t *stream);
+
+//  Queues one event (a packed msgpack map that already carries its seq). The hub copies it and sends
+//  it at the next kf_stream_hub_flush. `is_last` ends the stream: the caller must not use the
+//  stream pointer after that.
+void kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
+                        bool is_last);
+
+//  Sends what can be sent now, releases the wait of streams whose wait passed, and forgets ended
+//  streams past retention. Call once per loop iteration, after the database commit.
+void kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us);
+
+//  Milliseconds until the hub needs kf_stream_hub_flush again (-1 when nothing waits).
+long kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us);
+
+//  Packs {"data": [events with seq >= from_seq], "has_more": false, "total": n, "ended": bool} for a
+//  stream. Returns 0, or -1 when no stream with that topic is known (never opened or forgotten).
+int kf_stream_hub_fetch_pack (kf_stream_hub_t *self, const char *topic, size_t len, int64_t from_seq,
+                              msgpack_packer *pk);
+
+//  Open streams, and events waiting to be sent.
+size_t kf_stream_hub_open_count (kf_stream_hub_t *self);
+size_t kf_stream_hub_backlog (kf_stream_hub_t *self);
+#endif

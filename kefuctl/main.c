@@ -1,0 +1,128 @@
+/*  main.c - kefuctl: the command line for people (chat, call, kb import, stats, history, bench). */
+#include "kefuctl/kefuctl.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <errno.h>
+#include <zmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_usage (void)
+{
+    fprintf (stderr,
+        "usage: kefuctl [--requests EP] [--streams EP] [--timeout MS] COMMAND [ARGS]\n"
+        "commands:\n"
+        "  chat [--session ID] [--user ID] [--bot ID] [--channel C] [--no-stream] [MESSAGE...]\n"
+        "                         chat with kefu; without MESSAGE, an interactive session\n"
+        "  call METHOD [JSON]     send any method with JSON params, print the reply as JSON\n"
+        "  kb import FILE.jsonl [--bot ID]   import knowledge items (batches of 500)\n"
+        "  history SESSION_ID [LIMIT [OFFSET]]\n"
+        "  stats | health\n"
+        "  bench [--help]         measure throughput and latency (see BENCHMARKS.md)\n"
+        "endpoints default to tcp://127.0.0.1:7700 and :7701, or $KEFU_REQUESTS / $KEFU_STREAMS\n");
+}
+
+int
+kefuctl_print_reply (kf_reply_t *reply)
+{
+    if (!reply->ok) {
+        fprintf (stderr, "error %d %s: %s\n", kf_errc_code (reply->error.errc),
+                 kf_errc_name (reply->error.errc), reply->error.message);
+        return 1;
+    }
+    char *json = reply->result ? kf_json_from_msgpack_pretty (reply->result) : kf_strdup ("null");
+    printf ("%s\n", json);
+    free (json);
+    return 0;
+}
+
+int
+kefuctl_json_params (const char *json, msgpack_sbuffer *buffer)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    char err [256];
+    if (kf_json_to_msgpack (json, strlen (json), &pk, err, sizeof err)) {
+        fprintf (stderr, "kefuctl: invalid JSON: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_call (kf_client_t *client, const char *method, const char *json)
+{
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    if (json && kefuctl_json_params (json, &params)) {
+        msgpack_sbuffer_destroy (&params);
+        return 2;
+    }
+    kf_reply_t *reply = NULL;
+    int rc = kf_client_call (client, method, params.size ? params.data : NULL, params.size, &reply);
+    msgpack_sbuffer_destroy (&params);
+    if (rc) {
+        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n",
+                 errno == ETIMEDOUT ? "timed out; is kefu-broker running?" : zmq_strerror (errno));
+        return 3;
+    }
+    rc = kefuctl_print_reply (reply);
+    kf_reply_destroy (&reply);
+    return rc;
+}
+
+int
+main (int argc, char *argv [])
+{
+    kefuctl_options_t options = {
+        getenv ("KEFU_REQUESTS") ? getenv ("KEFU_REQUESTS") : "tcp://127.0.0.1:7700",
+        getenv ("KEFU_STREAMS") ? getenv ("KEFU_STREAMS") : "tcp://127.0.0.1:7701",
+        35000
+    };
+    int i = 1;
+    for (; i + 1 < argc && strncmp (argv [i], "--", 2) == 0; i += 2) {
+        if (strcmp (argv [i], "--requests") == 0)     options.requests = argv [i + 1];
+        else if (strcmp (argv [i], "--streams") == 0) options.streams = argv [i + 1];
+        else if (strcmp (argv [i], "--timeout") == 0) options.timeout_ms = atoi (argv [i + 1]);
+        else break;
+    }
+    if (i >= argc || strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "help") == 0) {
+        s_usage ();
+        return i >= argc ? 2 : 0;
+    }
+    const char *command = argv [i++];
+    if (strcmp (command, "bench") == 0)
+        return kefuctl_bench (&options, argc - i, argv + i);
+    kf_client_t *client = kf_client_new (options.requests, options.streams);
+    if (!client) {
+        fprintf (stderr, "kefuctl: invalid endpoint %s or %s\n", options.requests, options.streams);
+        return 2;
+    }
+    kf_client_set_timeout (client, options.timeout_ms);
+    int rc = 2;
+    if (strcmp (command, "chat") == 0)
+        rc = kefuctl_chat (client, argc - i, argv + i);
+    else
+    if (strcmp (command, "call") == 0 && i < argc)
+        rc = s_call (client, argv [i], i + 1 < argc ? argv [i + 1] : NULL);
+    else
+    if (strcmp (command, "kb") == 0 && i < argc && strcmp (argv [i], "import") == 0)
+        rc = kefuctl_kb_import (client, argc - i - 1, argv + i + 1);
+    else
+    if (strcmp (command, "stats") == 0 || strcmp (command, "health") == 0)
+        rc = s_call (client, command, NULL);
+    else
+    if (strcmp (command, "history") == 0 && i < argc) {
+        char json [512];
+        snprintf (json, sizeof json, "{\"session_id\":\"%.100s\",\"limit\":%d,\"offset\":%d}", argv [i],
+                  i + 1 < argc ? atoi (argv [i + 1]) : 20, i + 2 < argc ? atoi (argv [i + 2]) : 0);
+        rc = s_call (client, "history", json);
+    }
+    else
+        s_usage ();
+    kf_client_destroy (&client);
+    return rc;
+}

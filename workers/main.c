@@ -1,0 +1,66 @@
+/*  main.c - kefu-worker: parses the command line and runs the worker loop. */
+#include "common/log.h"
+#include "workers/worker.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+s_usage (void)
+{
+    fprintf (stderr,
+        "usage: kefu-worker [options]\n"
+        "  --broker ENDPOINT     broker's worker endpoint (default tcp://127.0.0.1:7702)\n"
+        "  --db PATH             database file to read the knowledge base from (default kefu.db)\n"
+        "  --name NAME           name shown in stats (default worker-PID)\n"
+        "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
+        "  --liveness N          missed heartbeats before reconnecting (default 3)\n"
+        "  --capacity N          concurrent jobs (default 256)\n"
+        "  --pace-ms N           delay between streamed tokens (default 0)\n"
+        "  --chunk-chars N       characters per streamed token (default 2)\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    kf_worker_config_t config;
+    kf_worker_config_defaults (&config);
+    static char name [64];
+    snprintf (name, sizeof name, "worker-%d", (int) getpid ());
+    config.name = name;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv [i], *value = i + 1 < argc ? argv [i + 1] : NULL;
+        if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0) {
+            s_usage ();
+            return 0;
+        }
+        if (!value) {
+            fprintf (stderr, "kefu-worker: %s needs a value\n", arg);
+            return 2;
+        }
+        i++;
+        if (strcmp (arg, "--broker") == 0)            config.broker = value;
+        else if (strcmp (arg, "--db") == 0)           config.db_path = value;
+        else if (strcmp (arg, "--name") == 0)         config.name = value;
+        else if (strcmp (arg, "--heartbeat-ms") == 0) config.heartbeat_ms = atoi (value);
+        else if (strcmp (arg, "--liveness") == 0)     config.liveness = atoi (value);
+        else if (strcmp (arg, "--capacity") == 0)     config.capacity = atoi (value);
+        else if (strcmp (arg, "--pace-ms") == 0)      config.pace_ms = atoi (value);
+        else if (strcmp (arg, "--chunk-chars") == 0)  config.chunk_chars = atoi (value);
+        else {
+            fprintf (stderr, "kefu-worker: unknown option %s\n", arg);
+            s_usage ();
+            return 2;
+        }
+    }
+    if (config.heartbeat_ms < 10 || config.liveness < 1 || config.capacity < 1
+    ||  config.pace_ms < 0 || config.chunk_chars < 1) {
+        fprintf (stderr, "kefu-worker: invalid option value\n");
+        return 2;
+    }
+    char component [80];
+    snprintf (component, sizeof component, "worker %s", config.name);
+    kf_log_set_component (component);
+    return kf_worker_run (&config);
+}

@@ -1,0 +1,197 @@
+/*  pipeline.c - normalize, intent, retrieve and answer for one chat turn. */
+#include "workers/pipeline.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "workers/text_norm.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Small talk answered without the knowledge base. A later issue makes this table editable per bot.
+static const struct {
+    const char *text;           //  Normalized message
+    const char *reply;
+} s_chitchat [] = {
+    { "",          "您好，我是智能客服小快，请问有什么可以帮您？" },
+    { "hi",        "您好，我是智能客服小快，请问有什么可以帮您？" },
+    { "hello",     "您好，我是智能客服小快，请问有什么可以帮您？" },
+    { "在不在",    "在的，请问有什么可以帮您？" },
+    { "你是谁",    "我是本店的智能客服小快，可以帮您查询订单、物流、退换货、发票、优惠券等问题。" },
+    { "你是机器人", "我是本店的智能客服小快，遇到解决不了的问题，您可以输入“转人工”联系人工客服。" },
+    { "再见",      "感谢您的咨询，祝您生活愉快，再见！" },
+    { "拜拜",      "感谢您的咨询，祝您生活愉快，再见！" },
+    { "好的",      "好的，还有其他问题随时问我。" },
+    { "没有了",    "好的，感谢您的咨询，祝您购物愉快！" },
+    { "thanks",    "不客气，很高兴能帮到您！" },
+    { "thank you", "不客气，很高兴能帮到您！" },
+};
+
+static const char *s_transfer_words [] = {
+    "转人工", "人工客服", "找人工", "真人客服", "人工服务", "接人工", "要人工", NULL
+};
+
+static const char *s_no_answer =
+    "抱歉，我暂时没有找到这个问题的答案。您可以换个说法再问一次，或者输入“转人工”联系人工客服。";
+static const char *s_suggest_intro = "抱歉，我不太确定您的意思，您是不是想问：";
+static const char *s_transfer_reply = "好的，正在为您转接人工客服，请稍候。";
+
+void
+kf_pipeline_config_defaults (kf_pipeline_config_t *config)
+{
+    config->answer_threshold = 0.45;
+    config->suggest_threshold = 0.25;
+}
+
+//  Stage: intent. Rules only for now: an explicit request for a person, small talk, else a question.
+static void
+s_stage_intent (kf_turn_t *turn)
+{
+    turn->intent = "knowledge_qa";
+    turn->intent_confidence = 0.5;
+    for (int i = 0; s_transfer_words [i]; i++)
+        if (memmem (turn->message, turn->message_len, s_transfer_words [i],
+                    strlen (s_transfer_words [i]))) {
+            turn->intent = "transfer_to_human";
+            turn->intent_confidence = 1.0;
+            return;
+        }
+    //  "你好" and "谢谢" are fillers, so a message of only greetings normalizes to ""
+    const char *greeting [] = { "谢谢", "感谢", NULL };
+    for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
+        if (strcmp (turn->normalized, s_chitchat [i].text) == 0) {
+            turn->intent = "chitchat";
+            turn->intent_confidence = 0.9;
+            return;
+        }
+    for (int i = 0; greeting [i]; i++)
+        if (strcmp (turn->normalized, greeting [i]) == 0) {
+            turn->intent = "chitchat";
+            turn->intent_confidence = 0.9;
+        }
+}
+
+void
+kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_index_t *kb,
+                     const msgpack_object *job)
+{
+    (void) config;
+    memset (turn, 0, sizeof *turn);
+    const msgpack_object *params = kf_mp_get (job, "params");
+    const msgpack_object *context = kf_mp_get (job, "context");
+    if (!kf_mp_str (kf_mp_get (params, "message"), &turn->message, &turn->message_len)) {
+        turn->message = "";
+        turn->message_len = 0;
+    }
+    const char *bot_id;
+    size_t bot_len;
+    if (!kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len) || bot_len >= sizeof turn->bot_id)
+        bot_id = "default", bot_len = 7;
+    memcpy (turn->bot_id, bot_id, bot_len);
+    turn->failed_attempts = kf_mp_get_int (context, "failed_attempts", 0);
+    //  Stage: normalize
+    turn->normalized = kf_text_normalize (turn->message, turn->message_len);
+    s_stage_intent (turn);
+    //  Stage: retrieve
+    if (kb && strcmp (turn->intent, "knowledge_qa") == 0)
+        turn->hit_count = kf_kb_index_search (kb, turn->bot_id, turn->message, turn->message_len,
+                                              turn->hits, KF_PIPELINE_HITS);
+}
+
+static const char *
+s_chitchat_reply (kf_turn_t *turn)
+{
+    for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
+        if (strcmp (turn->normalized, s_chitchat [i].text) == 0)
+            return s_chitchat [i].reply;
+    return "不客气，很高兴能帮到您！";
+}
+
+//  Stage: answer. Knowledge item above the threshold, else an apology with suggestions.
+void
+kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    turn->confidence = turn->intent_confidence;
+    if (strcmp (turn->intent, "transfer_to_human") == 0) {
+        turn->reply = kf_strdup (s_transfer_reply);
+        turn->escalate_to_human = true;
+        turn->is_answered = true;
+        return;
+    }
+    if (strcmp (turn->intent, "chitchat") == 0) {
+        turn->reply = kf_strdup (s_chitchat_reply (turn));
+        turn->is_answered = true;
+        return;
+    }
+    turn->confidence = turn->hit_count ? turn->hits [0].confidence : 0;
+    if (turn->hit_count && turn->hits [0].confidence >= config->answer_threshold) {
+        turn->source = turn->hits [0].item;
+        turn->reply = kf_strdup (turn->source->answer);
+        turn->is_answered = true;
+        return;
+    }
+    for (int i = 0; i < turn->hit_count && turn->suggestion_count < KF_SUGGESTIONS_MAX; i++)
+        if (turn->hits [i].confidence >= config->suggest_threshold)
+            turn->suggestions [turn->suggestion_count++] = turn->hits [i].item->question;
+    if (turn->suggestion_count == 0) {
+        turn->reply = kf_strdup (s_no_answer);
+        return;
+    }
+    size_t size = strlen (s_suggest_intro) + 16;
+    for (int i = 0; i < turn->suggestion_count; i++)
+        size += strlen (turn->suggestions [i]) + 16;
+    turn->reply = kf_malloc (size);
+    size_t used = snprintf (turn->reply, size, "%s", s_suggest_intro);
+    for (int i = 0; i < turn->suggestion_count; i++)
+        used += snprintf (turn->reply + used, size - used, "\n%d. %s", i + 1, turn->suggestions [i]);
+}
+
+int
+kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
+{
+    if (!pk)
+        return 5;
+    kf_mp_pack_kv_str (pk, "intent", turn->intent);
+    kf_mp_pack_kv_double (pk, "confidence", turn->confidence);
+    kf_mp_pack_cstr (pk, "sources");
+    if (turn->source) {
+        const kf_kb_item_t *item = turn->source;
+        msgpack_pack_array (pk, 1);
+        msgpack_pack_map (pk, 5);
+        kf_mp_pack_kv_int (pk, "id", item->id);
+        kf_mp_pack_kv_str (pk, "external_id", item->external_id);
+        kf_mp_pack_kv_str (pk, "question", item->question);
+        kf_mp_pack_kv_str (pk, "category", item->category);
+        kf_mp_pack_kv_double (pk, "score", turn->hits [0].confidence);
+    }
+    else
+        msgpack_pack_array (pk, 0);
+    kf_mp_pack_cstr (pk, "suggestions");
+    msgpack_pack_array (pk, turn->suggestion_count);
+    for (int i = 0; i < turn->suggestion_count; i++)
+        kf_mp_pack_cstr (pk, turn->suggestions [i]);
+    kf_mp_pack_kv_bool (pk, "escalate_to_human", turn->escalate_to_human);
+    return 5;
+}
+
+void
+kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 4 + kf_pipeline_pack_meta_fields (turn, NULL));
+    kf_mp_pack_kv_str (pk, "reply", turn->reply ? turn->reply : "");
+    kf_mp_pack_kv_str (pk, "response_type", "text");
+    kf_pipeline_pack_meta_fields (turn, pk);
+    kf_mp_pack_kv_int (pk, "failed_attempts", turn->is_answered ? 0 : turn->failed_attempts + 1);
+    kf_mp_pack_cstr (pk, "usage");
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "prompt_tokens", 0);
+    kf_mp_pack_kv_int (pk, "completion_tokens", 0);
+    kf_mp_pack_kv_int (pk, "total_tokens", 0);
+}
+
+void
+kf_turn_release (kf_turn_t *turn)
+{
+    free (turn->normalized);
+    free (turn->reply);
+    turn->normalized = turn->reply = NULL;
+}

@@ -1,0 +1,68 @@
+/*  pipeline.h - the answer pipeline of one chat turn: normalize -> intent -> retrieve -> answer.
+    Streaming is the worker's job; the pipeline only says what to stream. Stages fill one kf_turn_t,
+    so later stages (LLM calls, business APIs) slot in without reshaping the others. */
+#ifndef KF_PIPELINE_H
+#define KF_PIPELINE_H
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "workers/kb_index.h"
+
+#define KF_PIPELINE_HITS 5
+#define KF_SUGGESTIONS_MAX 3
+
+//  Thresholds on the retrieval confidence; the trade-off is measured in BENCHMARKS.md.
+typedef struct {
+    double answer_threshold;    //  At or above: answer with the item
+    double suggest_threshold;   //  At or above: offer as a "did you mean" suggestion
+} kf_pipeline_config_t;
+
+//  One turn going through the pipeline. Inputs are borrowed from the job; outputs owned here.
+typedef struct {
+    //  Inputs
+    const char *message;        //  Customer text (UTF-8, validated by the broker)
+    size_t message_len;
+    char bot_id [64];
+    int64_t failed_attempts;    //  Consecutive unanswered turns before this one
+    //  normalize
+    char *normalized;
+    //  intent
+    const char *intent;         //  chitchat, knowledge_qa, transfer_to_human
+    double intent_confidence;
+    //  retrieve
+    kf_kb_hit_t hits [KF_PIPELINE_HITS];
+    int hit_count;
+    //  answer
+    char *reply;                //  Text to stream
+    double confidence;          //  Confidence of the answer given
+    bool is_answered;           //  The knowledge base (or a canned reply) answered
+    bool escalate_to_human;
+    const kf_kb_item_t *source; //  Item answered from, or NULL
+    const char *suggestions [KF_SUGGESTIONS_MAX];
+    int suggestion_count;
+} kf_turn_t;
+
+//  Default thresholds.
+void kf_pipeline_config_defaults (kf_pipeline_config_t *config);
+
+//  Runs normalize, intent and retrieve for the job body `job` (the "params" of a chat job and its
+//  "context"). `kb` may be NULL (no knowledge base loaded yet). Everything needed for the meta
+//  event is known afterwards.
+void kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_index_t *kb,
+                          const msgpack_object *job);
+
+//  Decides the answer text. Call after kf_pipeline_prepare.
+void kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config);
+
+//  Packs the fields shared by the meta event and the result (intent, confidence, sources,
+//  suggestions, escalate_to_human) as `count` key/value pairs; returns how many pairs it packed
+//  when `pk` is NULL, so callers can size their maps.
+int kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk);
+
+//  Packs the worker's result map for FINAL: reply, response_type, the meta fields,
+//  failed_attempts, usage.
+void kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk);
+
+//  Frees what the stages allocated. The turn can be reused afterwards.
+void kf_turn_release (kf_turn_t *turn);
+#endif

@@ -1,0 +1,432 @@
+/*  worker.c - the worker's event loop: KFW1 protocol to the broker, heartbeats, knowledge-base
+    reloads, chat jobs through the pipeline, paced token streams. */
+#include "workers/worker.h"
+#include "common/clock.h"
+#include "common/frames.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "common/wire.h"
+#include "workers/kb_source.h"
+#include "workers/pipeline.h"
+#include "workers/text_norm.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KFW_SIGNATURE "KFW1"
+
+//  A streamed answer still being paced out, token by token
+typedef struct s_stream_t {
+    char job_id [32];
+    char *text;                 //  Answer text
+    size_t offset, len;         //  Next byte to stream, total bytes
+    msgpack_sbuffer final;      //  FINAL body, sent after the last token
+    int64_t due_us;             //  When the next token is due
+    struct s_stream_t *next;
+} s_stream_t;
+
+typedef struct {
+    const kf_worker_config_t *config;
+    void *ctx;
+    void *socket;               //  DEALER to the broker
+    kf_kb_source_t *source;
+    kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
+    int64_t kb_version;
+    kf_pipeline_config_t pipeline;
+    int64_t heartbeat_at_us;    //  Next heartbeat to send
+    int64_t broker_expiry_us;   //  Broker presumed gone after this
+    int64_t kb_poll_at_us;
+    s_stream_t *streams;        //  Paced streams, unordered
+    uint64_t jobs_done;
+} s_worker_t;
+
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    s_interrupted = 1;
+}
+
+void
+kf_worker_config_defaults (kf_worker_config_t *config)
+{
+    config->broker = "tcp://127.0.0.1:7702";
+    config->db_path = "kefu.db";
+    config->name = "worker";
+    config->heartbeat_ms = 1000;
+    config->liveness = 3;
+    config->capacity = 256;
+    config->pace_ms = 0;
+    config->chunk_chars = 2;
+    config->kb_poll_ms = 250;
+}
+
+//  Sends [KFW1, command, job_id?, body?]
+static void
+s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack_sbuffer *body)
+{
+    const void *data [4] = { KFW_SIGNATURE, command };
+    size_t size [4] = { 4, strlen (command) };
+    int count = 2;
+    if (job_id) {
+        data [count] = job_id;
+        size [count++] = strlen (job_id);
+    }
+    if (body) {
+        data [count] = body->data;
+        size [count++] = body->size;
+    }
+    if (kf_frames_send (self->socket, count, data, size, 0) == -1)
+        kf_warn ("send %s failed: %s", command, zmq_strerror (errno));
+}
+
+static void
+s_send_ready (s_worker_t *self)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 5);
+    kf_mp_pack_kv_str (&pk, "name", self->config->name);
+    kf_mp_pack_kv_int (&pk, "pid", getpid ());
+    kf_mp_pack_kv_int (&pk, "capacity", self->config->capacity);
+    kf_mp_pack_kv_int (&pk, "heartbeat_ms", self->config->heartbeat_ms);
+    kf_mp_pack_kv_int (&pk, "kb_version", self->kb_version);
+    s_send (self, "READY", NULL, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+static void
+s_connect (s_worker_t *self)
+{
+    if (self->socket)
+        zmq_close (self->socket);
+    self->socket = zmq_socket (self->ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt (self->socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect (self->socket, self->config->broker) == -1)
+        kf_error ("cannot connect to %s: %s", self->config->broker, zmq_strerror (errno));
+    s_send_ready (self);
+    int64_t now = kf_mono_us ();
+    self->heartbeat_at_us = now + self->config->heartbeat_ms * 1000LL;
+    self->broker_expiry_us = now + (int64_t) self->config->heartbeat_ms * 1000 * self->config->liveness;
+}
+
+//  Sends one PARTIAL event {event: token, content}
+static void
+s_send_token (s_worker_t *self, const char *job_id, const char *text, size_t len)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_str (&pk, "event", "token");
+    kf_mp_pack_cstr (&pk, "content");
+    kf_mp_pack_str (&pk, text, len);
+    s_send (self, "PARTIAL", job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+typedef struct {
+    s_worker_t *worker;
+    const char *job_id;
+} s_token_ctx_t;
+
+static void
+s_on_chunk (void *arg, const char *text, size_t len, kf_term_kind_t kind)
+{
+    (void) kind;
+    s_token_ctx_t *ctx = arg;
+    s_send_token (ctx->worker, ctx->job_id, text, len);
+}
+
+static void
+s_send_meta (s_worker_t *self, const char *job_id, kf_turn_t *turn)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1 + kf_pipeline_pack_meta_fields (turn, NULL));
+    kf_mp_pack_kv_str (&pk, "event", "meta");
+    kf_pipeline_pack_meta_fields (turn, &pk);
+    s_send (self, "PARTIAL", job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+static void
+s_send_error (s_worker_t *self, const char *job_id, kf_errc_t errc, const char *message)
+{
+    kf_error_t err;
+    kf_error_set (&err, errc, "%s", message);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", false);
+    kf_mp_pack_cstr (&pk, "error");
+    kf_error_pack (&pk, &err);
+    s_send (self, "FINAL", job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+//  Runs one chat job: meta first, then the tokens, then FINAL with the result
+static void
+s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
+{
+    bool is_stream = kf_mp_get_bool (job, "stream", false);
+    kf_turn_t turn;
+    kf_pipeline_prepare (&turn, &self->pipeline, self->kb, job);
+    if (is_stream)
+        s_send_meta (self, job_id, &turn);
+    kf_pipeline_answer (&turn, &self->pipeline);
+    msgpack_sbuffer final;
+    msgpack_sbuffer_init (&final);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &final, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", true);
+    kf_mp_pack_cstr (&pk, "result");
+    kf_pipeline_pack_result (&turn, &pk);
+    if (is_stream && self->config->pace_ms > 0) {
+        s_stream_t *stream = kf_calloc (1, sizeof *stream);
+        snprintf (stream->job_id, sizeof stream->job_id, "%s", job_id);
+        stream->text = turn.reply;
+        stream->len = strlen (turn.reply);
+        stream->final = final;
+        stream->due_us = kf_mono_us ();
+        stream->next = self->streams;
+        self->streams = stream;
+        turn.reply = NULL;              //  Now owned by the stream
+    }
+    else {
+        if (is_stream) {
+            s_token_ctx_t ctx = { self, job_id };
+            kf_text_chunks (turn.reply, strlen (turn.reply), self->config->chunk_chars, s_on_chunk, &ctx);
+        }
+        s_send (self, "FINAL", job_id, &final);
+        msgpack_sbuffer_destroy (&final);
+        self->jobs_done++;
+    }
+    kf_turn_release (&turn);
+}
+
+//  Length of the next token of a paced stream
+typedef struct { size_t len; } s_first_chunk_t;
+
+static void
+s_take_first (void *arg, const char *text, size_t len, kf_term_kind_t kind)
+{
+    (void) text, (void) kind;
+    s_first_chunk_t *first = arg;
+    if (first->len == 0)
+        first->len = len;
+}
+
+static void
+s_stream_free (s_stream_t *stream)
+{
+    free (stream->text);
+    msgpack_sbuffer_destroy (&stream->final);
+    free (stream);
+}
+
+//  Sends the tokens that are due; finishes streams that are done
+static void
+s_pace_streams (s_worker_t *self, int64_t now)
+{
+    s_stream_t **link = &self->streams;
+    while (*link) {
+        s_stream_t *stream = *link;
+        if (stream->due_us > now) {
+            link = &stream->next;
+            continue;
+        }
+        if (stream->offset < stream->len) {
+            s_first_chunk_t first = { 0 };
+            //  Chunk only a bounded window: the first token never needs more
+            size_t window = stream->len - stream->offset < 64 ? stream->len - stream->offset : 64;
+            kf_text_chunks (stream->text + stream->offset, window, self->config->chunk_chars,
+                            s_take_first, &first);
+            size_t len = first.len ? first.len : window;
+            s_send_token (self, stream->job_id, stream->text + stream->offset, len);
+            stream->offset += len;
+            stream->due_us = now + self->config->pace_ms * 1000LL;
+            link = &stream->next;
+            continue;
+        }
+        s_send (self, "FINAL", stream->job_id, &stream->final);
+        self->jobs_done++;
+        *link = stream->next;
+        s_stream_free (stream);
+    }
+}
+
+static void
+s_cancel_stream (s_worker_t *self, const char *job_id)
+{
+    for (s_stream_t **link = &self->streams; *link; link = &(*link)->next)
+        if (strcmp ((*link)->job_id, job_id) == 0) {
+            s_stream_t *stream = *link;
+            *link = stream->next;
+            s_stream_free (stream);
+            return;
+        }
+}
+
+static void
+s_drop_streams (s_worker_t *self)
+{
+    while (self->streams) {
+        s_stream_t *stream = self->streams;
+        self->streams = stream->next;
+        s_stream_free (stream);
+    }
+}
+
+static void
+s_on_job (s_worker_t *self, kf_frames_t *frames)
+{
+    if (frames->count != 4 || kf_frames_size (frames, 2) >= 32) {
+        kf_warn ("malformed JOB (%d frames)", frames->total);
+        return;
+    }
+    char job_id [32];
+    snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (frames, 2), kf_frames_data (frames, 2));
+    msgpack_unpacked unpacked;
+    if (!kf_mp_unpack_one (kf_frames_data (frames, 3), kf_frames_size (frames, 3), &unpacked)) {
+        s_send_error (self, job_id, KF_E_INTERNAL, "worker could not decode the job");
+        return;
+    }
+    const msgpack_object *job = &unpacked.data;
+    if (kf_mp_str_eq (job, "method", "chat"))
+        s_run_chat (self, job_id, job);
+    else
+        s_send_error (self, job_id, KF_E_UNKNOWN_METHOD, "worker does not know this job method");
+    msgpack_unpacked_destroy (&unpacked);
+}
+
+static void
+s_on_broker_message (s_worker_t *self)
+{
+    kf_frames_t frames;
+    while (kf_frames_recv (&frames, self->socket, ZMQ_DONTWAIT) == 0) {
+        self->broker_expiry_us = kf_mono_us ()
+                               + (int64_t) self->config->heartbeat_ms * 1000 * self->config->liveness;
+        if (frames.count < 2 || !kf_frames_is (&frames, 0, KFW_SIGNATURE))
+            kf_warn ("ignoring a malformed message from the broker");
+        else
+        if (kf_frames_is (&frames, 1, "JOB"))
+            s_on_job (self, &frames);
+        else
+        if (kf_frames_is (&frames, 1, "CANCEL") && frames.count == 3) {
+            char job_id [32];
+            snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
+                      kf_frames_data (&frames, 2));
+            s_cancel_stream (self, job_id);
+        }
+        else
+        if (kf_frames_is (&frames, 1, "DISCONNECT")) {
+            kf_info ("broker asked us to reconnect");
+            kf_frames_close (&frames);
+            s_drop_streams (self);
+            s_connect (self);
+            continue;
+        }
+        kf_frames_close (&frames);
+    }
+}
+
+static void
+s_poll_kb (s_worker_t *self)
+{
+    int64_t version;
+    kf_kb_index_t *index = kf_kb_source_poll (self->source, &version);
+    if (!index)
+        return;
+    kf_kb_index_destroy (&self->kb);
+    self->kb = index;
+    self->kb_version = version;
+    kf_info ("knowledge base version %lld loaded: %zu items", (long long) version,
+             kf_kb_index_size (index));
+}
+
+//  Milliseconds until the next timer, for zmq_poll
+static long
+s_next_timeout (s_worker_t *self, int64_t now)
+{
+    int64_t next = self->heartbeat_at_us;
+    if (self->kb_poll_at_us < next)
+        next = self->kb_poll_at_us;
+    if (self->broker_expiry_us < next)
+        next = self->broker_expiry_us;
+    for (s_stream_t *stream = self->streams; stream; stream = stream->next)
+        if (stream->due_us < next)
+            next = stream->due_us;
+    return next <= now ? 0 : (long) ((next - now + 999) / 1000);
+}
+
+static void
+s_on_timers (s_worker_t *self, int64_t now)
+{
+    if (now >= self->broker_expiry_us) {
+        kf_warn ("broker silent for %d heartbeats, reconnecting", self->config->liveness);
+        s_drop_streams (self);
+        s_connect (self);
+        return;
+    }
+    if (now >= self->heartbeat_at_us) {
+        s_send (self, "HEARTBEAT", NULL, NULL);
+        self->heartbeat_at_us = now + self->config->heartbeat_ms * 1000LL;
+    }
+    if (now >= self->kb_poll_at_us) {
+        s_poll_kb (self);
+        self->kb_poll_at_us = now + self->config->kb_poll_ms * 1000LL;
+    }
+    if (self->streams)
+        s_pace_streams (self, now);
+}
+
+int
+kf_worker_run (const kf_worker_config_t *config)
+{
+    s_worker_t self = { .config = config };
+    struct sigaction action = { .sa_handler = s_on_signal };
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    kf_pipeline_config_defaults (&self.pipeline);
+    self.source = kf_kb_source_new (config->db_path);
+    s_poll_kb (&self);
+    self.ctx = zmq_ctx_new ();
+    s_connect (&self);
+    kf_info ("connected to %s, capacity %d", config->broker, config->capacity);
+    self.kb_poll_at_us = kf_mono_us () + config->kb_poll_ms * 1000LL;
+    while (!s_interrupted) {
+        zmq_pollitem_t item = { self.socket, 0, ZMQ_POLLIN, 0 };
+        int64_t now = kf_mono_us ();
+        int rc = zmq_poll (&item, 1, s_next_timeout (&self, now));
+        if (rc == -1 && errno != EINTR)
+            break;
+        if (rc > 0)
+            s_on_broker_message (&self);
+        s_on_timers (&self, kf_mono_us ());
+    }
+    s_send (&self, "DISCONNECT", NULL, NULL);
+    kf_info ("stopping after %llu jobs", (unsigned long long) self.jobs_done);
+    s_drop_streams (&self);
+    zmq_close (self.socket);
+    zmq_ctx_term (self.ctx);
+    kf_kb_index_destroy (&self.kb);
+    kf_kb_source_destroy (&self.source);
+    return 0;
+}

@@ -1,0 +1,25 @@
+/*  worker.h - the kefu-worker process: one event loop that talks the worker protocol (KFW1) to the
+    broker, runs chat jobs through the pipeline and streams their tokens back. Keeps no state that
+    matters: everything a job needs arrives with it. */
+#ifndef KF_WORKER_H
+#define KF_WORKER_H
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;         //  Broker's worker endpoint, e.g. tcp://127.0.0.1:7702
+    const char *db_path;        //  Database file the knowledge base is read from
+    const char *name;           //  Shown in the broker's stats
+    int heartbeat_ms;           //  Interval between heartbeats (both directions)
+    int liveness;               //  Missed heartbeats before the broker is presumed gone
+    int capacity;               //  Jobs this worker accepts at once
+    int pace_ms;                //  Delay between streamed tokens (0: as fast as possible)
+    int chunk_chars;            //  Characters per streamed token
+    int kb_poll_ms;             //  How often to look for a new knowledge-base version
+} kf_worker_config_t;
+
+//  Fills the defaults.
+void kf_worker_config_defaults (kf_worker_config_t *config);
+
+//  Runs the worker until SIGINT/SIGTERM. Returns the process exit code.
+int kf_worker_run (const kf_worker_config_t *config);
+#endif
