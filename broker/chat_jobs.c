@@ -106,6 +106,13 @@ s_begin (kf_broker_t *self, kf_job_t *job)
         .latency_ms = -1, .created_at = kf_now_ms ()
     };
     kf_store_turn_insert (self->store, &turn);
+    //  The answer's row exists from the start, so its id is durable and never handed out twice
+    kf_turn_row_t answer = {
+        .id = job->message_id, .session_id = job->session->id, .role = "assistant",
+        .content = "", .confidence = -1, .status = "pending", .latency_ms = -1,
+        .created_at = turn.created_at
+    };
+    kf_store_turn_insert (self->store, &answer);
     s_ready_push (self, job, false);
 }
 
@@ -198,6 +205,8 @@ s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err)
         s_publish (self, job, "error", 1, s_pack_error_field, (void *) err, true);
     kf_broker_reply_error (self, job->routing, job->routing_len, job->request_id,
                            job->request_id_len, err);
+    if (job->is_started)
+        kf_store_turn_fail (self->store, job->message_id);
     self->counters.errors++;
     if (err->errc == KF_E_TIMEOUT)
         self->counters.timeouts++;
@@ -229,7 +238,7 @@ s_validate (kf_broker_t *self, const msgpack_object *params, s_chat_params_t *p,
     ||  kf_param_bool (params, "stream", false, &p->is_stream, err))
         return -1;
     if (p->bot_id && p->bot_id_len == 0)
-        return kf_error_set (err, KF_E_INVALID_PARAM, "params.bot_id must not be empty");
+        p->bot_id = NULL;               //  "" means the default bot, as in session.create
     return 0;
 }
 
@@ -425,8 +434,8 @@ s_pack_event_fields (msgpack_packer *pk, void *arg)
     const msgpack_object_map *map = &ctx->event->via.map;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *key = &map->ptr [i].key;
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == 5
-        &&  memcmp (key->via.str.ptr, "event", 5) == 0)
+        if (kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
+        ||  kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id"))
             continue;
         msgpack_pack_object (pk, *key);
         msgpack_pack_object (pk, map->ptr [i].val);
@@ -451,7 +460,12 @@ kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, 
         char event_name [16];
         snprintf (event_name, sizeof event_name, "%.*s", (int) name_len, name);
         bool is_meta = strcmp (event_name, "meta") == 0;
-        int fields = (int) event->via.map.size - 1 + (is_meta ? 2 : 0);
+        int fields = is_meta ? 2 : 0;
+        for (uint32_t i = 0; i < event->via.map.size; i++) {
+            const msgpack_object *key = &event->via.map.ptr [i].key;
+            fields += !(kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
+                     || kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id"));
+        }
         s_event_ctx_t ctx = { job, event, is_meta };
         s_publish (self, job, event_name, fields, s_pack_event_fields, &ctx, false);
     }
@@ -525,7 +539,7 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
         .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
         .created_at = kf_now_ms ()
     };
-    kf_store_turn_insert (self->store, &turn);
+    kf_store_turn_complete (self->store, &turn);
     session->turn_count++;
     session->failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
     session->updated_at = turn.created_at;

@@ -182,7 +182,8 @@ s_message_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_re
 {
     kf_error_t err;
     int64_t id;
-    if (!kf_mp_get (req->params, "message_id"))
+    const msgpack_object *given = kf_mp_get (req->params, "message_id");
+    if (!given || given->type == MSGPACK_OBJECT_NIL)
         kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.message_id is required");
     else
     if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &id, &err) == 0) {
@@ -260,7 +261,7 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
         int rc = kf_store_kb_item_put (self->store, bot, &items->via.array.ptr [i], &item_id, &item_err);
         created += rc == 1;
         updated += rc == 2;
-        msgpack_pack_map (&r.pk, rc > 0 ? 3 : 3);
+        msgpack_pack_map (&r.pk, 3);
         kf_mp_pack_kv_int (&r.pk, "index", i);
         if (rc > 0) {
             kf_mp_pack_kv_int (&r.pk, "id", item_id);
@@ -272,12 +273,12 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
             kf_error_pack (&r.pk, &item_err);
         }
     }
-    int64_t version = created + updated ? kf_store_kb_bump_version (self->store) : 0;
+    if (created + updated)
+        kf_store_kb_bump_version (self->store);
     kf_mp_pack_kv_bool (&r.pk, "has_more", false);
     kf_mp_pack_kv_int (&r.pk, "total", count);
     kf_mp_pack_kv_int (&r.pk, "created", created);
     kf_mp_pack_kv_int (&r.pk, "updated", updated);
-    (void) version;
     s_result_send (self, routing, routing_len, req, &r);
     return;
 failed:

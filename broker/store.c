@@ -18,7 +18,7 @@ extern const int kf_migration_count;
 enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
-    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_COUNT
+    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -39,7 +39,7 @@ static const char *s_sql [S_COUNT] = {
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_RECENT] =
         "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
-        " ORDER BY id DESC LIMIT ?) ORDER BY id",
+        " AND status = 'ok' ORDER BY id DESC LIMIT ?) ORDER BY id",
     [S_HISTORY] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
         " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at"
@@ -59,6 +59,11 @@ static const char *s_sql [S_COUNT] = {
     [S_KBQ_DELETE] = "DELETE FROM kb_questions WHERE item_id = ?",
     [S_KBQ_INSERT] = "INSERT INTO kb_questions (item_id, position, question) VALUES (?, ?, ?)",
     [S_KB_BUMP] = "UPDATE kb_meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    [S_TURN_COMPLETE] =
+        "UPDATE turns SET content = ?4, response_type = ?5, intent = ?6, confidence = ?7,"
+        " sources = ?8, suggestions = ?9, status = ?10, latency_ms = ?11, prompt_tokens = ?12,"
+        " completion_tokens = ?13 WHERE id = ?1",
+    [S_TURN_FAIL] = "UPDATE turns SET status = 'error' WHERE id = ? AND status = 'pending'",
 };
 
 struct _kf_store_t {
@@ -291,10 +296,10 @@ s_bind_json (sqlite3_stmt *stmt, int index, const msgpack_object *obj)
     sqlite3_bind_text (stmt, index, json, -1, free);
 }
 
-int
-kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn)
+//  Binds every turn column; INSERT and the completing UPDATE share the parameter numbers
+static int
+s_turn_write (kf_store_t *self, sqlite3_stmt *stmt, const kf_turn_row_t *turn)
 {
-    sqlite3_stmt *stmt = self->stmt [S_TURN_INSERT];
     sqlite3_bind_int64 (stmt, 1, turn->id);
     s_bind_text (stmt, 2, turn->session_id);
     s_bind_text (stmt, 3, turn->role);
@@ -314,8 +319,28 @@ kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn)
         sqlite3_bind_null (stmt, 11);
     sqlite3_bind_int64 (stmt, 12, turn->prompt_tokens);
     sqlite3_bind_int64 (stmt, 13, turn->completion_tokens);
-    sqlite3_bind_int64 (stmt, 14, turn->created_at);
+    if (sqlite3_bind_parameter_count (stmt) >= 14)
+        sqlite3_bind_int64 (stmt, 14, turn->created_at);
     return s_write (self, stmt);
+}
+
+int
+kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn)
+{
+    return s_turn_write (self, self->stmt [S_TURN_INSERT], turn);
+}
+
+int
+kf_store_turn_complete (kf_store_t *self, const kf_turn_row_t *turn)
+{
+    return s_turn_write (self, self->stmt [S_TURN_COMPLETE], turn);
+}
+
+int
+kf_store_turn_fail (kf_store_t *self, int64_t id)
+{
+    sqlite3_bind_int64 (self->stmt [S_TURN_FAIL], 1, id);
+    return s_write (self, self->stmt [S_TURN_FAIL]);
 }
 
 int
@@ -495,6 +520,8 @@ kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object
     ||  s_check_str_array (item, "keywords", 50, 50, err))
         return -1;
     *item_id = 0;
+    if (external_id && external_id_len == 0)
+        external_id = NULL;             //  "" is no id: such items never overwrite each other
     if (external_id) {
         sqlite3_stmt *find = self->stmt [S_KB_FIND];
         s_bind_text (find, 1, bot_id);

@@ -57,7 +57,8 @@ int kf_store_flush (kf_store_t *self);
 //  True while a batch is open (writes since the last flush).
 bool kf_store_is_dirty (kf_store_t *self);
 
-//  Allocates the next message id (increasing, never reused).
+//  Allocates the next message id (increasing). Ids are never reused as long as the caller stores a
+//  row under each one in the same batch (the broker stores the answer as "pending" at once).
 int64_t kf_store_next_message_id (kf_store_t *self);
 
 //  Inserts a new session. Returns 0 or -1 on a database error.
@@ -75,6 +76,13 @@ int kf_store_session_update (kf_store_t *self, const char *id, int64_t turn_coun
 
 //  Inserts a turn. Returns 0 or -1.
 int kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn);
+
+//  Completes a turn inserted earlier with status "pending": every column but session, role and
+//  created_at is overwritten from `turn`. Returns 0 or -1.
+int kf_store_turn_complete (kf_store_t *self, const kf_turn_row_t *turn);
+
+//  Marks a pending turn as failed ("error"). Returns 0 or -1.
+int kf_store_turn_fail (kf_store_t *self, int64_t id);
 
 //  Calls `fn` for the last `count` turns of a session, oldest first, with role and content.
 typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);

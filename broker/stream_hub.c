@@ -88,16 +88,12 @@ kf_stream_hub_destroy (kf_stream_hub_t **self_p)
     *self_p = NULL;
 }
 
-//  True when `topic` or any prefix of it (the way SUB filters match) has a subscriber
+//  True when `topic` itself has a subscriber. Only the exact topic counts: a monitor subscribed to
+//  everything ("") or to a prefix must not release a stream before its own client is there.
 static bool
 s_is_subscribed (kf_stream_hub_t *self, const char *topic, size_t len)
 {
-    if (kf_dict_size (self->subscriptions) == 0)
-        return false;
-    for (size_t prefix = 0; prefix <= len; prefix++)
-        if (kf_dict_get (self->subscriptions, topic, prefix))
-            return true;
-    return false;
+    return kf_dict_get (self->subscriptions, topic, len) != NULL;
 }
 
 static void
@@ -120,17 +116,12 @@ kf_stream_hub_on_subscription (kf_stream_hub_t *self, const char *data, size_t l
     intptr_t count = (intptr_t) kf_dict_get (self->subscriptions, topic, topic_len);
     if (data [0] == 1) {
         kf_dict_put (self->subscriptions, topic, topic_len, (void *) (count + 1));
-        //  Release streams this subscription covers (exact topic, or a prefix of theirs)
+        //  Release the stream waiting for exactly this topic
         kf_stream_t *stream = kf_dict_get (self->streams, topic, topic_len);
         if (stream && !stream->is_live) {
             stream->is_live = true;
             s_make_pending (self, stream);
         }
-        for (kf_stream_t *s = self->waiting; s; s = s->waiting_next)
-            if (!s->is_live && s->topic_len >= topic_len && memcmp (s->topic, topic, topic_len) == 0) {
-                s->is_live = true;
-                s_make_pending (self, s);
-            }
     }
     else
     if (count <= 1)

@@ -60,6 +60,23 @@ kf_error_set (kf_error_t *err, kf_errc_t errc, const char *format, ...)
     va_start (args, format);
     vsnprintf (err->message, sizeof err->message, format, args);
     va_end (args);
+    //  Messages echo client bytes and may be cut mid-character: keep them valid UTF-8
+    size_t len = strlen (err->message), out = 0;
+    len = kf_utf8_complete_prefix (err->message, len);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int n = kf_utf8_decode (err->message + i, len - i, &cp);
+        if (n == 0) {
+            err->message [out++] = '?';
+            i++;
+        }
+        else {
+            memmove (err->message + out, err->message + i, n);
+            out += n;
+            i += n;
+        }
+    }
+    err->message [out] = 0;
     return -1;
 }
 
@@ -269,7 +286,7 @@ kf_param_channel (const msgpack_object *params, char *channel, kf_error_t *err)
     const char *value;
     size_t len;
     strcpy (channel, "api");
-    if (kf_param_str (params, "channel", false, 16, &value, &len, err))
+    if (kf_param_str (params, "channel", false, 0, &value, &len, err))
         return -1;
     if (!value)
         return 0;

@@ -25,7 +25,7 @@ CREATE TABLE turns (
     confidence        REAL,
     sources           TEXT,                     -- JSON array of knowledge items used
     suggestions       TEXT,                     -- JSON array of suggested questions
-    status            TEXT NOT NULL DEFAULT 'ok', -- ok, error
+    status            TEXT NOT NULL DEFAULT 'ok', -- ok, pending (answer in progress), error
     latency_ms        INTEGER,
     prompt_tokens     INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,

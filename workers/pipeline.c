@@ -40,6 +40,27 @@ kf_pipeline_config_defaults (kf_pipeline_config_t *config)
 {
     config->answer_threshold = 0.45;
     config->suggest_threshold = 0.25;
+    config->sure_threshold = 0.80;
+    config->ambiguity_margin = 0.06;
+}
+
+bool
+kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hits, int count)
+{
+    if (count == 0 || hits [0].confidence < config->answer_threshold)
+        return false;
+    if (hits [0].confidence >= config->sure_threshold || count == 1)
+        return true;
+    //  "积分" matches several items equally: asking beats guessing
+    return hits [0].confidence - hits [1].confidence >= config->ambiguity_margin;
+}
+
+//  True for a message that only thanks us ("谢谢！", "感谢您")
+static bool
+s_is_thanks (kf_turn_t *turn)
+{
+    return (!*turn->normalized || strcmp (turn->normalized, "感谢") == 0 || strcmp (turn->normalized, "感谢您") == 0)
+        && (memmem (turn->message, turn->message_len, "谢", 3) != NULL);
 }
 
 //  Stage: intent. Rules only for now: an explicit request for a person, small talk, else a question.
@@ -55,18 +76,12 @@ s_stage_intent (kf_turn_t *turn)
             turn->intent_confidence = 1.0;
             return;
         }
-    //  "你好" and "谢谢" are fillers, so a message of only greetings normalizes to ""
-    const char *greeting [] = { "谢谢", "感谢", NULL };
+    //  "你好" and "谢谢" are fillers, so a message of only greetings or thanks normalizes to ""
     for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
-        if (strcmp (turn->normalized, s_chitchat [i].text) == 0) {
+        if (strcmp (turn->normalized, s_chitchat [i].text) == 0 || s_is_thanks (turn)) {
             turn->intent = "chitchat";
             turn->intent_confidence = 0.9;
             return;
-        }
-    for (int i = 0; greeting [i]; i++)
-        if (strcmp (turn->normalized, greeting [i]) == 0) {
-            turn->intent = "chitchat";
-            turn->intent_confidence = 0.9;
         }
 }
 
@@ -100,6 +115,8 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_
 static const char *
 s_chitchat_reply (kf_turn_t *turn)
 {
+    if (s_is_thanks (turn))
+        return "不客气，很高兴能帮到您！还有其他问题随时问我。";
     for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
         if (strcmp (turn->normalized, s_chitchat [i].text) == 0)
             return s_chitchat [i].reply;
@@ -123,7 +140,7 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         return;
     }
     turn->confidence = turn->hit_count ? turn->hits [0].confidence : 0;
-    if (turn->hit_count && turn->hits [0].confidence >= config->answer_threshold) {
+    if (kf_pipeline_is_answer (config, turn->hits, turn->hit_count)) {
         turn->source = turn->hits [0].item;
         turn->reply = kf_strdup (turn->source->answer);
         turn->is_answered = true;

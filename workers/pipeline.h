@@ -15,6 +15,8 @@
 typedef struct {
     double answer_threshold;    //  At or above: answer with the item
     double suggest_threshold;   //  At or above: offer as a "did you mean" suggestion
+    double sure_threshold;      //  At or above: answer even when another item is close
+    double ambiguity_margin;    //  Below sure, a runner-up this close makes it a suggestion
 } kf_pipeline_config_t;
 
 //  One turn going through the pipeline. Inputs are borrowed from the job; outputs owned here.
@@ -44,6 +46,10 @@ typedef struct {
 
 //  Default thresholds.
 void kf_pipeline_config_defaults (kf_pipeline_config_t *config);
+
+//  True when the best of `count` hits (best first) is confident enough to answer: above the answer
+//  threshold and either sure or clearly ahead of the runner-up.
+bool kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hits, int count);
 
 //  Runs normalize, intent and retrieve for the job body `job` (the "params" of a chat job and its
 //  "context"). `kb` may be NULL (no knowledge base loaded yet). Everything needed for the meta

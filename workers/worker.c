@@ -5,6 +5,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/utf8.h"
 #include "common/wire.h"
 #include "workers/kb_source.h"
 #include "workers/pipeline.h"
@@ -186,9 +187,11 @@ s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
     bool is_stream = kf_mp_get_bool (job, "stream", false);
     kf_turn_t turn;
     kf_pipeline_prepare (&turn, &self->pipeline, self->kb, job);
+    //  The knowledge-base decision is local and instant, so meta can carry sources; an upstream
+    //  call (a later stage) starts only after meta is out
+    kf_pipeline_answer (&turn, &self->pipeline);
     if (is_stream)
         s_send_meta (self, job_id, &turn);
-    kf_pipeline_answer (&turn, &self->pipeline);
     msgpack_sbuffer final;
     msgpack_sbuffer_init (&final);
     msgpack_packer pk;
@@ -254,7 +257,8 @@ s_pace_streams (s_worker_t *self, int64_t now)
         if (stream->offset < stream->len) {
             s_first_chunk_t first = { 0 };
             //  Chunk only a bounded window: the first token never needs more
-            size_t window = stream->len - stream->offset < 64 ? stream->len - stream->offset : 64;
+            size_t window = stream->len - stream->offset < 256 ? stream->len - stream->offset : 256;
+            window = kf_utf8_complete_prefix (stream->text + stream->offset, window);
             kf_text_chunks (stream->text + stream->offset, window, self->config->chunk_chars,
                             s_take_first, &first);
             size_t len = first.len ? first.len : window;

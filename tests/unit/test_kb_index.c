@@ -72,7 +72,7 @@ s_eval (void *arg, const msgpack_object *obj)
     char *expect = kf_mp_dup_str (obj, "expect");
     kf_kb_hit_t hits [3];
     int count = kf_kb_index_search (eval->index, "default", query, len, hits, 3);
-    bool is_answer = count > 0 && hits [0].confidence >= eval->config.answer_threshold;
+    bool is_answer = kf_pipeline_is_answer (&eval->config, hits, count);
     if (eval->n < 1024) {
         eval->conf [eval->n] = count ? hits [0].confidence : 0;
         eval->kind [eval->n++] = !expect ? 2 : count && strcmp (hits [0].item->external_id, expect) == 0;

@@ -1,0 +1,229 @@
+/*  harness.c - process management and client helpers for the integration tests. */
+#include "harness.h"
+#include "common/clock.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KEFU_BIN_DIR
+#   error "KEFU_BIN_DIR must name the build directory"
+#endif
+
+void
+h_sleep_ms (int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep (&ts, NULL);
+}
+
+void
+h_init (kf_harness_t *h, const char *name)
+{
+    memset (h, 0, sizeof *h);
+    snprintf (h->dir, sizeof h->dir, "/tmp/kefu-%s-XXXXXX", name);
+    CHECK (mkdtemp (h->dir));
+    snprintf (h->requests, sizeof h->requests, "ipc://%s/requests", h->dir);
+    snprintf (h->streams, sizeof h->streams, "ipc://%s/streams", h->dir);
+    snprintf (h->workers, sizeof h->workers, "ipc://%s/workers", h->dir);
+    snprintf (h->db, sizeof h->db, "%s/kefu.db", h->dir);
+    signal (SIGPIPE, SIG_IGN);
+}
+
+static pid_t
+s_spawn (const char *binary, const char *const *fixed, const char *const *extra, const char *log)
+{
+    const char *argv [64];
+    int argc = 0;
+    argv [argc++] = binary;
+    for (int i = 0; fixed && fixed [i]; i++)
+        argv [argc++] = fixed [i];
+    for (int i = 0; extra && extra [i] && argc < 62; i++)
+        argv [argc++] = extra [i];
+    argv [argc] = NULL;
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        if (log) {
+            FILE *out = freopen (log, "a", stderr);
+            (void) out;
+        }
+        execv (binary, (char *const *) argv);
+        fprintf (stderr, "cannot exec %s: %s\n", binary, strerror (errno));
+        _exit (127);
+    }
+    return pid;
+}
+
+kf_client_t *
+h_client (kf_harness_t *h)
+{
+    kf_client_t *client = kf_client_new (h->requests, h->streams);
+    CHECK (client);
+    kf_client_set_timeout (client, 20000);
+    return client;
+}
+
+void
+h_wait_workers (kf_harness_t *h, int workers, bool at_least)
+{
+    kf_client_t *client = h_client (h);
+    kf_client_set_timeout (client, 500);
+    int64_t deadline = kf_mono_ms () + 15000;
+    while (true) {
+        kf_reply_t *reply = NULL;
+        if (kf_client_call (client, "health", NULL, 0, &reply) == 0 && reply->ok) {
+            int64_t count = kf_mp_get_int (reply->result, "workers", -1);
+            kf_reply_destroy (&reply);
+            if (at_least ? count >= workers : count == workers)
+                break;
+        }
+        kf_reply_destroy (&reply);
+        if (kf_mono_ms () > deadline) {
+            fprintf (stderr, "broker never reported %d workers\n", workers);
+            exit (1);
+        }
+        h_sleep_ms (50);
+    }
+    kf_client_destroy (&client);
+}
+
+void
+h_start_broker (kf_harness_t *h, int workers, const char *const *args)
+{
+    char count [16], log [320];
+    snprintf (count, sizeof count, "%d", workers);
+    snprintf (log, sizeof log, "%s/broker.log", h->dir);
+    const char *fixed [] = { "--requests", h->requests, "--streams", h->streams,
+                             "--workers-endpoint", h->workers, "--db", h->db, "--workers", count,
+                             "--worker-bin", KEFU_BIN_DIR "/kefu-worker", NULL };
+    h->broker = s_spawn (KEFU_BIN_DIR "/kefu-broker", fixed, args, log);
+    h_wait_workers (h, workers, true);
+}
+
+pid_t
+h_start_worker (kf_harness_t *h, const char *const *args)
+{
+    char log [320];
+    snprintf (log, sizeof log, "%s/worker.log", h->dir);
+    const char *fixed [] = { "--broker", h->workers, "--db", h->db, NULL };
+    pid_t pid = s_spawn (KEFU_BIN_DIR "/kefu-worker", fixed, args, log);
+    if (h->worker_count < 8)
+        h->workers_pids [h->worker_count++] = pid;
+    return pid;
+}
+
+void
+h_kill_broker (kf_harness_t *h, int signum)
+{
+    if (h->broker <= 0)
+        return;
+    kill (h->broker, signum);
+    int status;
+    waitpid (h->broker, &status, 0);
+    h->broker = 0;
+}
+
+int
+h_kefuctl (kf_harness_t *h, const char *const *args)
+{
+    const char *fixed [] = { "--requests", h->requests, "--streams", h->streams, NULL };
+    pid_t pid = s_spawn (KEFU_BIN_DIR "/kefuctl", fixed, args, NULL);
+    int status;
+    waitpid (pid, &status, 0);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+void
+h_import_sample (kf_harness_t *h)
+{
+    const char *args [] = { "kb", "import", KEFU_SOURCE_DIR "/deploy/sample-kb.jsonl", NULL };
+    CHECK_INT (h_kefuctl (h, args), 0);
+    //  Workers poll the knowledge-base version; wait until an answer comes from it
+    kf_client_t *client = h_client (h);
+    int64_t deadline = kf_mono_ms () + 10000;
+    while (true) {
+        kf_reply_t *reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\"}");
+        bool is_loaded = reply->ok && kf_mp_get_double (reply->result, "confidence", 0) > 0.9;
+        kf_reply_destroy (&reply);
+        if (is_loaded)
+            break;
+        CHECK (kf_mono_ms () < deadline);
+        h_sleep_ms (50);
+    }
+    kf_client_destroy (&client);
+}
+
+void
+h_cleanup (kf_harness_t *h)
+{
+    for (int i = 0; i < h->worker_count; i++) {
+        kill (h->workers_pids [i], SIGKILL);
+        waitpid (h->workers_pids [i], NULL, 0);
+    }
+    h_kill_broker (h, SIGTERM);
+    if (!getenv ("KEFU_KEEP_TEST_DIR")) {
+        char command [320];
+        snprintf (command, sizeof command, "rm -rf '%s'", h->dir);
+        if (system (command) != 0)
+            fprintf (stderr, "could not remove %s\n", h->dir);
+    }
+}
+
+void
+h_pack_json (msgpack_sbuffer *buffer, const char *json_format, ...)
+{
+    va_list args;
+    va_start (args, json_format);
+    char *json = NULL;
+    CHECK (vasprintf (&json, json_format, args) >= 0);
+    va_end (args);
+    msgpack_sbuffer_init (buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    char err [256];
+    if (kf_json_to_msgpack (json, strlen (json), &pk, err, sizeof err)) {
+        fprintf (stderr, "bad test JSON %s: %s\n", json, err);
+        exit (1);
+    }
+    free (json);
+}
+
+kf_reply_t *
+h_call (kf_client_t *client, const char *method, const char *json_format, ...)
+{
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    if (json_format) {
+        va_list args;
+        va_start (args, json_format);
+        char *json = NULL;
+        CHECK (vasprintf (&json, json_format, args) >= 0);
+        va_end (args);
+        msgpack_sbuffer_destroy (&params);
+        h_pack_json (&params, "%s", json);
+        free (json);
+    }
+    kf_reply_t *reply = NULL;
+    int rc = kf_client_call (client, method, params.size ? params.data : NULL, params.size, &reply);
+    msgpack_sbuffer_destroy (&params);
+    if (rc) {
+        fprintf (stderr, "no reply to %s: %s\n", method, strerror (errno));
+        exit (1);
+    }
+    return reply;
+}
+
+char *
+h_str (const msgpack_object *map, const char *key)
+{
+    char *s = kf_mp_dup_str (map, key);
+    return s ? s : kf_strdup ("");
+}

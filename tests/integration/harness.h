@@ -1,0 +1,61 @@
+/*  harness.h - integration tests start the real kefu-broker, kefu-worker and kefuctl as processes on
+    ipc:// endpoints in a temporary directory, with a real SQLite file, and talk to them over real
+    ZeroMQ sockets through the client library. */
+#ifndef KF_HARNESS_H
+#define KF_HARNESS_H
+#include <stdbool.h>
+#include <sys/types.h>
+#include "common/kefu_client.h"
+#include "common/mpack.h"
+#include "testutil.h"
+
+typedef struct {
+    char dir [256];             //  Temporary directory
+    char requests [300], streams [300], workers [300], db [300];
+    pid_t broker;               //  Broker process, 0 when not running
+    pid_t workers_pids [8];     //  Workers started outside the broker
+    int worker_count;
+} kf_harness_t;
+
+//  Makes the temporary directory and endpoint names.
+void h_init (kf_harness_t *h, const char *name);
+
+//  Starts the broker with extra arguments (NULL-terminated list) and waits until it answers health
+//  with at least `workers` workers. Aborts the test when it does not within 10 s.
+void h_start_broker (kf_harness_t *h, int workers, const char *const *args);
+
+//  Starts one kefu-worker outside the broker with extra arguments; returns its pid.
+pid_t h_start_worker (kf_harness_t *h, const char *const *args);
+
+//  Waits until health reports `workers` workers (at least when `at_least`).
+void h_wait_workers (kf_harness_t *h, int workers, bool at_least);
+
+//  Sends `signum` to the broker and reaps it.
+void h_kill_broker (kf_harness_t *h, int signum);
+
+//  Runs kefuctl with arguments against this broker; returns its exit code.
+int h_kefuctl (kf_harness_t *h, const char *const *args);
+
+//  Imports the sample knowledge base and waits until workers answer from it.
+void h_import_sample (kf_harness_t *h);
+
+//  Stops every process and removes the directory.
+void h_cleanup (kf_harness_t *h);
+
+//  A client on this broker.
+kf_client_t *h_client (kf_harness_t *h);
+
+//  Calls `method` with params given as JSON (printf format). Fails the test when no reply comes.
+kf_reply_t *h_call (kf_client_t *client, const char *method, const char *json_format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  Packs JSON text (printf format) into `buffer` (initialised here; caller destroys).
+void h_pack_json (msgpack_sbuffer *buffer, const char *json_format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  The string under `key` of a result as a heap copy ("" when missing). Caller frees.
+char *h_str (const msgpack_object *map, const char *key);
+
+//  Milliseconds sleep.
+void h_sleep_ms (int ms);
+#endif
