@@ -267,6 +267,13 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
         else
             link = &stream->waiting_next;
     }
+    if (self->pending) {
+        //  Lets libzmq process its queued commands: a subscriber that drained its pipe is only
+        //  writable again after that (an XPUB that is never read from would stay blocked)
+        int events;
+        size_t size = sizeof events;
+        zmq_getsockopt (self->xpub, ZMQ_EVENTS, &events, &size);
+    }
     kf_stream_t **link = &self->pending;
     while (*link) {
         kf_stream_t *stream = *link;

@@ -18,6 +18,7 @@ struct _kf_client_t {
     int timeout_ms;
     char prefix [24];           //  Random per client: ids are unique across clients too
     unsigned long counter;
+    unsigned long repaired;     //  Events obtained through stream.fetch
 };
 
 kf_client_t *
@@ -72,6 +73,12 @@ void
 kf_client_set_timeout (kf_client_t *self, int timeout_ms)
 {
     self->timeout_ms = timeout_ms;
+}
+
+unsigned long
+kf_client_repaired (kf_client_t *self)
+{
+    return self->repaired;
 }
 
 void
@@ -270,8 +277,10 @@ s_repair (kf_client_t *self, const char *id, s_stream_state_t *state)
             msgpack_packer_init (&one_pk, &one, msgpack_sbuffer_write);
             msgpack_pack_object (&one_pk, data->via.array.ptr [i]);
             msgpack_unpacked event;
+            int64_t before = state->next_seq;
             if (kf_mp_unpack_one (one.data, one.size, &event))
                 s_offer (state, &event);
+            self->repaired += state->next_seq > before;
             msgpack_sbuffer_destroy (&one);
         }
     }

@@ -44,6 +44,10 @@ typedef void (kf_event_fn) (void *arg, const msgpack_object *event);
 int kf_client_chat_stream (kf_client_t *self, const char *params, size_t params_len,
                            kf_event_fn *fn, void *arg, kf_reply_t **reply_p);
 
+//  Events this client had to fetch with stream.fetch because they never arrived on its SUB socket
+//  (0 on a healthy broker: it holds streams for their subscriber and never drops).
+unsigned long kf_client_repaired (kf_client_t *self);
+
 //  Frees a reply; nulls *reply_p.
 void kf_reply_destroy (kf_reply_t **reply_p);
 #endif

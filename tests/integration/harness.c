@@ -2,6 +2,7 @@
 #include "harness.h"
 #include "common/clock.h"
 #include "common/json_codec.h"
+#include "common/frames.h"
 #include "common/log.h"
 #include <errno.h>
 #include <signal.h>
@@ -226,4 +227,97 @@ h_str (const msgpack_object *map, const char *key)
 {
     char *s = kf_mp_dup_str (map, key);
     return s ? s : kf_strdup ("");
+}
+
+void
+h_raw_open (h_raw_t *raw, kf_harness_t *h)
+{
+    raw->ctx = zmq_ctx_new ();
+    raw->dealer = zmq_socket (raw->ctx, ZMQ_DEALER);
+    raw->sub = zmq_socket (raw->ctx, ZMQ_SUB);
+    int linger = 0;
+    zmq_setsockopt (raw->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (raw->sub, ZMQ_LINGER, &linger, sizeof linger);
+    CHECK_INT (zmq_connect (raw->dealer, h->requests), 0);
+    CHECK_INT (zmq_connect (raw->sub, h->streams), 0);
+}
+
+void
+h_raw_close (h_raw_t *raw)
+{
+    zmq_close (raw->dealer);
+    zmq_close (raw->sub);
+    zmq_ctx_term (raw->ctx);
+}
+
+void
+h_raw_send (h_raw_t *raw, const char *id, const char *method, const char *json_format, ...)
+{
+    va_list args;
+    va_start (args, json_format);
+    char *json = NULL;
+    CHECK (vasprintf (&json, json_format, args) >= 0);
+    va_end (args);
+    msgpack_sbuffer params;
+    h_pack_json (&params, "%s", json);
+    free (json);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_str (&pk, "id", id);
+    kf_mp_pack_kv_str (&pk, "method", method);
+    kf_mp_pack_cstr (&pk, "params");
+    pk.callback (pk.data, params.data, params.size);
+    CHECK (zmq_send (raw->dealer, "KEFU1", 5, ZMQ_SNDMORE) == 5);
+    CHECK (zmq_send (raw->dealer, body.data, body.size, 0) == (int) body.size);
+    msgpack_sbuffer_destroy (&params);
+    msgpack_sbuffer_destroy (&body);
+}
+
+kf_reply_t *
+h_raw_reply (h_raw_t *raw, int timeout_ms)
+{
+    zmq_pollitem_t item = { raw->dealer, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, timeout_ms) <= 0)
+        return NULL;
+    kf_frames_t frames;
+    CHECK_INT (kf_frames_recv (&frames, raw->dealer, 0), 0);
+    CHECK_INT (frames.count, 2);
+    CHECK (kf_frames_is (&frames, 0, "KEFU1"));
+    kf_reply_t *reply = kf_calloc (1, sizeof *reply);
+    CHECK (kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), &reply->unpacked));
+    kf_frames_close (&frames);
+    reply->ok = kf_mp_get_bool (&reply->unpacked.data, "ok", false);
+    reply->result = kf_mp_get (&reply->unpacked.data, "result");
+    if (!reply->ok)
+        CHECK (kf_error_unpack (kf_mp_get (&reply->unpacked.data, "error"), &reply->error));
+    return reply;
+}
+
+const char *
+h_reply_id (kf_reply_t *reply, char *buffer, size_t size)
+{
+    const char *id;
+    size_t len;
+    if (!kf_mp_str (kf_mp_get (&reply->unpacked.data, "id"), &id, &len))
+        id = "", len = 0;
+    snprintf (buffer, size, "%.*s", (int) len, id);
+    return buffer;
+}
+
+bool
+h_raw_event (h_raw_t *raw, int timeout_ms, char *topic, size_t topic_size, msgpack_unpacked *event)
+{
+    zmq_pollitem_t item = { raw->sub, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, timeout_ms) <= 0)
+        return false;
+    kf_frames_t frames;
+    CHECK_INT (kf_frames_recv (&frames, raw->sub, 0), 0);
+    CHECK_INT (frames.count, 2);
+    snprintf (topic, topic_size, "%.*s", (int) kf_frames_size (&frames, 0), kf_frames_data (&frames, 0));
+    CHECK (kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), event));
+    kf_frames_close (&frames);
+    return true;
 }

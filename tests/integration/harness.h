@@ -5,6 +5,7 @@
 #define KF_HARNESS_H
 #include <stdbool.h>
 #include <sys/types.h>
+#include <zmq.h>
 #include "common/kefu_client.h"
 #include "common/mpack.h"
 #include "testutil.h"
@@ -55,6 +56,30 @@ void h_pack_json (msgpack_sbuffer *buffer, const char *json_format, ...)
 
 //  The string under `key` of a result as a heap copy ("" when missing). Caller frees.
 char *h_str (const msgpack_object *map, const char *key);
+
+//  Raw sockets for tests that need control over every frame: a DEALER on the requests and a SUB
+//  on the streams.
+typedef struct {
+    void *ctx, *dealer, *sub;
+} h_raw_t;
+
+void h_raw_open (h_raw_t *raw, kf_harness_t *h);
+void h_raw_close (h_raw_t *raw);
+
+//  Sends {id, method, params} with params from JSON (printf format).
+void h_raw_send (h_raw_t *raw, const char *id, const char *method, const char *json_format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+//  Receives one reply within `timeout_ms`; NULL on timeout. Caller destroys.
+kf_reply_t *h_raw_reply (h_raw_t *raw, int timeout_ms);
+
+//  The id of a reply ("" when none). Borrowed from the reply.
+const char *h_reply_id (kf_reply_t *reply, char *buffer, size_t size);
+
+//  Receives one stream event within `timeout_ms`: copies the topic, returns the decoded event
+//  in `event` (caller destroys). False on timeout.
+bool h_raw_event (h_raw_t *raw, int timeout_ms, char *topic, size_t topic_size,
+                  msgpack_unpacked *event);
 
 //  Milliseconds sleep.
 void h_sleep_ms (int ms);
