@@ -221,8 +221,16 @@ kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result)
     size_t pos = 0;
     if (!s_skip ((const unsigned char *) data, len, &pos, 33) || pos != len)
         return false;
-    msgpack_unpack_return rc = msgpack_unpack_next (result, data, len, &offset);
-    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len) {
+    //  msgpack_unpack_next does not copy: strings point into the input. The copy lives as long
+    //  as the result, so a result outlives the frame it came from.
+    char *copy = kf_malloc (len);
+    memcpy (copy, data, len);
+    msgpack_unpack_return rc = msgpack_unpack_next (result, copy, len, &offset);
+    if (rc == MSGPACK_UNPACK_SUCCESS && !result->zone)
+        result->zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);     //  A scalar needs none
+    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len || !result->zone
+    ||  !msgpack_zone_push_finalizer (result->zone, free, copy)) {
+        free (copy);
         msgpack_unpacked_destroy (result);
         msgpack_unpacked_init (result);
         return false;

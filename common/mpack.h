@@ -45,7 +45,8 @@ void kf_mp_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value);
 void kf_mp_pack_kv_bool (msgpack_packer *pk, const char *key, bool value);
 void kf_mp_pack_kv_double (msgpack_packer *pk, const char *key, double value);
 
-//  Unpacks exactly one object from `data`. Returns true and fills `result` (caller destroys it with
+//  Unpacks exactly one object from `data`, keeping its own copy of the bytes (so the result may
+//  outlive `data`). Returns true and fills `result` (caller destroys it with
 //  msgpack_unpacked_destroy) when the bytes hold one complete object, nested at most 32 deep, and
 //  nothing after it. On false, `result` is initialised and empty.
 bool kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result);

@@ -30,6 +30,7 @@ from kefu_client import (KefuClient, KefuError, KefuTimeout, new_id, pack,  # no
 
 PACE_MS = 30            # local workers' delay between streamed tokens
 STREAM_WAIT_MS = 500    # broker hold for a stream's first subscriber (3.2)
+IDLE_TIMEOUT_MS = 800   # chat deadline of the second, worker-less broker (8.5)
 TOTAL_BUDGET_S = 58
 
 RESULT_FIELDS = {
@@ -179,32 +180,39 @@ def main():
         return 1
 
     tmp = tempfile.mkdtemp(prefix="kefu-conf-")
-    ep_req = "ipc://%s/req.sock" % tmp
-    ep_str = "ipc://%s/str.sock" % tmp
-    ep_wrk = "ipc://%s/wrk.sock" % tmp
-    log_path = os.path.join(tmp, "broker.log")
-    broker = None
     ctx = zmq.Context()
+    brokers = []        # (name, Popen, log path)
     clients = []
+
+    def start_broker(name, extra):
+        """Start kefu-broker with ipc:// endpoints and a database in the temp dir; return a
+        function making clients for it."""
+        eps = ["ipc://%s/%s-%s.sock" % (tmp, name, k) for k in ("req", "str", "wrk")]
+        log_path = os.path.join(tmp, name + ".log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [broker_bin, "--requests", eps[0], "--streams", eps[1], "--workers-endpoint", eps[2],
+                 "--db", os.path.join(tmp, name + ".db")] + extra,
+                cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        brokers.append((name, proc, log_path))
+
+        def client(timeout_s=10.0):
+            c = KefuClient(eps[0], eps[1], context=ctx, timeout_s=timeout_s)
+            clients.append(c)
+            return c
+        return proc, client
+
+    global failed
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(TOTAL_BUDGET_S)
     try:
-        log = open(log_path, "wb")
-        broker = subprocess.Popen(
-            [broker_bin, "--requests", ep_req, "--streams", ep_str, "--workers-endpoint", ep_wrk,
-             "--db", os.path.join(tmp, "kefu.db"), "--workers", "2",
-             "--pace-ms", str(PACE_MS), "--stream-wait-ms", str(STREAM_WAIT_MS)],
-            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-
-        def client(timeout_s=10.0):
-            c = KefuClient(ep_req, ep_str, context=ctx, timeout_s=timeout_s)
-            clients.append(c)
-            return c
-
-        kc = client()
-        run_all(kc, client, kb_path, broker)
+        broker, client = start_broker("main", ["--workers", "2", "--pace-ms", str(PACE_MS),
+                                               "--stream-wait-ms", str(STREAM_WAIT_MS)])
+        run_all(client(), client, kb_path, broker)
+        broker2, client2 = start_broker("idle", ["--workers", "0", "--max-pending", "1",
+                                                 "--job-timeout-ms", str(IDLE_TIMEOUT_MS)])
+        run_idle(client2(), broker2)
     except Alarm as e:
-        global failed
         failed += 1
         print("FAIL  %-40s %s" % ("time budget", e))
     finally:
@@ -212,19 +220,19 @@ def main():
         for c in clients:
             c.close()
         ctx.term()
-        if broker is not None:
-            if broker.poll() is None:
-                broker.terminate()
+        for name, proc, log_path in brokers:
+            if proc.poll() is None:
+                proc.terminate()
                 try:
-                    broker.wait(5)
+                    proc.wait(5)
                 except subprocess.TimeoutExpired:
-                    broker.kill()
-                    broker.wait()
+                    proc.kill()
+                    proc.wait()
             if failed:
                 try:
                     with open(log_path, "rb") as f:
                         tail = f.read()[-3000:].decode("utf-8", "replace")
-                    print("---- broker log (tail) ----\n%s\n---- end ----" % tail)
+                    print("---- broker %s log (tail) ----\n%s\n---- end ----" % (name, tail))
                 except OSError:
                     pass
         shutil.rmtree(tmp, ignore_errors=True)
@@ -559,6 +567,33 @@ def run_all(kc, client, kb_path, broker):
         return "reply order: %s" % ",".join(order)
     run_check("pipelined requests matched by id", concurrent)
 
+    def session_queue():
+        # 8.1: chats for one session sent back to back run one after the other, in order.
+        s = kc.session_create(channel="web")["session_id"]
+        msgs = ["怎么申请退货？", "退款多久能到账？", "你好"]
+        ids = [kc.send_request("chat", {"message": m, "session_id": s}) for m in msgs]
+        res = [kc.wait_reply(i) for i in ids]
+        expect(all(r.get("ok") is True for r in res), "errors %r" % res)
+        expect([r["result"]["turn_count"] for r in res] == [1, 2, 3], "turn counts %r"
+               % [r["result"]["turn_count"] for r in res])
+        h = kc.history(s)
+        expect([m["content"] for m in h["data"][0::2]] == msgs, "user messages out of order")
+        expect([m["role"] for m in h["data"]] == ["user", "assistant"] * 3, "roles")
+    run_check("per-session queue keeps order (8.1)", session_queue)
+
+    def float64_on_wire():
+        # 1.3: confidence and score are float64 (cb) even when integral (1.0).
+        rid = kc.send_request("chat", {"message": "怎么申请退货？"})
+        deadline = time.monotonic() + 10
+        while True:
+            expect(time.monotonic() < deadline, "no reply")
+            raw = kc.dealer.recv_multipart()[1] if kc.dealer.poll(1000) else None
+            if raw is not None and unpack(raw).get("id") == rid:
+                break
+        expect(b"\xaaconfidence\xcb" in raw, "confidence is not float64")
+        expect(b"\xa5score\xcb" in raw, "score is not float64")
+    run_check("floats are float64 on the wire", float64_on_wire)
+
     # ------------------------------------------------------------------ errors
     def err_unknown_method():
         r = kc.call_raw("no.such.method", {})
@@ -600,7 +635,8 @@ def run_all(kc, client, kb_path, broker):
         except KefuError as e:
             check_error(e, 404, "not_found", "streamed unknown session")
             expect(e.events == [], "events were published: %r" % e.events)
-            expect_error(lambda: kc.stream_fetch(e.request_id), 404, "not_found",
+            rejected_id = e.request_id
+            expect_error(lambda: kc.stream_fetch(rejected_id), 404, "not_found",
                          "stream of rejected chat")
         # Ownership (4.0).
         s = kc.session_create(user_id="owner-1", channel="app")
@@ -690,6 +726,59 @@ def run_all(kc, client, kb_path, broker):
         return "requests %d, accepted %d, done %d, errors %d" % (
             s["jobs"]["requests"], s["jobs"]["accepted"], s["jobs"]["done"], s["jobs"]["errors"])
     run_check("broker healthy at the end", final_health)
+
+
+def run_idle(kc, broker):
+    """A second broker with no workers, --max-pending 1 and a short deadline: no_workers, busy,
+    and a timeout that ends a stream with a lone error event (4.2, 8.4, 8.5, 5.4)."""
+    state = {}
+
+    def idle_health():
+        deadline = time.monotonic() + 10
+        while True:
+            expect(broker.poll() is None, "broker exited with %s" % broker.returncode)
+            try:
+                h = kc.call("health", timeout_s=1.0)
+                break
+            except KefuTimeout:
+                expect(time.monotonic() < deadline, "no health reply")
+        expect(h["status"] == "no_workers" and h["workers"] == 0, "health %r" % h)
+    run_check("idle broker: health no_workers", idle_health)
+
+    def busy_and_timeout():
+        s = kc.session_create(user_id="u-idle")["session_id"]
+        rid = new_id()
+        kc.sub.setsockopt(zmq.SUBSCRIBE, rid.encode())
+        t0 = time.monotonic()
+        kc.send_request("chat", {"message": "怎么申请退货？", "session_id": s, "stream": True}, rid)
+        time.sleep(0.1)
+        # The first chat is pending (no worker): the next one is refused with busy.
+        r = kc.call_raw("chat", {"message": "你好"})
+        expect(r.get("ok") is False, "second chat accepted: %r" % r)
+        err = r["error"]
+        expect(err.get("code") == 429 and err.get("name") == "busy"
+               and err.get("retry_after_ms") == 100, "busy error %r" % err)
+        expect(kc.health()["status"] == "no_workers", "other methods limited")
+        try:
+            sr = kc.follow_stream(rid, timeout_s=5)
+            raise CheckFailed("chat without workers succeeded: %r" % sr.result)
+        except KefuError as e:
+            check_error(e, 504, "timeout", "deadline")
+            took = (time.monotonic() - t0) * 1000
+            expect(took >= IDLE_TIMEOUT_MS - 50, "failed after %.0f ms" % took)
+            state["events_at_error"] = list(e.events)
+        finally:
+            kc.sub.setsockopt(zmq.UNSUBSCRIBE, rid.encode())
+        # The error event (seq 0, the only event) may arrive just after the reply: fetch it.
+        f = kc.stream_fetch(rid)
+        expect(f["ended"] is True and len(f["data"]) == 1, "fetch %r" % f)
+        ev = f["data"][0]
+        expect(ev.get("seq") == 0 and ev.get("event") == "error"
+               and (ev.get("error") or {}).get("name") == "timeout", "error event %r" % ev)
+        s2 = kc.stats()
+        expect(s2["jobs"]["rejected_busy"] >= 1 and s2["jobs"]["timeouts"] >= 1, "stats %r" % s2["jobs"])
+        return "%d event(s) live before the error reply" % len(state["events_at_error"])
+    run_check("idle broker: busy 429, timeout 504 + error event", busy_and_timeout)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,8 +53,12 @@ s_spawn (const char *binary, const char *const *fixed, const char *const *extra,
     pid_t pid = fork ();
     CHECK (pid >= 0);
     if (pid == 0) {
+        //  A test that fails exits at once: its processes must not outlive it (an orphan would
+        //  also keep ctest's output pipe open)
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         if (log) {
             FILE *out = freopen (log, "a", stderr);
+            out = freopen (log, "a", stdout);
             (void) out;
         }
         execv (binary, (char *const *) argv);
@@ -169,7 +174,17 @@ h_cleanup (kf_harness_t *h)
         kill (h->workers_pids [i], SIGKILL);
         waitpid (h->workers_pids [i], NULL, 0);
     }
-    h_kill_broker (h, SIGTERM);
+    if (h->broker > 0) {
+        //  A clean shutdown exits 0; under the sanitizers a leak or an error makes it non-zero
+        kill (h->broker, SIGTERM);
+        int status;
+        waitpid (h->broker, &status, 0);
+        h->broker = 0;
+        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+            fprintf (stderr, "broker did not exit cleanly (status %d); see %s/broker.log\n", status, h->dir);
+            exit (1);
+        }
+    }
     if (!getenv ("KEFU_KEEP_TEST_DIR")) {
         char command [320];
         snprintf (command, sizeof command, "rm -rf '%s'", h->dir);
