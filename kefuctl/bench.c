@@ -1,11 +1,492 @@
-/*  bench.c - `kefuctl bench`: placeholder until the load generator lands. */
+/*  bench.c - `kefuctl bench`: starts its own broker with local workers and full persistence on
+    loopback tcp, loads the sample knowledge base, and measures in one run:
+      1. the floor: a raw DEALER -> ROUTER echo round trip on the same transport;
+      2. peak FAQ chats per second (pipelined, many sessions) and their latency;
+      3. latency at half of that peak (paced, open loop), against the floor;
+      4. the time from sending a streamed chat to its meta event.
+    Machines here are noisy: ratios against the floor measured in the same run are what to compare. */
 #include "kefuctl/kefuctl.h"
+#include "common/clock.h"
+#include "common/frames.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int duration_s;             //  Per throughput phase
+    int window;                 //  Requests in flight in the peak phase
+    int sessions;               //  Sessions the chats are spread over
+    int workers;
+    int port;                   //  Base port: requests, streams, workers, echo
+    char dir [256];             //  Scratch directory with the database
+    pid_t broker;
+    char requests [64], streams [64], echo [64];
+} s_bench_t;
+
+static const char *s_questions [] = {
+    "怎么申请退货？", "发票怎么开", "运费多少钱", "优惠券在哪里领？", "App 登录不了怎么办",
+    "支持 Apple Pay 吗", "退款多久到账", "怎么修改收货地址", "你好", "VIP 会员有什么权益？"
+};
+#define S_QUESTIONS 10
+
+static int
+s_compare (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+s_percentile (int64_t *samples, size_t count, double p)
+{
+    if (count == 0)
+        return 0;
+    qsort (samples, count, sizeof (int64_t), s_compare);
+    size_t index = (size_t) (p / 100 * (count - 1) + 0.5);
+    return samples [index] / 1000.0;      //  Microseconds -> milliseconds
+}
+
+//  --- The floor: raw echo ----------------------------------------------------------------------
+
+static void *
+s_echo (void *arg)
+{
+    void *router = arg;
+    kf_frames_t frames;
+    //  Ends when the main thread shuts the echo's context down (ETERM)
+    while (kf_frames_recv (&frames, router, 0) == 0) {
+        const void *data [KF_FRAMES_MAX];
+        size_t size [KF_FRAMES_MAX];
+        for (int i = 0; i < frames.count; i++) {
+            data [i] = kf_frames_data (&frames, i);
+            size [i] = kf_frames_size (&frames, i);
+        }
+        kf_frames_send (router, frames.count, data, size, 0);
+        kf_frames_close (&frames);
+    }
+    int linger = 0;
+    zmq_setsockopt (router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (router);
+    return NULL;
+}
+
+//  Packs a chat request body; `session` may be NULL
+static void
+s_pack_chat (msgpack_sbuffer *body, const char *id, const char *message, const char *session,
+             bool is_stream)
+{
+    msgpack_sbuffer_clear (body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_str (&pk, "id", id);
+    kf_mp_pack_kv_str (&pk, "method", "chat");
+    kf_mp_pack_cstr (&pk, "params");
+    msgpack_pack_map (&pk, 1 + (session != NULL) + is_stream);
+    kf_mp_pack_kv_str (&pk, "message", message);
+    if (session)
+        kf_mp_pack_kv_str (&pk, "session_id", session);
+    if (is_stream)
+        kf_mp_pack_kv_bool (&pk, "stream", true);
+}
+
+static int
+s_send (void *dealer, msgpack_sbuffer *body)
+{
+    const void *data [2] = { KF_SIGNATURE, body->data };
+    size_t size [2] = { KF_SIGNATURE_LEN, body->size };
+    return kf_frames_send (dealer, 2, data, size, 0);
+}
+
+//  Serial round trips of a chat-sized request through the echo: the floor
+static void
+s_measure_floor (s_bench_t *bench, void *ctx, int count, double *p50, double *p99)
+{
+    void *echo_ctx = zmq_ctx_new ();
+    void *router = zmq_socket (echo_ctx, ZMQ_ROUTER);
+    zmq_bind (router, bench->echo);
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_echo, router);
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    zmq_connect (dealer, bench->echo);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    int64_t *samples = kf_calloc (count, sizeof (int64_t));
+    for (int i = -100; i < count; i++) {        //  100 warm-up trips
+        char id [32];
+        snprintf (id, sizeof id, "floor-%d", i);
+        s_pack_chat (&body, id, s_questions [0], NULL, false);
+        int64_t start = kf_mono_us ();
+        s_send (dealer, &body);
+        kf_frames_t frames;
+        kf_frames_recv (&frames, dealer, 0);
+        kf_frames_close (&frames);
+        if (i >= 0)
+            samples [i] = kf_mono_us () - start;
+    }
+    *p50 = s_percentile (samples, count, 50);
+    *p99 = s_percentile (samples, count, 99);
+    free (samples);
+    msgpack_sbuffer_destroy (&body);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (dealer);
+    zmq_ctx_shutdown (echo_ctx);
+    pthread_join (thread, NULL);
+    zmq_ctx_term (echo_ctx);
+}
+
+//  --- The broker under test ---------------------------------------------------------------------
+
+static int
+s_start_broker (s_bench_t *bench)
+{
+    char self_path [PATH_MAX], broker [PATH_MAX], workers_ep [64], db [300], count [16];
+    ssize_t n = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path [n > 0 ? n : 0] = 0;
+    snprintf (broker, sizeof broker, "%s/kefu-broker", dirname (self_path));
+    snprintf (workers_ep, sizeof workers_ep, "tcp://127.0.0.1:%d", bench->port + 2);
+    snprintf (db, sizeof db, "%s/bench.db", bench->dir);
+    snprintf (count, sizeof count, "%d", bench->workers);
+    bench->broker = fork ();
+    if (bench->broker == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        char log [320];
+        snprintf (log, sizeof log, "%s/broker.log", bench->dir);
+        FILE *out = freopen (log, "w", stderr);
+        (void) out;
+        execl (broker, broker, "--requests", bench->requests, "--streams", bench->streams,
+               "--workers-endpoint", workers_ep, "--db", db, "--workers", count,
+               "--max-pending", "100000", (char *) NULL);
+        _exit (127);
+    }
+    return bench->broker > 0 ? 0 : -1;
+}
+
+//  Waits for the workers, loads the sample knowledge base, creates the sessions
+static char **
+s_prepare (s_bench_t *bench, kf_client_t *client)
+{
+    int64_t deadline = kf_mono_ms () + 15000;
+    while (true) {
+        kf_reply_t *reply = NULL;
+        if (kf_client_call (client, "health", NULL, 0, &reply) == 0 && reply->ok
+        &&  kf_mp_get_int (reply->result, "workers", 0) >= bench->workers) {
+            kf_reply_destroy (&reply);
+            break;
+        }
+        kf_reply_destroy (&reply);
+        if (kf_mono_ms () > deadline)
+            return NULL;
+        usleep (50000);
+    }
+    char *args [] = { "data/sample-kb.jsonl", NULL };
+    char path [PATH_MAX];
+    const char *candidates [] = { "deploy/sample-kb.jsonl", "../deploy/sample-kb.jsonl",
+                                  KEFU_SOURCE_DIR "/deploy/sample-kb.jsonl", NULL };
+    for (int i = 0; candidates [i]; i++)
+        if (access (candidates [i], R_OK) == 0) {
+            snprintf (path, sizeof path, "%s", candidates [i]);
+            args [0] = path;
+            break;
+        }
+    int saved = dup (1);                        //  Keep the import's summary out of the report
+    int null = open ("/dev/null", O_WRONLY);
+    dup2 (null, 1);
+    int rc = kefuctl_kb_import (client, 1, args);
+    dup2 (saved, 1);
+    close (null);
+    close (saved);
+    if (rc)
+        return NULL;
+    usleep (600000);                            //  Workers poll the knowledge-base version
+    char **sessions = kf_calloc (bench->sessions, sizeof (char *));
+    for (int i = 0; i < bench->sessions; i++) {
+        kf_reply_t *reply = NULL;
+        if (kf_client_call (client, "session.create", NULL, 0, &reply) || !reply->ok)
+            return NULL;
+        sessions [i] = kf_mp_dup_str (reply->result, "session_id");
+        kf_reply_destroy (&reply);
+    }
+    return sessions;
+}
+
+//  --- Load ---------------------------------------------------------------------------------------
+
+typedef struct {
+    int64_t *latencies;         //  Microseconds
+    size_t count, capacity;
+    size_t errors;
+    double seconds;
+} s_run_t;
+
+//  Runs chats for `seconds`: closed loop with `window` in flight when `rate` is 0, else open loop at
+//  `rate` chats per second. Each in-flight chat uses its own session.
+static void
+s_run (s_bench_t *bench, void *ctx, char **sessions, int window, double rate, int seconds, s_run_t *run)
+{
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    int hwm = 0;
+    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_connect (dealer, bench->requests);
+    memset (run, 0, sizeof *run);
+    run->capacity = 1 << 20;
+    run->latencies = kf_malloc (run->capacity * sizeof (int64_t));
+    int64_t *sent_at = kf_calloc (bench->sessions, sizeof (int64_t));
+    bool *is_busy = kf_calloc (bench->sessions, sizeof (bool));
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    int64_t start = kf_mono_us (), end = start + seconds * 1000000LL, next_send = start;
+    int in_flight = 0, cursor = 0;
+    uint64_t sent = 0;
+    while (true) {
+        int64_t now = kf_mono_us ();
+        bool is_open = now < end;
+        //  Send what the window or the rate allows, on a free session
+        while (is_open && (rate > 0 ? now >= next_send && in_flight < bench->sessions : in_flight < window)) {
+            int session = -1;
+            for (int tries = 0; tries < bench->sessions && session < 0; tries++, cursor = (cursor + 1) % bench->sessions)
+                if (!is_busy [cursor])
+                    session = cursor;
+            if (session < 0)
+                break;
+            char id [32];
+            snprintf (id, sizeof id, "%d", session);
+            s_pack_chat (&body, id, s_questions [sent % S_QUESTIONS], sessions [session], false);
+            s_send (dealer, &body);
+            is_busy [session] = true;
+            sent_at [session] = kf_mono_us ();
+            in_flight++;
+            sent++;
+            next_send += rate > 0 ? (int64_t) (1000000 / rate) : 0;
+        }
+        if (!is_open && in_flight == 0)
+            break;
+        //  Paced sends: sleep until the next one is due rather than spin (a spinning generator
+        //  steals a core from the broker on a 2-core machine) or burst in 1 ms ticks
+        long wait = 100;
+        if (rate > 0 && is_open) {
+            int64_t due_us = next_send - kf_mono_us ();
+            if (due_us > 0 && due_us < 1000) {
+                struct timespec ts = { 0, due_us * 1000 };
+                nanosleep (&ts, NULL);
+            }
+            wait = due_us >= 1000 ? due_us / 1000 : 0;
+        }
+        zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+        zmq_poll (&item, 1, wait);
+        kf_frames_t frames;
+        while (kf_frames_recv (&frames, dealer, ZMQ_DONTWAIT) == 0) {
+            msgpack_unpacked reply;
+            if (frames.count == 2 && kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), &reply)) {
+                int session = -1;
+                const char *id;
+                size_t len;
+                if (kf_mp_str (kf_mp_get (&reply.data, "id"), &id, &len) && len < 16) {
+                    char buffer [16];
+                    snprintf (buffer, sizeof buffer, "%.*s", (int) len, id);
+                    session = atoi (buffer);
+                }
+                if (session >= 0 && session < bench->sessions && is_busy [session]) {
+                    if (!kf_mp_get_bool (&reply.data, "ok", false))
+                        run->errors++;
+                    else
+                    if (run->count < run->capacity)
+                        run->latencies [run->count++] = kf_mono_us () - sent_at [session];
+                    is_busy [session] = false;
+                    in_flight--;
+                }
+                msgpack_unpacked_destroy (&reply);
+            }
+            kf_frames_close (&frames);
+        }
+    }
+    run->seconds = (kf_mono_us () - start) / 1e6;
+    msgpack_sbuffer_destroy (&body);
+    free (sent_at);
+    free (is_busy);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (dealer);
+}
+
+//  Serial streamed chats: time from send to the meta event
+static void
+s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double *p50, double *p99)
+{
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    void *sub = zmq_socket (ctx, ZMQ_SUB);
+    zmq_connect (dealer, bench->requests);
+    zmq_connect (sub, bench->streams);
+    int64_t *samples = kf_calloc (count, sizeof (int64_t));
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    for (int i = 0; i < count; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "meta-%d", i);
+        s_pack_chat (&body, id, s_questions [i % S_QUESTIONS], sessions [i % bench->sessions], true);
+        //  As a client does it: subscribe, then send at once. The time includes the broker
+        //  waiting for the subscription when the request overtakes it.
+        int64_t start = kf_mono_us ();
+        zmq_setsockopt (sub, ZMQ_SUBSCRIBE, id, strlen (id));
+        s_send (dealer, &body);
+        //  Read the stream through to its end, so no stale events queue up ahead of the next meta
+        bool has_reply = false, has_meta = false, has_end = false;
+        while (!has_reply || !has_end) {
+            zmq_pollitem_t items [2] = { { sub, 0, ZMQ_POLLIN, 0 }, { dealer, 0, ZMQ_POLLIN, 0 } };
+            if (zmq_poll (items, 2, 5000) <= 0)
+                break;
+            kf_frames_t frames;
+            while ((items [0].revents & ZMQ_POLLIN) && kf_frames_recv (&frames, sub, ZMQ_DONTWAIT) == 0) {
+                if (kf_frames_is (&frames, 0, id)) {
+                    if (!has_meta)
+                        samples [i] = kf_mono_us () - start;
+                    has_meta = true;
+                    msgpack_unpacked event;
+                    if (frames.count == 2
+                    &&  kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), &event)) {
+                        has_end = kf_mp_str_eq (&event.data, "event", "done")
+                               || kf_mp_str_eq (&event.data, "event", "error");
+                        msgpack_unpacked_destroy (&event);
+                    }
+                }
+                kf_frames_close (&frames);
+            }
+            if ((items [1].revents & ZMQ_POLLIN) && kf_frames_recv (&frames, dealer, 0) == 0) {
+                has_reply = true;
+                kf_frames_close (&frames);
+            }
+        }
+        zmq_setsockopt (sub, ZMQ_UNSUBSCRIBE, id, strlen (id));
+    }
+    *p50 = s_percentile (samples, count, 50);
+    *p99 = s_percentile (samples, count, 99);
+    free (samples);
+    msgpack_sbuffer_destroy (&body);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (dealer);
+    zmq_close (sub);
+}
+
+static void
+s_machine (char *out, size_t size)
+{
+    char model [256] = "unknown CPU";
+    FILE *file = fopen ("/proc/cpuinfo", "r");
+    char line [512];
+    while (file && fgets (line, sizeof line, file))
+        if (strncmp (line, "model name", 10) == 0) {
+            char *colon = strchr (line, ':');
+            snprintf (model, sizeof model, "%.200s", colon ? colon + 2 : line);
+            model [strcspn (model, "\n")] = 0;
+            break;
+        }
+    if (file)
+        fclose (file);
+    snprintf (out, size, "%ld cores, %s", sysconf (_SC_NPROCESSORS_ONLN), model);
+}
 
 int
 kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
 {
-    (void) options, (void) argc, (void) argv;
-    fprintf (stderr, "kefuctl bench: not built yet\n");
-    return 2;
+    (void) options;
+    s_bench_t bench = { .duration_s = 5, .window = 256, .sessions = 2000, .workers = 2, .port = 27700 };
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp (argv [i], "--duration") == 0)      bench.duration_s = atoi (argv [i + 1]);
+        else if (strcmp (argv [i], "--window") == 0)   bench.window = atoi (argv [i + 1]);
+        else if (strcmp (argv [i], "--sessions") == 0) bench.sessions = atoi (argv [i + 1]);
+        else if (strcmp (argv [i], "--workers") == 0)  bench.workers = atoi (argv [i + 1]);
+        else if (strcmp (argv [i], "--port") == 0)     bench.port = atoi (argv [i + 1]);
+        else {
+            fprintf (stderr, "usage: kefuctl bench [--duration S] [--window N] [--sessions N]"
+                             " [--workers N] [--port BASE]\n");
+            return 2;
+        }
+    }
+    if (bench.duration_s < 1 || bench.window < 1 || bench.sessions < bench.window || bench.workers < 1) {
+        fprintf (stderr, "kefuctl bench: sessions must be >= window, all values positive\n");
+        return 2;
+    }
+    snprintf (bench.dir, sizeof bench.dir, "/tmp/kefu-bench-XXXXXX");
+    if (!mkdtemp (bench.dir))
+        return 2;
+    snprintf (bench.requests, sizeof bench.requests, "tcp://127.0.0.1:%d", bench.port);
+    snprintf (bench.streams, sizeof bench.streams, "tcp://127.0.0.1:%d", bench.port + 1);
+    snprintf (bench.echo, sizeof bench.echo, "tcp://127.0.0.1:%d", bench.port + 3);
+    void *ctx = zmq_ctx_new ();
+    double floor50, floor99;
+    s_measure_floor (&bench, ctx, 20000, &floor50, &floor99);
+    if (s_start_broker (&bench))
+        return 2;
+    kf_client_t *client = kf_client_new (bench.requests, bench.streams);
+    kf_client_set_timeout (client, 5000);
+    char **sessions = s_prepare (&bench, client);
+    int rc = 3;
+    if (!sessions) {
+        fprintf (stderr, "kefuctl bench: the broker did not come up (see %s/broker.log)\n", bench.dir);
+        goto done;
+    }
+    s_run_t peak, half;
+    s_run (&bench, ctx, sessions, bench.window, 0, 1, &peak);          //  Warm-up
+    free (peak.latencies);
+    s_run (&bench, ctx, sessions, bench.window, 0, bench.duration_s, &peak);
+    double peak_rate = peak.count / peak.seconds;
+    double peak50 = s_percentile (peak.latencies, peak.count, 50);
+    double peak99 = s_percentile (peak.latencies, peak.count, 99);
+    s_run (&bench, ctx, sessions, 0, peak_rate / 2, bench.duration_s, &half);
+    double half50 = s_percentile (half.latencies, half.count, 50);
+    double half99 = s_percentile (half.latencies, half.count, 99);
+    double meta50, meta99;
+    s_measure_meta (&bench, ctx, sessions, 2000, &meta50, &meta99);
+    char machine [320];
+    s_machine (machine, sizeof machine);
+    printf ("## kefuctl bench\n\n");
+    printf ("- command: `kefuctl bench --duration %d --window %d --sessions %d --workers %d`\n",
+            bench.duration_s, bench.window, bench.sessions, bench.workers);
+    printf ("- machine: %s\n", machine);
+    printf ("- transport: tcp loopback; broker with %d local workers, SQLite WAL, every turn committed\n\n",
+            bench.workers);
+    printf ("| measure | value | ratio to floor p50 |\n|---|---|---|\n");
+    printf ("| floor: raw DEALER->ROUTER echo round trip p50 / p99 | %.3f / %.3f ms | 1.0 |\n", floor50, floor99);
+    printf ("| peak FAQ chats/s (window %d) | %.0f/s (%zu chats, %zu errors) | |\n", bench.window,
+            peak_rate, peak.count, peak.errors);
+    printf ("| latency at peak p50 / p99 | %.3f / %.3f ms | %.1f |\n", peak50, peak99, peak50 / floor50);
+    printf ("| latency at half of peak (%.0f/s, %zu chats) p50 / p99 | %.3f / %.3f ms | %.1f |\n",
+            peak_rate / 2, half.count, half50, half99, half50 / floor50);
+    printf ("| streamed chat: send -> meta event p50 / p99 | %.3f / %.3f ms | %.1f |\n", meta50, meta99,
+            meta50 / floor50);
+    free (peak.latencies);
+    free (half.latencies);
+    for (int i = 0; i < bench.sessions; i++)
+        free (sessions [i]);
+    free (sessions);
+    rc = 0;
+done:
+    kf_client_destroy (&client);
+    zmq_ctx_term (ctx);
+    if (bench.broker > 0) {
+        kill (bench.broker, SIGTERM);
+        waitpid (bench.broker, NULL, 0);
+    }
+    char command [320];
+    snprintf (command, sizeof command, "rm -rf '%s'", bench.dir);
+    if (system (command) != 0)
+        fprintf (stderr, "kefuctl bench: could not remove %s\n", bench.dir);
+    return rc;
 }

@@ -237,11 +237,26 @@ h_call (kf_client_t *client, const char *method, const char *json_format, ...)
     return reply;
 }
 
-char *
+static char **s_strings;         //  What h_str handed out, freed at exit
+static size_t s_string_count;
+
+static void
+s_free_strings (void)
+{
+    for (size_t i = 0; i < s_string_count; i++)
+        free (s_strings [i]);
+    free (s_strings);
+}
+
+const char *
 h_str (const msgpack_object *map, const char *key)
 {
+    if (!s_strings)
+        atexit (s_free_strings);
     char *s = kf_mp_dup_str (map, key);
-    return s ? s : kf_strdup ("");
+    s_strings = kf_realloc (s_strings, (s_string_count + 1) * sizeof (char *));
+    s_strings [s_string_count++] = s ? s : kf_strdup ("");
+    return s_strings [s_string_count - 1];
 }
 
 void

@@ -54,8 +54,9 @@ kf_reply_t *h_call (kf_client_t *client, const char *method, const char *json_fo
 void h_pack_json (msgpack_sbuffer *buffer, const char *json_format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
-//  The string under `key` of a result as a heap copy ("" when missing). Caller frees.
-char *h_str (const msgpack_object *map, const char *key);
+//  The string under `key` of a result ("" when missing), NUL-terminated. Borrowed: kept until the
+//  test exits, so it can be used inline in checks.
+const char *h_str (const msgpack_object *map, const char *key);
 
 //  Raw sockets for tests that need control over every frame: a DEALER on the requests and a SUB
 //  on the streams.

@@ -20,9 +20,8 @@ s_on_event (void *arg, const msgpack_object *event)
     events->next_seq++;
     if (kf_mp_str_eq (event, "event", "meta")) {
         events->meta_count++;
-        char *session = h_str (event, "session_id");
+        const char *session = h_str (event, "session_id");
         snprintf (events->session_id, sizeof events->session_id, "%s", session);
-        free (session);
         CHECK (kf_mp_get_int (event, "message_id", 0) > 0);
         CHECK (kf_mp_get (event, "intent"));
     }
@@ -48,7 +47,7 @@ s_test_faq_answer (kf_client_t *client)
 {
     kf_reply_t *reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\",\"user_id\":\"u1\",\"channel\":\"web\"}");
     CHECK (reply->ok);
-    char *answer = h_str (reply->result, "reply");
+    const char *answer = h_str (reply->result, "reply");
     CHECK (strstr (answer, "申请售后"));
     CHECK_STR (h_str (reply->result, "intent"), "knowledge_qa");
     CHECK (kf_mp_get_double (reply->result, "confidence", 0) > 0.99);
@@ -63,7 +62,6 @@ s_test_faq_answer (kf_client_t *client)
     CHECK_STR (h_str (reply->result, "response_type"), "text");
     CHECK (kf_mp_get (kf_mp_get (reply->result, "usage"), "total_tokens"));
     CHECK (kf_mp_get (reply->result, "latency_ms"));
-    free (answer);
     kf_reply_destroy (&reply);
 }
 
@@ -94,7 +92,7 @@ s_test_no_answer (kf_client_t *client)
 {
     kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"u3\",\"channel\":\"wxmini\"}");
     CHECK (reply->ok);
-    char *session = h_str (reply->result, "session_id");
+    const char *session = h_str (reply->result, "session_id");
     kf_reply_destroy (&reply);
     reply = h_call (client, "chat", "{\"message\":\"今天天气怎么样\",\"session_id\":\"%s\",\"user_id\":\"u3\"}", session);
     CHECK (reply->ok);
@@ -142,7 +140,6 @@ s_test_no_answer (kf_client_t *client)
     CHECK (!reply->ok);
     CHECK_STR (kf_errc_name (reply->error.errc), "not_found");
     kf_reply_destroy (&reply);
-    free (session);
 }
 
 static void

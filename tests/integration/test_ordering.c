@@ -18,7 +18,7 @@ main (void)
     h_import_sample (&h);
     kf_client_t *client = h_client (&h);
     kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"order-user\"}");
-    char *session = h_str (reply->result, "session_id");
+    const char *session = h_str (reply->result, "session_id");
     kf_reply_destroy (&reply);
 
     h_raw_t raw;
@@ -66,7 +66,6 @@ main (void)
         CHECK_STR (h_str (&data->via.array.ptr [2 * i + 1], "role"), "assistant");
     }
     kf_reply_destroy (&reply);
-    free (session);
     h_raw_close (&raw);
     kf_client_destroy (&client);
     h_cleanup (&h);

@@ -45,9 +45,8 @@ main (void)
     h_import_sample (&s_h);
     kf_client_t *client = h_client (&s_h);
     kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"restart-user\"}");
-    char *session = h_str (reply->result, "session_id");
+    const char *session = h_str (reply->result, "session_id");
     snprintf (s_session, sizeof s_session, "%s", session);
-    free (session);
     kf_reply_destroy (&reply);
     kf_client_destroy (&client);
 
