@@ -90,12 +90,14 @@ kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_le
     s_outbox_add (self, routing, routing_len, id, id_len, &body);
 }
 
-//  Commits, then sends every queued reply. If the commit failed, nothing queued since the last
-//  commit is true any more: every reply becomes a 500 so no client believes a lost write.
+//  Commits, then publishes the queued stream events, then sends every queued reply: a stream's
+//  done or error event leaves before its reply. If the commit failed, nothing queued since the
+//  last commit is true any more: every reply becomes a 500 so no client believes a lost write.
 static void
 s_commit_and_send (kf_broker_t *self)
 {
     bool is_lost = kf_store_flush (self->store) != 0;
+    kf_stream_hub_flush (self->hub, kf_mono_us ());
     for (size_t i = 0; i < self->outbox_count; i++) {
         kf_outbox_entry_t *entry = &self->outbox [i];
         if (is_lost) {
@@ -119,7 +121,6 @@ s_commit_and_send (kf_broker_t *self)
         free (entry->request_id);
     }
     self->outbox_count = 0;
-    kf_stream_hub_flush (self->hub, kf_mono_us ());
 }
 
 //  --- Client requests --------------------------------------------------------------------------

@@ -234,7 +234,7 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
     const msgpack_object *items = kf_mp_get (req->params, "items");
     if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, &err))
         goto failed;
-    if (!items) {
+    if (!items || items->type == MSGPACK_OBJECT_NIL) {
         kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.items is required");
         goto failed;
     }

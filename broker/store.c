@@ -62,7 +62,7 @@ static const char *s_sql [S_COUNT] = {
     [S_TURN_COMPLETE] =
         "UPDATE turns SET content = ?4, response_type = ?5, intent = ?6, confidence = ?7,"
         " sources = ?8, suggestions = ?9, status = ?10, latency_ms = ?11, prompt_tokens = ?12,"
-        " completion_tokens = ?13 WHERE id = ?1",
+        " completion_tokens = ?13, created_at = ?14 WHERE id = ?1",
     [S_TURN_FAIL] = "UPDATE turns SET status = 'error' WHERE id = ? AND status = 'pending'",
 };
 

@@ -152,7 +152,9 @@ kf_error_unpack (const msgpack_object *obj, kf_error_t *err)
     err->retry_after_ms = kf_mp_get_int (obj, "retry_after_ms", 0);
     if (!kf_mp_str (kf_mp_get (obj, "message"), &message, &message_len))
         message_len = 0, message = "";
-    snprintf (err->message, sizeof err->message, "%.*s", (int) message_len, message);
+    int64_t retry_after_ms = err->retry_after_ms;
+    kf_error_set (err, err->errc, "%.*s", (int) message_len, message);
+    err->retry_after_ms = retry_after_ms;
     return true;
 }
 
