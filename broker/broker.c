@@ -3,6 +3,7 @@
     jobs, commits the database once (group commit), and only then sends replies and stream events:
     whatever a client is told is already on disk. */
 #include "broker/broker.h"
+#include "broker/checkpointer.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #define S_BATCH 512             //  Messages per socket per iteration: bounds latency under load
+#define S_COMMIT_AGE_US 20000   //  Longest a write waits for its commit with nothing to send
 
 static volatile sig_atomic_t s_interrupted = 0;
 
@@ -91,13 +93,25 @@ kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_le
 }
 
 //  Commits, then publishes the queued stream events, then sends every queued reply: a stream's
-//  done or error event leaves before its reply. If the commit failed, nothing queued since the
-//  last commit is true any more: every reply becomes a 500 so no client believes a lost write.
+//  done or error event leaves before its reply. The commit happens only when something is about to
+//  leave that depends on it (a reply, a stream event naming a stored message) or the batch is old:
+//  writes made while dispatching ride along with the commit of their answer, one commit per chat
+//  instead of two. If the commit failed, nothing queued since the last commit is true any more:
+//  every reply becomes a 500 so no client believes a lost write.
 static void
 s_commit_and_send (kf_broker_t *self)
 {
-    bool is_lost = kf_store_flush (self->store) != 0;
-    kf_stream_hub_flush (self->hub, kf_mono_us ());
+    int64_t now = kf_mono_us ();
+    bool has_output = self->outbox_count > 0 || kf_stream_hub_backlog (self->hub) > 0;
+    if (kf_store_is_dirty (self->store) && !self->dirty_since_us)
+        self->dirty_since_us = now;
+    bool is_lost = false;
+    if (self->dirty_since_us && (has_output || now - self->dirty_since_us >= S_COMMIT_AGE_US)) {
+        self->dirty_since_us = 0;
+        is_lost = kf_store_flush (self->store) != 0;
+    }
+    if (!self->dirty_since_us)
+        kf_stream_hub_flush (self->hub, now);
     for (size_t i = 0; i < self->outbox_count; i++) {
         kf_outbox_entry_t *entry = &self->outbox [i];
         if (is_lost) {
@@ -345,6 +359,8 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         timeout = s_min_timeout (timeout, kf_stream_hub_timeout (self->hub, now));
         if (supervisor)
             timeout = s_min_timeout (timeout, 200);
+        if (self->dirty_since_us)
+            timeout = s_min_timeout (timeout, (S_COMMIT_AGE_US - (now - self->dirty_since_us)) / 1000 + 1);
         zmq_pollitem_t items [3] = {
             { self->streams, 0, ZMQ_POLLIN, 0 },
             { self->requests, 0, ZMQ_POLLIN, 0 },
@@ -385,6 +401,7 @@ kf_broker_run (const kf_broker_config_t *config)
     char err [512];
     int rc = 1;
     kf_supervisor_t *supervisor = NULL;
+    kf_checkpointer_t *checkpointer = NULL;
     self.store = kf_store_open (config->db_path, config->is_synchronous_full, err, sizeof err);
     if (!self.store) {
         kf_error ("database %s: %s", config->db_path, err);
@@ -396,6 +413,8 @@ kf_broker_run (const kf_broker_config_t *config)
     self.workers = s_bind (&self, ZMQ_ROUTER, config->workers);
     if (!self.requests || !self.streams || !self.workers)
         goto done;
+    checkpointer = kf_checkpointer_new (config->db_path, 200);
+    kf_store_set_autocheckpoint (self.store, checkpointer == NULL);
     self.sessions = kf_sessions_new (self.store);
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
@@ -412,6 +431,7 @@ kf_broker_run (const kf_broker_config_t *config)
     rc = 0;
 done:
     kf_supervisor_destroy (&supervisor);
+    kf_checkpointer_destroy (&checkpointer);
     size_t cursor = 0;
     kf_worker_t *worker;
     while (self.pool && (worker = kf_worker_pool_next (self.pool, &cursor)))

@@ -62,6 +62,7 @@ typedef struct {
     kf_latency_t latency;       //  Chat latency, arrival to reply
     int64_t started_us;
     int64_t heartbeat_at_us;
+    int64_t dirty_since_us;     //  When the open batch got its first write, 0 when clean
     struct {
         uint64_t requests, accepted, done, errors, rejected, timeouts, requeued, workers_lost;
     } counters;

@@ -140,6 +140,12 @@ failed:
 }
 
 void
+kf_store_set_autocheckpoint (kf_store_t *self, bool is_on)
+{
+    sqlite3_wal_autocheckpoint (self->db, is_on ? 1000 : 0);
+}
+
+void
 kf_store_destroy (kf_store_t **self_p)
 {
     kf_store_t *self = *self_p;

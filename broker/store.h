@@ -47,6 +47,10 @@ typedef struct {
 //  default survives a killed process). Returns NULL and writes a reason into `err` on failure.
 kf_store_t *kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t errlen);
 
+//  Turns SQLite's automatic checkpoints in commits on or off (off when another connection, the
+//  checkpointer, does them).
+void kf_store_set_autocheckpoint (kf_store_t *self, bool is_on);
+
 //  Commits what is pending and closes the database. Nulls *self_p.
 void kf_store_destroy (kf_store_t **self_p);
 

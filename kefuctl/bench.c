@@ -450,6 +450,17 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     double peak50 = s_percentile (peak.latencies, peak.count, 50);
     double peak99 = s_percentile (peak.latencies, peak.count, 99);
     s_run (&bench, ctx, sessions, 0, peak_rate / 2, bench.duration_s, &half);
+    double inside50 = 0, inside99 = 0;          //  The broker's own view of the half-peak phase
+    kf_reply_t *stats = NULL;
+    if (kf_client_call (client, "stats", NULL, 0, &stats) == 0 && stats->ok) {
+        inside50 = kf_mp_get_double (kf_mp_get (stats->result, "latency_ms"), "p50", 0);
+        inside99 = kf_mp_get_double (kf_mp_get (stats->result, "latency_ms"), "p99", 0);
+    }
+    kf_reply_destroy (&stats);
+    s_run_t serial;
+    s_run (&bench, ctx, sessions, 1, 0, 2, &serial);
+    double serial50 = s_percentile (serial.latencies, serial.count, 50);
+    double serial99 = s_percentile (serial.latencies, serial.count, 99);
     double half50 = s_percentile (half.latencies, half.count, 50);
     double half99 = s_percentile (half.latencies, half.count, 99);
     double meta50, meta99;
@@ -469,10 +480,15 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     printf ("| latency at peak p50 / p99 | %.3f / %.3f ms | %.1f |\n", peak50, peak99, peak50 / floor50);
     printf ("| latency at half of peak (%.0f/s, %zu chats) p50 / p99 | %.3f / %.3f ms | %.1f |\n",
             peak_rate / 2, half.count, half50, half99, half50 / floor50);
+    printf ("| the same, inside the broker (accept to reply) p50 / p99 | %.3f / %.3f ms | %.1f |\n",
+            inside50, inside99, inside50 / floor50);
+    printf ("| one chat at a time p50 / p99 | %.3f / %.3f ms | %.1f |\n", serial50, serial99,
+            serial50 / floor50);
     printf ("| streamed chat: send -> meta event p50 / p99 | %.3f / %.3f ms | %.1f |\n", meta50, meta99,
             meta50 / floor50);
     free (peak.latencies);
     free (half.latencies);
+    free (serial.latencies);
     for (int i = 0; i < bench.sessions; i++)
         free (sessions [i]);
     free (sessions);
