@@ -207,6 +207,7 @@ s_prepare (s_bench_t *bench, kf_client_t *client)
     int null = open ("/dev/null", O_WRONLY);
     dup2 (null, 1);
     int rc = kefuctl_kb_import (client, 1, args);
+    fflush (stdout);
     dup2 (saved, 1);
     close (null);
     close (saved);
