@@ -25,8 +25,9 @@ cmake --build build -j"$(nproc)" >/dev/null
 mkdir -p var
 if ! build/kefuctl --timeout 500 health >/dev/null 2>&1; then
     # Tokens are paced a little so a person sees the answer stream in
-    (cd var && nohup "$root/build/kefu-broker" --db kefu.db --workers 2 --pace-ms 30 \
-        >>kefu.log 2>&1 & echo $! >"$pidfile")
+    nohup "$root/build/kefu-broker" --db "$root/var/kefu.db" --workers 2 --pace-ms 30 \
+        >>"$root/var/kefu.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
     for _ in $(seq 50); do
         build/kefuctl --timeout 200 health >/dev/null 2>&1 && break
         sleep 0.1

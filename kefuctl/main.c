@@ -74,6 +74,30 @@ s_call (kf_client_t *client, const char *method, const char *json)
     return rc;
 }
 
+//  Prints a page of a session's history; the id goes in as given, whatever characters it holds
+static int
+s_history (kf_client_t *client, const char *session_id, int limit, int offset)
+{
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_str (&pk, "session_id", session_id);
+    kf_mp_pack_kv_int (&pk, "limit", limit);
+    kf_mp_pack_kv_int (&pk, "offset", offset);
+    kf_reply_t *reply = NULL;
+    int rc = kf_client_call (client, "history", params.data, params.size, &reply);
+    msgpack_sbuffer_destroy (&params);
+    if (rc) {
+        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n", zmq_strerror (errno));
+        return 3;
+    }
+    rc = kefuctl_print_reply (reply);
+    kf_reply_destroy (&reply);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -115,12 +139,9 @@ main (int argc, char *argv [])
     if (strcmp (command, "stats") == 0 || strcmp (command, "health") == 0)
         rc = s_call (client, command, NULL);
     else
-    if (strcmp (command, "history") == 0 && i < argc) {
-        char json [512];
-        snprintf (json, sizeof json, "{\"session_id\":\"%.100s\",\"limit\":%d,\"offset\":%d}", argv [i],
-                  i + 1 < argc ? atoi (argv [i + 1]) : 20, i + 2 < argc ? atoi (argv [i + 2]) : 0);
-        rc = s_call (client, "history", json);
-    }
+    if (strcmp (command, "history") == 0 && i < argc)
+        rc = s_history (client, argv [i], i + 1 < argc ? atoi (argv [i + 1]) : 20,
+                        i + 2 < argc ? atoi (argv [i + 2]) : 0);
     else
         s_usage ();
     kf_client_destroy (&client);
