@@ -52,6 +52,23 @@ kefuctl_json_params (const char *json, msgpack_sbuffer *buffer)
     return 0;
 }
 
+//  Sends packed params (may be empty) and prints the reply. Returns the exit code.
+static int
+s_call_packed (kf_client_t *client, const char *method, msgpack_sbuffer *params)
+{
+    kf_reply_t *reply = NULL;
+    int rc = kf_client_call (client, method, params->size ? params->data : NULL, params->size, &reply);
+    msgpack_sbuffer_destroy (params);
+    if (rc) {
+        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n",
+                 errno == ETIMEDOUT ? "timed out; is kefu-broker running?" : zmq_strerror (errno));
+        return 3;
+    }
+    rc = kefuctl_print_reply (reply);
+    kf_reply_destroy (&reply);
+    return rc;
+}
+
 static int
 s_call (kf_client_t *client, const char *method, const char *json)
 {
@@ -61,17 +78,7 @@ s_call (kf_client_t *client, const char *method, const char *json)
         msgpack_sbuffer_destroy (&params);
         return 2;
     }
-    kf_reply_t *reply = NULL;
-    int rc = kf_client_call (client, method, params.size ? params.data : NULL, params.size, &reply);
-    msgpack_sbuffer_destroy (&params);
-    if (rc) {
-        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n",
-                 errno == ETIMEDOUT ? "timed out; is kefu-broker running?" : zmq_strerror (errno));
-        return 3;
-    }
-    rc = kefuctl_print_reply (reply);
-    kf_reply_destroy (&reply);
-    return rc;
+    return s_call_packed (client, method, &params);
 }
 
 //  Prints a page of a session's history; the id goes in as given, whatever characters it holds
@@ -86,16 +93,7 @@ s_history (kf_client_t *client, const char *session_id, int limit, int offset)
     kf_mp_pack_kv_str (&pk, "session_id", session_id);
     kf_mp_pack_kv_int (&pk, "limit", limit);
     kf_mp_pack_kv_int (&pk, "offset", offset);
-    kf_reply_t *reply = NULL;
-    int rc = kf_client_call (client, "history", params.data, params.size, &reply);
-    msgpack_sbuffer_destroy (&params);
-    if (rc) {
-        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n", zmq_strerror (errno));
-        return 3;
-    }
-    rc = kefuctl_print_reply (reply);
-    kf_reply_destroy (&reply);
-    return rc;
+    return s_call_packed (client, "history", &params);
 }
 
 int
