@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_MIN_TIME_LEFT_US 10000    //  A queued job with less left fails instead of starting
+
 struct kf_job_t {
     uint64_t id;
     char id_str [24];           //  Decimal id, the JOB frame
@@ -127,6 +129,30 @@ s_job_free (kf_job_t *job)
     free (job);
 }
 
+static void s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err);
+
+//  Starts the next job waiting in the session. One whose deadline has passed, or is too close to
+//  be worth a dispatch, fails without starting: it stores nothing, and the one behind it gets its
+//  turn.
+static void
+s_start_next (kf_broker_t *self, kf_session_t *session)
+{
+    kf_job_t *next;
+    while (!session->active && (next = session->waiting_head)) {
+        session->waiting_head = next->session_next;
+        if (!session->waiting_head)
+            session->waiting_tail = NULL;
+        next->session_next = NULL;
+        if (next->deadline_us - kf_mono_us () > S_MIN_TIME_LEFT_US) {
+            s_begin (self, next);
+            return;
+        }
+        kf_error_t err;
+        kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
+        s_fail (self, next, &err);
+    }
+}
+
 //  Removes a finished job everywhere and starts the next job of its session
 static void
 s_finish (kf_broker_t *self, kf_job_t *job)
@@ -142,13 +168,7 @@ s_finish (kf_broker_t *self, kf_job_t *job)
     kf_session_t *session = job->session;
     if (session->active == job) {
         session->active = NULL;
-        kf_job_t *next = session->waiting_head;
-        if (next) {
-            session->waiting_head = next->session_next;
-            if (!session->waiting_head)
-                session->waiting_tail = NULL;
-            s_begin (self, next);
-        }
+        s_start_next (self, session);
     }
     else {
         //  Failed while queued behind the session's active job

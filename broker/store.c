@@ -123,6 +123,9 @@ kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t err
     ||  s_exec (self->db, "PRAGMA foreign_keys = ON", err, errlen)
     ||  s_migrate (self->db, err, errlen))
         goto failed;
+    //  Answers that were in progress when the last broker died will never complete
+    if (s_exec (self->db, "UPDATE turns SET status = 'error' WHERE status = 'pending'", err, errlen))
+        goto failed;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &self->stmt [i], NULL) != SQLITE_OK) {

@@ -149,6 +149,8 @@ kf_error_unpack (const msgpack_object *obj, kf_error_t *err)
     if (!kf_mp_str (kf_mp_get (obj, "name"), &name, &name_len))
         return false;
     err->errc = kf_errc_from_name (name, name_len);
+    if (err->errc == KF_OK)
+        err->errc = KF_E_INTERNAL;      //  An error that calls itself "ok" is still an error
     err->retry_after_ms = kf_mp_get_int (obj, "retry_after_ms", 0);
     if (!kf_mp_str (kf_mp_get (obj, "message"), &message, &message_len))
         message_len = 0, message = "";

@@ -21,6 +21,19 @@ s_usage (void)
         "  --chunk-chars N       characters per streamed token (default 2)\n");
 }
 
+//  Parses an integer option; exits with a message when it is not one
+static int
+s_int (const char *option, const char *value)
+{
+    char *end;
+    long n = strtol (value, &end, 10);
+    if (end == value || *end || n < 0 || n > 1000000000) {
+        fprintf (stderr, "kefu-worker: %s needs a non-negative integer\n", option);
+        exit (2);
+    }
+    return (int) n;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -43,11 +56,11 @@ main (int argc, char *argv [])
         if (strcmp (arg, "--broker") == 0)            config.broker = value;
         else if (strcmp (arg, "--db") == 0)           config.db_path = value;
         else if (strcmp (arg, "--name") == 0)         config.name = value;
-        else if (strcmp (arg, "--heartbeat-ms") == 0) config.heartbeat_ms = atoi (value);
-        else if (strcmp (arg, "--liveness") == 0)     config.liveness = atoi (value);
-        else if (strcmp (arg, "--capacity") == 0)     config.capacity = atoi (value);
-        else if (strcmp (arg, "--pace-ms") == 0)      config.pace_ms = atoi (value);
-        else if (strcmp (arg, "--chunk-chars") == 0)  config.chunk_chars = atoi (value);
+        else if (strcmp (arg, "--heartbeat-ms") == 0) config.heartbeat_ms = s_int (arg, value);
+        else if (strcmp (arg, "--liveness") == 0)     config.liveness = s_int (arg, value);
+        else if (strcmp (arg, "--capacity") == 0)     config.capacity = s_int (arg, value);
+        else if (strcmp (arg, "--pace-ms") == 0)      config.pace_ms = s_int (arg, value);
+        else if (strcmp (arg, "--chunk-chars") == 0)  config.chunk_chars = s_int (arg, value);
         else {
             fprintf (stderr, "kefu-worker: unknown option %s\n", arg);
             s_usage ();

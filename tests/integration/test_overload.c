@@ -80,6 +80,25 @@ s_test_deadline (void)
     reply = h_call (client, "chat", "{\"message\":\"你好\"}");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
+    //  A message queued behind a slow one in the same session expires without ever starting: both
+    //  get 504, and only the first left rows (its question, its failed answer)
+    reply = h_call (client, "session.create", NULL);
+    const char *session = h_str (reply->result, "session_id");
+    kf_reply_destroy (&reply);
+    h_raw_send (&raw, "queued-1", "chat", "{\"message\":\"你是谁\",\"session_id\":\"%s\",\"stream\":true}", session);
+    h_raw_send (&raw, "queued-2", "chat", "{\"message\":\"你好\",\"session_id\":\"%s\"}", session);
+    for (int i = 0; i < 2; i++) {
+        reply = h_raw_reply (&raw, 5000);
+        CHECK (reply && !reply->ok);
+        CHECK_INT (kf_errc_code (reply->error.errc), 504);
+        kf_reply_destroy (&reply);
+    }
+    reply = h_call (client, "history", "{\"session_id\":\"%s\"}", session);
+    const msgpack_object *data = kf_mp_get (reply->result, "data");
+    CHECK_INT (data->via.array.size, 2);
+    CHECK_STR (h_str (&data->via.array.ptr [0], "content"), "你是谁");
+    CHECK_STR (h_str (&data->via.array.ptr [1], "status"), "error");
+    kf_reply_destroy (&reply);
     kf_client_destroy (&client);
     h_raw_close (&raw);
     h_cleanup (&h);

@@ -78,8 +78,18 @@ main (void)
     CHECK (kf_mp_get_int (reply->result, "message_id", 0) > s_acked [s_acked_count - 1]);
     kf_reply_destroy (&reply);
     reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":100}", s_session);
-    CHECK (kf_mp_get_int (reply->result, "total", 0) >= 2 * (s_acked_count + 1));
+    int64_t total = kf_mp_get_int (reply->result, "total", 0);
+    CHECK (total >= 2 * (s_acked_count + 1));
     kf_reply_destroy (&reply);
+    //  An answer that was in progress at the SIGKILL is marked failed, never left pending
+    for (int64_t offset = 0; offset < total; offset += 100) {
+        reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":100,\"offset\":%lld}",
+                        s_session, (long long) offset);
+        const msgpack_object *data = kf_mp_get (reply->result, "data");
+        for (uint32_t i = 0; i < data->via.array.size; i++)
+            CHECK (strcmp (h_str (&data->via.array.ptr [i], "status"), "pending") != 0);
+        kf_reply_destroy (&reply);
+    }
     kf_client_destroy (&client);
     h_cleanup (&s_h);
     TEST_PASS ("test_restart");
