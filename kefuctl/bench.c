@@ -385,6 +385,26 @@ s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double 
     zmq_close (sub);
 }
 
+//  CPU seconds (user + system) a process has used so far, from /proc; 0 when unreadable
+static double
+s_cpu_seconds (pid_t pid)
+{
+    char path [64], line [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    size_t n = fread (line, 1, sizeof line - 1, file);
+    fclose (file);
+    line [n] = 0;
+    //  Fields after the command name (which may hold spaces) start past the last ')'
+    char *rest = strrchr (line, ')');
+    unsigned long utime = 0, stime = 0;
+    if (rest && sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
+        return (double) (utime + stime) / sysconf (_SC_CLK_TCK);
+    return 0;
+}
+
 static void
 s_machine (char *out, size_t size)
 {
@@ -446,7 +466,9 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     s_run_t peak, half;
     s_run (&bench, ctx, sessions, bench.window, 0, 1, &peak);          //  Warm-up
     free (peak.latencies);
+    double cpu_before = s_cpu_seconds (bench.broker);
     s_run (&bench, ctx, sessions, bench.window, 0, bench.duration_s, &peak);
+    double broker_us_per_chat = peak.count ? (s_cpu_seconds (bench.broker) - cpu_before) * 1e6 / peak.count : 0;
     double peak_rate = peak.count / peak.seconds;
     double peak50 = s_percentile (peak.latencies, peak.count, 50);
     double peak99 = s_percentile (peak.latencies, peak.count, 99);
@@ -478,6 +500,7 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     printf ("| floor: raw DEALER->ROUTER echo round trip p50 / p99 | %.3f / %.3f ms | 1.0 |\n", floor50, floor99);
     printf ("| peak FAQ chats/s (window %d) | %.0f/s (%zu chats, %zu errors) | |\n", bench.window,
             peak_rate, peak.count, peak.errors);
+    printf ("| broker CPU per chat at peak | %.1f µs | |\n", broker_us_per_chat);
     printf ("| latency at peak p50 / p99 | %.3f / %.3f ms | %.1f |\n", peak50, peak99, peak50 / floor50);
     printf ("| latency at half of peak (%.0f/s, %zu chats) p50 / p99 | %.3f / %.3f ms | %.1f |\n",
             peak_rate / 2, half.count, half50, half99, half50 / floor50);
