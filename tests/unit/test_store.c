@@ -1,0 +1,157 @@
+/*  test_store.c - the broker's SQLite store on a real file: migrations, sessions, turns (pending,
+    completed, failed), history pages, knowledge-item upserts, and what a reopen finds. */
+#include "broker/store.h"
+#include "common/clock.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "testutil.h"
+#include <unistd.h>
+
+//  Unpacks what `pk` wrote into `buffer`
+static void
+s_unpack (msgpack_sbuffer *buffer, msgpack_unpacked *out)
+{
+    CHECK (kf_mp_unpack_one (buffer->data, buffer->size, out));
+    msgpack_sbuffer_clear (buffer);
+}
+
+static void
+s_pack_json (msgpack_sbuffer *buffer, const char *json)
+{
+    msgpack_sbuffer_clear (buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    char err [128];
+    CHECK_INT (kf_json_to_msgpack (json, strlen (json), &pk, err, sizeof err), 0);
+}
+
+int
+main (void)
+{
+    char dir [] = "/tmp/kefu-store-XXXXXX", path [64];
+    CHECK (mkdtemp (dir));
+    snprintf (path, sizeof path, "%s/kefu.db", dir);
+    char err [256];
+    kf_store_t *store = kf_store_open (path, false, err, sizeof err);
+    CHECK (store);
+
+    //  A session and a turn, pending then completed
+    kf_session_row_t row = { .id = "s_test1", .user_id = "u1", .channel = "web", .bot_id = "default",
+                             .state = "open", .created_at = kf_now_ms (), .updated_at = kf_now_ms () };
+    CHECK_INT (kf_store_session_insert (store, &row), 0);
+    int64_t question = kf_store_next_message_id (store), answer = kf_store_next_message_id (store);
+    CHECK (answer > question);
+    kf_turn_row_t turn = { .id = question, .session_id = "s_test1", .role = "user", .content = "怎么申请退货？",
+                           .content_len = strlen ("怎么申请退货？"), .confidence = -1, .latency_ms = -1,
+                           .created_at = kf_now_ms () };
+    CHECK_INT (kf_store_turn_insert (store, &turn), 0);
+    kf_turn_row_t pending = { .id = answer, .session_id = "s_test1", .role = "assistant", .content = "",
+                              .status = "pending", .confidence = -1, .latency_ms = -1,
+                              .created_at = kf_now_ms () };
+    CHECK_INT (kf_store_turn_insert (store, &pending), 0);
+    CHECK (kf_store_is_dirty (store));
+    CHECK_INT (kf_store_flush (store), 0);
+    CHECK (!kf_store_is_dirty (store));
+
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_unpacked unpacked;
+    CHECK_INT (kf_store_message_pack (store, answer, &pk), 1);
+    s_unpack (&buffer, &unpacked);
+    CHECK (kf_mp_str_eq (&unpacked.data, "status", "pending"));
+    msgpack_unpacked_destroy (&unpacked);
+
+    s_pack_json (&buffer, "[{\"id\":1,\"external_id\":\"faq-001\"}]");
+    msgpack_unpacked sources;
+    s_unpack (&buffer, &sources);
+    kf_turn_row_t done = { .id = answer, .session_id = "s_test1", .role = "assistant",
+                           .content = "您可以在订单页申请售后。", .content_len = strlen ("您可以在订单页申请售后。"),
+                           .response_type = "text", .intent = "knowledge_qa", .confidence = 0.93,
+                           .sources = &sources.data, .status = "ok", .latency_ms = 3,
+                           .created_at = kf_now_ms () };
+    CHECK_INT (kf_store_turn_complete (store, &done), 0);
+    msgpack_unpacked_destroy (&sources);
+    CHECK_INT (kf_store_session_update (store, "s_test1", 1, 0, "{\"vip\":\"true\"}", kf_now_ms ()), 0);
+    CHECK_INT (kf_store_flush (store), 0);
+
+    //  History: both turns, the answer complete with its sources decoded back
+    CHECK_INT (kf_store_history_pack (store, "s_test1", 20, 0, &pk), 0);
+    s_unpack (&buffer, &unpacked);
+    CHECK_INT (kf_mp_get_int (&unpacked.data, "total", 0), 2);
+    CHECK (!kf_mp_get_bool (&unpacked.data, "has_more", true));
+    const msgpack_object *data = kf_mp_get (&unpacked.data, "data");
+    CHECK_INT (data->via.array.size, 2);
+    CHECK (kf_mp_str_eq (&data->via.array.ptr [1], "status", "ok"));
+    CHECK (kf_mp_str_eq (&data->via.array.ptr [1], "intent", "knowledge_qa"));
+    const msgpack_object *stored = kf_mp_get (&data->via.array.ptr [1], "sources");
+    CHECK (stored && stored->type == MSGPACK_OBJECT_ARRAY && stored->via.array.size == 1);
+    CHECK (kf_mp_str_eq (&stored->via.array.ptr [0], "external_id", "faq-001"));
+    msgpack_unpacked_destroy (&unpacked);
+    //  Page edges: offset at the end, limit 1
+    CHECK_INT (kf_store_history_pack (store, "s_test1", 1, 1, &pk), 0);
+    s_unpack (&buffer, &unpacked);
+    CHECK_INT (kf_mp_get (&unpacked.data, "data")->via.array.size, 1);
+    CHECK (!kf_mp_get_bool (&unpacked.data, "has_more", true));
+    msgpack_unpacked_destroy (&unpacked);
+    CHECK_INT (kf_store_history_pack (store, "s_test1", 5, 2, &pk), 0);
+    s_unpack (&buffer, &unpacked);
+    CHECK_INT (kf_mp_get (&unpacked.data, "data")->via.array.size, 0);
+    msgpack_unpacked_destroy (&unpacked);
+    CHECK_INT (kf_store_message_pack (store, 999999, &pk), 0);
+
+    //  Knowledge items: created, then updated by external_id; invalid ones rejected with a reason
+    s_pack_json (&buffer, "{\"external_id\":\"faq-9\",\"question\":\"发票怎么开\",\"answer\":\"结算页选择发票。\","
+                          "\"similar_questions\":[\"怎么开票\",\"要发票\"],\"category\":\"发票\"}");
+    msgpack_unpacked item;
+    s_unpack (&buffer, &item);
+    int64_t id1 = 0, id2 = 0;
+    kf_error_t item_err;
+    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id1, &item_err), 1);
+    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id2, &item_err), 2);
+    CHECK_INT (id1, id2);
+    CHECK_INT (kf_store_kb_item_put (store, "other-bot", &item.data, &id2, &item_err), 1);
+    CHECK (id2 != id1);
+    msgpack_unpacked_destroy (&item);
+    s_pack_json (&buffer, "{\"question\":\"没有答案\"}");
+    s_unpack (&buffer, &item);
+    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id2, &item_err), -1);
+    CHECK_STR (kf_errc_name (item_err.errc), "missing_argument");
+    msgpack_unpacked_destroy (&item);
+    int64_t version = kf_store_kb_bump_version (store);
+    CHECK (version >= 2);
+    CHECK_INT (kf_store_count (store, "kb_items"), 2);
+
+    //  A turn left pending when the broker dies is marked failed on the next open
+    int64_t orphan = kf_store_next_message_id (store);
+    pending.id = orphan;
+    CHECK_INT (kf_store_turn_insert (store, &pending), 0);
+    kf_store_destroy (&store);          //  Commits what is pending
+    store = kf_store_open (path, false, err, sizeof err);
+    CHECK (store);
+    CHECK (kf_store_next_message_id (store) > orphan);
+    CHECK_INT (kf_store_message_pack (store, orphan, &pk), 1);
+    s_unpack (&buffer, &unpacked);
+    CHECK (kf_mp_str_eq (&unpacked.data, "status", "error"));
+    msgpack_unpacked_destroy (&unpacked);
+    kf_session_row_t loaded;
+    CHECK_INT (kf_store_session_load (store, "s_test1", 7, &loaded), 1);
+    CHECK_STR (loaded.user_id, "u1");
+    CHECK_INT (loaded.turn_count, 1);
+    kf_session_row_free (&loaded);
+    CHECK_INT (kf_store_session_load (store, "s_nope", 6, &loaded), 0);
+    CHECK_INT (kf_store_kb_bump_version (store), version + 1);
+    kf_store_destroy (&store);
+    msgpack_sbuffer_destroy (&buffer);
+
+    //  A path that cannot be opened is an error with a reason, not a crash
+    CHECK (kf_store_open ("/nonexistent-dir/kefu.db", false, err, sizeof err) == NULL);
+    CHECK (strlen (err) > 0);
+    char command [128];
+    snprintf (command, sizeof command, "rm -rf %s", dir);
+    CHECK_INT (system (command), 0);
+    TEST_PASS ("test_store");
+    return 0;
+}
