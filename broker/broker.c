@@ -109,6 +109,7 @@ s_commit_and_send (kf_broker_t *self)
     if (self->dirty_since_us && (has_output || now - self->dirty_since_us >= S_COMMIT_AGE_US)) {
         self->dirty_since_us = 0;
         is_lost = kf_store_flush (self->store) != 0;
+        self->counters.commits++;
     }
     if (!self->dirty_since_us)
         kf_stream_hub_flush (self->hub, now);

@@ -65,6 +65,7 @@ typedef struct {
     int64_t dirty_since_us;     //  When the open batch got its first write, 0 when clean
     struct {
         uint64_t requests, accepted, done, errors, rejected, timeouts, requeued, workers_lost;
+        uint64_t commits;
     } counters;
 } kf_broker_t;
 

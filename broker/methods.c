@@ -61,7 +61,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     s_result_t r;
     s_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 7);
+    msgpack_pack_map (pk, 8);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -99,6 +99,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_mp_pack_kv_int (pk, "open", (int64_t) kf_stream_hub_open_count (self->hub));
     kf_mp_pack_kv_int (pk, "backlog", (int64_t) kf_stream_hub_backlog (self->hub));
     kf_mp_pack_kv_int (pk, "sessions_cached", (int64_t) kf_sessions_cached (self->sessions));
+    kf_mp_pack_kv_int (pk, "commits", (int64_t) self->counters.commits);
     s_result_send (self, routing, routing_len, req, &r);
 }
 

@@ -385,6 +385,18 @@ s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double 
     zmq_close (sub);
 }
 
+//  The broker's commit counter from stats, -1 when unavailable
+static int64_t
+s_commits (kf_client_t *client)
+{
+    kf_reply_t *reply = NULL;
+    int64_t commits = -1;
+    if (kf_client_call (client, "stats", NULL, 0, &reply) == 0 && reply->ok)
+        commits = kf_mp_get_int (reply->result, "commits", -1);
+    kf_reply_destroy (&reply);
+    return commits;
+}
+
 //  CPU seconds (user + system) a process has used so far, from /proc; 0 when unreadable
 static double
 s_cpu_seconds (pid_t pid)
@@ -467,12 +479,16 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     s_run (&bench, ctx, sessions, bench.window, 0, 1, &peak);          //  Warm-up
     free (peak.latencies);
     double cpu_before = s_cpu_seconds (bench.broker);
+    int64_t commits_before = s_commits (client);
     s_run (&bench, ctx, sessions, bench.window, 0, bench.duration_s, &peak);
+    int64_t peak_commits = s_commits (client) - commits_before;
     double broker_us_per_chat = peak.count ? (s_cpu_seconds (bench.broker) - cpu_before) * 1e6 / peak.count : 0;
     double peak_rate = peak.count / peak.seconds;
     double peak50 = s_percentile (peak.latencies, peak.count, 50);
     double peak99 = s_percentile (peak.latencies, peak.count, 99);
+    commits_before = s_commits (client);
     s_run (&bench, ctx, sessions, 0, peak_rate / 2, bench.duration_s, &half);
+    int64_t half_commits = s_commits (client) - commits_before;
     double inside50 = 0, inside99 = 0;          //  The broker's own view of the half-peak phase
     kf_reply_t *stats = NULL;
     if (kf_client_call (client, "stats", NULL, 0, &stats) == 0 && stats->ok) {
@@ -501,6 +517,9 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     printf ("| peak FAQ chats/s (window %d) | %.0f/s (%zu chats, %zu errors) | |\n", bench.window,
             peak_rate, peak.count, peak.errors);
     printf ("| broker CPU per chat at peak | %.1f µs | |\n", broker_us_per_chat);
+    printf ("| chats per commit at peak / at half of peak | %.1f / %.1f | |\n",
+            peak_commits > 0 ? (double) peak.count / peak_commits : 0,
+            half_commits > 0 ? (double) half.count / half_commits : 0);
     printf ("| latency at peak p50 / p99 | %.3f / %.3f ms | %.1f |\n", peak50, peak99, peak50 / floor50);
     printf ("| latency at half of peak (%.0f/s, %zu chats) p50 / p99 | %.3f / %.3f ms | %.1f |\n",
             peak_rate / 2, half.count, half50, half99, half50 / floor50);
