@@ -277,7 +277,8 @@ s_bind (kf_broker_t *self, int type, const char *endpoint)
     if (type == ZMQ_ROUTER)
         zmq_setsockopt (socket, ZMQ_ROUTER_MANDATORY, &on, sizeof on);
     if (type == ZMQ_XPUB) {
-        zmq_setsockopt (socket, ZMQ_XPUB_VERBOSER, &on, sizeof on);
+        //  Not VERBOSE: the XPUB reports a topic's first subscription and its last unsubscription
+        //  (or the subscriber's disconnect), exactly the set of topics with someone listening
         zmq_setsockopt (socket, ZMQ_XPUB_NODROP, &on, sizeof on);
     }
     if (zmq_bind (socket, endpoint) == -1) {

@@ -480,6 +480,12 @@ kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, 
         char event_name [16];
         snprintf (event_name, sizeof event_name, "%.*s", (int) name_len, name);
         bool is_meta = strcmp (event_name, "meta") == 0;
+        if (!is_meta && strcmp (event_name, "token") != 0) {
+            //  done and error are the broker's to send, once, after the commit
+            kf_warn ("worker %s sent a %s event; ignored", worker->name, event_name);
+            msgpack_unpacked_destroy (&unpacked);
+            return;
+        }
         int fields = is_meta ? 2 : 0;
         for (uint32_t i = 0; i < event->via.map.size; i++) {
             const msgpack_object *key = &event->via.map.ptr [i].key;
@@ -561,7 +567,8 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     };
     kf_store_turn_complete (self->store, &turn);
     session->turn_count++;
-    session->failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
+    int64_t failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
+    session->failed_attempts = failed_attempts < 0 ? 0 : failed_attempts;
     session->updated_at = turn.created_at;
     kf_store_session_update (self->store, session->id, session->turn_count,
                              session->failed_attempts, job->labels_json, session->updated_at);

@@ -247,7 +247,7 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
         kf_error_set (&err, KF_E_TOO_LARGE, "params.items holds at most 500 items");
         goto failed;
     }
-    char bot [65] = "default";
+    char bot [260] = "default";         //  64 characters of UTF-8
     if (bot_id && bot_len)
         snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
     s_result_t r;

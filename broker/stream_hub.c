@@ -37,7 +37,7 @@ struct _kf_stream_hub_t {
     void *xpub;
     int64_t wait_us, retention_us;
     kf_dict_t *streams;         //  Topic -> stream (open and retained)
-    kf_dict_t *subscriptions;   //  Topic -> subscriber count
+    kf_dict_t *subscriptions;   //  Topics with at least one subscriber
     kf_stream_t *pending;       //  Streams with unsent events
     kf_stream_t *waiting;       //  Streams not yet live
     kf_stream_t *retired_head, *retired_tail;
@@ -113,9 +113,8 @@ kf_stream_hub_on_subscription (kf_stream_hub_t *self, const char *data, size_t l
         return;
     const char *topic = data + 1;
     size_t topic_len = len - 1;
-    intptr_t count = (intptr_t) kf_dict_get (self->subscriptions, topic, topic_len);
     if (data [0] == 1) {
-        kf_dict_put (self->subscriptions, topic, topic_len, (void *) (count + 1));
+        kf_dict_put (self->subscriptions, topic, topic_len, (void *) 1);
         //  Release the stream waiting for exactly this topic
         kf_stream_t *stream = kf_dict_get (self->streams, topic, topic_len);
         if (stream && !stream->is_live) {
@@ -124,24 +123,22 @@ kf_stream_hub_on_subscription (kf_stream_hub_t *self, const char *data, size_t l
         }
     }
     else
-    if (count <= 1)
         kf_dict_remove (self->subscriptions, topic, topic_len);
-    else
-        kf_dict_put (self->subscriptions, topic, topic_len, (void *) (count - 1));
 }
 
 bool
 kf_stream_hub_is_open (kf_stream_hub_t *self, const char *topic, size_t len)
 {
     kf_stream_t *stream = kf_dict_get (self->streams, topic, len);
-    return stream && !stream->is_ended;
+    //  Ended but still delivering counts as open: a new stream must not mix into it
+    return stream && (!stream->is_ended || stream->sent < stream->count);
 }
 
 kf_stream_t *
 kf_stream_hub_open (kf_stream_hub_t *self, const char *topic, size_t len)
 {
     kf_stream_t *old = kf_dict_get (self->streams, topic, len);
-    if (old && !old->is_ended)
+    if (kf_stream_hub_is_open (self, topic, len))
         return NULL;
     if (old)
         old->forget_at_us = 0;          //  Retired entry is replaced: let the sweep skip it
@@ -299,7 +296,7 @@ kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us)
         if (timeout < 0 || ms < timeout)
             timeout = ms;
     }
-    if (self->retired_head) {
+    if (self->retired_head && !self->retired_head->is_pending && !self->retired_head->is_waiting) {
         int64_t due = self->retired_head->forget_at_us;
         long ms = due <= now_us ? 0 : (long) ((due - now_us) / 1000 + 1);
         if (timeout < 0 || ms < timeout)

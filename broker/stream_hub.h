@@ -1,5 +1,5 @@
 /*  stream_hub.h - token streams on the XPUB socket without silent loss. The hub sees subscriptions
-    (XPUB_VERBOSER) and holds a stream's events until its topic has a subscriber, or until a bounded
+    (the XPUB reports which topics have a subscriber) and holds a stream's events until its topic has a subscriber, or until a bounded
     wait passes; XPUB_NODROP turns high-water-mark drops into retries; every event keeps its sequence
     number and stays fetchable (stream.fetch) for a retention period after the stream ends. */
 #ifndef KF_STREAM_HUB_H
@@ -12,7 +12,7 @@
 typedef struct _kf_stream_hub_t kf_stream_hub_t;
 typedef struct _kf_stream_t kf_stream_t;
 
-//  Creates a hub publishing on `xpub` (an XPUB socket with VERBOSER and NODROP set). Streams wait
+//  Creates a hub publishing on `xpub` (an XPUB socket with NODROP set). Streams wait
 //  at most `wait_ms` for their subscriber; ended streams stay fetchable for `retention_ms`.
 kf_stream_hub_t *kf_stream_hub_new (void *xpub, int wait_ms, int retention_ms);
 

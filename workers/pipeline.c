@@ -99,8 +99,12 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_
     }
     const char *bot_id;
     size_t bot_len;
-    if (!kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len) || bot_len >= sizeof turn->bot_id)
+    if (!kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len))
         bot_id = "default", bot_len = 7;
+    //  The broker admits at most 64 characters; a longer id is cut, and so matches no bot (never
+    //  another bot's knowledge base)
+    if (bot_len >= sizeof turn->bot_id)
+        bot_len = sizeof turn->bot_id - 1;
     memcpy (turn->bot_id, bot_id, bot_len);
     turn->failed_attempts = kf_mp_get_int (context, "failed_attempts", 0);
     //  Stage: normalize

@@ -24,7 +24,7 @@ typedef struct {
     //  Inputs
     const char *message;        //  Customer text (UTF-8, validated by the broker)
     size_t message_len;
-    char bot_id [64];
+    char bot_id [260];          //  Up to 64 characters of UTF-8
     int64_t failed_attempts;    //  Consecutive unanswered turns before this one
     //  normalize
     char *normalized;

@@ -258,7 +258,8 @@ s_pace_streams (s_worker_t *self, int64_t now)
             s_first_chunk_t first = { 0 };
             //  Chunk only a bounded window: the first token never needs more
             size_t window = stream->len - stream->offset < 256 ? stream->len - stream->offset : 256;
-            window = kf_utf8_complete_prefix (stream->text + stream->offset, window);
+            size_t complete = kf_utf8_complete_prefix (stream->text + stream->offset, window);
+            window = complete ? complete : window;      //  Broken text still moves on
             kf_text_chunks (stream->text + stream->offset, window, self->config->chunk_chars,
                             s_take_first, &first);
             size_t len = first.len ? first.len : window;

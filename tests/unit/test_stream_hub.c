@@ -75,7 +75,6 @@ main (void)
     void *ctx = zmq_ctx_new ();
     s_xpub = zmq_socket (ctx, ZMQ_XPUB);
     int on = 1, hwm = 10;
-    zmq_setsockopt (s_xpub, ZMQ_XPUB_VERBOSER, &on, sizeof on);
     zmq_setsockopt (s_xpub, ZMQ_XPUB_NODROP, &on, sizeof on);
     zmq_setsockopt (s_xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
     CHECK_INT (zmq_bind (s_xpub, "inproc://streams"), 0);
