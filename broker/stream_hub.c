@@ -42,6 +42,9 @@ struct _kf_stream_hub_t {
     kf_stream_t *waiting;       //  Streams not yet live
     kf_stream_t *retired_head, *retired_tail;
     size_t open_count, retired_count, backlog;
+    int64_t stall_us;           //  Push-back tolerated before publishing lossy
+    int64_t blocked_since_us;   //  When the socket started pushing back, 0 when it is not
+    bool is_lossy_logged;       //  Said so once for this stall
 };
 
 kf_stream_hub_t *
@@ -53,7 +56,14 @@ kf_stream_hub_new (void *xpub, int wait_ms, int retention_ms)
     self->retention_us = retention_ms * 1000LL;
     self->streams = kf_dict_new ();
     self->subscriptions = kf_dict_new ();
+    self->stall_us = 1000000;
     return self;
+}
+
+void
+kf_stream_hub_set_stall (kf_stream_hub_t *self, int stall_ms)
+{
+    self->stall_us = stall_ms * 1000LL;
 }
 
 static void
@@ -264,13 +274,23 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
         else
             link = &stream->waiting_next;
     }
+    bool is_lossy = self->blocked_since_us && now_us - self->blocked_since_us >= self->stall_us;
     if (self->pending) {
         //  Lets libzmq process its queued commands: a subscriber that drained its pipe is only
         //  writable again after that (an XPUB that is never read from would stay blocked)
         int events;
         size_t size = sizeof events;
         zmq_getsockopt (self->xpub, ZMQ_EVENTS, &events, &size);
+        if (is_lossy) {
+            int off = 0;
+            zmq_setsockopt (self->xpub, ZMQ_XPUB_NODROP, &off, sizeof off);
+            if (!self->is_lossy_logged)
+                kf_warn ("a subscriber has not read for %lld ms: publishing past it (it can repair"
+                         " with stream.fetch)", (long long) ((now_us - self->blocked_since_us) / 1000));
+            self->is_lossy_logged = true;
+        }
     }
+    bool is_blocked = false;
     kf_stream_t **link = &self->pending;
     while (*link) {
         kf_stream_t *stream = *link;
@@ -278,9 +298,22 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
             stream->is_pending = false;
             *link = stream->pending_next;
         }
-        else
+        else {
+            is_blocked = true;
             link = &stream->pending_next;
+        }
     }
+    if (is_lossy) {
+        int on = 1;
+        zmq_setsockopt (self->xpub, ZMQ_XPUB_NODROP, &on, sizeof on);
+    }
+    if (!is_blocked) {
+        self->blocked_since_us = 0;
+        self->is_lossy_logged = false;
+    }
+    else
+    if (!self->blocked_since_us)
+        self->blocked_since_us = now_us;
     s_sweep_retired (self, now_us);
 }
 

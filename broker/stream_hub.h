@@ -16,6 +16,12 @@ typedef struct _kf_stream_t kf_stream_t;
 //  at most `wait_ms` for their subscriber; ended streams stay fetchable for `retention_ms`.
 kf_stream_hub_t *kf_stream_hub_new (void *xpub, int wait_ms, int retention_ms);
 
+//  A subscriber that stops reading would hold every stream back (NODROP turns its full queue into
+//  push-back for all). After `stall_ms` of push-back the hub publishes lossy until the socket takes
+//  messages again: the stalled subscriber loses its share (and can fetch it), the others get theirs.
+//  The default is 1000 ms.
+void kf_stream_hub_set_stall (kf_stream_hub_t *self, int stall_ms);
+
 //  Destroys the hub and every stream; nulls *self_p.
 void kf_stream_hub_destroy (kf_stream_hub_t **self_p);
 

@@ -145,6 +145,35 @@ main (void)
     CHECK_INT (received, 500);
     CHECK_INT (kf_stream_hub_backlog (hub), 0);
 
+    //  A subscriber to everything that never reads: once it is full the socket pushes back for
+    //  everyone; after the stall limit a reader with room still gets every event
+    void *stalled = zmq_socket (ctx, ZMQ_SUB);
+    zmq_setsockopt (stalled, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    CHECK_INT (zmq_connect (stalled, "inproc://streams"), 0);
+    zmq_setsockopt (stalled, ZMQ_SUBSCRIBE, "", 0);
+    void *reader = zmq_socket (ctx, ZMQ_SUB);
+    int roomy = 1000;
+    zmq_setsockopt (reader, ZMQ_RCVHWM, &roomy, sizeof roomy);
+    CHECK_INT (zmq_connect (reader, "inproc://streams"), 0);
+    zmq_setsockopt (reader, ZMQ_SUBSCRIBE, "req-3", 5);
+    s_sleep_ms (20);
+    s_pump_subscriptions (hub);
+    kf_stream_hub_set_stall (hub, 100);
+    stream = kf_stream_hub_open (hub, "req-3", 5);
+    CHECK (stream);
+    for (int i = 0; i < 500; i++)
+        s_publish (hub, stream, "token", i == 499);
+    int64_t started = kf_mono_ms ();
+    while (kf_stream_hub_backlog (hub) > 0 && kf_mono_ms () < started + 5000) {
+        kf_stream_hub_flush (hub, kf_mono_us ());
+        s_sleep_ms (5);
+    }
+    CHECK_INT (kf_stream_hub_backlog (hub), 0);
+    next_seq = 0;
+    CHECK_INT (s_receive (reader, "req-3", 500, &next_seq), 500);
+    zmq_close (stalled);
+    zmq_close (reader);
+
     kf_stream_hub_destroy (&hub);
     zmq_close (sub);
     zmq_close (s_xpub);
