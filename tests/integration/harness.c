@@ -5,6 +5,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -251,12 +252,17 @@ s_free_strings (void)
 const char *
 h_str (const msgpack_object *map, const char *key)
 {
+    static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;  //  Tests call this from threads
+    char *s = kf_mp_dup_str (map, key);
+    if (!s)
+        s = kf_strdup ("");
+    pthread_mutex_lock (&mutex);
     if (!s_strings)
         atexit (s_free_strings);
-    char *s = kf_mp_dup_str (map, key);
     s_strings = kf_realloc (s_strings, (s_string_count + 1) * sizeof (char *));
-    s_strings [s_string_count++] = s ? s : kf_strdup ("");
-    return s_strings [s_string_count - 1];
+    s_strings [s_string_count++] = s;
+    pthread_mutex_unlock (&mutex);
+    return s;
 }
 
 void
