@@ -108,8 +108,11 @@ s_commit_and_send (kf_broker_t *self)
     bool is_lost = false;
     if (self->dirty_since_us && (has_output || now - self->dirty_since_us >= S_COMMIT_AGE_US)) {
         self->dirty_since_us = 0;
+        uint64_t batch = kf_store_batch (self->store);
         is_lost = kf_store_flush (self->store) != 0;
         self->counters.commits++;
+        if (is_lost)
+            kf_chat_on_batch_lost (self, batch);
     }
     if (!self->dirty_since_us)
         kf_stream_hub_flush (self->hub, now);

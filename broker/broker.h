@@ -98,6 +98,8 @@ void kf_chat_dispatch (kf_broker_t *self);
 void kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us);
 void kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker);
 void kf_chat_destroy_all (kf_broker_t *self);
+//  A store batch was rolled back: fails the jobs whose rows were in it, forgets its new sessions.
+void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
 #endif

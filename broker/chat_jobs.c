@@ -33,6 +33,7 @@ struct kf_job_t {
     kf_worker_t *worker;        //  While dispatched
     int attempts;               //  Times dispatched
     bool is_started;            //  Message ids allocated, user turn stored
+    uint64_t batch;             //  Store batch its first rows went into
     bool is_ready;              //  On the ready queue
     int64_t accepted_us, deadline_us;
     int64_t user_message_id, message_id;
@@ -100,6 +101,7 @@ s_begin (kf_broker_t *self, kf_job_t *job)
 {
     job->session->active = job;
     job->is_started = true;
+    job->batch = kf_store_batch (self->store);
     job->user_message_id = kf_store_next_message_id (self->store);
     job->message_id = kf_store_next_message_id (self->store);
     kf_turn_row_t turn = {
@@ -687,4 +689,28 @@ kf_chat_destroy_all (kf_broker_t *self)
         job->worker = NULL;
         s_fail (self, job, &err);
     }
+}
+
+void
+kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
+{
+    //  Their rows (and perhaps their session's) were rolled back: they cannot be answered truthfully
+    for (kf_job_t *job = self->live_head, *next; job; job = next) {
+        next = job->live_next;
+        bool is_lost = (job->is_started && job->batch == batch)
+                    || job->session->created_batch == batch + 1;
+        if (!is_lost)
+            continue;
+        if (job->worker) {
+            const void *data [4] = { job->worker->identity, "KFW1", "CANCEL", job->id_str };
+            size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
+            kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
+        }
+        job->is_started = false;        //  Nothing of it is stored
+        kf_error_t err;
+        kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
+        s_fail (self, job, &err);
+        next = self->live_head;         //  Failing may have finished or started others: rescan
+    }
+    kf_sessions_forget_batch (self->sessions, batch);
 }

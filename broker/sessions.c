@@ -81,6 +81,7 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     session->bot_id = kf_strndup (bot_id ? bot_id : "default", bot_id ? bot_len : 7);
     session->created_at = session->updated_at = kf_now_ms ();
     session->last_used_us = kf_mono_us ();
+    session->created_batch = kf_store_batch (self->store) + 1;     //  0 means "from the database"
     kf_session_row_t row = {
         .user_id = session->user_id, .channel = session->channel, .bot_id = session->bot_id,
         .state = "open", .created_at = session->created_at, .updated_at = session->updated_at
@@ -175,6 +176,23 @@ kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us)
         evicted++;
     }
     return evicted;
+}
+
+size_t
+kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch)
+{
+    size_t cursor = 0, forgotten = 0;
+    const char *key;
+    void *value;
+    while (kf_dict_next (self->cache, &cursor, &key, &value)) {
+        kf_session_t *session = value;
+        if (session->created_batch != batch + 1 || session->active || session->waiting_head)
+            continue;
+        kf_dict_remove (self->cache, key, strlen (key));
+        s_session_free (session);
+        forgotten++;
+    }
+    return forgotten;
 }
 
 size_t

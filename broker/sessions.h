@@ -24,6 +24,7 @@ typedef struct {
     kf_job_t *waiting_head;     //  Jobs queued behind it, in arrival order
     kf_job_t *waiting_tail;
     int64_t last_used_us;       //  For eviction
+    uint64_t created_batch;     //  Store batch of its insert (0 when loaded from the database)
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;
@@ -56,6 +57,10 @@ void kf_session_recent (kf_session_t *session, int index, const char **role, con
 
 //  Drops cached sessions idle for `idle_us` with no job in flight or queued. Returns how many.
 size_t kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us);
+
+//  Forgets the sessions created in store batch `batch` (rolled back: they do not exist). The caller
+//  has failed their jobs first. Returns how many.
+size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);
 
 //  Number of cached sessions.
 size_t kf_sessions_cached (kf_sessions_t *self);

@@ -70,6 +70,8 @@ struct _kf_store_t {
     sqlite3 *db;                //  The connection
     sqlite3_stmt *stmt [S_COUNT];   //  Prepared once
     bool is_dirty;              //  A transaction is open
+    bool is_failed;             //  A write of this batch failed: the batch must not commit
+    uint64_t batch;             //  Number of the open (or next) batch
     int64_t next_message_id;    //  Next id to hand out
 };
 
@@ -116,7 +118,8 @@ kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t err
         snprintf (err, errlen, "cannot open %s: %s", path, sqlite3_errmsg (self->db));
         goto failed;
     }
-    sqlite3_busy_timeout (self->db, 2000);
+    //  Only the broker writes; a lock held by an outside tool must not stall the loop for long
+    sqlite3_busy_timeout (self->db, 50);
     if (s_exec (self->db, "PRAGMA journal_mode = WAL", err, errlen)
     ||  s_exec (self->db, is_synchronous_full ? "PRAGMA synchronous = FULL"
                                               : "PRAGMA synchronous = NORMAL", err, errlen)
@@ -171,6 +174,7 @@ s_write (kf_store_t *self, sqlite3_stmt *stmt)
         if (sqlite3_step (self->stmt [S_BEGIN]) != SQLITE_DONE) {
             kf_error ("store: BEGIN failed: %s", sqlite3_errmsg (self->db));
             sqlite3_reset (stmt);
+            self->is_failed = true;
             return -1;
         }
         self->is_dirty = true;
@@ -179,6 +183,7 @@ s_write (kf_store_t *self, sqlite3_stmt *stmt)
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         kf_error ("store: write failed: %s", sqlite3_errmsg (self->db));
         sqlite3_reset (stmt);
+        self->is_failed = true;
         return -1;
     }
     if (rc == SQLITE_DONE)
@@ -189,9 +194,16 @@ s_write (kf_store_t *self, sqlite3_stmt *stmt)
 int
 kf_store_flush (kf_store_t *self)
 {
-    if (!self->is_dirty)
+    if (!self->is_dirty && !self->is_failed)
         return 0;
-    self->is_dirty = false;
+    bool is_failed = self->is_failed;
+    self->is_dirty = self->is_failed = false;
+    self->batch++;
+    if (is_failed) {
+        kf_error ("store: rolling back a batch with a failed write");
+        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
     sqlite3_reset (self->stmt [S_COMMIT]);
     if (sqlite3_step (self->stmt [S_COMMIT]) != SQLITE_DONE) {
         kf_error ("store: COMMIT failed: %s", sqlite3_errmsg (self->db));
@@ -204,7 +216,13 @@ kf_store_flush (kf_store_t *self)
 bool
 kf_store_is_dirty (kf_store_t *self)
 {
-    return self->is_dirty;
+    return self->is_dirty || self->is_failed;
+}
+
+uint64_t
+kf_store_batch (kf_store_t *self)
+{
+    return self->batch;
 }
 
 int64_t

@@ -54,9 +54,13 @@ void kf_store_set_autocheckpoint (kf_store_t *self, bool is_on);
 //  Commits what is pending and closes the database. Nulls *self_p.
 void kf_store_destroy (kf_store_t **self_p);
 
-//  Commits the open batch, if any. Returns 0, or -1 after logging (the batch is rolled back and the
-//  caller must answer the affected requests with errors).
+//  Commits the open batch, if any. A batch in which any write failed is rolled back whole. Returns
+//  0, or -1 after logging when the batch was lost (the caller must answer the affected requests
+//  with errors).
 int kf_store_flush (kf_store_t *self);
+
+//  Number of the batch that writes go into now; it changes at every flush.
+uint64_t kf_store_batch (kf_store_t *self);
 
 //  True while a batch is open (writes since the last flush).
 bool kf_store_is_dirty (kf_store_t *self);

@@ -51,6 +51,7 @@ s_spawn (const char *binary, const char *const *fixed, const char *const *extra,
     for (int i = 0; extra && extra [i] && argc < 62; i++)
         argv [argc++] = extra [i];
     argv [argc] = NULL;
+    fflush (stdout);                    //  Or the child would print our buffered output again
     pid_t pid = fork ();
     CHECK (pid >= 0);
     if (pid == 0) {

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #define S_MAX_ACKED 100000
 
@@ -90,6 +91,28 @@ main (void)
             CHECK (strcmp (h_str (&data->via.array.ptr [i], "status"), "pending") != 0);
         kf_reply_destroy (&reply);
     }
+    //  The database refuses writes (another connection holds the lock): the chat gets a 500, never
+    //  an ok for a turn that is not stored, and the broker answers again once the lock is gone
+    sqlite3 *db;
+    CHECK_INT (sqlite3_open (s_h.db, &db), SQLITE_OK);
+    CHECK_INT (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    reply = h_call (client, "chat", "{\"message\":\"发票怎么开\",\"session_id\":\"%s\"}", s_session);
+    CHECK (!reply->ok);
+    CHECK_STR (kf_errc_name (reply->error.errc), "internal");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "chat", "{\"message\":\"你好\"}");         //  A new session, too
+    CHECK (!reply->ok);
+    kf_reply_destroy (&reply);
+    CHECK_INT (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    reply = h_call (client, "chat", "{\"message\":\"发票怎么开\",\"session_id\":\"%s\"}", s_session);
+    CHECK (reply->ok);
+    int64_t message_id = kf_mp_get_int (reply->result, "message_id", 0);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "message.get", "{\"message_id\":%lld}", (long long) message_id);
+    CHECK (reply->ok);
+    CHECK_STR (h_str (reply->result, "status"), "ok");
+    kf_reply_destroy (&reply);
     kf_client_destroy (&client);
     h_cleanup (&s_h);
     TEST_PASS ("test_restart");
