@@ -165,19 +165,29 @@ kf_store_destroy (kf_store_t **self_p)
     *self_p = NULL;
 }
 
+//  Opens the batch (a transaction) unless it is open. Returns 0 or -1.
+static int
+s_open_batch (kf_store_t *self)
+{
+    if (self->is_dirty)
+        return 0;
+    sqlite3_reset (self->stmt [S_BEGIN]);
+    if (sqlite3_step (self->stmt [S_BEGIN]) != SQLITE_DONE) {
+        kf_error ("store: BEGIN failed: %s", sqlite3_errmsg (self->db));
+        self->is_failed = true;
+        return -1;
+    }
+    self->is_dirty = true;
+    return 0;
+}
+
 //  Steps a write statement inside the batch, opening the batch first. Returns 0 or -1.
 static int
 s_write (kf_store_t *self, sqlite3_stmt *stmt)
 {
-    if (!self->is_dirty) {
-        sqlite3_reset (self->stmt [S_BEGIN]);
-        if (sqlite3_step (self->stmt [S_BEGIN]) != SQLITE_DONE) {
-            kf_error ("store: BEGIN failed: %s", sqlite3_errmsg (self->db));
-            sqlite3_reset (stmt);
-            self->is_failed = true;
-            return -1;
-        }
-        self->is_dirty = true;
+    if (s_open_batch (self)) {
+        sqlite3_reset (stmt);
+        return -1;
     }
     int rc = sqlite3_step (stmt);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -529,6 +539,11 @@ s_check_str_array (const msgpack_object *item, const char *key, uint32_t max, si
     return 0;
 }
 
+static int s_kb_item_write (kf_store_t *self, const char *bot_id, const msgpack_object *item,
+                            const char *external_id, size_t external_id_len, const char *category,
+                            size_t category_len, const char *question, size_t question_len,
+                            const char *answer, size_t answer_len, int64_t status, int64_t *item_id);
+
 int
 kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object *item,
                       int64_t *item_id, kf_error_t *err)
@@ -557,6 +572,30 @@ kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object
             *item_id = sqlite3_column_int64 (find, 0);
         sqlite3_reset (find);
     }
+    //  One savepoint per item: a failing write takes back this item only, not its batch
+    if (s_open_batch (self))
+        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+    sqlite3_exec (self->db, "SAVEPOINT kb_item", NULL, NULL, NULL);
+    int rc = s_kb_item_write (self, bot_id, item, external_id, external_id_len, category,
+                              category_len, question, question_len, answer, answer_len, status,
+                              item_id);
+    if (rc < 0) {
+        sqlite3_exec (self->db, "ROLLBACK TO kb_item", NULL, NULL, NULL);
+        self->is_failed = false;        //  The batch is whole again
+        sqlite3_exec (self->db, "RELEASE kb_item", NULL, NULL, NULL);
+        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+    }
+    sqlite3_exec (self->db, "RELEASE kb_item", NULL, NULL, NULL);
+    return rc;
+}
+
+//  Writes one validated item (row, then its similar questions). Returns 1 created, 2 updated, -1.
+static int
+s_kb_item_write (kf_store_t *self, const char *bot_id, const msgpack_object *item,
+                 const char *external_id, size_t external_id_len, const char *category,
+                 size_t category_len, const char *question, size_t question_len,
+                 const char *answer, size_t answer_len, int64_t status, int64_t *item_id)
+{
     const msgpack_object *keywords = kf_mp_get (item, "keywords");
     char *keywords_json = keywords && keywords->type == MSGPACK_OBJECT_ARRAY
                         ? kf_json_from_msgpack (keywords) : kf_strdup ("[]");
@@ -579,12 +618,12 @@ kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object
     if (is_update)
         sqlite3_bind_int64 (stmt, column++, *item_id);
     if (s_write (self, stmt))
-        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+        return -1;
     if (!is_update)
         *item_id = sqlite3_last_insert_rowid (self->db);
     sqlite3_bind_int64 (self->stmt [S_KBQ_DELETE], 1, *item_id);
     if (s_write (self, self->stmt [S_KBQ_DELETE]))
-        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+        return -1;
     const msgpack_object *similar = kf_mp_get (item, "similar_questions");
     for (uint32_t i = 0; similar && similar->type == MSGPACK_OBJECT_ARRAY
                          && i < similar->via.array.size; i++) {
@@ -594,7 +633,7 @@ kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object
         sqlite3_bind_int (insert, 2, (int) i);
         sqlite3_bind_text (insert, 3, s->via.str.ptr, (int) s->via.str.size, SQLITE_TRANSIENT);
         if (s_write (self, insert))
-            return kf_error_set (err, KF_E_INTERNAL, "database write failed");
+            return -1;
     }
     return is_update ? 2 : 1;
 }

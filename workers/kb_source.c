@@ -81,7 +81,8 @@ s_load (kf_kb_source_t *self)
         goto done;
     }
     index = kf_kb_index_new ();
-    while (sqlite3_step (items) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step (items)) == SQLITE_ROW) {
         const char *texts [200];
         int count = 0;
         sqlite3_bind_int64 (similar, 1, sqlite3_column_int64 (items, 0));
@@ -96,6 +97,12 @@ s_load (kf_kb_source_t *self)
                          (const char *) sqlite3_column_text (items, 5), texts, count);
         for (int i = 0; i < count; i++)
             free ((char *) texts [i]);
+    }
+    if (rc != SQLITE_DONE) {
+        //  A partial read must not pass for the whole version: keep serving the previous one
+        s_failed (self, "reading items failed");
+        kf_kb_index_destroy (&index);
+        goto done;
     }
     kf_kb_index_build (index);
 done:

@@ -7,7 +7,7 @@
 #include "common/mpack.h"
 #include "common/utf8.h"
 #include "common/wire.h"
-#include "workers/kb_source.h"
+#include "workers/kb_loader.h"
 #include "workers/pipeline.h"
 #include "workers/text_norm.h"
 #include <errno.h>
@@ -32,7 +32,7 @@ typedef struct {
     const kf_worker_config_t *config;
     void *ctx;
     void *socket;               //  DEALER to the broker
-    kf_kb_source_t *source;
+    kf_kb_loader_t *loader;     //  Builds indexes on its own thread
     kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
     int64_t kb_version;
     kf_pipeline_config_t pipeline;
@@ -351,11 +351,13 @@ s_on_broker_message (s_worker_t *self)
     }
 }
 
+//  Swaps in a newer knowledge base if the loader has one; jobs in flight hold no index pointers
+//  across loop iterations, so the old one can go at once
 static void
-s_poll_kb (s_worker_t *self)
+s_take_kb (s_worker_t *self, int wait_ms)
 {
     int64_t version;
-    kf_kb_index_t *index = kf_kb_source_poll (self->source, &version);
+    kf_kb_index_t *index = kf_kb_loader_take (self->loader, wait_ms, &version);
     if (!index)
         return;
     kf_kb_index_destroy (&self->kb);
@@ -394,7 +396,7 @@ s_on_timers (s_worker_t *self, int64_t now)
         self->heartbeat_at_us = now + self->config->heartbeat_ms * 1000LL;
     }
     if (now >= self->kb_poll_at_us) {
-        s_poll_kb (self);
+        s_take_kb (self, 0);
         self->kb_poll_at_us = now + self->config->kb_poll_ms * 1000LL;
     }
     if (self->streams)
@@ -410,8 +412,8 @@ kf_worker_run (const kf_worker_config_t *config)
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
     kf_pipeline_config_defaults (&self.pipeline);
-    self.source = kf_kb_source_new (config->db_path);
-    s_poll_kb (&self);
+    self.loader = kf_kb_loader_new (config->db_path, config->kb_poll_ms);
+    s_take_kb (&self, 1000);            //  Start with the knowledge base when there is one
     self.ctx = zmq_ctx_new ();
     s_connect (&self);
     kf_info ("connected to %s, capacity %d", config->broker, config->capacity);
@@ -431,7 +433,7 @@ kf_worker_run (const kf_worker_config_t *config)
     s_drop_streams (&self);
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
+    kf_kb_loader_destroy (&self.loader);
     kf_kb_index_destroy (&self.kb);
-    kf_kb_source_destroy (&self.source);
     return 0;
 }

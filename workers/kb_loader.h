@@ -1,0 +1,22 @@
+/*  kb_loader.h - builds knowledge-base indexes off the worker's event loop. A thread polls the
+    knowledge-base source and builds each new version's index; the loop takes finished indexes
+    when it likes. A large knowledge base takes seconds to index: done in the loop, the worker
+    would miss its heartbeats and be declared lost. */
+#ifndef KF_KB_LOADER_H
+#define KF_KB_LOADER_H
+#include <stdint.h>
+#include "workers/kb_index.h"
+
+typedef struct _kf_kb_loader_t kf_kb_loader_t;
+
+//  Starts a loader on the database at `path`, looking for a new version every `poll_ms`. Never
+//  NULL (aborts if the thread cannot start: a worker without one cannot serve).
+kf_kb_loader_t *kf_kb_loader_new (const char *path, int poll_ms);
+
+//  Stops the thread, frees an index not taken and nulls *self_p.
+void kf_kb_loader_destroy (kf_kb_loader_t **self_p);
+
+//  Returns the newest finished index not yet taken (the caller owns it) and sets *version, or NULL.
+//  Waits up to `wait_ms` for one (0: do not wait). Older unclaimed versions are discarded.
+kf_kb_index_t *kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version);
+#endif
