@@ -20,6 +20,7 @@
 
 #define S_BATCH 512             //  Messages per socket per iteration: bounds latency under load
 #define S_COMMIT_AGE_US 20000   //  Longest a write waits for its commit with nothing to send
+#define S_SESSIONS_MAX 100000   //  Sessions cached in memory (each a few hundred bytes to a few KB)
 
 static volatile sig_atomic_t s_interrupted = 0;
 
@@ -391,6 +392,9 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
             kf_sessions_evict (self->sessions, now, 600000000LL);
             evict_at = now + 60000000;
         }
+        //  Bounded whatever the rate of new sessions (they reload from the database when needed)
+        if (kf_sessions_cached (self->sessions) > S_SESSIONS_MAX + S_SESSIONS_MAX / 8)
+            kf_sessions_trim (self->sessions, now, S_SESSIONS_MAX);
         s_commit_and_send (self);
     }
 }

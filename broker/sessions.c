@@ -179,6 +179,16 @@ kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us)
 }
 
 size_t
+kf_sessions_trim (kf_sessions_t *self, int64_t now_us, size_t max)
+{
+    //  Halve the idle age until enough go: a few linear passes, no sort, and only when over
+    size_t evicted = 0;
+    for (int64_t idle_us = 600000000; kf_dict_size (self->cache) > max && idle_us >= 1000; idle_us /= 2)
+        evicted += kf_sessions_evict (self, now_us, idle_us);
+    return evicted;
+}
+
+size_t
 kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch)
 {
     size_t cursor = 0, forgotten = 0;

@@ -58,6 +58,10 @@ void kf_session_recent (kf_session_t *session, int index, const char **role, con
 //  Drops cached sessions idle for `idle_us` with no job in flight or queued. Returns how many.
 size_t kf_sessions_evict (kf_sessions_t *self, int64_t now_us, int64_t idle_us);
 
+//  Keeps the cache near `max` sessions: when it holds more, drops idle sessions, the longest idle
+//  first, in a few passes over the table. Sessions with jobs stay. Returns how many went.
+size_t kf_sessions_trim (kf_sessions_t *self, int64_t now_us, size_t max);
+
 //  Forgets the sessions created in store batch `batch` (rolled back: they do not exist). The caller
 //  has failed their jobs first. Returns how many.
 size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);

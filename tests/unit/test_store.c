@@ -1,5 +1,6 @@
 /*  test_store.c - the broker's SQLite store on a real file: migrations, sessions, turns (pending,
     completed, failed), history pages, knowledge-item upserts, and what a reopen finds. */
+#include "broker/sessions.h"
 #include "broker/store.h"
 #include "common/clock.h"
 #include "common/json_codec.h"
@@ -143,6 +144,38 @@ main (void)
     kf_session_row_free (&loaded);
     CHECK_INT (kf_store_session_load (store, "s_nope", 6, &loaded), 0);
     CHECK_INT (kf_store_kb_bump_version (store), version + 1);
+
+    //  The session cache: trimmed to its bound, busy sessions kept, evicted ones reload with their
+    //  counters and recent turns
+    kf_sessions_t *sessions = kf_sessions_new (store);
+    kf_session_t *first = NULL, *busy = NULL;
+    for (int i = 0; i < 50; i++) {
+        kf_session_t *session = kf_sessions_create (sessions, "u9", 2, "app", NULL, 0);
+        CHECK (session && strncmp (session->id, "s_", 2) == 0 && strlen (session->id) == 22);
+        if (i == 0)
+            first = session;
+        if (i == 1)
+            busy = session;
+    }
+    char first_id [32];
+    snprintf (first_id, sizeof first_id, "%s", first->id);
+    busy->active = (kf_job_t *) busy;       //  Stands for a job in flight
+    CHECK_INT (kf_store_flush (store), 0);
+    CHECK_INT (kf_sessions_cached (sessions), 50);
+    kf_sessions_trim (sessions, kf_mono_us () + 3600000000LL, 10);
+    CHECK (kf_sessions_cached (sessions) <= 10);
+    CHECK (kf_sessions_find (sessions, busy->id, strlen (busy->id), "u9", 2) == busy);
+    busy->active = NULL;
+    kf_session_t *again = kf_sessions_find (sessions, first_id, strlen (first_id), "u9", 2);
+    CHECK (again && strcmp (again->user_id, "u9") == 0 && strcmp (again->channel, "app") == 0);
+    CHECK (kf_sessions_find (sessions, first_id, strlen (first_id), "someone-else", 12) == NULL);
+    kf_session_t *reloaded = kf_sessions_get (sessions, "s_test1", 7);
+    CHECK (reloaded && reloaded->turn_count == 1 && reloaded->recent_count == 2);
+    const char *role, *content;
+    kf_session_recent (reloaded, 0, &role, &content);
+    CHECK_STR (role, "user");
+    CHECK_STR (content, "怎么申请退货？");
+    kf_sessions_destroy (&sessions);
     kf_store_destroy (&store);
     msgpack_sbuffer_destroy (&buffer);
 
