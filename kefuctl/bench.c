@@ -487,7 +487,9 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     double peak50 = s_percentile (peak.latencies, peak.count, 50);
     double peak99 = s_percentile (peak.latencies, peak.count, 99);
     commits_before = s_commits (client);
+    cpu_before = s_cpu_seconds (bench.broker);
     s_run (&bench, ctx, sessions, 0, peak_rate / 2, bench.duration_s, &half);
+    double half_cpu = s_cpu_seconds (bench.broker) - cpu_before;
     int64_t half_commits = s_commits (client) - commits_before;
     double inside50 = 0, inside99 = 0;          //  The broker's own view of the half-peak phase
     kf_reply_t *stats = NULL;
@@ -516,7 +518,9 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     printf ("| floor: raw DEALER->ROUTER echo round trip p50 / p99 | %.3f / %.3f ms | 1.0 |\n", floor50, floor99);
     printf ("| peak FAQ chats/s (window %d) | %.0f/s (%zu chats, %zu errors) | |\n", bench.window,
             peak_rate, peak.count, peak.errors);
-    printf ("| broker CPU per chat at peak | %.1f µs | |\n", broker_us_per_chat);
+    printf ("| broker CPU per chat at peak / at half of peak | %.1f / %.1f µs | |\n", broker_us_per_chat,
+            half.count ? half_cpu * 1e6 / half.count : 0);
+    printf ("| broker busy at half of peak | %.0f%% of a core | |\n", half.seconds > 0 ? half_cpu * 100 / half.seconds : 0);
     printf ("| chats per commit at peak / at half of peak | %.1f / %.1f | |\n",
             peak_commits > 0 ? (double) peak.count / peak_commits : 0,
             half_commits > 0 ? (double) half.count / half_commits : 0);
