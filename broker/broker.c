@@ -437,6 +437,9 @@ kf_broker_run (const kf_broker_config_t *config)
     kf_info ("shutting down");
     kf_chat_destroy_all (&self);
     s_commit_and_send (&self);
+    size_t unsent = kf_stream_hub_drain (self.hub, 1000);
+    if (unsent)
+        kf_warn ("%zu stream events could not be delivered before shutdown", unsent);
     rc = 0;
 done:
     kf_supervisor_destroy (&supervisor);

@@ -317,6 +317,27 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
     s_sweep_retired (self, now_us);
 }
 
+size_t
+kf_stream_hub_drain (kf_stream_hub_t *self, int timeout_ms)
+{
+    for (kf_stream_t *stream = self->waiting; stream; stream = stream->waiting_next)
+        if (!stream->is_live) {
+            stream->is_live = true;
+            s_make_pending (self, stream);
+        }
+    int64_t deadline = kf_mono_us () + timeout_ms * 1000LL;
+    self->blocked_since_us = 0;
+    self->stall_us = timeout_ms * 500LL;        //  Past a stalled subscriber halfway through
+    while (self->backlog > 0 && kf_mono_us () < deadline) {
+        kf_stream_hub_flush (self, kf_mono_us ());
+        if (self->backlog > 0) {
+            zmq_pollitem_t item = { self->xpub, 0, ZMQ_POLLOUT, 0 };
+            zmq_poll (&item, 1, 1);
+        }
+    }
+    return self->backlog;
+}
+
 long
 kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us)
 {

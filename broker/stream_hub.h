@@ -48,6 +48,10 @@ void kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *
 //  streams past retention. Call once per loop iteration, after the database commit.
 void kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us);
 
+//  Ends every hold and tries for up to `timeout_ms` to send everything queued: for shutdown, so
+//  the last events (errors of cancelled chats) are not left behind. Returns events still unsent.
+size_t kf_stream_hub_drain (kf_stream_hub_t *self, int timeout_ms);
+
 //  Milliseconds until the hub needs kf_stream_hub_flush again (-1 when nothing waits).
 long kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us);
 

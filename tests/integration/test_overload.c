@@ -3,6 +3,7 @@
     client still gets an answer. Every request gets exactly one reply. */
 #include "harness.h"
 #include "common/log.h"
+#include <signal.h>
 
 #define S_REQUESTS 40
 
@@ -100,6 +101,24 @@ s_test_deadline (void)
     CHECK_STR (h_str (&data->via.array.ptr [1], "status"), "error");
     kf_reply_destroy (&reply);
     kf_client_destroy (&client);
+
+    //  Shutdown while a stream is held for its subscriber: the chat still ends with an error event
+    //  and a 503 reply, not silence
+    h_raw_send (&raw, "shutdown-1", "chat", "{\"message\":\"你好\",\"stream\":true}");
+    h_sleep_ms (50);
+    zmq_setsockopt (raw.sub, ZMQ_SUBSCRIBE, "shutdown-1", 10);
+    h_kill_broker (&h, SIGTERM);
+    bool has_unavailable = false;
+    while (!has_unavailable && h_raw_event (&raw, 3000, topic, sizeof topic, &event)) {
+        has_unavailable = strcmp (topic, "shutdown-1") == 0 && kf_mp_str_eq (&event.data, "event", "error")
+                       && kf_mp_str_eq (kf_mp_get (&event.data, "error"), "name", "unavailable");
+        msgpack_unpacked_destroy (&event);
+    }
+    CHECK (has_unavailable);
+    reply = h_raw_reply (&raw, 3000);
+    CHECK (reply && !reply->ok);
+    CHECK_INT (kf_errc_code (reply->error.errc), 503);
+    kf_reply_destroy (&reply);
     h_raw_close (&raw);
     h_cleanup (&h);
 
