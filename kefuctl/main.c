@@ -123,6 +123,16 @@ main (int argc, char *argv [])
         fprintf (stderr, "kefuctl: invalid endpoint %s or %s\n", options.requests, options.streams);
         return 2;
     }
+    //  A missing broker should say so at once, not after a chat's full timeout
+    kf_client_set_timeout (client, options.timeout_ms < 1500 ? options.timeout_ms : 1500);
+    kf_reply_t *probe = NULL;
+    if (kf_client_call (client, "health", NULL, 0, &probe) == -1) {
+        fprintf (stderr, "kefuctl: kefu-broker is not answering at %s (is it running? start it with"
+                         " deploy/quickstart.sh or kefu-broker --workers 2)\n", options.requests);
+        kf_client_destroy (&client);
+        return 3;
+    }
+    kf_reply_destroy (&probe);
     kf_client_set_timeout (client, options.timeout_ms);
     int rc = 2;
     if (strcmp (command, "chat") == 0)
