@@ -442,7 +442,8 @@ kf_broker_run (const kf_broker_config_t *config)
         kf_warn ("%zu stream events could not be delivered before shutdown", unsent);
     rc = 0;
 done:
-    kf_supervisor_destroy (&supervisor);
+    if (kf_supervisor_destroy (&supervisor) > 0)
+        rc = 1;
     kf_checkpointer_destroy (&checkpointer);
     size_t cursor = 0;
     kf_worker_t *worker;

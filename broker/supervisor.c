@@ -100,12 +100,13 @@ kf_supervisor_check (kf_supervisor_t *self, int64_t now_us)
             s_start (self, i);
 }
 
-void
+int
 kf_supervisor_destroy (kf_supervisor_t **self_p)
 {
     kf_supervisor_t *self = *self_p;
     if (!self)
-        return;
+        return 0;
+    int unclean = 0;
     for (int i = 0; i < self->count; i++)
         if (self->children [i].pid > 0)
             kill (self->children [i].pid, SIGTERM);
@@ -114,11 +115,20 @@ kf_supervisor_destroy (kf_supervisor_t **self_p)
         while (self->children [i].pid > 0) {
             int status;
             pid_t pid = waitpid (self->children [i].pid, &status, WNOHANG);
-            if (pid == self->children [i].pid || (pid < 0 && errno == ECHILD))
+            if (pid == self->children [i].pid) {
+                if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+                    kf_warn ("worker local-%d exited with status %d at shutdown", i + 1, status);
+                    unclean++;
+                }
+                break;
+            }
+            if (pid < 0 && errno == ECHILD)
                 break;
             if (kf_mono_us () > deadline) {
+                kf_warn ("worker local-%d did not stop in 2 s; killed", i + 1);
                 kill (self->children [i].pid, SIGKILL);
                 waitpid (self->children [i].pid, &status, 0);
+                unclean++;
                 break;
             }
             usleep (10000);
@@ -130,4 +140,5 @@ kf_supervisor_destroy (kf_supervisor_t **self_p)
     free (self->children);
     free (self);
     *self_p = NULL;
+    return unclean;
 }

@@ -14,5 +14,7 @@ kf_supervisor_t *kf_supervisor_new (const char *binary, int count, const char *c
 void kf_supervisor_check (kf_supervisor_t *self, int64_t now_us);
 
 //  Stops every worker (SIGTERM, then SIGKILL after 2 s) and frees the supervisor; nulls *self_p.
-void kf_supervisor_destroy (kf_supervisor_t **self_p);
+//  Returns how many workers did not exit cleanly (status 0) - under the sanitizers, a worker that
+//  leaked or misbehaved - so the broker can report it in its own exit status.
+int kf_supervisor_destroy (kf_supervisor_t **self_p);
 #endif
