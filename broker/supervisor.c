@@ -42,6 +42,14 @@ s_start (kf_supervisor_t *self, int index)
     argv [argc++] = name;
     argv [argc] = NULL;
     pid_t parent = getpid ();
+    //  Fork with SIGTERM and SIGINT blocked: the mask survives execv, and the worker unblocks them
+    //  once its own handlers are in place. Otherwise a stop signal arriving before that would run
+    //  the broker's handler, inherited by the child, and be lost: the worker would ignore it.
+    sigset_t stops, saved;
+    sigemptyset (&stops);
+    sigaddset (&stops, SIGTERM);
+    sigaddset (&stops, SIGINT);
+    sigprocmask (SIG_BLOCK, &stops, &saved);
     pid_t pid = fork ();
     if (pid == 0) {
         prctl (PR_SET_PDEATHSIG, SIGTERM);
@@ -51,6 +59,7 @@ s_start (kf_supervisor_t *self, int index)
         fprintf (stderr, "kefu-broker: cannot run %s: %s\n", self->binary, strerror (errno));
         _exit (127);
     }
+    sigprocmask (SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         kf_error ("fork failed: %s", strerror (errno));
         self->children [index].restart_at_us = kf_mono_us () + 1000000;

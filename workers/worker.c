@@ -411,6 +411,12 @@ kf_worker_run (const kf_worker_config_t *config)
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
+    //  A supervising broker starts us with these blocked; one that came already is delivered now
+    sigset_t stops;
+    sigemptyset (&stops);
+    sigaddset (&stops, SIGTERM);
+    sigaddset (&stops, SIGINT);
+    sigprocmask (SIG_UNBLOCK, &stops, NULL);
     kf_pipeline_config_defaults (&self.pipeline);
     self.loader = kf_kb_loader_new (config->db_path, config->kb_poll_ms);
     s_take_kb (&self, 1000);            //  Start with the knowledge base when there is one
