@@ -47,6 +47,7 @@ kf_broker_config_defaults (kf_broker_config_t *config)
     config->stream_wait_ms = 2000;
     config->stream_retention_ms = 60000;
     config->max_attempts = 3;
+    config->idle_close_ms = 1800000;
 }
 
 //  --- Outbox -----------------------------------------------------------------------------------
@@ -357,7 +358,7 @@ s_on_subscription (kf_broker_t *self, kf_frames_t *frames)
 static void
 s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
 {
-    int64_t supervise_at = 0, evict_at = kf_mono_us () + 60000000;
+    int64_t supervise_at = 0, evict_at = kf_mono_us () + 60000000, idle_at = 0;
     while (!s_interrupted) {
         int64_t now = kf_mono_us ();
         long timeout = (self->heartbeat_at_us - now) / 1000 + 1;
@@ -387,6 +388,11 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         if (supervisor && now >= supervise_at) {
             kf_supervisor_check (supervisor, now);
             supervise_at = now + 200000;
+        }
+        if (now >= idle_at) {
+            kf_lifecycle_close_idle (self);
+            idle_at = now + (self->config->idle_close_ms < 600000 ? self->config->idle_close_ms / 10 + 1000
+                                                                 : 60000) * 1000LL;
         }
         if (now >= evict_at) {
             kf_sessions_evict (self->sessions, now, 600000000LL);

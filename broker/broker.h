@@ -32,6 +32,7 @@ typedef struct {
     int stream_wait_ms;         //  How long a stream waits for its subscriber
     int stream_retention_ms;    //  How long an ended stream stays fetchable
     int max_attempts;           //  Dispatches of one job before giving up on lost workers
+    int idle_close_ms;          //  Sessions untouched this long close themselves (0: never)
 } kf_broker_config_t;
 
 //  A reply or error waiting for the end of the loop iteration (after the commit)
@@ -86,6 +87,13 @@ void kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routi
 //  Handles one decoded client request (methods.c). `routing` identifies the client.
 void kf_methods_dispatch (kf_broker_t *self, const char *routing, size_t routing_len,
                           kf_request_t *req);
+
+//  Conversation lifecycle (lifecycle_methods.c): session.close, feedback, and the idle sweep.
+void kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_len,
+                              kf_request_t *req);
+void kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len,
+                         kf_request_t *req);
+void kf_lifecycle_close_idle (kf_broker_t *self);
 
 //  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
 //  recover the jobs of a lost worker, free what is left at shutdown.

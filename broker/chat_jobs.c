@@ -280,6 +280,12 @@ s_session_for (kf_broker_t *self, const s_chat_params_t *p, kf_error_t *err)
     if (!session)
         kf_error_set (err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) p->session_id_len,
                       p->session_id);
+    else
+    if (session->is_closed) {
+        kf_error_set (err, KF_E_SESSION_CLOSED, "session %s is closed; chat without session_id (or"
+                      " call session.create) to start a new one", session->id);
+        session = NULL;
+    }
     return session;
 }
 

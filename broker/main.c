@@ -24,6 +24,7 @@ s_usage (void)
         "  --max-message-chars N      longest chat message (default 4000)\n"
         "  --stream-wait-ms N         how long a stream waits for its subscriber (default 2000)\n"
         "  --stream-retention-ms N    how long an ended stream stays fetchable (default 60000)\n"
+        "  --idle-close-ms N          close sessions untouched this long (default 1800000; 0: never)\n"
         "  --sync-full                fsync every commit (survives power loss; slower)\n");
 }
 
@@ -74,6 +75,7 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--max-message-chars") == 0)   config.max_message_chars = s_int (arg, value, 1);
         else if (strcmp (arg, "--stream-wait-ms") == 0)      config.stream_wait_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--stream-retention-ms") == 0) config.stream_retention_ms = s_int (arg, value, 0);
+        else if (strcmp (arg, "--idle-close-ms") == 0)       config.idle_close_ms = s_int (arg, value, 0);
         else {
             fprintf (stderr, "kefu-broker: unknown option %s\n", arg);
             s_usage ();

@@ -61,7 +61,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     s_result_t r;
     s_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 8);
+    msgpack_pack_map (pk, 9);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -100,6 +100,9 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_mp_pack_kv_int (pk, "backlog", (int64_t) kf_stream_hub_backlog (self->hub));
     kf_mp_pack_kv_int (pk, "sessions_cached", (int64_t) kf_sessions_cached (self->sessions));
     kf_mp_pack_kv_int (pk, "commits", (int64_t) self->counters.commits);
+    kf_mp_pack_cstr (pk, "feedback");
+    if (kf_store_feedback_stats_pack (self->store, pk))
+        msgpack_pack_nil (pk);
     s_result_send (self, routing, routing_len, req, &r);
 }
 
@@ -298,6 +301,8 @@ static const struct {
     { "message.get",    s_message_get },
     { "stream.fetch",   s_stream_fetch },
     { "kb.item.create", s_kb_item_create },
+    { "session.close",  kf_method_session_close },
+    { "feedback",       kf_method_feedback },
 };
 
 void

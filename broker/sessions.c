@@ -117,6 +117,7 @@ kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
     session->user_id = row.user_id;
     session->channel = row.channel;
     session->bot_id = row.bot_id;
+    session->is_closed = row.state && strcmp (row.state, "closed") == 0;
     free (row.state);
     session->turn_count = row.turn_count;
     session->failed_attempts = row.failed_attempts;
@@ -203,6 +204,22 @@ kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch)
         forgotten++;
     }
     return forgotten;
+}
+
+size_t
+kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before)
+{
+    size_t cursor = 0, closed = 0;
+    void *value;
+    while (kf_dict_next (self->cache, &cursor, NULL, &value)) {
+        kf_session_t *session = value;
+        if (!session->is_closed && !session->active && !session->waiting_head
+        &&  session->updated_at < idle_before) {
+            session->is_closed = true;
+            closed++;
+        }
+    }
+    return closed;
 }
 
 size_t

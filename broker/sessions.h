@@ -25,6 +25,7 @@ typedef struct {
     kf_job_t *waiting_tail;
     int64_t last_used_us;       //  For eviction
     uint64_t created_batch;     //  Store batch of its insert (0 when loaded from the database)
+    bool is_closed;             //  Closed: refuses chat
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;
@@ -65,6 +66,10 @@ size_t kf_sessions_trim (kf_sessions_t *self, int64_t now_us, size_t max);
 //  Forgets the sessions created in store batch `batch` (rolled back: they do not exist). The caller
 //  has failed their jobs first. Returns how many.
 size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);
+
+//  Marks cached sessions closed that were last updated before `idle_before` (Unix ms) and have no
+//  job, as the database sweep does for all of them. Returns how many.
+size_t kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before);
 
 //  Number of cached sessions.
 size_t kf_sessions_cached (kf_sessions_t *self);

@@ -18,7 +18,8 @@ extern const int kf_migration_count;
 enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
-    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_COUNT
+    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
+    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -42,13 +43,13 @@ static const char *s_sql [S_COUNT] = {
         " AND status = 'ok' ORDER BY id DESC LIMIT ?) ORDER BY id",
     [S_HISTORY] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
-        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at"
-        " FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
+        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
+        " feedback_content, feedback_at FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
     [S_HISTORY_COUNT] = "SELECT count(*) FROM turns WHERE session_id = ?",
     [S_MESSAGE] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
-        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at"
-        " FROM turns WHERE id = ?",
+        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
+        " feedback_content, feedback_at FROM turns WHERE id = ?",
     [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [S_KB_INSERT] =
         "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
@@ -64,6 +65,16 @@ static const char *s_sql [S_COUNT] = {
         " sources = ?8, suggestions = ?9, status = ?10, latency_ms = ?11, prompt_tokens = ?12,"
         " completion_tokens = ?13, created_at = ?14 WHERE id = ?1",
     [S_TURN_FAIL] = "UPDATE turns SET status = 'error' WHERE id = ? AND status = 'pending'",
+    [S_SESSION_CLOSE] =
+        "UPDATE sessions SET state = 'closed', close_reason = ?, satisfaction = ?, bot2human_reason = ?,"
+        " closed_at = ?, updated_at = ? WHERE id = ?",
+    [S_CLOSE_IDLE] =
+        "UPDATE sessions SET state = 'closed', close_reason = 3, closed_at = ?1"
+        " WHERE state = 'open' AND updated_at < ?2",
+    [S_TURN_OWNER] =
+        "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.id = ?",
+    [S_FEEDBACK] = "UPDATE turns SET feedback = ?, feedback_content = ?, feedback_at = ? WHERE id = ?",
 };
 
 struct _kf_store_t {
@@ -420,7 +431,7 @@ s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
 static void
 s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
 {
-    msgpack_pack_map (pk, 12);
+    msgpack_pack_map (pk, 13);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
     kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
@@ -444,6 +455,15 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
     kf_mp_pack_kv_int (pk, "total_tokens",
                        sqlite3_column_int64 (stmt, 11) + sqlite3_column_int64 (stmt, 12));
     kf_mp_pack_kv_int (pk, "created_at", sqlite3_column_int64 (stmt, 13));
+    kf_mp_pack_cstr (pk, "feedback");
+    if (sqlite3_column_type (stmt, 14) == SQLITE_NULL)
+        msgpack_pack_nil (pk);
+    else {
+        msgpack_pack_map (pk, 3);
+        kf_mp_pack_kv_str (pk, "rating", (const char *) sqlite3_column_text (stmt, 14));
+        kf_mp_pack_kv_str (pk, "content", (const char *) sqlite3_column_text (stmt, 15));
+        kf_mp_pack_kv_int (pk, "at", sqlite3_column_int64 (stmt, 16));
+    }
 }
 
 int
@@ -636,4 +656,115 @@ s_kb_item_write (kf_store_t *self, const char *bot_id, const msgpack_object *ite
             return -1;
     }
     return is_update ? 2 : 1;
+}
+
+int
+kf_store_session_close (kf_store_t *self, const char *id, int64_t reason, int64_t satisfaction,
+                        int64_t bot2human_reason, int64_t closed_at)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SESSION_CLOSE];
+    sqlite3_bind_int64 (stmt, 1, reason);
+    if (satisfaction > 0)
+        sqlite3_bind_int64 (stmt, 2, satisfaction);
+    else
+        sqlite3_bind_null (stmt, 2);
+    if (bot2human_reason > 0)
+        sqlite3_bind_int64 (stmt, 3, bot2human_reason);
+    else
+        sqlite3_bind_null (stmt, 3);
+    sqlite3_bind_int64 (stmt, 4, closed_at);
+    sqlite3_bind_int64 (stmt, 5, closed_at);
+    s_bind_text (stmt, 6, id);
+    return s_write (self, stmt);
+}
+
+int64_t
+kf_store_close_idle (kf_store_t *self, int64_t idle_before, int64_t closed_at)
+{
+    sqlite3_stmt *stmt = self->stmt [S_CLOSE_IDLE];
+    sqlite3_bind_int64 (stmt, 1, closed_at);
+    sqlite3_bind_int64 (stmt, 2, idle_before);
+    if (s_write (self, stmt))
+        return -1;
+    return sqlite3_changes64 (self->db);
+}
+
+int
+kf_store_turn_owner (kf_store_t *self, int64_t message_id, char *role, size_t role_size,
+                     char *user_id, size_t user_size, char *session_id, size_t session_size)
+{
+    sqlite3_stmt *stmt = self->stmt [S_TURN_OWNER];
+    sqlite3_bind_int64 (stmt, 1, message_id);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        snprintf (role, role_size, "%s", (const char *) sqlite3_column_text (stmt, 0));
+        if (strcmp ((const char *) sqlite3_column_text (stmt, 1), "ok") != 0)
+            snprintf (role, role_size, "%s", "unfinished");
+        snprintf (user_id, user_size, "%s", (const char *) sqlite3_column_text (stmt, 2));
+        snprintf (session_id, session_size, "%s", (const char *) sqlite3_column_text (stmt, 3));
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+kf_store_feedback (kf_store_t *self, int64_t message_id, const char *rating, const char *content,
+                   size_t content_len, int64_t at)
+{
+    sqlite3_stmt *stmt = self->stmt [S_FEEDBACK];
+    s_bind_text (stmt, 1, rating);
+    if (rating && content)
+        sqlite3_bind_text (stmt, 2, content, (int) content_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 2);
+    if (rating)
+        sqlite3_bind_int64 (stmt, 3, at);
+    else
+        sqlite3_bind_null (stmt, 3);
+    sqlite3_bind_int64 (stmt, 4, message_id);
+    return s_write (self, stmt);
+}
+
+int
+kf_store_feedback_stats_pack (kf_store_t *self, msgpack_packer *pk)
+{
+    //  Rare (stats), so prepared on demand: per bot, and the most disliked knowledge items
+    static const char *by_bot =
+        "SELECT s.bot_id, sum (t.feedback = 'like'), sum (t.feedback = 'dislike') FROM turns t"
+        " JOIN sessions s ON s.id = t.session_id WHERE t.feedback IS NOT NULL GROUP BY s.bot_id"
+        " ORDER BY s.bot_id LIMIT 100";
+    static const char *by_item =
+        "SELECT json_extract (t.sources, '$[0].id'), json_extract (t.sources, '$[0].external_id'),"
+        " sum (t.feedback = 'like'), sum (t.feedback = 'dislike') FROM turns t"
+        " WHERE t.feedback IS NOT NULL AND json_array_length (t.sources) > 0"
+        " GROUP BY 1 ORDER BY 4 DESC, 1 LIMIT 20";
+    sqlite3_stmt *stmt [2] = { NULL, NULL };
+    if (sqlite3_prepare_v2 (self->db, by_bot, -1, &stmt [0], NULL) != SQLITE_OK
+    ||  sqlite3_prepare_v2 (self->db, by_item, -1, &stmt [1], NULL) != SQLITE_OK) {
+        sqlite3_finalize (stmt [0]);
+        return -1;
+    }
+    msgpack_pack_map (pk, 2);
+    for (int which = 0; which < 2; which++) {
+        kf_mp_pack_cstr (pk, which == 0 ? "by_bot" : "by_item");
+        int rows = 0;
+        while (sqlite3_step (stmt [which]) == SQLITE_ROW)
+            rows++;
+        sqlite3_reset (stmt [which]);
+        msgpack_pack_array (pk, rows);
+        for (int row = 0; row < rows && sqlite3_step (stmt [which]) == SQLITE_ROW; row++) {
+            int base = which == 0 ? 1 : 2;
+            msgpack_pack_map (pk, which == 0 ? 3 : 4);
+            if (which == 0)
+                kf_mp_pack_kv_str (pk, "bot_id", (const char *) sqlite3_column_text (stmt [0], 0));
+            else {
+                kf_mp_pack_kv_int (pk, "item_id", sqlite3_column_int64 (stmt [1], 0));
+                kf_mp_pack_kv_str (pk, "external_id", (const char *) sqlite3_column_text (stmt [1], 1));
+            }
+            kf_mp_pack_kv_int (pk, "likes", sqlite3_column_int64 (stmt [which], base));
+            kf_mp_pack_kv_int (pk, "dislikes", sqlite3_column_int64 (stmt [which], base + 1));
+        }
+        sqlite3_finalize (stmt [which]);
+    }
+    return 0;
 }

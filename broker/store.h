@@ -92,6 +92,29 @@ int kf_store_turn_complete (kf_store_t *self, const kf_turn_row_t *turn);
 //  Marks a pending turn as failed ("error"). Returns 0 or -1.
 int kf_store_turn_fail (kf_store_t *self, int64_t id);
 
+//  Closes a session: state "closed", with reason (1 ended, 2 transferred, 3 idle), satisfaction
+//  (1-3, 0 for none) and bot2human_reason (1-5, 0 for none). Returns 0 or -1.
+int kf_store_session_close (kf_store_t *self, const char *id, int64_t reason, int64_t satisfaction,
+                            int64_t bot2human_reason, int64_t closed_at);
+
+//  Closes every open session last updated before `idle_before` (Unix ms) with reason 3. Returns how
+//  many, or -1.
+int64_t kf_store_close_idle (kf_store_t *self, int64_t idle_before, int64_t closed_at);
+
+//  Who a message belongs to: copies its role ("unfinished" for an answer not completed), its
+//  session's user_id and session id. Returns 1, 0 when the message does not exist, -1 on error.
+int kf_store_turn_owner (kf_store_t *self, int64_t message_id, char *role, size_t role_size,
+                         char *user_id, size_t user_size, char *session_id, size_t session_size);
+
+//  Sets (rating "like" or "dislike", optional content) or clears (rating NULL) the feedback on a
+//  message. Returns 0 or -1.
+int kf_store_feedback (kf_store_t *self, int64_t message_id, const char *rating, const char *content,
+                       size_t content_len, int64_t at);
+
+//  Packs feedback counts {"by_bot": [{bot_id, likes, dislikes}], "by_item": [{item_id, external_id,
+//  likes, dislikes}] (most disliked first)}. Returns 0 or -1 (nothing packed).
+int kf_store_feedback_stats_pack (kf_store_t *self, msgpack_packer *pk);
+
 //  Calls `fn` for the last `count` turns of a session, oldest first, with role and content.
 typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);
 int kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,

@@ -20,6 +20,7 @@ static const struct {
     [KF_E_UNKNOWN_METHOD]   = { 404, "unknown_method" },
     [KF_E_NOT_FOUND]        = { 404, "not_found" },
     [KF_E_CONFLICT]         = { 409, "conflict" },
+    [KF_E_SESSION_CLOSED]   = { 409, "session_closed" },
     [KF_E_TOO_LARGE]        = { 413, "too_large" },
     [KF_E_BUSY]             = { 429, "busy" },
     [KF_E_RATE_LIMITED]     = { 429, "rate_limited" },

@@ -24,6 +24,7 @@ typedef enum {
     KF_E_UNKNOWN_METHOD,        //  404
     KF_E_NOT_FOUND,             //  404 session, message or stream does not exist
     KF_E_CONFLICT,              //  409 e.g. a stream id already in use
+    KF_E_SESSION_CLOSED,        //  409 the session was closed: start a new one
     KF_E_TOO_LARGE,             //  413 message or batch beyond its limit
     KF_E_BUSY,                  //  429 queue full; retry_after_ms says when to retry
     KF_E_RATE_LIMITED,          //  429

@@ -2,6 +2,7 @@
 set (body "/* Generated from the schemas folder by schemas/embed.cmake; do not edit. */\n")
 set (names "")
 set (count 0)
+string (REPLACE "|" ";" FILES "${FILES}")
 foreach (file ${FILES})
     file (READ ${file} hex HEX)
     string (REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")

@@ -128,6 +128,7 @@ s_test_error_table (void)
         { KF_E_INVALID_PARAM, 400, "invalid_param" }, { KF_E_INVALID_UTF8, 400, "invalid_utf8" },
         { KF_E_UNKNOWN_METHOD, 404, "unknown_method" }, { KF_E_NOT_FOUND, 404, "not_found" },
         { KF_E_CONFLICT, 409, "conflict" },           { KF_E_TOO_LARGE, 413, "too_large" },
+        { KF_E_SESSION_CLOSED, 409, "session_closed" },
         { KF_E_BUSY, 429, "busy" },                   { KF_E_RATE_LIMITED, 429, "rate_limited" },
         { KF_E_INTERNAL, 500, "internal" },           { KF_E_WORKER_LOST, 500, "worker_lost" },
         { KF_E_UPSTREAM, 502, "upstream_error" },     { KF_E_UNAVAILABLE, 503, "unavailable" },

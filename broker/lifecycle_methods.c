@@ -1,0 +1,183 @@
+/*  lifecycle_methods.c - the client methods that follow a conversation after its answers:
+    session.close (with satisfaction) and feedback on answers. Idle sessions close themselves here
+    too (kf_lifecycle_close_idle, on the broker's timer). */
+#include "broker/broker.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <stdio.h>
+#include <string.h>
+
+static void
+s_reply_error (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
+               const kf_error_t *err)
+{
+    self->counters.errors++;
+    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
+}
+
+//  Reads an optional small integer in [min, max]; 0 when absent
+static int
+s_param_code (const msgpack_object *params, const char *key, int64_t min, int64_t max,
+              int64_t *value, kf_error_t *err)
+{
+    return kf_param_int (params, key, min, max, 0, value, err);
+}
+
+void
+kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_len,
+                         kf_request_t *req)
+{
+    kf_error_t err;
+    const char *id, *user_id;
+    size_t id_len, user_len;
+    int64_t reason, satisfaction, bot2human;
+    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, &err)
+    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
+    ||  s_param_code (req->params, "reason", 1, 2, &reason, &err)
+    ||  s_param_code (req->params, "satisfaction", 1, 3, &satisfaction, &err)
+    ||  s_param_code (req->params, "bot2human_reason", 1, 5, &bot2human, &err))
+        goto failed;
+    if (reason == 0) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.reason is required (1 ended, 2 transferred to a human)");
+        goto failed;
+    }
+    if (reason == 2 && bot2human == 0) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.bot2human_reason (1-5) is required when reason is 2");
+        goto failed;
+    }
+    if (reason == 1 && bot2human != 0) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "params.bot2human_reason goes only with reason 2");
+        goto failed;
+    }
+    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
+    if (!session) {
+        kf_error_set (&err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
+        goto failed;
+    }
+    if (session->is_closed) {
+        kf_error_set (&err, KF_E_SESSION_CLOSED, "session %s is already closed", session->id);
+        goto failed;
+    }
+    int64_t now = kf_now_ms ();
+    if (kf_store_session_close (self->store, session->id, reason, satisfaction, bot2human, now)) {
+        kf_error_set (&err, KF_E_INTERNAL, "could not store the closing");
+        goto failed;
+    }
+    //  A message already accepted for this session is still answered; new ones are refused
+    session->is_closed = true;
+    session->updated_at = now;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 6);
+    kf_mp_pack_kv_str (&pk, "session_id", session->id);
+    kf_mp_pack_kv_str (&pk, "state", "closed");
+    kf_mp_pack_kv_int (&pk, "reason", reason);
+    kf_mp_pack_cstr (&pk, "satisfaction");
+    if (satisfaction)
+        msgpack_pack_int64 (&pk, satisfaction);
+    else
+        msgpack_pack_nil (&pk);
+    kf_mp_pack_cstr (&pk, "bot2human_reason");
+    if (bot2human)
+        msgpack_pack_int64 (&pk, bot2human);
+    else
+        msgpack_pack_nil (&pk);
+    kf_mp_pack_kv_int (&pk, "closed_at", now);
+    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return;
+failed:
+    s_reply_error (self, routing, routing_len, req, &err);
+}
+
+void
+kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    int64_t message_id;
+    const char *user_id, *content, *rating;
+    size_t user_len, content_len, rating_len;
+    const msgpack_object *given = kf_mp_get (req->params, "message_id");
+    if (!given || given->type == MSGPACK_OBJECT_NIL) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.message_id is required");
+        goto failed;
+    }
+    if (!kf_mp_get (req->params, "rating")) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT,
+                      "params.rating is required: \"like\", \"dislike\", or null to revoke");
+        goto failed;
+    }
+    if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &message_id, &err)
+    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
+    ||  kf_param_str (req->params, "rating", false, 16, &rating, &rating_len, &err)
+    ||  kf_param_str (req->params, "content", false, 500, &content, &content_len, &err))
+        goto failed;
+    const char *stored = NULL;
+    if (rating && rating_len == 4 && memcmp (rating, "like", 4) == 0)
+        stored = "like";
+    else
+    if (rating && rating_len == 7 && memcmp (rating, "dislike", 7) == 0)
+        stored = "dislike";
+    else
+    if (rating) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "params.rating must be \"like\", \"dislike\" or null");
+        goto failed;
+    }
+    char role [16], owner [160], session_id [80];
+    int found = kf_store_turn_owner (self->store, message_id, role, sizeof role, owner, sizeof owner,
+                                     session_id, sizeof session_id);
+    //  Another user's message is as good as absent
+    if (found == 1 && user_id && *owner && (strlen (owner) != user_len || memcmp (owner, user_id, user_len)))
+        found = 0;
+    if (found != 1) {
+        kf_error_set (&err, found == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
+                      (long long) message_id, found == 0 ? "does not exist" : "could not be read");
+        goto failed;
+    }
+    if (strcmp (role, "assistant") != 0) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "feedback rates answers: message %lld is %s",
+                      (long long) message_id, strcmp (role, "unfinished") == 0
+                      ? "an answer that did not complete" : "not an answer");
+        goto failed;
+    }
+    int64_t now = kf_now_ms ();
+    if (kf_store_feedback (self->store, message_id, stored, content, content_len, now)) {
+        kf_error_set (&err, KF_E_INTERNAL, "could not store the feedback");
+        goto failed;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 5);
+    kf_mp_pack_kv_int (&pk, "message_id", message_id);
+    kf_mp_pack_kv_str (&pk, "session_id", session_id);
+    kf_mp_pack_kv_str (&pk, "rating", stored);
+    kf_mp_pack_cstr (&pk, "content");
+    if (stored && content)
+        kf_mp_pack_str (&pk, content, content_len);
+    else
+        msgpack_pack_nil (&pk);
+    kf_mp_pack_kv_int (&pk, "at", now);
+    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return;
+failed:
+    s_reply_error (self, routing, routing_len, req, &err);
+}
+
+void
+kf_lifecycle_close_idle (kf_broker_t *self)
+{
+    if (self->config->idle_close_ms <= 0)
+        return;
+    int64_t now = kf_now_ms ();
+    int64_t before = now - self->config->idle_close_ms;
+    int64_t closed = kf_store_close_idle (self->store, before, now);
+    kf_sessions_close_idle (self->sessions, before);
+    if (closed > 0)
+        kf_info ("closed %lld idle sessions", (long long) closed);
+}
