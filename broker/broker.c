@@ -4,6 +4,7 @@
     whatever a client is told is already on disk. */
 #include "broker/broker.h"
 #include "broker/checkpointer.h"
+#include "broker/conversations.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -391,8 +392,8 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         }
         if (now >= idle_at) {
             kf_lifecycle_close_idle (self);
-            idle_at = now + (self->config->idle_close_ms < 600000 ? self->config->idle_close_ms / 10 + 1000
-                                                                 : 60000) * 1000LL;
+            idle_at = now + (self->config->idle_close_ms > 0 && self->config->idle_close_ms < 600000
+                             ? self->config->idle_close_ms / 10 + 1000 : 60000) * 1000LL;
         }
         if (now >= evict_at) {
             kf_sessions_evict (self->sessions, now, 600000000LL);
@@ -431,6 +432,8 @@ kf_broker_run (const kf_broker_config_t *config)
     checkpointer = kf_checkpointer_new (config->db_path, 200);
     kf_store_set_autocheckpoint (self.store, checkpointer == NULL);
     self.sessions = kf_sessions_new (self.store);
+    if (!(self.conversations = kf_conversations_new (self.store)))
+        goto done;
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
     self.jobs = kf_dict_new ();
@@ -457,6 +460,7 @@ done:
         s_send_to_worker (&self, worker, NULL, 0, "DISCONNECT");
     kf_stream_hub_destroy (&self.hub);
     kf_worker_pool_destroy (&self.pool);
+    kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);
     if (self.jobs)
         kf_dict_destroy (&self.jobs);

@@ -51,6 +51,7 @@ typedef struct {
     void *requests, *streams, *workers;     //  Sockets
     kf_store_t *store;
     kf_sessions_t *sessions;
+    struct _kf_conversations_t *conversations;  //  Profiles, lists, names, deletion
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
@@ -94,6 +95,16 @@ void kf_method_session_close (kf_broker_t *self, const char *routing, size_t rou
 void kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len,
                          kf_request_t *req);
 void kf_lifecycle_close_idle (kf_broker_t *self);
+
+//  Conversations and profiles (conversation_methods.c).
+void kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_user_logout (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_conversations_list (kf_broker_t *self, const char *routing, size_t routing_len,
+                                   kf_request_t *req);
+void kf_method_conversations_rename (kf_broker_t *self, const char *routing, size_t routing_len,
+                                     kf_request_t *req);
+void kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t routing_len,
+                                     kf_request_t *req);
 
 //  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
 //  recover the jobs of a lost worker, free what is left at shutdown.

@@ -2,6 +2,7 @@
     session.close (with satisfaction) and feedback on answers. Idle sessions close themselves here
     too (kf_lifecycle_close_idle, on the broker's timer). */
 #include "broker/broker.h"
+#include "broker/conversations.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -172,12 +173,14 @@ failed:
 void
 kf_lifecycle_close_idle (kf_broker_t *self)
 {
-    if (self->config->idle_close_ms <= 0)
-        return;
     int64_t now = kf_now_ms ();
     int64_t before = now - self->config->idle_close_ms;
-    int64_t closed = kf_store_close_idle (self->store, before, now);
-    kf_sessions_close_idle (self->sessions, before);
+    int64_t closed = self->config->idle_close_ms > 0 ? kf_store_close_idle (self->store, before, now) : 0;
+    if (self->config->idle_close_ms > 0)
+        kf_sessions_close_idle (self->sessions, before);
     if (closed > 0)
         kf_info ("closed %lld idle sessions", (long long) closed);
+    int64_t purged = kf_conversations_purge (self->conversations, now - KF_PURGE_AFTER_MS);
+    if (purged > 0)
+        kf_info ("purged %lld deleted conversations", (long long) purged);
 }

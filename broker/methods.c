@@ -303,6 +303,11 @@ static const struct {
     { "kb.item.create", s_kb_item_create },
     { "session.close",  kf_method_session_close },
     { "feedback",       kf_method_feedback },
+    { "user.login",     kf_method_user_login },
+    { "user.logout",    kf_method_user_logout },
+    { "conversations.list",   kf_method_conversations_list },
+    { "conversations.rename", kf_method_conversations_rename },
+    { "conversations.delete", kf_method_conversations_delete },
 };
 
 void

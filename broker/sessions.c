@@ -105,6 +105,8 @@ kf_session_t *
 kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
 {
     kf_session_t *session = kf_dict_get (self->cache, id, len);
+    if (session && session->is_hidden)
+        return NULL;
     if (session) {
         session->last_used_us = kf_mono_us ();
         return session;
@@ -220,6 +222,16 @@ kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before)
         }
     }
     return closed;
+}
+
+void
+kf_sessions_hide (kf_sessions_t *self, kf_session_t *session)
+{
+    session->is_hidden = true;
+    if (session->active || session->waiting_head)
+        return;
+    kf_dict_remove (self->cache, session->id, strlen (session->id));
+    s_session_free (session);
 }
 
 size_t

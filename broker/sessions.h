@@ -26,6 +26,7 @@ typedef struct {
     int64_t last_used_us;       //  For eviction
     uint64_t created_batch;     //  Store batch of its insert (0 when loaded from the database)
     bool is_closed;             //  Closed: refuses chat
+    bool is_hidden;             //  Deleted while a job ran: invisible, evicted once idle
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;
@@ -70,6 +71,10 @@ size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);
 //  Marks cached sessions closed that were last updated before `idle_before` (Unix ms) and have no
 //  job, as the database sweep does for all of them. Returns how many.
 size_t kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before);
+
+//  Forgets a deleted session: lookups no longer find it (nor does the database). Frees it now, or,
+//  when a job still runs for it, marks it hidden and leaves it to eviction.
+void kf_sessions_hide (kf_sessions_t *self, kf_session_t *session);
 
 //  Number of cached sessions.
 size_t kf_sessions_cached (kf_sessions_t *self);

@@ -30,7 +30,7 @@ static const char *s_sql [S_COUNT] = {
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
     [S_SESSION_LOAD] =
         "SELECT user_id, channel, bot_id, state, turn_count, failed_attempts, created_at,"
-        " updated_at FROM sessions WHERE id = ?",
+        " updated_at FROM sessions WHERE id = ? AND deleted_at IS NULL",
     [S_SESSION_UPDATE] =
         "UPDATE sessions SET turn_count = ?, failed_attempts = ?, updated_at = ?,"
         " labels = coalesce (?, labels) WHERE id = ?",
@@ -49,7 +49,8 @@ static const char *s_sql [S_COUNT] = {
     [S_MESSAGE] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
         " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
-        " feedback_content, feedback_at FROM turns WHERE id = ?",
+        " feedback_content, feedback_at FROM turns WHERE id = ?"
+        " AND session_id IN (SELECT id FROM sessions WHERE deleted_at IS NULL)",
     [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [S_KB_INSERT] =
         "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
@@ -73,7 +74,7 @@ static const char *s_sql [S_COUNT] = {
         " WHERE state = 'open' AND updated_at < ?2",
     [S_TURN_OWNER] =
         "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
-        " WHERE t.id = ?",
+        " WHERE t.id = ? AND s.deleted_at IS NULL",
     [S_FEEDBACK] = "UPDATE turns SET feedback = ?, feedback_content = ?, feedback_at = ? WHERE id = ?",
 };
 
@@ -244,6 +245,18 @@ uint64_t
 kf_store_batch (kf_store_t *self)
 {
     return self->batch;
+}
+
+sqlite3 *
+kf_store_db (kf_store_t *self)
+{
+    return self->db;
+}
+
+int
+kf_store_write_step (kf_store_t *self, sqlite3_stmt *stmt)
+{
+    return s_write (self, stmt);
 }
 
 int64_t

@@ -65,6 +65,14 @@ uint64_t kf_store_batch (kf_store_t *self);
 //  True while a batch is open (writes since the last flush).
 bool kf_store_is_dirty (kf_store_t *self);
 
+//  For modules that keep their own statements on the broker's connection (conversations.c): the
+//  connection, borrowed, and a step of a write statement inside the current batch (0 or -1; a
+//  failure poisons the batch like any other write).
+struct sqlite3;
+struct sqlite3_stmt;
+struct sqlite3 *kf_store_db (kf_store_t *self);
+int kf_store_write_step (kf_store_t *self, struct sqlite3_stmt *stmt);
+
 //  Allocates the next message id (increasing). Ids are never reused as long as the caller stores a
 //  row under each one in the same batch (the broker stores the answer as "pending" at once).
 int64_t kf_store_next_message_id (kf_store_t *self);

@@ -4,6 +4,15 @@
 #include "harness.h"
 #include "common/log.h"
 
+static void
+s_chat_as (kf_client_t *client, const char *session, const char *user, const char *message)
+{
+    kf_reply_t *reply = h_call (client, "chat", "{\"message\":\"%s\",\"session_id\":\"%s\",\"user_id\":\"%s\"}",
+                                message, session, user);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+}
+
 static int64_t
 s_chat (kf_client_t *client, const char *session, const char *message)
 {
@@ -22,6 +31,144 @@ s_expect_error (kf_reply_t *reply, int code, const char *name)
     CHECK_INT (kf_errc_code (reply->error.errc), code);
     CHECK_STR (kf_errc_name (reply->error.errc), name);
     kf_reply_destroy (&reply);
+}
+
+
+static void
+s_test_profiles (kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "user.login", "{\"user_id\":\"list-1\",\"name\":\"王小明\","
+                                "\"email\":\"xm@example.com\",\"mobile\":\"13800000000\"}");
+    CHECK (reply->ok);
+    CHECK_STR (h_str (reply->result, "name"), "王小明");
+    CHECK (kf_mp_get_bool (reply->result, "is_logged_in", false));
+    kf_reply_destroy (&reply);
+    //  A later login changes what it names and keeps the rest
+    reply = h_call (client, "user.login", "{\"user_id\":\"list-1\",\"photo_url\":\"https://img.example.com/a.png\"}");
+    CHECK (reply->ok);
+    CHECK_STR (h_str (reply->result, "email"), "xm@example.com");
+    CHECK_STR (h_str (reply->result, "photo_url"), "https://img.example.com/a.png");
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "user.login", "{\"user_id\":\"list-1\",\"email\":\"not-an-email\"}"),
+                    400, "invalid_param");
+    s_expect_error (h_call (client, "user.login", "{\"name\":\"无名\"}"), 400, "missing_argument");
+    reply = h_call (client, "user.logout", "{\"user_id\":\"list-1\"}");
+    CHECK (reply->ok && !kf_mp_get_bool (reply->result, "is_logged_in", true));
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "user.logout", "{\"user_id\":\"nobody\"}"), 404, "not_found");
+}
+
+//  Pages a user's conversations with last_id and returns how many were seen; checks newest first
+static int
+s_page_all (kf_client_t *client, const char *user, int limit, char ids [][32], int max)
+{
+    char last [32] = "";
+    int seen = 0;
+    while (true) {
+        kf_reply_t *reply = *last
+            ? h_call (client, "conversations.list", "{\"user_id\":\"%s\",\"limit\":%d,\"last_id\":\"%s\"}", user, limit, last)
+            : h_call (client, "conversations.list", "{\"user_id\":\"%s\",\"limit\":%d}", user, limit);
+        CHECK (reply->ok);
+        const msgpack_object *data = kf_mp_get (reply->result, "data");
+        CHECK ((int) data->via.array.size <= limit);
+        for (uint32_t i = 0; i < data->via.array.size && seen < max; i++)
+            snprintf (ids [seen++], 32, "%s", h_str (&data->via.array.ptr [i], "session_id"));
+        bool has_more = kf_mp_get_bool (reply->result, "has_more", false);
+        if (data->via.array.size)
+            snprintf (last, sizeof last, "%s", ids [seen - 1]);
+        kf_reply_destroy (&reply);
+        if (!has_more)
+            return seen;
+    }
+}
+
+static void
+s_test_conversations (kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\"}");
+    CHECK (reply->ok);
+    CHECK_INT (kf_mp_get (reply->result, "data")->via.array.size, 0);
+    CHECK (!kf_mp_get_bool (reply->result, "has_more", true));
+    CHECK_INT (kf_mp_get_int (reply->result, "total", -1), 0);
+    kf_reply_destroy (&reply);
+    char created [5][32];
+    for (int i = 0; i < 5; i++) {
+        reply = h_call (client, "session.create", "{\"user_id\":\"list-1\"}");
+        snprintf (created [i], 32, "%s", h_str (reply->result, "session_id"));
+        kf_reply_destroy (&reply);
+    }
+    //  Newest first, every page boundary: 5 in pages of 1, 2, 4, 5 and 100
+    int limits [] = { 1, 2, 4, 5, 100 };
+    for (int l = 0; l < 5; l++) {
+        char ids [10][32];
+        CHECK_INT (s_page_all (client, "list-1", limits [l], ids, 10), 5);
+        for (int i = 0; i < 5; i++)
+            CHECK_STR (ids [i], created [4 - i]);
+    }
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":5}");
+    CHECK (!kf_mp_get_bool (reply->result, "has_more", true));
+    CHECK_INT (kf_mp_get_int (reply->result, "total", 0), 5);
+    kf_reply_destroy (&reply);
+    //  A conversation started while a client pages does not shift the pages after its cursor
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":2}");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "session.create", "{\"user_id\":\"list-1\"}");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":2,\"last_id\":\"%s\"}",
+                    created [3]);
+    const msgpack_object *data = kf_mp_get (reply->result, "data");
+    CHECK_INT (data->via.array.size, 2);
+    CHECK_STR (h_str (&data->via.array.ptr [0], "session_id"), created [2]);
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"last_id\":\"s_nope\"}"),
+                    404, "not_found");
+    s_expect_error (h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":101}"),
+                    400, "invalid_param");
+
+    //  Names: given, or made from the first question
+    reply = h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"name\":\"退货咨询\"}", created [0]);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    s_chat_as (client, created [1], "list-1", "怎么申请退货？我买的鞋子尺码不合适，想换成大一号的可以吗");
+    reply = h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"auto_generate\":true,"
+                    "\"user_id\":\"list-1\"}", created [1]);
+    CHECK (reply->ok);
+    CHECK_STR (h_str (reply->result, "name"), "怎么申请退货？我买的鞋子尺码不合适，想换…");
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"auto_generate\":true}",
+                            created [2]), 409, "conflict");
+    s_expect_error (h_call (client, "conversations.rename", "{\"session_id\":\"%s\"}", created [2]),
+                    400, "missing_argument");
+    s_expect_error (h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"name\":\"x\","
+                            "\"auto_generate\":true}", created [2]), 400, "invalid_param");
+    s_expect_error (h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"name\":\"x\","
+                            "\"user_id\":\"intruder\"}", created [2]), 404, "not_found");
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":100}");
+    data = kf_mp_get (reply->result, "data");
+    CHECK_STR (h_str (&data->via.array.ptr [data->via.array.size - 1], "name"), "退货咨询");
+    kf_reply_destroy (&reply);
+
+    //  Deleted: gone from every method
+    reply = h_call (client, "history", "{\"session_id\":\"%s\"}", created [1]);
+    int64_t answer = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [1], "id", 0);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.delete", "{\"session_id\":\"%s\",\"user_id\":\"list-1\"}", created [1]);
+    CHECK (reply->ok && kf_mp_get_bool (reply->result, "deleted", false));
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"list-1\",\"limit\":100}");
+    CHECK_INT (kf_mp_get_int (reply->result, "total", 0), 5);
+    data = kf_mp_get (reply->result, "data");
+    for (uint32_t i = 0; i < data->via.array.size; i++)
+        CHECK (strcmp (h_str (&data->via.array.ptr [i], "session_id"), created [1]) != 0);
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "history", "{\"session_id\":\"%s\"}", created [1]), 404, "not_found");
+    s_expect_error (h_call (client, "chat", "{\"message\":\"你好\",\"session_id\":\"%s\"}", created [1]),
+                    404, "not_found");
+    s_expect_error (h_call (client, "message.get", "{\"message_id\":%lld}", (long long) answer), 404, "not_found");
+    s_expect_error (h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"like\"}", (long long) answer),
+                    404, "not_found");
+    s_expect_error (h_call (client, "conversations.delete", "{\"session_id\":\"%s\"}", created [1]),
+                    404, "not_found");
 }
 
 static void
@@ -125,6 +272,8 @@ main (void)
     kf_reply_destroy (&reply);
     s_test_feedback (client, session);
     s_test_close (client, session);
+    s_test_profiles (client);
+    s_test_conversations (client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 
