@@ -161,9 +161,17 @@ static void
 s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
     kf_error_t err;
-    int64_t limit, offset;
+    int64_t limit, offset, first_id;
+    //  Two paging styles: offset from the oldest, or a cursor (first_id) from the newest
+    bool is_cursor = kf_mp_get (req->params, "first_id") != NULL;
     if (kf_param_int (req->params, "limit", 1, 100, 20, &limit, &err)
-    ||  kf_param_int (req->params, "offset", 0, INT32_MAX, 0, &offset, &err)) {
+    ||  kf_param_int (req->params, "offset", 0, INT32_MAX, 0, &offset, &err)
+    ||  kf_param_int (req->params, "first_id", 0, INT64_MAX, 0, &first_id, &err)) {
+        s_error (self, routing, routing_len, req, &err);
+        return;
+    }
+    if (is_cursor && kf_mp_get (req->params, "offset")) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "give params.offset or params.first_id, not both");
         s_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -172,7 +180,8 @@ s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_reques
         return;
     s_result_t r;
     s_result_init (&r);
-    if (kf_store_history_pack (self->store, session->id, limit, offset, &r.pk)) {
+    if (is_cursor ? kf_store_history_before_pack (self->store, session->id, limit, first_id, &r.pk)
+                  : kf_store_history_pack (self->store, session->id, limit, offset, &r.pk)) {
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, KF_E_INTERNAL, "could not read the history");
         s_error (self, routing, routing_len, req, &err);

@@ -19,7 +19,7 @@ enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
     S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
-    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_COUNT
+    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_HISTORY_BEFORE, S_HISTORY_OLDER, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -76,6 +76,12 @@ static const char *s_sql [S_COUNT] = {
         "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
         " WHERE t.id = ? AND s.deleted_at IS NULL",
     [S_FEEDBACK] = "UPDATE turns SET feedback = ?, feedback_content = ?, feedback_at = ? WHERE id = ?",
+    [S_HISTORY_BEFORE] =
+        "SELECT * FROM (SELECT id, session_id, role, content, response_type, intent, confidence,"
+        " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at,"
+        " feedback, feedback_content, feedback_at FROM turns WHERE session_id = ?1 AND id < ?2"
+        " ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    [S_HISTORY_OLDER] = "SELECT EXISTS (SELECT 1 FROM turns WHERE session_id = ?1 AND id < ?2)",
 };
 
 struct _kf_store_t {
@@ -506,6 +512,52 @@ kf_store_history_pack (kf_store_t *self, const char *session_id, int64_t limit, 
     for (; packed < rows; packed++)     //  Keep the array length honest if a step failed
         msgpack_pack_nil (pk);
     kf_mp_pack_kv_bool (pk, "has_more", offset + rows < total);
+    kf_mp_pack_kv_int (pk, "total", total);
+    return 0;
+}
+
+int
+kf_store_history_before_pack (kf_store_t *self, const char *session_id, int64_t limit,
+                              int64_t first_id, msgpack_packer *pk)
+{
+    sqlite3_stmt *count = self->stmt [S_HISTORY_COUNT];
+    s_bind_text (count, 1, session_id);
+    int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
+    sqlite3_reset (count);
+    if (total < 0)
+        return -1;
+    sqlite3_stmt *page = self->stmt [S_HISTORY_BEFORE];
+    s_bind_text (page, 1, session_id);
+    sqlite3_bind_int64 (page, 2, first_id > 0 ? first_id : INT64_MAX);
+    sqlite3_bind_int64 (page, 3, limit);
+    //  Count the page first so the array header is right, then pack it
+    int64_t rows = 0, oldest = INT64_MAX;
+    while (sqlite3_step (page) == SQLITE_ROW) {
+        if (rows == 0)
+            oldest = sqlite3_column_int64 (page, 0);
+        rows++;
+    }
+    sqlite3_reset (page);
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_cstr (pk, "data");
+    msgpack_pack_array (pk, (size_t) rows);
+    int64_t packed = 0;
+    while (packed < rows && sqlite3_step (page) == SQLITE_ROW) {
+        s_pack_message (pk, page);
+        packed++;
+    }
+    sqlite3_reset (page);
+    for (; packed < rows; packed++)
+        msgpack_pack_nil (pk);
+    bool has_more = false;
+    if (rows > 0) {
+        sqlite3_stmt *older = self->stmt [S_HISTORY_OLDER];
+        s_bind_text (older, 1, session_id);
+        sqlite3_bind_int64 (older, 2, oldest);
+        has_more = sqlite3_step (older) == SQLITE_ROW && sqlite3_column_int (older, 0);
+        sqlite3_reset (older);
+    }
+    kf_mp_pack_kv_bool (pk, "has_more", has_more);
     kf_mp_pack_kv_int (pk, "total", total);
     return 0;
 }

@@ -171,6 +171,98 @@ s_test_conversations (kf_client_t *client)
                     404, "not_found");
 }
 
+//  Pages a session's history backwards with first_id; fills ids oldest first; returns the count
+static int
+s_page_back (kf_client_t *client, const char *session, int limit, int64_t *ids, int max)
+{
+    int64_t cursor = 0;
+    int64_t pages [64][100];
+    int sizes [64], page_count = 0;
+    while (page_count < 64) {
+        kf_reply_t *reply = cursor
+            ? h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":%d,\"first_id\":%lld}",
+                      session, limit, (long long) cursor)
+            : h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":%d,\"first_id\":null}", session, limit);
+        CHECK (reply->ok);
+        const msgpack_object *data = kf_mp_get (reply->result, "data");
+        CHECK ((int) data->via.array.size <= limit);
+        sizes [page_count] = (int) data->via.array.size;
+        for (uint32_t i = 0; i < data->via.array.size; i++) {
+            pages [page_count][i] = kf_mp_get_int (&data->via.array.ptr [i], "id", 0);
+            if (i > 0)
+                CHECK (pages [page_count][i] > pages [page_count][i - 1]);      //  Oldest first
+        }
+        bool has_more = kf_mp_get_bool (reply->result, "has_more", false);
+        kf_reply_destroy (&reply);
+        if (sizes [page_count] > 0)
+            cursor = pages [page_count][0];
+        page_count++;
+        if (!has_more)
+            break;
+    }
+    int count = 0;
+    for (int p = page_count - 1; p >= 0; p--)
+        for (int i = 0; i < sizes [p] && count < max; i++)
+            ids [count++] = pages [p][i];
+    return count;
+}
+
+static void
+s_test_history_cursor (kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"page-1\"}");
+    char session [32];
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    //  Empty session
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"first_id\":null}", session);
+    CHECK (reply->ok);
+    CHECK_INT (kf_mp_get (reply->result, "data")->via.array.size, 0);
+    CHECK (!kf_mp_get_bool (reply->result, "has_more", true));
+    kf_reply_destroy (&reply);
+    const char *questions [] = { "怎么申请退货？", "发票怎么开", "运费多少钱", "你好", "你是谁" };
+    for (int i = 0; i < 5; i++)
+        s_chat_as (client, session, "page-1", questions [i]);
+    //  Every page size, including the exact boundaries 5 and 10: the same 10 messages in order
+    int64_t all [20], ids [20];
+    CHECK_INT (s_page_back (client, session, 100, all, 20), 10);
+    int limits [] = { 1, 3, 4, 5, 10 };
+    for (int l = 0; l < 5; l++) {
+        CHECK_INT (s_page_back (client, session, limits [l], ids, 20), 10);
+        for (int i = 0; i < 10; i++)
+            CHECK_INT (ids [i], all [i]);
+    }
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":10,\"first_id\":null}", session);
+    CHECK (!kf_mp_get_bool (reply->result, "has_more", true));
+    CHECK_INT (kf_mp_get_int (reply->result, "total", 0), 10);
+    kf_reply_destroy (&reply);
+    //  New messages while a client pages back do not disturb the older pages
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":4,\"first_id\":null}", session);
+    int64_t cursor = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "id", 0);
+    kf_reply_destroy (&reply);
+    s_chat_as (client, session, "page-1", "还有别的问题吗");
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":4,\"first_id\":%lld}",
+                    session, (long long) cursor);
+    const msgpack_object *data = kf_mp_get (reply->result, "data");
+    CHECK_INT (data->via.array.size, 4);
+    CHECK_INT (kf_mp_get_int (&data->via.array.ptr [3], "id", 0), all [5]);
+    kf_reply_destroy (&reply);
+    //  A cursor that names no message (purged, or another session's) is still a position
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":2,\"first_id\":%lld}",
+                    session, (long long) all [4] + 1000000);
+    CHECK (reply->ok);
+    CHECK_INT (kf_mp_get (reply->result, "data")->via.array.size, 2);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "history", "{\"session_id\":\"%s\",\"first_id\":%lld}", session, (long long) all [0]);
+    CHECK_INT (kf_mp_get (reply->result, "data")->via.array.size, 0);
+    CHECK (!kf_mp_get_bool (reply->result, "has_more", true));
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "history", "{\"session_id\":\"%s\",\"first_id\":5,\"offset\":0}", session),
+                    400, "invalid_param");
+    s_expect_error (h_call (client, "history", "{\"session_id\":\"%s\",\"first_id\":-1}", session),
+                    400, "invalid_param");
+}
+
 static void
 s_test_feedback (kf_client_t *client, const char *session)
 {
@@ -274,6 +366,7 @@ main (void)
     s_test_close (client, session);
     s_test_profiles (client);
     s_test_conversations (client);
+    s_test_history_cursor (client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 
