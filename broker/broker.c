@@ -3,6 +3,7 @@
     jobs, commits the database once (group commit), and only then sends replies and stream events:
     whatever a client is told is already on disk. */
 #include "broker/broker.h"
+#include "broker/bots.h"
 #include "broker/checkpointer.h"
 #include "broker/conversations.h"
 #include "broker/supervisor.h"
@@ -432,7 +433,8 @@ kf_broker_run (const kf_broker_config_t *config)
     checkpointer = kf_checkpointer_new (config->db_path, 200);
     kf_store_set_autocheckpoint (self.store, checkpointer == NULL);
     self.sessions = kf_sessions_new (self.store);
-    if (!(self.conversations = kf_conversations_new (self.store)))
+    if (!(self.conversations = kf_conversations_new (self.store))
+    ||  !(self.bots = kf_bots_new (self.store)))
         goto done;
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
@@ -460,6 +462,7 @@ done:
         s_send_to_worker (&self, worker, NULL, 0, "DISCONNECT");
     kf_stream_hub_destroy (&self.hub);
     kf_worker_pool_destroy (&self.pool);
+    kf_bots_destroy (&self.bots);
     kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);
     if (self.jobs)

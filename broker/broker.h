@@ -52,6 +52,7 @@ typedef struct {
     kf_store_t *store;
     kf_sessions_t *sessions;
     struct _kf_conversations_t *conversations;  //  Profiles, lists, names, deletion
+    struct _kf_bots_t *bots;    //  Bot profiles and input definitions
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
@@ -95,6 +96,12 @@ void kf_method_session_close (kf_broker_t *self, const char *routing, size_t rou
 void kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len,
                          kf_request_t *req);
 void kf_lifecycle_close_idle (kf_broker_t *self);
+
+//  Bots (bot_methods.c): session.init, bot.get, bot.update, parameters.
+void kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_bot_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_parameters (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
 
 //  Conversations and profiles (conversation_methods.c).
 void kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);

@@ -3,6 +3,7 @@
     finished (turn stored, reply queued for after the commit), or failed: deadline passed, worker
     lost after streaming began. A job whose worker is lost before it published anything is
     dispatched again, up to max_attempts. Every accepted job ends in exactly one reply. */
+#include "broker/bots.h"
 #include "broker/broker.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -332,8 +333,15 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
         self->counters.rejected++;
         goto rejected;
     }
+    //  Inputs are checked against the bot before a new session is made for a bad request
+    if (!p.session_id && kf_bots_check_inputs (self->bots, p.bot_id ? p.bot_id : "default",
+                                               p.bot_id ? p.bot_id_len : 7, p.inputs, &err))
+        goto rejected;
     kf_session_t *session = s_session_for (self, &p, &err);
     if (!session)
+        goto rejected;
+    if (p.session_id && kf_bots_check_inputs (self->bots, session->bot_id, strlen (session->bot_id),
+                                              p.inputs, &err))
         goto rejected;
     kf_job_t *job = kf_calloc (1, sizeof *job);
     job->id = ++self->next_job_id;

@@ -264,6 +264,67 @@ s_test_history_cursor (kf_client_t *client)
 }
 
 static void
+s_test_bots (kf_client_t *client)
+{
+    //  The sample bot's window: a Chinese profile, common questions, switches on
+    kf_reply_t *reply = h_call (client, "session.init", "{\"user_id\":\"life-1\",\"channel\":\"wxmini\"}");
+    CHECK (reply->ok);
+    CHECK_STR (h_str (reply->result, "name"), "小快");
+    CHECK (strstr (h_str (reply->result, "welcome"), "您好"));
+    CHECK_INT (kf_mp_get (reply->result, "common_questions")->via.array.size, 5);
+    CHECK (kf_mp_get_bool (kf_mp_get (reply->result, "switches"), "satisfaction_survey", false));
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "session.init", "{\"bot_id\":\"nobody\"}"), 404, "not_found");
+    s_expect_error (h_call (client, "session.init", "{\"channel\":\"fax\"}"), 400, "invalid_param");
+    reply = h_call (client, "parameters", "{}");
+    CHECK (reply->ok);
+    CHECK_STR (h_str (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "name"), "order_no");
+    kf_reply_destroy (&reply);
+    //  A partial update keeps the rest
+    reply = h_call (client, "bot.update", "{\"bot_id\":\"default\",\"welcome\":\"欢迎光临！\","
+                    "\"switches\":{\"predictive_input\":false}}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "bot.get", "{\"bot_id\":\"default\"}");
+    CHECK_STR (h_str (reply->result, "welcome"), "欢迎光临！");
+    CHECK_STR (h_str (reply->result, "name"), "小快");
+    CHECK (!kf_mp_get_bool (kf_mp_get (reply->result, "switches"), "predictive_input", true));
+    CHECK (kf_mp_get_bool (kf_mp_get (reply->result, "switches"), "suggestions", false));
+    kf_reply_destroy (&reply);
+    //  A new bot with inputs that chat checks
+    reply = h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"name\":\"二号店\",\"parameters\":["
+                    "{\"name\":\"city\",\"label\":\"城市\",\"type\":\"select\",\"required\":true,"
+                    "\"options\":[\"北京\",\"上海\"]},{\"name\":\"vip\",\"type\":\"boolean\"}]}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "chat", "{\"message\":\"你好\",\"bot_id\":\"shop-2\"}"), 400, "missing_argument");
+    s_expect_error (h_call (client, "chat", "{\"message\":\"你好\",\"bot_id\":\"shop-2\",\"inputs\":{\"city\":\"广州\"}}"),
+                    400, "invalid_param");
+    s_expect_error (h_call (client, "chat", "{\"message\":\"你好\",\"bot_id\":\"shop-2\",\"inputs\":"
+                            "{\"city\":\"北京\",\"vip\":\"yes\"}}"), 400, "invalid_param");
+    reply = h_call (client, "chat", "{\"message\":\"你好\",\"bot_id\":\"shop-2\",\"inputs\":"
+                    "{\"city\":\"北京\",\"vip\":true,\"source\":\"banner\"}}");
+    CHECK (reply->ok);
+    const char *session = h_str (reply->result, "session_id");
+    kf_reply_destroy (&reply);
+    //  The session keeps its bot: the check applies to later messages too
+    s_expect_error (h_call (client, "chat", "{\"message\":\"在吗\",\"session_id\":\"%s\"}", session),
+                    400, "missing_argument");
+    //  Definitions are checked when stored
+    s_expect_error (h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"parameters\":[{\"name\":\"d\","
+                            "\"type\":\"date\"}]}"), 400, "invalid_param");
+    s_expect_error (h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"parameters\":[{\"name\":\"a\","
+                            "\"type\":\"text\"},{\"name\":\"a\",\"type\":\"number\"}]}"), 400, "invalid_param");
+    s_expect_error (h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"parameters\":[{\"name\":\"s\","
+                            "\"type\":\"select\"}]}"), 400, "invalid_param");
+    s_expect_error (h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"switches\":{\"dark_mode\":true}}"),
+                    400, "invalid_param");
+    s_expect_error (h_call (client, "bot.update", "{\"bot_id\":\"shop-2\",\"name\":\"%s\"}",
+                            "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一二三"), 413, "too_large");
+    s_expect_error (h_call (client, "bot.update", "{\"name\":\"无主\"}"), 400, "missing_argument");
+}
+
+static void
 s_test_feedback (kf_client_t *client, const char *session)
 {
     int64_t answer = s_chat (client, session, "怎么申请退货？");
@@ -367,6 +428,7 @@ main (void)
     s_test_profiles (client);
     s_test_conversations (client);
     s_test_history_cursor (client);
+    s_test_bots (client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 

@@ -1,0 +1,83 @@
+/*  bot_methods.c - the client methods about a bot rather than a conversation: session.init (what a
+    chat window shows before the first message), bot.get, bot.update, parameters. */
+#include "broker/bots.h"
+#include "broker/broker.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include <string.h>
+
+typedef int (s_pack_fn) (kf_bots_t *bots, const char *bot_id, size_t len, msgpack_packer *pk);
+
+//  Reads bot_id (default "default"), packs with `pack`, replies; 404 for a bot without a profile
+static void
+s_reply_packed (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
+                s_pack_fn *pack)
+{
+    kf_error_t err;
+    const char *bot_id;
+    size_t len;
+    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &len, &err))
+        goto failed;
+    if (!bot_id || len == 0)
+        bot_id = "default", len = 7;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    int rc = pack (self->bots, bot_id, len, &pk);
+    if (rc == 1) {
+        kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
+        msgpack_sbuffer_destroy (&buffer);
+        return;
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "bot %.*s %s", (int) len, bot_id,
+                  rc == 0 ? "has no profile (create one with bot.update)" : "could not be read");
+failed:
+    self->counters.errors++;
+    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+}
+
+void
+kf_method_bot_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+}
+
+void
+kf_method_parameters (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_parameters);
+}
+
+void
+kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    //  user_id and channel are checked like everywhere; the window's content depends on the bot
+    kf_error_t err;
+    const char *user_id;
+    size_t user_len;
+    char channel [16];
+    if (kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
+    ||  kf_param_channel (req->params, channel, &err)) {
+        self->counters.errors++;
+        kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+        return;
+    }
+    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+}
+
+void
+kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *bot_id;
+    size_t len;
+    if (kf_param_str (req->params, "bot_id", true, 64, &bot_id, &len, &err)
+    ||  kf_bots_update (self->bots, bot_id, len, req->params, &err)) {
+        self->counters.errors++;
+        kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+        return;
+    }
+    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+}
