@@ -112,6 +112,8 @@ void kf_method_conversations_rename (kf_broker_t *self, const char *routing, siz
                                      kf_request_t *req);
 void kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t routing_len,
                                      kf_request_t *req);
+void kf_method_records_save (kf_broker_t *self, const char *routing, size_t routing_len,
+                             kf_request_t *req);
 
 //  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
 //  recover the jobs of a lost worker, free what is left at shutdown.

@@ -321,6 +321,7 @@ static const struct {
     { "conversations.list",   kf_method_conversations_list },
     { "conversations.rename", kf_method_conversations_rename },
     { "conversations.delete", kf_method_conversations_delete },
+    { "records.save",   kf_method_records_save },
 };
 
 void

@@ -19,7 +19,8 @@ enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
     S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
-    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_HISTORY_BEFORE, S_HISTORY_OLDER, S_COUNT
+    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_HISTORY_BEFORE, S_HISTORY_OLDER, S_RECORD_INSERT,
+    S_RECORD_FIND, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -44,12 +45,12 @@ static const char *s_sql [S_COUNT] = {
     [S_HISTORY] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
         " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
-        " feedback_content, feedback_at FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
+        " feedback_content, feedback_at, content_type, record_id, sender_id, title FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
     [S_HISTORY_COUNT] = "SELECT count(*) FROM turns WHERE session_id = ?",
     [S_MESSAGE] =
         "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
         " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
-        " feedback_content, feedback_at FROM turns WHERE id = ?"
+        " feedback_content, feedback_at, content_type, record_id, sender_id, title FROM turns WHERE id = ?"
         " AND session_id IN (SELECT id FROM sessions WHERE deleted_at IS NULL)",
     [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [S_KB_INSERT] =
@@ -79,9 +80,14 @@ static const char *s_sql [S_COUNT] = {
     [S_HISTORY_BEFORE] =
         "SELECT * FROM (SELECT id, session_id, role, content, response_type, intent, confidence,"
         " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at,"
-        " feedback, feedback_content, feedback_at FROM turns WHERE session_id = ?1 AND id < ?2"
+        " feedback, feedback_content, feedback_at, content_type, record_id, sender_id, title"
+        " FROM turns WHERE session_id = ?1 AND id < ?2"
         " ORDER BY id DESC LIMIT ?3) ORDER BY id",
     [S_HISTORY_OLDER] = "SELECT EXISTS (SELECT 1 FROM turns WHERE session_id = ?1 AND id < ?2)",
+    [S_RECORD_INSERT] =
+        "INSERT OR IGNORE INTO turns (id, session_id, role, content, content_type, record_id, sender_id,"
+        " title, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_RECORD_FIND] = "SELECT id FROM turns WHERE session_id = ? AND record_id = ?",
 };
 
 struct _kf_store_t {
@@ -450,11 +456,18 @@ s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
 static void
 s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
 {
-    msgpack_pack_map (pk, 13);
+    msgpack_pack_map (pk, 17);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
     kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
-    kf_mp_pack_kv_str (pk, "content", (const char *) sqlite3_column_text (stmt, 3));
+    //  Text and voice (a URL) are strings; images are a list of URLs, stored as JSON
+    const char *type = (const char *) sqlite3_column_text (stmt, 17);
+    kf_mp_pack_cstr (pk, "content");
+    if (type && strcmp (type, "image") == 0)
+        s_pack_json_column (pk, stmt, 3);
+    else
+        kf_mp_pack_cstr (pk, (const char *) sqlite3_column_text (stmt, 3));
+    kf_mp_pack_kv_str (pk, "type", type ? type : "text");
     kf_mp_pack_kv_str (pk, "response_type", (const char *) sqlite3_column_text (stmt, 4));
     kf_mp_pack_kv_str (pk, "intent", (const char *) sqlite3_column_text (stmt, 5));
     kf_mp_pack_cstr (pk, "confidence");
@@ -483,6 +496,9 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
         kf_mp_pack_kv_str (pk, "content", (const char *) sqlite3_column_text (stmt, 15));
         kf_mp_pack_kv_int (pk, "at", sqlite3_column_int64 (stmt, 16));
     }
+    kf_mp_pack_kv_str (pk, "record_id", (const char *) sqlite3_column_text (stmt, 18));
+    kf_mp_pack_kv_str (pk, "sender_id", (const char *) sqlite3_column_text (stmt, 19));
+    kf_mp_pack_kv_str (pk, "title", (const char *) sqlite3_column_text (stmt, 20));
 }
 
 int
@@ -832,4 +848,39 @@ kf_store_feedback_stats_pack (kf_store_t *self, msgpack_packer *pk)
         sqlite3_finalize (stmt [which]);
     }
     return 0;
+}
+
+int
+kf_store_record_put (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id)
+{
+    sqlite3_stmt *stmt = self->stmt [S_RECORD_INSERT];
+    int64_t id = kf_store_next_message_id (self);
+    sqlite3_bind_int64 (stmt, 1, id);
+    s_bind_text (stmt, 2, record->session_id);
+    s_bind_text (stmt, 3, record->role);
+    sqlite3_bind_text (stmt, 4, record->content, (int) record->content_len, SQLITE_TRANSIENT);
+    s_bind_text (stmt, 5, record->type);
+    sqlite3_bind_text (stmt, 6, record->record_id, (int) record->record_id_len, SQLITE_TRANSIENT);
+    if (record->sender_id)
+        sqlite3_bind_text (stmt, 7, record->sender_id, (int) record->sender_id_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 7);
+    if (record->title)
+        sqlite3_bind_text (stmt, 8, record->title, (int) record->title_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 8);
+    sqlite3_bind_int64 (stmt, 9, record->send_time);
+    if (s_write (self, stmt))
+        return -1;
+    if (sqlite3_changes (self->db) > 0) {
+        *message_id = id;
+        return 1;
+    }
+    //  Saved before: report the id it has
+    sqlite3_stmt *find = self->stmt [S_RECORD_FIND];
+    s_bind_text (find, 1, record->session_id);
+    sqlite3_bind_text (find, 2, record->record_id, (int) record->record_id_len, SQLITE_TRANSIENT);
+    *message_id = sqlite3_step (find) == SQLITE_ROW ? sqlite3_column_int64 (find, 0) : 0;
+    sqlite3_reset (find);
+    return 2;
 }

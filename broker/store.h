@@ -123,6 +123,26 @@ int kf_store_feedback (kf_store_t *self, int64_t message_id, const char *rating,
 //  likes, dislikes}] (most disliked first)}. Returns 0 or -1 (nothing packed).
 int kf_store_feedback_stats_pack (kf_store_t *self, msgpack_packer *pk);
 
+//  A message imported from elsewhere (records.save). Pointers are borrowed for the call.
+typedef struct {
+    const char *session_id;
+    const char *role;           //  user or agent
+    const char *type;           //  text, image (content: JSON array of URLs) or voice (content: URL)
+    const char *content;
+    size_t content_len;
+    const char *record_id;      //  The caller's id: saving it twice stores it once
+    size_t record_id_len;
+    const char *sender_id;      //  May be NULL
+    size_t sender_id_len;
+    const char *title;          //  May be NULL
+    size_t title_len;
+    int64_t send_time;          //  Unix ms, stored as created_at
+} kf_record_row_t;
+
+//  Stores a record unless the session already has its record_id. Returns 1 when stored, 2 when it
+//  was there already (*message_id: its id either way), -1 on error.
+int kf_store_record_put (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id);
+
 //  Calls `fn` for the last `count` turns of a session, oldest first, with role and content.
 typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);
 int kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,

@@ -325,6 +325,75 @@ s_test_bots (kf_client_t *client)
 }
 
 static void
+s_test_records (kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"rec-1\",\"channel\":\"wechat\"}");
+    char session [32];
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    const char *batch =
+        "[{\"record_id\":\"r1\",\"role\":\"user\",\"content\":\"我的快递三天没动了\",\"send_time\":1763700000000,"
+        "\"sender_id\":\"rec-1\"},"
+        "{\"record_id\":\"r2\",\"role\":\"agent\",\"content\":\"您好，我帮您催一下快递公司\",\"send_time\":1763700060000,"
+        "\"sender_id\":\"agent-7\",\"title\":\"人工客服 小李\"},"
+        "{\"record_id\":\"r3\",\"role\":\"user\",\"type\":\"image\",\"content\":[\"https://img.example.com/1.jpg\","
+        "\"https://img.example.com/2.jpg\"],\"send_time\":1763700120000},"
+        "{\"record_id\":\"r4\",\"role\":\"user\",\"type\":\"voice\",\"content\":\"https://voice.example.com/a.amr\","
+        "\"send_time\":1763700180000}]";
+    reply = h_call (client, "records.save", "{\"session_id\":\"%s\",\"user_id\":\"rec-1\",\"records\":%s}", session, batch);
+    CHECK (reply->ok);
+    CHECK_INT (kf_mp_get_int (reply->result, "created", 0), 4);
+    int64_t first_id = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "message_id", 0);
+    kf_reply_destroy (&reply);
+    //  Saving the same records again stores nothing new and reports the same ids
+    reply = h_call (client, "records.save", "{\"session_id\":\"%s\",\"records\":%s}", session, batch);
+    CHECK_INT (kf_mp_get_int (reply->result, "created", -1), 0);
+    CHECK_INT (kf_mp_get_int (reply->result, "duplicates", 0), 4);
+    CHECK_INT (kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "message_id", 0), first_id);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "history", "{\"session_id\":\"%s\"}", session);
+    const msgpack_object *data = kf_mp_get (reply->result, "data");
+    CHECK_INT (data->via.array.size, 4);
+    CHECK_STR (h_str (&data->via.array.ptr [1], "role"), "agent");
+    CHECK_STR (h_str (&data->via.array.ptr [1], "title"), "人工客服 小李");
+    CHECK_STR (h_str (&data->via.array.ptr [1], "sender_id"), "agent-7");
+    CHECK_INT (kf_mp_get_int (&data->via.array.ptr [1], "created_at", 0), 1763700060000LL);
+    CHECK_STR (h_str (&data->via.array.ptr [2], "type"), "image");
+    const msgpack_object *images = kf_mp_get (&data->via.array.ptr [2], "content");
+    CHECK (images->type == MSGPACK_OBJECT_ARRAY && images->via.array.size == 2);
+    CHECK_STR (h_str (&data->via.array.ptr [3], "type"), "voice");
+    CHECK_STR (h_str (&data->via.array.ptr [3], "content"), "https://voice.example.com/a.amr");
+    kf_reply_destroy (&reply);
+    //  A bad record is rejected with its reason; the good ones of the same batch are stored
+    reply = h_call (client, "records.save", "{\"session_id\":\"%s\",\"records\":["
+                    "{\"record_id\":\"r5\",\"role\":\"bot\",\"content\":\"x\",\"send_time\":1},"
+                    "{\"record_id\":\"r6\",\"role\":\"user\",\"type\":\"image\",\"content\":[\"ftp://x\"],\"send_time\":1},"
+                    "{\"record_id\":\"r7\",\"role\":\"user\",\"content\":\"没有时间\"},"
+                    "{\"record_id\":\"r8\",\"role\":\"user\",\"content\":\"好的，谢谢\",\"send_time\":1763700240000}]}",
+                    session);
+    CHECK (reply->ok);
+    CHECK_INT (kf_mp_get_int (reply->result, "created", 0), 1);
+    data = kf_mp_get (reply->result, "data");
+    for (int i = 0; i < 3; i++)
+        CHECK_STR (h_str (&data->via.array.ptr [i], "status"), "rejected");
+    CHECK_STR (h_str (kf_mp_get (&data->via.array.ptr [2], "error"), "name"), "missing_argument");
+    kf_reply_destroy (&reply);
+    //  Batch bound, ownership, required list
+    char *big = kf_malloc (501 * 80 + 16);
+    strcpy (big, "[");
+    for (int i = 0; i < 501; i++)
+        sprintf (big + strlen (big), "%s{\"record_id\":\"b%d\",\"role\":\"user\",\"content\":\"x\",\"send_time\":1}",
+                 i ? "," : "", i);
+    strcat (big, "]");
+    s_expect_error (h_call (client, "records.save", "{\"session_id\":\"%s\",\"records\":%s}", session, big),
+                    413, "too_large");
+    free (big);
+    s_expect_error (h_call (client, "records.save", "{\"session_id\":\"%s\",\"user_id\":\"intruder\",\"records\":%s}",
+                            session, batch), 404, "not_found");
+    s_expect_error (h_call (client, "records.save", "{\"session_id\":\"%s\"}", session), 400, "missing_argument");
+}
+
+static void
 s_test_feedback (kf_client_t *client, const char *session)
 {
     int64_t answer = s_chat (client, session, "怎么申请退货？");
@@ -429,6 +498,7 @@ main (void)
     s_test_conversations (client);
     s_test_history_cursor (client);
     s_test_bots (client);
+    s_test_records (client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 
