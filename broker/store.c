@@ -456,7 +456,7 @@ s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
 static void
 s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
 {
-    msgpack_pack_map (pk, 17);
+    msgpack_pack_map (pk, 18);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
     kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
@@ -469,6 +469,8 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
         kf_mp_pack_cstr (pk, (const char *) sqlite3_column_text (stmt, 3));
     kf_mp_pack_kv_str (pk, "type", type ? type : "text");
     kf_mp_pack_kv_str (pk, "response_type", (const char *) sqlite3_column_text (stmt, 4));
+    kf_mp_pack_cstr (pk, "response_content");     //  Rich answers (cards, forms) come with issue 4
+    msgpack_pack_nil (pk);
     kf_mp_pack_kv_str (pk, "intent", (const char *) sqlite3_column_text (stmt, 5));
     kf_mp_pack_cstr (pk, "confidence");
     if (sqlite3_column_type (stmt, 6) == SQLITE_NULL)

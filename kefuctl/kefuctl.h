@@ -20,4 +20,6 @@ int kefuctl_json_params (const char *json, msgpack_sbuffer *buffer);
 int kefuctl_chat (kf_client_t *client, int argc, char **argv);
 int kefuctl_kb_import (kf_client_t *client, int argc, char **argv);
 int kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv);
+int kefuctl_sessions (kf_client_t *client, int argc, char **argv);
+int kefuctl_export (kf_client_t *client, int argc, char **argv);
 #endif

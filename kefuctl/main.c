@@ -20,6 +20,8 @@ s_usage (void)
         "  call METHOD [JSON]     send any method with JSON params, print the reply as JSON\n"
         "  kb import FILE.jsonl [--bot ID]   import knowledge items (batches of 500)\n"
         "  history SESSION_ID [LIMIT [OFFSET]]\n"
+        "  sessions USER_ID       a user's conversations, one JSON line each, newest first\n"
+        "  export --session ID | --user ID   every message as a JSON line (audits, replay)\n"
         "  stats | health\n"
         "  bench [--help]         measure throughput and latency (see BENCHMARKS.md)\n"
         "endpoints default to tcp://127.0.0.1:7700 and :7701, or $KEFU_REQUESTS / $KEFU_STREAMS\n");
@@ -143,6 +145,12 @@ main (int argc, char *argv [])
     else
     if (strcmp (command, "kb") == 0 && i < argc && strcmp (argv [i], "import") == 0)
         rc = kefuctl_kb_import (client, argc - i - 1, argv + i + 1);
+    else
+    if (strcmp (command, "sessions") == 0)
+        rc = kefuctl_sessions (client, argc - i, argv + i);
+    else
+    if (strcmp (command, "export") == 0)
+        rc = kefuctl_export (client, argc - i, argv + i);
     else
     if (strcmp (command, "stats") == 0 || strcmp (command, "health") == 0)
         rc = s_call (client, command, NULL);

@@ -149,6 +149,44 @@ h_kefuctl (kf_harness_t *h, const char *const *args)
     return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
+char *
+h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status)
+{
+    int fds [2];
+    CHECK_INT (pipe (fds), 0);
+    fflush (stdout);
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        dup2 (fds [1], 1);
+        close (fds [0]);
+        close (fds [1]);
+        const char *argv [64] = { KEFU_BIN_DIR "/kefuctl", "--requests", h->requests, "--streams", h->streams };
+        int argc = 5;
+        for (int i = 0; args [i] && argc < 62; i++)
+            argv [argc++] = args [i];
+        argv [argc] = NULL;
+        execv (argv [0], (char *const *) argv);
+        _exit (127);
+    }
+    close (fds [1]);
+    size_t size = 0, capacity = 4096;
+    char *out = kf_malloc (capacity);
+    ssize_t n;
+    while ((n = read (fds [0], out + size, capacity - size - 1)) > 0) {
+        size += n;
+        if (capacity - size < 1024)
+            out = kf_realloc (out, capacity *= 2);
+    }
+    out [size] = 0;
+    close (fds [0]);
+    int wstatus;
+    waitpid (pid, &wstatus, 0);
+    *status = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128;
+    return out;
+}
+
 void
 h_import_sample (kf_harness_t *h)
 {

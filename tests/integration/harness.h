@@ -37,6 +37,9 @@ void h_kill_broker (kf_harness_t *h, int signum);
 //  Runs kefuctl with arguments against this broker; returns its exit code.
 int h_kefuctl (kf_harness_t *h, const char *const *args);
 
+//  Runs kefuctl like h_kefuctl and returns what it printed on stdout (heap, caller frees).
+char *h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status);
+
 //  Imports the sample knowledge base and waits until workers answer from it.
 void h_import_sample (kf_harness_t *h);
 

@@ -2,6 +2,7 @@
     stats, revocable, only on answers, only by their user), closing a session with a satisfaction
     score (a closed session refuses chat), and idle sessions closing themselves. */
 #include "harness.h"
+#include "common/json_codec.h"
 #include "common/log.h"
 
 static void
@@ -393,6 +394,87 @@ s_test_records (kf_client_t *client)
     s_expect_error (h_call (client, "records.save", "{\"session_id\":\"%s\"}", session), 400, "missing_argument");
 }
 
+//  Counts lines that parse as JSON objects
+static int
+s_json_lines (const char *text)
+{
+    int count = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr (line, '\n');
+        size_t len = end ? (size_t) (end - line) : strlen (line);
+        if (len) {
+            msgpack_sbuffer buffer;
+            msgpack_sbuffer_init (&buffer);
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+            CHECK_INT (kf_json_to_msgpack (line, len, &pk, NULL, 0), 0);
+            CHECK (buffer.size > 0 && (((unsigned char) buffer.data [0] & 0xf0) == 0x80
+                                       || (unsigned char) buffer.data [0] == 0xde));
+            msgpack_sbuffer_destroy (&buffer);
+            count++;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return count;
+}
+
+//  The whole life of a conversation, as a chat window and an operator see it
+static void
+s_test_end_to_end (kf_harness_t *h, kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "session.init", "{\"user_id\":\"e2e-1\",\"channel\":\"app\"}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\",\"user_id\":\"e2e-1\",\"channel\":\"app\"}");
+    char session [32];
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    int64_t answer = kf_mp_get_int (reply->result, "message_id", 0);
+    kf_reply_destroy (&reply);
+    s_chat_as (client, session, "e2e-1", "退款多久到账");
+    s_chat_as (client, session, "e2e-1", "谢谢");
+    reply = h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"like\",\"user_id\":\"e2e-1\"}",
+                    (long long) answer);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "session.close", "{\"session_id\":\"%s\",\"reason\":1,\"satisfaction\":1,"
+                    "\"user_id\":\"e2e-1\"}", session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"e2e-1\"}");
+    const msgpack_object *first = &kf_mp_get (reply->result, "data")->via.array.ptr [0];
+    CHECK_STR (h_str (first, "session_id"), session);
+    CHECK_STR (h_str (first, "state"), "closed");
+    CHECK_INT (kf_mp_get_int (first, "turn_count", 0), 3);
+    kf_reply_destroy (&reply);
+    int64_t forward [10], backward [10];
+    CHECK_INT (s_page_back (client, session, 4, backward, 10), 6);
+    for (int i = 0; i < 6; i++) {
+        reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":1,\"offset\":%d}", session, i);
+        forward [i] = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "id", 0);
+        kf_reply_destroy (&reply);
+        CHECK_INT (forward [i], backward [i]);
+    }
+    //  Exported for audit: one JSON line per message, per conversation or for the user
+    int status;
+    const char *by_session [] = { "export", "--session", session, NULL };
+    char *out = h_kefuctl_output (h, by_session, &status);
+    CHECK_INT (status, 0);
+    CHECK_INT (s_json_lines (out), 6);
+    CHECK (strstr (out, "\"rating\":\"like\""));
+    free (out);
+    const char *by_user [] = { "export", "--user", "e2e-1", NULL };
+    out = h_kefuctl_output (h, by_user, &status);
+    CHECK_INT (status, 0);
+    CHECK_INT (s_json_lines (out), 6);
+    free (out);
+    const char *sessions [] = { "sessions", "e2e-1", NULL };
+    out = h_kefuctl_output (h, sessions, &status);
+    CHECK_INT (status, 0);
+    CHECK_INT (s_json_lines (out), 1);
+    CHECK (strstr (out, session));
+    free (out);
+}
+
 static void
 s_test_feedback (kf_client_t *client, const char *session)
 {
@@ -499,6 +581,7 @@ main (void)
     s_test_history_cursor (client);
     s_test_bots (client);
     s_test_records (client);
+    s_test_end_to_end (&h, client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 
