@@ -105,6 +105,7 @@ void kf_method_parameters (kf_broker_t *self, const char *routing, size_t routin
 
 //  Conversations and profiles (conversation_methods.c).
 void kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+void kf_method_user_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
 void kf_method_user_logout (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
 void kf_method_conversations_list (kf_broker_t *self, const char *routing, size_t routing_len,
                                    kf_request_t *req);

@@ -1,5 +1,5 @@
 /*  conversation_methods.c - the client methods for a user's conversations and profile:
-    user.login, user.logout, conversations.list, conversations.rename, conversations.delete,
+    user.login, user.get, user.logout, conversations.list, conversations.rename, conversations.delete,
     records.save (messages written elsewhere, imported into a conversation). */
 #include "broker/broker.h"
 #include "broker/conversations.h"
@@ -68,6 +68,28 @@ kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len
     }
     s_result_send (self, routing, routing_len, req, &r);
     return;
+failed:
+    s_reply_error (self, routing, routing_len, req, &err);
+}
+
+void
+kf_method_user_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
+{
+    kf_error_t err;
+    const char *user_id;
+    size_t user_len;
+    if (kf_param_str (req->params, "user_id", true, 128, &user_id, &user_len, &err))
+        goto failed;
+    s_result_t r;
+    s_result_init (&r);
+    int rc = kf_conversations_profile_pack (self->conversations, user_id, user_len, &r.pk);
+    if (rc == 1) {
+        s_result_send (self, routing, routing_len, req, &r);
+        return;
+    }
+    msgpack_sbuffer_destroy (&r.buffer);
+    kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "user %.*s %s", (int) user_len,
+                  user_id, rc == 0 ? "has no profile (user.login creates one)" : "could not be read");
 failed:
     s_reply_error (self, routing, routing_len, req, &err);
 }

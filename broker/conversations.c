@@ -97,6 +97,13 @@ kf_conversations_login (kf_conversations_t *self, const char *user_id, size_t us
     sqlite3_bind_int64 (stmt, 6, now);
     if (kf_store_write_step (self->store, stmt))
         return -1;
+    return kf_conversations_profile_pack (self, user_id, user_len, pk) == 1 ? 0 : -1;
+}
+
+int
+kf_conversations_profile_pack (kf_conversations_t *self, const char *user_id, size_t user_len,
+                               msgpack_packer *pk)
+{
     sqlite3_stmt *profile = self->stmt [C_PROFILE];
     sqlite3_bind_text (profile, 1, user_id, (int) user_len, SQLITE_TRANSIENT);
     int rc = sqlite3_step (profile);
@@ -112,7 +119,7 @@ kf_conversations_login (kf_conversations_t *self, const char *user_id, size_t us
         kf_mp_pack_kv_int (pk, "updated_at", sqlite3_column_int64 (profile, 6));
     }
     sqlite3_reset (profile);
-    return rc == SQLITE_ROW ? 0 : -1;
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int

@@ -30,6 +30,10 @@ void kf_conversations_destroy (kf_conversations_t **self_p);
 int kf_conversations_login (kf_conversations_t *self, const char *user_id, size_t user_len,
                             const kf_field_t fields [4], int64_t now, msgpack_packer *pk);
 
+//  Packs a user's profile map. Returns 1, 0 when the user has no profile, -1 on error.
+int kf_conversations_profile_pack (kf_conversations_t *self, const char *user_id, size_t user_len,
+                                   msgpack_packer *pk);
+
 //  Marks a user logged out. Returns 1, 0 when the user has no profile, -1 on error.
 int kf_conversations_logout (kf_conversations_t *self, const char *user_id, size_t user_len,
                              int64_t now);

@@ -317,6 +317,7 @@ static const struct {
     { "bot.update",     kf_method_bot_update },
     { "parameters",     kf_method_parameters },
     { "user.login",     kf_method_user_login },
+    { "user.get",       kf_method_user_get },
     { "user.logout",    kf_method_user_logout },
     { "conversations.list",   kf_method_conversations_list },
     { "conversations.rename", kf_method_conversations_rename },

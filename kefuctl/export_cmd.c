@@ -140,9 +140,26 @@ kefuctl_export (kf_client_t *client, int argc, char **argv)
 {
     if (argc == 2 && strcmp (argv [0], "--session") == 0)
         return s_export_session (client, argv [1], strlen (argv [1]));
-    if (argc == 2 && strcmp (argv [0], "--user") == 0)
+    if (argc == 2 && strcmp (argv [0], "--user") == 0) {
+        //  The profile first, when there is one: {"user": {...}}
+        msgpack_sbuffer params;
+        msgpack_sbuffer_init (&params);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 1);
+        kf_mp_pack_kv_str (&pk, "user_id", argv [1]);
+        kf_reply_t *reply = NULL;
+        if (kf_client_call (client, "user.get", params.data, params.size, &reply) == 0 && reply->ok) {
+            char *json = kf_json_from_msgpack (reply->result);
+            printf ("{\"user\":%s}\n", json);
+            free (json);
+        }
+        kf_reply_destroy (&reply);
+        msgpack_sbuffer_destroy (&params);
         return s_each_conversation (client, argv [1], s_export_conversation, NULL);
+    }
     fprintf (stderr, "usage: kefuctl export --session SESSION_ID | --user USER_ID\n"
-                     "       (one JSON line per message, oldest first, for audits and replay)\n");
+                     "       (one JSON line per message, oldest first, for audits and replay; with\n"
+                     "       --user, a first line {\"user\": profile} when the user has one)\n");
     return 2;
 }

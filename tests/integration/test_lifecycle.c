@@ -57,6 +57,11 @@ s_test_profiles (kf_client_t *client)
     CHECK (reply->ok && !kf_mp_get_bool (reply->result, "is_logged_in", true));
     kf_reply_destroy (&reply);
     s_expect_error (h_call (client, "user.logout", "{\"user_id\":\"nobody\"}"), 404, "not_found");
+    reply = h_call (client, "user.get", "{\"user_id\":\"list-1\"}");
+    CHECK (reply->ok && !kf_mp_get_bool (reply->result, "is_logged_in", true));
+    CHECK_STR (h_str (reply->result, "mobile"), "13800000000");
+    kf_reply_destroy (&reply);
+    s_expect_error (h_call (client, "user.get", "{\"user_id\":\"nobody\"}"), 404, "not_found");
 }
 
 //  Pages a user's conversations with last_id and returns how many were seen; checks newest first
@@ -422,7 +427,10 @@ s_json_lines (const char *text)
 static void
 s_test_end_to_end (kf_harness_t *h, kf_client_t *client)
 {
-    kf_reply_t *reply = h_call (client, "session.init", "{\"user_id\":\"e2e-1\",\"channel\":\"app\"}");
+    kf_reply_t *reply = h_call (client, "user.login", "{\"user_id\":\"e2e-1\",\"name\":\"李雷\"}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "session.init", "{\"user_id\":\"e2e-1\",\"channel\":\"app\"}");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
     reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\",\"user_id\":\"e2e-1\",\"channel\":\"app\"}");
@@ -465,7 +473,8 @@ s_test_end_to_end (kf_harness_t *h, kf_client_t *client)
     const char *by_user [] = { "export", "--user", "e2e-1", NULL };
     out = h_kefuctl_output (h, by_user, &status);
     CHECK_INT (status, 0);
-    CHECK_INT (s_json_lines (out), 6);
+    CHECK_INT (s_json_lines (out), 7);
+    CHECK (strncmp (out, "{\"user\":{\"user_id\":\"e2e-1\",\"name\":\"李雷\"", 40) == 0);
     free (out);
     const char *sessions [] = { "sessions", "e2e-1", NULL };
     out = h_kefuctl_output (h, sessions, &status);
