@@ -6,6 +6,7 @@
 #include "broker/bots.h"
 #include "broker/checkpointer.h"
 #include "broker/conversations.h"
+#include "broker/history.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -434,7 +435,8 @@ kf_broker_run (const kf_broker_config_t *config)
     kf_store_set_autocheckpoint (self.store, checkpointer == NULL);
     self.sessions = kf_sessions_new (self.store);
     if (!(self.conversations = kf_conversations_new (self.store))
-    ||  !(self.bots = kf_bots_new (self.store)))
+    ||  !(self.bots = kf_bots_new (self.store))
+    ||  !(self.history = kf_history_new (self.store)))
         goto done;
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
@@ -462,6 +464,7 @@ done:
         s_send_to_worker (&self, worker, NULL, 0, "DISCONNECT");
     kf_stream_hub_destroy (&self.hub);
     kf_worker_pool_destroy (&self.pool);
+    kf_history_destroy (&self.history);
     kf_bots_destroy (&self.bots);
     kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);

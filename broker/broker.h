@@ -53,6 +53,7 @@ typedef struct {
     kf_sessions_t *sessions;
     struct _kf_conversations_t *conversations;  //  Profiles, lists, names, deletion
     struct _kf_bots_t *bots;    //  Bot profiles and input definitions
+    struct _kf_history_t *history;  //  Reads conversations back
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t

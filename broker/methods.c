@@ -1,6 +1,7 @@
 /*  methods.c - the client methods other than chat: health, stats, session.create, history,
     message.get, stream.fetch, kb.item.create. Each validates its params and answers exactly once. */
 #include "broker/broker.h"
+#include "broker/history.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -180,8 +181,8 @@ s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_reques
         return;
     s_result_t r;
     s_result_init (&r);
-    if (is_cursor ? kf_store_history_before_pack (self->store, session->id, limit, first_id, &r.pk)
-                  : kf_store_history_pack (self->store, session->id, limit, offset, &r.pk)) {
+    if (is_cursor ? kf_history_before_pack (self->history, session->id, limit, first_id, &r.pk)
+                  : kf_history_page_pack (self->history, session->id, limit, offset, &r.pk)) {
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, KF_E_INTERNAL, "could not read the history");
         s_error (self, routing, routing_len, req, &err);
@@ -202,7 +203,7 @@ s_message_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_re
     if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &id, &err) == 0) {
         s_result_t r;
         s_result_init (&r);
-        int rc = kf_store_message_pack (self->store, id, &r.pk);
+        int rc = kf_history_message_pack (self->history, id, &r.pk);
         if (rc == 1) {
             s_result_send (self, routing, routing_len, req, &r);
             return;

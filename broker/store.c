@@ -17,9 +17,9 @@ extern const int kf_migration_count;
 
 enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
-    S_RECENT, S_HISTORY, S_HISTORY_COUNT, S_MESSAGE, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
+    S_RECENT, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
     S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
-    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_HISTORY_BEFORE, S_HISTORY_OLDER, S_RECORD_INSERT,
+    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
     S_RECORD_FIND, S_COUNT
 };
 
@@ -42,16 +42,6 @@ static const char *s_sql [S_COUNT] = {
     [S_RECENT] =
         "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
         " AND status = 'ok' ORDER BY id DESC LIMIT ?) ORDER BY id",
-    [S_HISTORY] =
-        "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
-        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
-        " feedback_content, feedback_at, content_type, record_id, sender_id, title FROM turns WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?",
-    [S_HISTORY_COUNT] = "SELECT count(*) FROM turns WHERE session_id = ?",
-    [S_MESSAGE] =
-        "SELECT id, session_id, role, content, response_type, intent, confidence, sources,"
-        " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback,"
-        " feedback_content, feedback_at, content_type, record_id, sender_id, title FROM turns WHERE id = ?"
-        " AND session_id IN (SELECT id FROM sessions WHERE deleted_at IS NULL)",
     [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [S_KB_INSERT] =
         "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
@@ -77,13 +67,6 @@ static const char *s_sql [S_COUNT] = {
         "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
         " WHERE t.id = ? AND s.deleted_at IS NULL",
     [S_FEEDBACK] = "UPDATE turns SET feedback = ?, feedback_content = ?, feedback_at = ? WHERE id = ?",
-    [S_HISTORY_BEFORE] =
-        "SELECT * FROM (SELECT id, session_id, role, content, response_type, intent, confidence,"
-        " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at,"
-        " feedback, feedback_content, feedback_at, content_type, record_id, sender_id, title"
-        " FROM turns WHERE session_id = ?1 AND id < ?2"
-        " ORDER BY id DESC LIMIT ?3) ORDER BY id",
-    [S_HISTORY_OLDER] = "SELECT EXISTS (SELECT 1 FROM turns WHERE session_id = ?1 AND id < ?2)",
     [S_RECORD_INSERT] =
         "INSERT OR IGNORE INTO turns (id, session_id, role, content, content_type, record_id, sender_id,"
         " title, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -429,167 +412,6 @@ kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_t
             (const char *) sqlite3_column_text (stmt, 1));
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? 0 : -1;
-}
-
-//  Packs a JSON text column as msgpack, or nil when NULL or unparsable
-static void
-s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
-{
-    const char *json = (const char *) sqlite3_column_text (stmt, column);
-    if (!json) {
-        msgpack_pack_nil (pk);
-        return;
-    }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer inner;
-    msgpack_packer_init (&inner, &buffer, msgpack_sbuffer_write);
-    char err [128];
-    if (kf_json_to_msgpack (json, strlen (json), &inner, err, sizeof err) == 0)
-        msgpack_pack_str_body (pk, buffer.data, buffer.size);   //  Raw append of a packed value
-    else
-        msgpack_pack_nil (pk);
-    msgpack_sbuffer_destroy (&buffer);
-}
-
-//  Packs the current row of S_HISTORY / S_MESSAGE as a message map
-static void
-s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
-{
-    msgpack_pack_map (pk, 18);
-    kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
-    kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
-    kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
-    //  Text and voice (a URL) are strings; images are a list of URLs, stored as JSON
-    const char *type = (const char *) sqlite3_column_text (stmt, 17);
-    kf_mp_pack_cstr (pk, "content");
-    if (type && strcmp (type, "image") == 0)
-        s_pack_json_column (pk, stmt, 3);
-    else
-        kf_mp_pack_cstr (pk, (const char *) sqlite3_column_text (stmt, 3));
-    kf_mp_pack_kv_str (pk, "type", type ? type : "text");
-    kf_mp_pack_kv_str (pk, "response_type", (const char *) sqlite3_column_text (stmt, 4));
-    kf_mp_pack_cstr (pk, "response_content");     //  Rich answers (cards, forms) come with issue 4
-    msgpack_pack_nil (pk);
-    kf_mp_pack_kv_str (pk, "intent", (const char *) sqlite3_column_text (stmt, 5));
-    kf_mp_pack_cstr (pk, "confidence");
-    if (sqlite3_column_type (stmt, 6) == SQLITE_NULL)
-        msgpack_pack_nil (pk);
-    else
-        msgpack_pack_double (pk, sqlite3_column_double (stmt, 6));
-    kf_mp_pack_cstr (pk, "sources");
-    s_pack_json_column (pk, stmt, 7);
-    kf_mp_pack_cstr (pk, "suggestions");
-    s_pack_json_column (pk, stmt, 8);
-    kf_mp_pack_kv_str (pk, "status", (const char *) sqlite3_column_text (stmt, 9));
-    kf_mp_pack_cstr (pk, "usage");
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_int (pk, "prompt_tokens", sqlite3_column_int64 (stmt, 11));
-    kf_mp_pack_kv_int (pk, "completion_tokens", sqlite3_column_int64 (stmt, 12));
-    kf_mp_pack_kv_int (pk, "total_tokens",
-                       sqlite3_column_int64 (stmt, 11) + sqlite3_column_int64 (stmt, 12));
-    kf_mp_pack_kv_int (pk, "created_at", sqlite3_column_int64 (stmt, 13));
-    kf_mp_pack_cstr (pk, "feedback");
-    if (sqlite3_column_type (stmt, 14) == SQLITE_NULL)
-        msgpack_pack_nil (pk);
-    else {
-        msgpack_pack_map (pk, 3);
-        kf_mp_pack_kv_str (pk, "rating", (const char *) sqlite3_column_text (stmt, 14));
-        kf_mp_pack_kv_str (pk, "content", (const char *) sqlite3_column_text (stmt, 15));
-        kf_mp_pack_kv_int (pk, "at", sqlite3_column_int64 (stmt, 16));
-    }
-    kf_mp_pack_kv_str (pk, "record_id", (const char *) sqlite3_column_text (stmt, 18));
-    kf_mp_pack_kv_str (pk, "sender_id", (const char *) sqlite3_column_text (stmt, 19));
-    kf_mp_pack_kv_str (pk, "title", (const char *) sqlite3_column_text (stmt, 20));
-}
-
-int
-kf_store_history_pack (kf_store_t *self, const char *session_id, int64_t limit, int64_t offset,
-                       msgpack_packer *pk)
-{
-    sqlite3_stmt *count = self->stmt [S_HISTORY_COUNT];
-    s_bind_text (count, 1, session_id);
-    int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
-    sqlite3_reset (count);
-    if (total < 0)
-        return -1;
-    int64_t rows = offset >= total ? 0 : total - offset < limit ? total - offset : limit;
-    sqlite3_stmt *stmt = self->stmt [S_HISTORY];
-    s_bind_text (stmt, 1, session_id);
-    sqlite3_bind_int64 (stmt, 2, rows);
-    sqlite3_bind_int64 (stmt, 3, offset);
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, (size_t) rows);
-    int64_t packed = 0;
-    while (packed < rows && sqlite3_step (stmt) == SQLITE_ROW) {
-        s_pack_message (pk, stmt);
-        packed++;
-    }
-    sqlite3_reset (stmt);
-    for (; packed < rows; packed++)     //  Keep the array length honest if a step failed
-        msgpack_pack_nil (pk);
-    kf_mp_pack_kv_bool (pk, "has_more", offset + rows < total);
-    kf_mp_pack_kv_int (pk, "total", total);
-    return 0;
-}
-
-int
-kf_store_history_before_pack (kf_store_t *self, const char *session_id, int64_t limit,
-                              int64_t first_id, msgpack_packer *pk)
-{
-    sqlite3_stmt *count = self->stmt [S_HISTORY_COUNT];
-    s_bind_text (count, 1, session_id);
-    int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
-    sqlite3_reset (count);
-    if (total < 0)
-        return -1;
-    sqlite3_stmt *page = self->stmt [S_HISTORY_BEFORE];
-    s_bind_text (page, 1, session_id);
-    sqlite3_bind_int64 (page, 2, first_id > 0 ? first_id : INT64_MAX);
-    sqlite3_bind_int64 (page, 3, limit);
-    //  Count the page first so the array header is right, then pack it
-    int64_t rows = 0, oldest = INT64_MAX;
-    while (sqlite3_step (page) == SQLITE_ROW) {
-        if (rows == 0)
-            oldest = sqlite3_column_int64 (page, 0);
-        rows++;
-    }
-    sqlite3_reset (page);
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, (size_t) rows);
-    int64_t packed = 0;
-    while (packed < rows && sqlite3_step (page) == SQLITE_ROW) {
-        s_pack_message (pk, page);
-        packed++;
-    }
-    sqlite3_reset (page);
-    for (; packed < rows; packed++)
-        msgpack_pack_nil (pk);
-    bool has_more = false;
-    if (rows > 0) {
-        sqlite3_stmt *older = self->stmt [S_HISTORY_OLDER];
-        s_bind_text (older, 1, session_id);
-        sqlite3_bind_int64 (older, 2, oldest);
-        has_more = sqlite3_step (older) == SQLITE_ROW && sqlite3_column_int (older, 0);
-        sqlite3_reset (older);
-    }
-    kf_mp_pack_kv_bool (pk, "has_more", has_more);
-    kf_mp_pack_kv_int (pk, "total", total);
-    return 0;
-}
-
-int
-kf_store_message_pack (kf_store_t *self, int64_t message_id, msgpack_packer *pk)
-{
-    sqlite3_stmt *stmt = self->stmt [S_MESSAGE];
-    sqlite3_bind_int64 (stmt, 1, message_id);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        s_pack_message (pk, stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int64_t

@@ -148,20 +148,6 @@ typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);
 int kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,
                            void *arg);
 
-//  Packs a history page {"data":[messages...],"has_more","total"} for a session: `limit` messages
-//  from `offset` counting from the oldest, oldest first. Returns 0 or -1 (nothing packed).
-int kf_store_history_pack (kf_store_t *self, const char *session_id, int64_t limit, int64_t offset,
-                           msgpack_packer *pk);
-
-//  Packs a history page in cursor style: the `limit` messages just before message `first_id` (0:
-//  the newest page), oldest first within the page; has_more tells whether older ones exist. A
-//  `first_id` that names no message still works as a position. Returns 0 or -1 (nothing packed).
-int kf_store_history_before_pack (kf_store_t *self, const char *session_id, int64_t limit,
-                                  int64_t first_id, msgpack_packer *pk);
-
-//  Packs one message by id as a history entry; returns 1 when packed, 0 when absent, -1 on error.
-int kf_store_message_pack (kf_store_t *self, int64_t message_id, msgpack_packer *pk);
-
 //  Creates or updates (by bot_id + external_id when given) one knowledge item from a msgpack map
 //  with question, answer, similar_questions, category, keywords, status, external_id. Returns 1
 //  when created, 2 when updated, -1 with `err` set when the item is invalid or the write failed.

@@ -1,5 +1,6 @@
 /*  test_store.c - the broker's SQLite store on a real file: migrations, sessions, turns (pending,
     completed, failed), history pages, knowledge-item upserts, and what a reopen finds. */
+#include "broker/history.h"
 #include "broker/sessions.h"
 #include "broker/store.h"
 #include "common/clock.h"
@@ -36,6 +37,8 @@ main (void)
     char err [256];
     kf_store_t *store = kf_store_open (path, false, err, sizeof err);
     CHECK (store);
+    kf_history_t *history = kf_history_new (store);
+    CHECK (history);
 
     //  A session and a turn, pending then completed
     kf_session_row_t row = { .id = "s_test1", .user_id = "u1", .channel = "web", .bot_id = "default",
@@ -60,7 +63,7 @@ main (void)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked unpacked;
-    CHECK_INT (kf_store_message_pack (store, answer, &pk), 1);
+    CHECK_INT (kf_history_message_pack (history, answer, &pk), 1);
     s_unpack (&buffer, &unpacked);
     CHECK (kf_mp_str_eq (&unpacked.data, "status", "pending"));
     msgpack_unpacked_destroy (&unpacked);
@@ -79,7 +82,7 @@ main (void)
     CHECK_INT (kf_store_flush (store), 0);
 
     //  History: both turns, the answer complete with its sources decoded back
-    CHECK_INT (kf_store_history_pack (store, "s_test1", 20, 0, &pk), 0);
+    CHECK_INT (kf_history_page_pack (history, "s_test1", 20, 0, &pk), 0);
     s_unpack (&buffer, &unpacked);
     CHECK_INT (kf_mp_get_int (&unpacked.data, "total", 0), 2);
     CHECK (!kf_mp_get_bool (&unpacked.data, "has_more", true));
@@ -92,16 +95,16 @@ main (void)
     CHECK (kf_mp_str_eq (&stored->via.array.ptr [0], "external_id", "faq-001"));
     msgpack_unpacked_destroy (&unpacked);
     //  Page edges: offset at the end, limit 1
-    CHECK_INT (kf_store_history_pack (store, "s_test1", 1, 1, &pk), 0);
+    CHECK_INT (kf_history_page_pack (history, "s_test1", 1, 1, &pk), 0);
     s_unpack (&buffer, &unpacked);
     CHECK_INT (kf_mp_get (&unpacked.data, "data")->via.array.size, 1);
     CHECK (!kf_mp_get_bool (&unpacked.data, "has_more", true));
     msgpack_unpacked_destroy (&unpacked);
-    CHECK_INT (kf_store_history_pack (store, "s_test1", 5, 2, &pk), 0);
+    CHECK_INT (kf_history_page_pack (history, "s_test1", 5, 2, &pk), 0);
     s_unpack (&buffer, &unpacked);
     CHECK_INT (kf_mp_get (&unpacked.data, "data")->via.array.size, 0);
     msgpack_unpacked_destroy (&unpacked);
-    CHECK_INT (kf_store_message_pack (store, 999999, &pk), 0);
+    CHECK_INT (kf_history_message_pack (history, 999999, &pk), 0);
 
     //  Knowledge items: created, then updated by external_id; invalid ones rejected with a reason
     s_pack_json (&buffer, "{\"external_id\":\"faq-9\",\"question\":\"发票怎么开\",\"answer\":\"结算页选择发票。\","
@@ -129,11 +132,13 @@ main (void)
     int64_t orphan = kf_store_next_message_id (store);
     pending.id = orphan;
     CHECK_INT (kf_store_turn_insert (store, &pending), 0);
+    kf_history_destroy (&history);
     kf_store_destroy (&store);          //  Commits what is pending
     store = kf_store_open (path, false, err, sizeof err);
     CHECK (store);
+    history = kf_history_new (store);
     CHECK (kf_store_next_message_id (store) > orphan);
-    CHECK_INT (kf_store_message_pack (store, orphan, &pk), 1);
+    CHECK_INT (kf_history_message_pack (history, orphan, &pk), 1);
     s_unpack (&buffer, &unpacked);
     CHECK (kf_mp_str_eq (&unpacked.data, "status", "error"));
     msgpack_unpacked_destroy (&unpacked);
@@ -176,6 +181,7 @@ main (void)
     CHECK_STR (role, "user");
     CHECK_STR (content, "怎么申请退货？");
     kf_sessions_destroy (&sessions);
+    kf_history_destroy (&history);
     kf_store_destroy (&store);
     msgpack_sbuffer_destroy (&buffer);
 
