@@ -109,6 +109,12 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         s_bot_free (bot);
         return NULL;
     }
+    if (!bot->exists) {
+        //  Not cached: any client can ask for any number of bots that do not exist
+        s_bot_free (bot);
+        static s_bot_t absent = { .exists = false };
+        return &absent;
+    }
     kf_dict_put (self->cache, bot_id, len, bot);
     return bot;
 }
@@ -396,7 +402,9 @@ kf_bots_update (kf_bots_t *self, const char *bot_id, size_t len, const msgpack_o
     free (profile_json);
     free (parameters_json);
     //  The next read loads what was written (the same connection sees its open batch)
-    kf_dict_remove (self->cache, bot_id, len);
-    s_bot_free (bot);
+    if (bot->exists) {
+        kf_dict_remove (self->cache, bot_id, len);
+        s_bot_free (bot);
+    }
     return rc ? kf_error_set (err, KF_E_INTERNAL, "could not store the bot") : 0;
 }

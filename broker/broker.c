@@ -399,6 +399,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         }
         if (now >= evict_at) {
             kf_sessions_evict (self->sessions, now, 600000000LL);
+            kf_lifecycle_purge (self);
             evict_at = now + 60000000;
         }
         //  Bounded whatever the rate of new sessions (they reload from the database when needed)

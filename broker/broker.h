@@ -97,6 +97,8 @@ void kf_method_session_close (kf_broker_t *self, const char *routing, size_t rou
 void kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len,
                          kf_request_t *req);
 void kf_lifecycle_close_idle (kf_broker_t *self);
+//  Purges conversations deleted more than a week ago, at most 100 a call (once a minute).
+void kf_lifecycle_purge (kf_broker_t *self);
 
 //  Bots (bot_methods.c): session.init, bot.get, bot.update, parameters.
 void kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);

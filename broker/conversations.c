@@ -33,7 +33,8 @@ static const char *s_sql [C_COUNT] = {
     [C_COUNT_USER] = "SELECT count(*) FROM sessions WHERE user_id = ? AND deleted_at IS NULL",
     [C_RENAME] = "UPDATE sessions SET name = ? WHERE id = ?",
     [C_FIRST_QUESTION] =
-        "SELECT content FROM turns WHERE session_id = ? AND role = 'user' ORDER BY id LIMIT 1",
+        "SELECT content FROM turns WHERE session_id = ? AND role = 'user' AND content_type = 'text'"
+        " ORDER BY id LIMIT 1",
     [C_DELETE] = "UPDATE sessions SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
     [C_PURGE_TURNS] =
         "DELETE FROM turns WHERE session_id IN (SELECT id FROM sessions WHERE deleted_at < ?1"

@@ -113,7 +113,7 @@ kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len, 
     }
     if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &message_id, &err)
     ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
-    ||  kf_param_str (req->params, "rating", false, 16, &rating, &rating_len, &err)
+    ||  kf_param_str (req->params, "rating", false, 0, &rating, &rating_len, &err)
     ||  kf_param_str (req->params, "content", false, 500, &content, &content_len, &err))
         goto failed;
     const char *stored = NULL;
@@ -127,7 +127,7 @@ kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len, 
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.rating must be \"like\", \"dislike\" or null");
         goto failed;
     }
-    char role [16], owner [160], session_id [80];
+    char role [16], owner [4 * 128 + 8], session_id [80];      //  user_id: 128 characters of UTF-8
     int found = kf_store_turn_owner (self->store, message_id, role, sizeof role, owner, sizeof owner,
                                      session_id, sizeof session_id);
     //  Another user's message is as good as absent
@@ -170,6 +170,13 @@ failed:
     s_reply_error (self, routing, routing_len, req, &err);
 }
 
+static void
+s_reopen (void *arg, kf_session_t *session)
+{
+    kf_broker_t *self = arg;
+    kf_store_session_reopen (self->store, session->id);
+}
+
 void
 kf_lifecycle_close_idle (kf_broker_t *self)
 {
@@ -177,10 +184,15 @@ kf_lifecycle_close_idle (kf_broker_t *self)
     int64_t before = now - self->config->idle_close_ms;
     int64_t closed = self->config->idle_close_ms > 0 ? kf_store_close_idle (self->store, before, now) : 0;
     if (self->config->idle_close_ms > 0)
-        kf_sessions_close_idle (self->sessions, before);
+        kf_sessions_close_idle (self->sessions, before, s_reopen, self);
     if (closed > 0)
         kf_info ("closed %lld idle sessions", (long long) closed);
-    int64_t purged = kf_conversations_purge (self->conversations, now - KF_PURGE_AFTER_MS);
+}
+
+void
+kf_lifecycle_purge (kf_broker_t *self)
+{
+    int64_t purged = kf_conversations_purge (self->conversations, kf_now_ms () - KF_PURGE_AFTER_MS);
     if (purged > 0)
         kf_info ("purged %lld deleted conversations", (long long) purged);
 }

@@ -171,7 +171,8 @@ s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_reques
         s_error (self, routing, routing_len, req, &err);
         return;
     }
-    if (is_cursor && kf_mp_get (req->params, "offset")) {
+    const msgpack_object *given_offset = kf_mp_get (req->params, "offset");
+    if (is_cursor && given_offset && given_offset->type != MSGPACK_OBJECT_NIL) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "give params.offset or params.first_id, not both");
         s_error (self, routing, routing_len, req, &err);
         return;

@@ -209,14 +209,17 @@ kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch)
 }
 
 size_t
-kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before)
+kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before, kf_session_fn *reopen, void *arg)
 {
     size_t cursor = 0, closed = 0;
     void *value;
     while (kf_dict_next (self->cache, &cursor, NULL, &value)) {
         kf_session_t *session = value;
-        if (!session->is_closed && !session->active && !session->waiting_head
-        &&  session->updated_at < idle_before) {
+        if (session->is_closed || session->updated_at >= idle_before)
+            continue;
+        if (session->active || session->waiting_head)
+            reopen (arg, session);
+        else {
             session->is_closed = true;
             closed++;
         }

@@ -69,8 +69,12 @@ size_t kf_sessions_trim (kf_sessions_t *self, int64_t now_us, size_t max);
 size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);
 
 //  Marks cached sessions closed that were last updated before `idle_before` (Unix ms) and have no
-//  job, as the database sweep does for all of them. Returns how many.
-size_t kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before);
+//  job, as the database sweep does for all of them; for the ones that do have a job (the database
+//  sweep cannot see it), calls `reopen` so the caller can take the database closing back.
+//  Returns how many were closed.
+typedef void (kf_session_fn) (void *arg, kf_session_t *session);
+size_t kf_sessions_close_idle (kf_sessions_t *self, int64_t idle_before, kf_session_fn *reopen,
+                               void *arg);
 
 //  Forgets a deleted session: lookups no longer find it (nor does the database). Frees it now, or,
 //  when a job still runs for it, marks it hidden and leaves it to eviction.

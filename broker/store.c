@@ -19,7 +19,7 @@ enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
     S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
-    S_CLOSE_IDLE, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
+    S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
     S_RECORD_FIND, S_COUNT
 };
 
@@ -41,7 +41,7 @@ static const char *s_sql [S_COUNT] = {
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_RECENT] =
         "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
-        " AND status = 'ok' ORDER BY id DESC LIMIT ?) ORDER BY id",
+        " AND status = 'ok' AND content_type = 'text' ORDER BY id DESC LIMIT ?) ORDER BY id",
     [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [S_KB_INSERT] =
         "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
@@ -63,6 +63,9 @@ static const char *s_sql [S_COUNT] = {
     [S_CLOSE_IDLE] =
         "UPDATE sessions SET state = 'closed', close_reason = 3, closed_at = ?1"
         " WHERE state = 'open' AND updated_at < ?2",
+    [S_REOPEN] =
+        "UPDATE sessions SET state = 'open', close_reason = NULL, closed_at = NULL"
+        " WHERE id = ? AND close_reason = 3",
     [S_TURN_OWNER] =
         "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
         " WHERE t.id = ? AND s.deleted_at IS NULL",
@@ -595,6 +598,13 @@ kf_store_close_idle (kf_store_t *self, int64_t idle_before, int64_t closed_at)
 }
 
 int
+kf_store_session_reopen (kf_store_t *self, const char *id)
+{
+    s_bind_text (self->stmt [S_REOPEN], 1, id);
+    return s_write (self, self->stmt [S_REOPEN]);
+}
+
+int
 kf_store_turn_owner (kf_store_t *self, int64_t message_id, char *role, size_t role_size,
                      char *user_id, size_t user_size, char *session_id, size_t session_size)
 {
@@ -674,8 +684,26 @@ kf_store_feedback_stats_pack (kf_store_t *self, msgpack_packer *pk)
     return 0;
 }
 
+static int s_record_write (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id);
+
 int
 kf_store_record_put (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id)
+{
+    //  A record whose write fails takes back itself only, not the batch it shares with others
+    if (s_open_batch (self))
+        return -1;
+    sqlite3_exec (self->db, "SAVEPOINT record", NULL, NULL, NULL);
+    int rc = s_record_write (self, record, message_id);
+    if (rc < 0) {
+        sqlite3_exec (self->db, "ROLLBACK TO record", NULL, NULL, NULL);
+        self->is_failed = false;
+    }
+    sqlite3_exec (self->db, "RELEASE record", NULL, NULL, NULL);
+    return rc;
+}
+
+static int
+s_record_write (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id)
 {
     sqlite3_stmt *stmt = self->stmt [S_RECORD_INSERT];
     int64_t id = kf_store_next_message_id (self);

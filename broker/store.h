@@ -109,6 +109,9 @@ int kf_store_session_close (kf_store_t *self, const char *id, int64_t reason, in
 //  many, or -1.
 int64_t kf_store_close_idle (kf_store_t *self, int64_t idle_before, int64_t closed_at);
 
+//  Takes back an idle closing (reason 3) of a session that turned out to be busy. Returns 0 or -1.
+int kf_store_session_reopen (kf_store_t *self, const char *id);
+
 //  Who a message belongs to: copies its role ("unfinished" for an answer not completed), its
 //  session's user_id and session id. Returns 1, 0 when the message does not exist, -1 on error.
 int kf_store_turn_owner (kf_store_t *self, int64_t message_id, char *role, size_t role_size,

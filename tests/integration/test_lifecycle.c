@@ -384,6 +384,18 @@ s_test_records (kf_client_t *client)
         CHECK_STR (h_str (&data->via.array.ptr [i], "status"), "rejected");
     CHECK_STR (h_str (kf_mp_get (&data->via.array.ptr [2], "error"), "name"), "missing_argument");
     kf_reply_destroy (&reply);
+    //  A name made from the first question skips images and voice
+    reply = h_call (client, "session.create", "{\"user_id\":\"rec-1\"}");
+    char pictures [32];
+    snprintf (pictures, sizeof pictures, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "records.save", "{\"session_id\":\"%s\",\"records\":[{\"record_id\":\"p1\","
+                    "\"role\":\"user\",\"type\":\"image\",\"content\":[\"https://a/b.png\"],\"send_time\":1},"
+                    "{\"record_id\":\"p2\",\"role\":\"user\",\"content\":\"这个颜色有货吗\",\"send_time\":2}]}", pictures);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.rename", "{\"session_id\":\"%s\",\"auto_generate\":true}", pictures);
+    CHECK_STR (h_str (reply->result, "name"), "这个颜色有货吗");
+    kf_reply_destroy (&reply);
     //  Batch bound, ownership, required list
     char *big = kf_malloc (501 * 80 + 16);
     strcpy (big, "[");
@@ -532,6 +544,22 @@ s_test_feedback (kf_client_t *client, const char *session)
     s_expect_error (h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"love\"}", (long long) answer),
                     400, "invalid_param");
     s_expect_error (h_call (client, "feedback", "{\"message_id\":%lld}", (long long) answer), 400, "missing_argument");
+    s_expect_error (h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"%s\"}", (long long) answer,
+                            "a-rating-much-longer-than-sixteen"), 400, "invalid_param");
+    //  The owner check compares whole ids, however long (128 characters of Chinese)
+    char long_user [4 * 128 + 1] = "";
+    for (int i = 0; i < 128; i++)
+        strcat (long_user, "用");
+    reply = h_call (client, "chat", "{\"message\":\"你好\",\"user_id\":\"%s\"}", long_user);
+    int64_t theirs = kf_mp_get_int (reply->result, "message_id", 0);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"like\",\"user_id\":\"%s\"}",
+                    (long long) theirs, long_user);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    long_user [159] = 0;                //  53 characters: a different user who shares the start
+    s_expect_error (h_call (client, "feedback", "{\"message_id\":%lld,\"rating\":\"dislike\",\"user_id\":\"%.159s\"}",
+                            (long long) theirs, long_user), 404, "not_found");
 }
 
 static void
@@ -596,7 +624,7 @@ main (void)
 
     //  Idle sessions close themselves (and stay closed after a restart: it is stored)
     h_init (&h, "idle");
-    const char *args [] = { "--idle-close-ms", "300", NULL };
+    const char *args [] = { "--idle-close-ms", "300", "--pace-ms", "150", NULL };
     h_start_broker (&h, 1, args);
     client = h_client (&h);
     reply = h_call (client, "chat", "{\"message\":\"你好\"}");
@@ -605,6 +633,17 @@ main (void)
     h_sleep_ms (1800);
     s_expect_error (h_call (client, "chat", "{\"message\":\"你好\",\"session_id\":\"%s\"}", session),
                     409, "session_closed");
+    //  A session whose answer is still streaming when the sweep runs is not closed under it
+    reply = h_call (client, "session.create", "{\"user_id\":\"busy-1\"}");
+    const char *busy = h_str (reply->result, "session_id");
+    kf_reply_destroy (&reply);
+    h_sleep_ms (400);                   //  Already idle by the clock when its chat begins
+    reply = h_call (client, "chat", "{\"message\":\"你是谁\",\"session_id\":\"%s\",\"stream\":true}", busy);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "conversations.list", "{\"user_id\":\"busy-1\"}");
+    CHECK_STR (h_str (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "state"), "open");
+    kf_reply_destroy (&reply);
     kf_client_destroy (&client);
     h_cleanup (&h);
     TEST_PASS ("test_lifecycle");
