@@ -20,22 +20,18 @@ s_reply_packed (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
         goto failed;
     if (!bot_id || len == 0)
         bot_id = "default", len = 7;
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    int rc = pack (self->bots, bot_id, len, &pk);
+    kf_result_t r;
+    kf_result_init (&r);
+    int rc = pack (self->bots, bot_id, len, &r.pk);
     if (rc == 1) {
-        kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
-        msgpack_sbuffer_destroy (&buffer);
+        kf_broker_send_result (self, routing, routing_len, req, &r);
         return;
     }
-    msgpack_sbuffer_destroy (&buffer);
+    msgpack_sbuffer_destroy (&r.buffer);
     kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "bot %.*s %s", (int) len, bot_id,
                   rc == 0 ? "has no profile (create one with bot.update)" : "could not be read");
 failed:
-    self->counters.errors++;
-    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -60,8 +56,7 @@ kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_l
     char channel [16];
     if (kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
     ||  kf_param_channel (req->params, channel, &err)) {
-        self->counters.errors++;
-        kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
     s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
@@ -75,8 +70,7 @@ kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len
     size_t len;
     if (kf_param_str (req->params, "bot_id", true, 64, &bot_id, &len, &err)
     ||  kf_bots_update (self->bots, bot_id, len, req->params, &err)) {
-        self->counters.errors++;
-        kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
     s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);

@@ -97,6 +97,30 @@ kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_le
     s_outbox_add (self, routing, routing_len, id, id_len, &body);
 }
 
+void
+kf_result_init (kf_result_t *result)
+{
+    msgpack_sbuffer_init (&result->buffer);
+    msgpack_packer_init (&result->pk, &result->buffer, msgpack_sbuffer_write);
+}
+
+void
+kf_broker_send_result (kf_broker_t *self, const char *routing, size_t routing_len,
+                       kf_request_t *req, kf_result_t *result)
+{
+    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, result->buffer.data,
+                        result->buffer.size);
+    msgpack_sbuffer_destroy (&result->buffer);
+}
+
+void
+kf_broker_send_error (kf_broker_t *self, const char *routing, size_t routing_len,
+                      kf_request_t *req, const kf_error_t *err)
+{
+    self->counters.errors++;
+    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
+}
+
 //  Commits, then publishes the queued stream events, then sends every queued reply: a stream's
 //  done or error event leaves before its reply. The commit happens only when something is about to
 //  leave that depends on it (a reply, a stream event naming a stored message) or the batch is old:

@@ -79,6 +79,23 @@ void kf_broker_config_defaults (kf_broker_config_t *config);
 //  Runs the broker until SIGINT/SIGTERM. Returns the process exit code.
 int kf_broker_run (const kf_broker_config_t *config);
 
+//  A method's result being packed, for kf_broker_send_result.
+typedef struct {
+    msgpack_sbuffer buffer;
+    msgpack_packer pk;          //  Packs into buffer
+} kf_result_t;
+
+//  Starts an empty result.
+void kf_result_init (kf_result_t *result);
+
+//  Queues the success reply carrying `result` (one packed value) and frees its buffer.
+void kf_broker_send_result (kf_broker_t *self, const char *routing, size_t routing_len,
+                            kf_request_t *req, kf_result_t *result);
+
+//  Queues an error reply to `req` and counts it in stats.
+void kf_broker_send_error (kf_broker_t *self, const char *routing, size_t routing_len,
+                           kf_request_t *req, const kf_error_t *err);
+
 //  Queues a success reply: `result` is a packed msgpack value. Sent after the commit.
 void kf_broker_reply_ok (kf_broker_t *self, const char *routing, size_t routing_len,
                          const char *id, size_t id_len, const char *result, size_t result_len);

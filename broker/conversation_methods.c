@@ -12,36 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  A result being packed into its own buffer
-typedef struct {
-    msgpack_sbuffer buffer;
-    msgpack_packer pk;
-} s_result_t;
-
-static void
-s_result_init (s_result_t *result)
-{
-    msgpack_sbuffer_init (&result->buffer);
-    msgpack_packer_init (&result->pk, &result->buffer, msgpack_sbuffer_write);
-}
-
-static void
-s_result_send (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-               s_result_t *result)
-{
-    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, result->buffer.data,
-                        result->buffer.size);
-    msgpack_sbuffer_destroy (&result->buffer);
-}
-
-static void
-s_reply_error (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-               const kf_error_t *err)
-{
-    self->counters.errors++;
-    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
-}
-
 void
 kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
@@ -59,17 +29,17 @@ kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.email is not an email address");
         goto failed;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     if (kf_conversations_login (self->conversations, user_id, user_len, fields, kf_now_ms (), &r.pk)) {
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, KF_E_INTERNAL, "could not store the profile");
         goto failed;
     }
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -80,18 +50,18 @@ kf_method_user_get (kf_broker_t *self, const char *routing, size_t routing_len, 
     size_t user_len;
     if (kf_param_str (req->params, "user_id", true, 128, &user_id, &user_len, &err))
         goto failed;
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     int rc = kf_conversations_profile_pack (self->conversations, user_id, user_len, &r.pk);
     if (rc == 1) {
-        s_result_send (self, routing, routing_len, req, &r);
+        kf_broker_send_result (self, routing, routing_len, req, &r);
         return;
     }
     msgpack_sbuffer_destroy (&r.buffer);
     kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "user %.*s %s", (int) user_len,
                   user_id, rc == 0 ? "has no profile (user.login creates one)" : "could not be read");
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -108,16 +78,16 @@ kf_method_user_logout (kf_broker_t *self, const char *routing, size_t routing_le
                       user_id, rc == 0 ? "never logged in" : "could not be updated");
         goto failed;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_pack_map (&r.pk, 2);
     kf_mp_pack_cstr (&r.pk, "user_id");
     kf_mp_pack_str (&r.pk, user_id, user_len);
     kf_mp_pack_kv_bool (&r.pk, "is_logged_in", false);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -132,8 +102,8 @@ kf_method_conversations_list (kf_broker_t *self, const char *routing, size_t rou
     ||  kf_param_str (req->params, "last_id", false, 64, &last_id, &last_len, &err)
     ||  kf_param_int (req->params, "limit", 1, 100, 20, &limit, &err))
         goto failed;
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     int rc = kf_conversations_list_pack (self->conversations, user_id, user_len, limit,
                                          last_id && last_len ? last_id : NULL, last_len, &r.pk);
     if (rc) {
@@ -143,10 +113,10 @@ kf_method_conversations_list (kf_broker_t *self, const char *routing, size_t rou
                       rc == 1 ? (int) last_len : 0, rc == 1 ? last_id : "");
         goto failed;
     }
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 //  The session a conversation method names, with the ownership rule; NULL with `err` set
@@ -197,18 +167,18 @@ kf_method_conversations_rename (kf_broker_t *self, const char *routing, size_t r
         kf_error_set (&err, KF_E_INTERNAL, "could not store the name");
         goto failed;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_pack_map (&r.pk, 2);
     kf_mp_pack_kv_str (&r.pk, "session_id", session->id);
     kf_mp_pack_cstr (&r.pk, "name");
     kf_mp_pack_str (&r.pk, name, name_len);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     free (generated);
     return;
 failed:
     free (generated);
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -223,17 +193,17 @@ kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t r
         kf_error_set (&err, KF_E_INTERNAL, "could not delete the conversation");
         goto failed;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_pack_map (&r.pk, 2);
     kf_mp_pack_kv_str (&r.pk, "session_id", session->id);
     kf_mp_pack_kv_bool (&r.pk, "deleted", true);
     //  Gone from every method from now on; a message in flight still completes, unseen
     kf_sessions_hide (self->sessions, session);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 static bool
@@ -320,8 +290,8 @@ kf_method_records_save (kf_broker_t *self, const char *routing, size_t routing_l
         kf_error_set (&err, KF_E_TOO_LARGE, "params.records holds at most 500 records");
         goto failed;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     uint32_t count = records->via.array.size, created = 0, duplicates = 0;
     msgpack_pack_map (&r.pk, 5);
     kf_mp_pack_cstr (&r.pk, "data");
@@ -355,8 +325,8 @@ kf_method_records_save (kf_broker_t *self, const char *routing, size_t routing_l
     kf_mp_pack_kv_int (&r.pk, "total", count);
     kf_mp_pack_kv_int (&r.pk, "created", created);
     kf_mp_pack_kv_int (&r.pk, "duplicates", duplicates);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }

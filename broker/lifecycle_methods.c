@@ -9,14 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void
-s_reply_error (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-               const kf_error_t *err)
-{
-    self->counters.errors++;
-    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
-}
-
 //  Reads an optional small integer in [min, max]; 0 when absent
 static int
 s_param_code (const msgpack_object *params, const char *key, int64_t min, int64_t max,
@@ -68,30 +60,28 @@ kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_
     //  A message already accepted for this session is still answered; new ones are refused
     session->is_closed = true;
     session->updated_at = now;
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 6);
-    kf_mp_pack_kv_str (&pk, "session_id", session->id);
-    kf_mp_pack_kv_str (&pk, "state", "closed");
-    kf_mp_pack_kv_int (&pk, "reason", reason);
-    kf_mp_pack_cstr (&pk, "satisfaction");
+    kf_result_t r;
+    kf_result_init (&r);
+    msgpack_packer *pk = &r.pk;
+    msgpack_pack_map (pk, 6);
+    kf_mp_pack_kv_str (pk, "session_id", session->id);
+    kf_mp_pack_kv_str (pk, "state", "closed");
+    kf_mp_pack_kv_int (pk, "reason", reason);
+    kf_mp_pack_cstr (pk, "satisfaction");
     if (satisfaction)
-        msgpack_pack_int64 (&pk, satisfaction);
+        msgpack_pack_int64 (pk, satisfaction);
     else
-        msgpack_pack_nil (&pk);
-    kf_mp_pack_cstr (&pk, "bot2human_reason");
+        msgpack_pack_nil (pk);
+    kf_mp_pack_cstr (pk, "bot2human_reason");
     if (bot2human)
-        msgpack_pack_int64 (&pk, bot2human);
+        msgpack_pack_int64 (pk, bot2human);
     else
-        msgpack_pack_nil (&pk);
-    kf_mp_pack_kv_int (&pk, "closed_at", now);
-    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+        msgpack_pack_nil (pk);
+    kf_mp_pack_kv_int (pk, "closed_at", now);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 void
@@ -149,25 +139,23 @@ kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len, 
         kf_error_set (&err, KF_E_INTERNAL, "could not store the feedback");
         goto failed;
     }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 5);
-    kf_mp_pack_kv_int (&pk, "message_id", message_id);
-    kf_mp_pack_kv_str (&pk, "session_id", session_id);
-    kf_mp_pack_kv_str (&pk, "rating", stored);
-    kf_mp_pack_cstr (&pk, "content");
+    kf_result_t r;
+    kf_result_init (&r);
+    msgpack_packer *pk = &r.pk;
+    msgpack_pack_map (pk, 5);
+    kf_mp_pack_kv_int (pk, "message_id", message_id);
+    kf_mp_pack_kv_str (pk, "session_id", session_id);
+    kf_mp_pack_kv_str (pk, "rating", stored);
+    kf_mp_pack_cstr (pk, "content");
     if (stored && content)
-        kf_mp_pack_str (&pk, content, content_len);
+        kf_mp_pack_str (pk, content, content_len);
     else
-        msgpack_pack_nil (&pk);
-    kf_mp_pack_kv_int (&pk, "at", now);
-    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+        msgpack_pack_nil (pk);
+    kf_mp_pack_kv_int (pk, "at", now);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_reply_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 static void

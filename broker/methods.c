@@ -13,54 +13,24 @@
 typedef void (s_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
                             kf_request_t *req);
 
-//  A result being packed, replied when done
-typedef struct {
-    msgpack_sbuffer buffer;
-    msgpack_packer pk;
-} s_result_t;
-
-static void
-s_result_init (s_result_t *result)
-{
-    msgpack_sbuffer_init (&result->buffer);
-    msgpack_packer_init (&result->pk, &result->buffer, msgpack_sbuffer_write);
-}
-
-static void
-s_result_send (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-               s_result_t *result)
-{
-    kf_broker_reply_ok (self, routing, routing_len, req->id, req->id_len, result->buffer.data,
-                        result->buffer.size);
-    msgpack_sbuffer_destroy (&result->buffer);
-}
-
-static void
-s_error (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-         const kf_error_t *err)
-{
-    self->counters.errors++;
-    kf_broker_reply_error (self, routing, routing_len, req->id, req->id_len, err);
-}
-
 static void
 s_health (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_pack_map (&r.pk, 4);
     kf_mp_pack_kv_str (&r.pk, "status", kf_worker_pool_size (self->pool) > 0 ? "ok" : "no_workers");
     kf_mp_pack_kv_str (&r.pk, "version", KF_VERSION);
     kf_mp_pack_kv_int (&r.pk, "workers", (int64_t) kf_worker_pool_size (self->pool));
     kf_mp_pack_kv_int (&r.pk, "uptime_ms", (kf_mono_us () - self->started_us) / 1000);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
 static void
 s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_packer *pk = &r.pk;
     msgpack_pack_map (pk, 9);
     kf_mp_pack_cstr (pk, "workers");
@@ -104,7 +74,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_mp_pack_cstr (pk, "feedback");
     if (kf_store_feedback_stats_pack (self->store, pk))
         msgpack_pack_nil (pk);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
 static void
@@ -117,25 +87,25 @@ s_session_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
     if (kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
     ||  kf_param_channel (req->params, channel, &err)
     ||  kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, &err)) {
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
     kf_session_t *session = kf_sessions_create (self->sessions, user_id, user_len, channel,
                                                 bot_id && bot_len ? bot_id : NULL, bot_len);
     if (!session) {
         kf_error_set (&err, KF_E_INTERNAL, "could not store the new session");
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     msgpack_pack_map (&r.pk, 5);
     kf_mp_pack_kv_str (&r.pk, "session_id", session->id);
     kf_mp_pack_kv_str (&r.pk, "user_id", session->user_id);
     kf_mp_pack_kv_str (&r.pk, "channel", session->channel);
     kf_mp_pack_kv_str (&r.pk, "bot_id", session->bot_id);
     kf_mp_pack_kv_int (&r.pk, "created_at", session->created_at);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
 //  Finds the session a read names, applying the ownership rule. Sends the error itself.
@@ -147,13 +117,13 @@ s_session_param (kf_broker_t *self, const char *routing, size_t routing_len, kf_
     size_t id_len, user_len;
     if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, &err)
     ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)) {
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return NULL;
     }
     kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
     if (!session) {
         kf_error_set (&err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
     }
     return session;
 }
@@ -168,28 +138,28 @@ s_history (kf_broker_t *self, const char *routing, size_t routing_len, kf_reques
     if (kf_param_int (req->params, "limit", 1, 100, 20, &limit, &err)
     ||  kf_param_int (req->params, "offset", 0, INT32_MAX, 0, &offset, &err)
     ||  kf_param_int (req->params, "first_id", 0, INT64_MAX, 0, &first_id, &err)) {
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
     const msgpack_object *given_offset = kf_mp_get (req->params, "offset");
     if (is_cursor && given_offset && given_offset->type != MSGPACK_OBJECT_NIL) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "give params.offset or params.first_id, not both");
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
     kf_session_t *session = s_session_param (self, routing, routing_len, req);
     if (!session)
         return;
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     if (is_cursor ? kf_history_before_pack (self->history, session->id, limit, first_id, &r.pk)
                   : kf_history_page_pack (self->history, session->id, limit, offset, &r.pk)) {
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, KF_E_INTERNAL, "could not read the history");
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
 static void
@@ -202,18 +172,18 @@ s_message_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_re
         kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.message_id is required");
     else
     if (kf_param_int (req->params, "message_id", 1, INT64_MAX, 0, &id, &err) == 0) {
-        s_result_t r;
-        s_result_init (&r);
+        kf_result_t r;
+        kf_result_init (&r);
         int rc = kf_history_message_pack (self->history, id, &r.pk);
         if (rc == 1) {
-            s_result_send (self, routing, routing_len, req, &r);
+            kf_broker_send_result (self, routing, routing_len, req, &r);
             return;
         }
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, rc == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
                       (long long) id, rc == 0 ? "does not exist" : "could not be read");
     }
-    s_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 static void
@@ -225,19 +195,19 @@ s_stream_fetch (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     int64_t from_seq;
     if (kf_param_str (req->params, "stream_id", true, 0, &id, &id_len, &err)
     ||  kf_param_int (req->params, "from_seq", 0, INT32_MAX, 0, &from_seq, &err)) {
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     if (kf_stream_hub_fetch_pack (self->hub, id, id_len, from_seq, &r.pk)) {
         msgpack_sbuffer_destroy (&r.buffer);
         kf_error_set (&err, KF_E_NOT_FOUND, "stream %.*s is unknown or past retention;"
                       " read the turn with message.get or history", (int) id_len, id);
-        s_error (self, routing, routing_len, req, &err);
+        kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
 static void
@@ -264,8 +234,8 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
     char bot [260] = "default";         //  64 characters of UTF-8
     if (bot_id && bot_len)
         snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
-    s_result_t r;
-    s_result_init (&r);
+    kf_result_t r;
+    kf_result_init (&r);
     uint32_t count = items->via.array.size, created = 0, updated = 0;
     msgpack_pack_map (&r.pk, 5);
     kf_mp_pack_cstr (&r.pk, "data");
@@ -294,10 +264,10 @@ s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
     kf_mp_pack_kv_int (&r.pk, "total", count);
     kf_mp_pack_kv_int (&r.pk, "created", created);
     kf_mp_pack_kv_int (&r.pk, "updated", updated);
-    s_result_send (self, routing, routing_len, req, &r);
+    kf_broker_send_result (self, routing, routing_len, req, &r);
     return;
 failed:
-    s_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 static const struct {
@@ -338,5 +308,5 @@ kf_methods_dispatch (kf_broker_t *self, const char *routing, size_t routing_len,
         }
     kf_error_t err;
     kf_error_set (&err, KF_E_UNKNOWN_METHOD, "unknown method %.*s", (int) req->method_len, req->method);
-    s_error (self, routing, routing_len, req, &err);
+    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
