@@ -138,6 +138,24 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
     kf_mp_pack_kv_str (pk, "title", (const char *) sqlite3_column_text (stmt, 20));
 }
 
+//  Opens a list result and packs `rows` rows of `stmt` (bound, not yet stepped) as its data;
+//  the caller packs has_more and total. The array length stays honest if a step fails.
+static void
+s_pack_rows (msgpack_packer *pk, sqlite3_stmt *stmt, int64_t rows)
+{
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_cstr (pk, "data");
+    msgpack_pack_array (pk, (size_t) rows);
+    int64_t packed = 0;
+    while (packed < rows && sqlite3_step (stmt) == SQLITE_ROW) {
+        s_pack_message (pk, stmt);
+        packed++;
+    }
+    sqlite3_reset (stmt);
+    for (; packed < rows; packed++)
+        msgpack_pack_nil (pk);
+}
+
 int
 kf_history_page_pack (kf_history_t *self, const char *session_id, int64_t limit, int64_t offset,
                        msgpack_packer *pk)
@@ -153,17 +171,7 @@ kf_history_page_pack (kf_history_t *self, const char *session_id, int64_t limit,
     s_bind (stmt, 1, session_id);
     sqlite3_bind_int64 (stmt, 2, rows);
     sqlite3_bind_int64 (stmt, 3, offset);
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, (size_t) rows);
-    int64_t packed = 0;
-    while (packed < rows && sqlite3_step (stmt) == SQLITE_ROW) {
-        s_pack_message (pk, stmt);
-        packed++;
-    }
-    sqlite3_reset (stmt);
-    for (; packed < rows; packed++)     //  Keep the array length honest if a step failed
-        msgpack_pack_nil (pk);
+    s_pack_rows (pk, stmt, rows);
     kf_mp_pack_kv_bool (pk, "has_more", offset + rows < total);
     kf_mp_pack_kv_int (pk, "total", total);
     return 0;
@@ -191,17 +199,7 @@ kf_history_before_pack (kf_history_t *self, const char *session_id, int64_t limi
         rows++;
     }
     sqlite3_reset (page);
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, (size_t) rows);
-    int64_t packed = 0;
-    while (packed < rows && sqlite3_step (page) == SQLITE_ROW) {
-        s_pack_message (pk, page);
-        packed++;
-    }
-    sqlite3_reset (page);
-    for (; packed < rows; packed++)
-        msgpack_pack_nil (pk);
+    s_pack_rows (pk, page, rows);
     bool has_more = false;
     if (rows > 0) {
         sqlite3_stmt *older = self->stmt [H_OLDER];
