@@ -1,0 +1,259 @@
+/*  fake_upstream.c - a stand-in for the LLM providers kefu talks to, for tests and benchmarks only.
+    Serves POST /v1/chat/completions (OpenAI-compatible) and POST /v1/chat-messages (Dify) as
+    server-sent events over HTTP/1.1, and misbehaves on request. Each request picks its behaviour
+    with headers:
+        X-Fake-Scenario: ok | error-before | rate-limit | error-mid | stall | slow-start
+        X-Fake-Chunk:    bytes per write (default: whole events; 1 splits every UTF-8 character)
+        X-Fake-Delay-Ms: pause between writes (default 0)
+    One poll loop, many connections at once; every connection closes after its answer.
+        fake_upstream [--port N]      (0 or absent: any free port, printed on stdout) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_MAX_CONNECTIONS 8192
+#define S_ANSWER "您好，这里是测试回答：退货请在订单页申请售后。"
+
+typedef struct {
+    int fd;
+    char request [16384];       //  Headers and body as received
+    size_t request_len;
+    bool is_answering;
+    char *response;             //  Everything to send
+    size_t response_len, sent;
+    size_t chunk;               //  Bytes per write
+    int delay_ms;
+    int64_t next_write_ms;
+    bool is_stalled;            //  Never sends the rest
+} s_conn_t;
+
+static s_conn_t *s_conns [S_MAX_CONNECTIONS];
+static int s_count;
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_append (char **buffer, size_t *len, const char *text, size_t text_len)
+{
+    *buffer = realloc (*buffer, *len + text_len + 1);
+    memcpy (*buffer + *len, text, text_len);
+    *len += text_len;
+    (*buffer) [*len] = 0;
+}
+
+//  A header's value from the request, "" when absent (case-sensitive names, as kefu sends them)
+static void
+s_header (const char *request, const char *name, char *value, size_t size)
+{
+    *value = 0;
+    const char *at = strstr (request, name);
+    if (!at)
+        return;
+    at += strlen (name);
+    while (*at == ' ' || *at == ':')
+        at++;
+    size_t n = strcspn (at, "\r\n");
+    snprintf (value, size, "%.*s", (int) (n < size ? n : size - 1), at);
+}
+
+//  The answer split in two-character tokens (whole UTF-8 characters)
+static int
+s_tokens (const char *text, const char **starts, size_t *lens, int max)
+{
+    int count = 0;
+    for (size_t i = 0; text [i] && count < max;) {
+        size_t start = i;
+        for (int chars = 0; text [i] && chars < 2; chars++) {
+            unsigned char c = (unsigned char) text [i];
+            i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        }
+        starts [count] = text + start;
+        lens [count++] = i - start;
+    }
+    return count;
+}
+
+static void
+s_build (s_conn_t *conn, bool is_dify, const char *scenario)
+{
+    char *out = NULL;
+    size_t len = 0;
+    char line [1024];
+    if (strcmp (scenario, "error-before") == 0 || strcmp (scenario, "rate-limit") == 0) {
+        bool is_rate = strcmp (scenario, "rate-limit") == 0;
+        const char *body = is_dify
+            ? (is_rate ? "{\"code\":\"too_many_requests\",\"message\":\"请求过多\",\"status\":429}"
+                       : "{\"code\":\"internal_server_error\",\"message\":\"服务异常\",\"status\":500}")
+            : (is_rate ? "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}"
+                       : "{\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\",\"code\":500}}");
+        int n = snprintf (line, sizeof line, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                          is_rate ? "429 Too Many Requests" : "500 Internal Server Error",
+                          is_rate ? "Retry-After: 1\r\n" : "", strlen (body), body);
+        s_append (&out, &len, line, n);
+        conn->response = out;
+        conn->response_len = len;
+        return;
+    }
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                       "Connection: close\r\n\r\n: fake upstream\n\n";
+    s_append (&out, &len, head, strlen (head));
+    const char *starts [64];
+    size_t lens [64];
+    int count = s_tokens (S_ANSWER, starts, lens, 64);
+    int upto = strcmp (scenario, "error-mid") == 0 || strcmp (scenario, "stall") == 0 ? 3 : count;
+    for (int t = 0; t < upto; t++) {
+        int n = is_dify
+            ? snprintf (line, sizeof line, "data: {\"event\":\"message\",\"task_id\":\"t1\",\"message_id\":\"m1\","
+                        "\"conversation_id\":\"conv-1\",\"answer\":\"%.*s\",\"created_at\":1}\n\n", (int) lens [t], starts [t])
+            : snprintf (line, sizeof line, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":"
+                        "[{\"index\":0,\"delta\":{\"content\":\"%.*s\"},\"finish_reason\":null}]}\n\n", (int) lens [t], starts [t]);
+        s_append (&out, &len, line, n);
+    }
+    if (strcmp (scenario, "stall") == 0)
+        conn->is_stalled = true;
+    else
+    if (strcmp (scenario, "error-mid") == 0) {
+        const char *error = is_dify
+            ? "data: {\"event\":\"error\",\"task_id\":\"t1\",\"status\":500,\"code\":\"completion_request_error\",\"message\":\"上游中断\"}\n\n"
+            : "data: {\"error\":{\"message\":\"上游中断\",\"type\":\"server_error\",\"code\":\"stream_broken\"}}\n\n";
+        s_append (&out, &len, error, strlen (error));
+    }
+    else
+    if (is_dify) {
+        const char *end = "data: {\"event\":\"message_end\",\"task_id\":\"t1\",\"message_id\":\"m1\",\"conversation_id\":"
+                          "\"conv-1\",\"metadata\":{\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":12,"
+                          "\"total_tokens\":32},\"retriever_resources\":[{\"position\":1,\"document_name\":\"售后.md\","
+                          "\"score\":0.9,\"content\":\"退货\"}]}}\n\n";
+        s_append (&out, &len, end, strlen (end));
+    }
+    else {
+        const char *end = "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+                          "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":12,"
+                          "\"total_tokens\":32}}\n\n"
+                          "data: [DONE]\n\n";
+        s_append (&out, &len, end, strlen (end));
+    }
+    conn->response = out;
+    conn->response_len = len;
+}
+
+//  Starts answering once the request (headers and body) is complete
+static void
+s_on_request (s_conn_t *conn)
+{
+    char *end = strstr (conn->request, "\r\n\r\n");
+    if (!end)
+        return;
+    char value [64];
+    s_header (conn->request, "Content-Length", value, sizeof value);
+    size_t body = (size_t) atol (value);
+    if (conn->request_len < (size_t) (end + 4 - conn->request) + body)
+        return;
+    char scenario [64], chunk [32], delay [32];
+    s_header (conn->request, "X-Fake-Scenario", scenario, sizeof scenario);
+    s_header (conn->request, "X-Fake-Chunk", chunk, sizeof chunk);
+    s_header (conn->request, "X-Fake-Delay-Ms", delay, sizeof delay);
+    bool is_dify = strstr (conn->request, "POST /v1/chat-messages") == conn->request;
+    s_build (conn, is_dify, *scenario ? scenario : "ok");
+    conn->chunk = atol (chunk) > 0 ? (size_t) atol (chunk) : conn->response_len;
+    conn->delay_ms = atoi (delay);
+    conn->next_write_ms = s_now_ms () + (strcmp (scenario, "slow-start") == 0 ? 1000 : 0);
+    conn->is_answering = true;
+}
+
+static void
+s_close (int index)
+{
+    close (s_conns [index]->fd);
+    free (s_conns [index]->response);
+    free (s_conns [index]);
+    s_conns [index] = s_conns [--s_count];
+}
+
+int
+main (int argc, char *argv [])
+{
+    int port = argc > 2 && strcmp (argv [1], "--port") == 0 ? atoi (argv [2]) : 0;
+    signal (SIGPIPE, SIG_IGN);
+    int listener = socket (AF_INET, SOCK_STREAM, 0);
+    int on = 1;
+    setsockopt (listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port),
+                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t size = sizeof address;
+    if (bind (listener, (struct sockaddr *) &address, sizeof address) || listen (listener, 1024)
+    ||  getsockname (listener, (struct sockaddr *) &address, &size)) {
+        perror ("fake_upstream");
+        return 1;
+    }
+    printf ("%d\n", ntohs (address.sin_port));
+    fflush (stdout);
+    static struct pollfd items [S_MAX_CONNECTIONS + 1];
+    while (true) {
+        int64_t now = s_now_ms ();
+        int timeout = -1;
+        items [0] = (struct pollfd) { .fd = listener, .events = POLLIN };
+        for (int i = 0; i < s_count; i++) {
+            s_conn_t *conn = s_conns [i];
+            bool is_due = conn->is_answering && !(conn->is_stalled && conn->sent == conn->response_len);
+            items [i + 1] = (struct pollfd) { .fd = conn->fd, .events = POLLIN };
+            if (is_due) {
+                int wait = conn->next_write_ms <= now ? 0 : (int) (conn->next_write_ms - now);
+                timeout = timeout < 0 || wait < timeout ? wait : timeout;
+            }
+        }
+        if (poll (items, s_count + 1, timeout) < 0 && errno != EINTR)
+            return 1;
+        if ((items [0].revents & POLLIN) && s_count < S_MAX_CONNECTIONS) {
+            int fd = accept (listener, NULL, NULL);
+            if (fd >= 0) {
+                fcntl (fd, F_SETFL, O_NONBLOCK);
+                s_conns [s_count] = calloc (1, sizeof (s_conn_t));
+                s_conns [s_count++]->fd = fd;
+            }
+        }
+        now = s_now_ms ();
+        for (int i = s_count - 1; i >= 0; i--) {
+            s_conn_t *conn = s_conns [i];
+            if (i + 1 <= s_count && (items [i + 1].revents & (POLLIN | POLLHUP))) {
+                ssize_t n = read (conn->fd, conn->request + conn->request_len,
+                                  sizeof conn->request - conn->request_len - 1);
+                if (n <= 0) {
+                    s_close (i);            //  The client went away (or sent too much)
+                    continue;
+                }
+                conn->request_len += n;
+                conn->request [conn->request_len] = 0;
+                if (!conn->is_answering)
+                    s_on_request (conn);
+            }
+            if (!conn->is_answering || conn->next_write_ms > now || conn->sent == conn->response_len)
+                continue;
+            size_t n = conn->response_len - conn->sent < conn->chunk ? conn->response_len - conn->sent : conn->chunk;
+            ssize_t wrote = write (conn->fd, conn->response + conn->sent, n);
+            if (wrote > 0)
+                conn->sent += wrote;
+            conn->next_write_ms = now + conn->delay_ms;
+            if (conn->sent == conn->response_len && !conn->is_stalled)
+                s_close (i);
+        }
+    }
+}
