@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_CACHE_MAX 10000       //  Bots (and known absences) kept in memory
+
 static const char *s_text_fields [] = { "name", "avatar_url", "description", "welcome", NULL };
 static const size_t s_text_limits [] = { 32, 1024, 500, 500 };
 static const char *s_switches [] = { "suggestions", "satisfaction_survey", "predictive_input", NULL };
@@ -109,8 +111,10 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         s_bot_free (bot);
         return NULL;
     }
-    if (!bot->exists) {
-        //  Not cached: any client can ask for any number of bots that do not exist
+    if (!bot->exists && kf_dict_size (self->cache) >= S_CACHE_MAX) {
+        //  Absences are cached too (chat checks inputs on every message, and a bot without a
+        //  profile must not cost a query each time), but clients choose bot ids freely: past the
+        //  bound an absence is answered without being remembered
         s_bot_free (bot);
         static s_bot_t absent = { .exists = false };
         return &absent;
@@ -402,7 +406,7 @@ kf_bots_update (kf_bots_t *self, const char *bot_id, size_t len, const msgpack_o
     free (profile_json);
     free (parameters_json);
     //  The next read loads what was written (the same connection sees its open batch)
-    if (bot->exists) {
+    if (kf_dict_get (self->cache, bot_id, len) == bot) {
         kf_dict_remove (self->cache, bot_id, len);
         s_bot_free (bot);
     }

@@ -104,41 +104,43 @@ void kf_broker_reply_ok (kf_broker_t *self, const char *routing, size_t routing_
 void kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routing_len,
                             const char *id, size_t id_len, const kf_error_t *err);
 
+//  The session a request names in params.session_id, as seen by params.user_id (the ownership rule,
+//  PROTOCOL.md 4.0). NULL with `err` set (missing, invalid, or 404 not_found).
+kf_session_t *kf_broker_session_param (kf_broker_t *self, kf_request_t *req, kf_error_t *err);
+
+//  A client method: answers `req` from the client `routing` exactly once (reply queued).
+typedef void (kf_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
+                             kf_request_t *req);
+
 //  Handles one decoded client request (methods.c). `routing` identifies the client.
 void kf_methods_dispatch (kf_broker_t *self, const char *routing, size_t routing_len,
                           kf_request_t *req);
 
 //  Conversation lifecycle (lifecycle_methods.c): session.close, feedback, and the idle sweep.
-void kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_len,
-                              kf_request_t *req);
-void kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len,
-                         kf_request_t *req);
+kf_method_fn kf_method_session_close;
+kf_method_fn kf_method_feedback;
 void kf_lifecycle_close_idle (kf_broker_t *self);
 //  Purges conversations deleted more than a week ago, at most 100 a call (once a minute).
 void kf_lifecycle_purge (kf_broker_t *self);
 
 //  Bots (bot_methods.c): session.init, bot.get, bot.update, parameters.
-void kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_bot_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_parameters (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+kf_method_fn kf_method_session_init;
+kf_method_fn kf_method_bot_get;
+kf_method_fn kf_method_bot_update;
+kf_method_fn kf_method_parameters;
 
 //  Conversations and profiles (conversation_methods.c).
-void kf_method_user_login (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_user_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_user_logout (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
-void kf_method_conversations_list (kf_broker_t *self, const char *routing, size_t routing_len,
-                                   kf_request_t *req);
-void kf_method_conversations_rename (kf_broker_t *self, const char *routing, size_t routing_len,
-                                     kf_request_t *req);
-void kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t routing_len,
-                                     kf_request_t *req);
-void kf_method_records_save (kf_broker_t *self, const char *routing, size_t routing_len,
-                             kf_request_t *req);
+kf_method_fn kf_method_user_login;
+kf_method_fn kf_method_user_get;
+kf_method_fn kf_method_user_logout;
+kf_method_fn kf_method_conversations_list;
+kf_method_fn kf_method_conversations_rename;
+kf_method_fn kf_method_conversations_delete;
+kf_method_fn kf_method_records_save;
 
 //  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
 //  recover the jobs of a lost worker, free what is left at shutdown.
-void kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req);
+kf_method_fn kf_chat_accept;
 void kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                          const char *body, size_t body_len);
 void kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,

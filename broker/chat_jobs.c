@@ -458,6 +458,14 @@ typedef struct {
     bool is_meta;
 } s_event_ctx_t;
 
+//  Keys of an event that only the broker sets: a worker's copies of them are dropped
+static bool
+s_is_broker_key (const msgpack_object *key)
+{
+    return kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
+        || kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id");
+}
+
 //  Copies the worker's event fields, adding session_id and message_id to meta
 static void
 s_pack_event_fields (msgpack_packer *pk, void *arg)
@@ -470,8 +478,7 @@ s_pack_event_fields (msgpack_packer *pk, void *arg)
     const msgpack_object_map *map = &ctx->event->via.map;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *key = &map->ptr [i].key;
-        if (kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
-        ||  kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id"))
+        if (s_is_broker_key (key))
             continue;
         msgpack_pack_object (pk, *key);
         msgpack_pack_object (pk, map->ptr [i].val);
@@ -505,8 +512,7 @@ kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, 
         int fields = is_meta ? 2 : 0;
         for (uint32_t i = 0; i < event->via.map.size; i++) {
             const msgpack_object *key = &event->via.map.ptr [i].key;
-            fields += !(kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
-                     || kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id"));
+            fields += !s_is_broker_key (key);
         }
         s_event_ctx_t ctx = { job, event, is_meta };
         s_publish (self, job, event_name, fields, s_pack_event_fields, &ctx, false);

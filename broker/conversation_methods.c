@@ -119,21 +119,6 @@ failed:
     kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
-//  The session a conversation method names, with the ownership rule; NULL with `err` set
-static kf_session_t *
-s_conversation (kf_broker_t *self, kf_request_t *req, kf_error_t *err)
-{
-    const char *id, *user_id;
-    size_t id_len, user_len;
-    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, err)
-    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, err))
-        return NULL;
-    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
-    if (!session)
-        kf_error_set (err, KF_E_NOT_FOUND, "conversation %.*s does not exist", (int) id_len, id);
-    return session;
-}
-
 void
 kf_method_conversations_rename (kf_broker_t *self, const char *routing, size_t routing_len,
                                 kf_request_t *req)
@@ -143,7 +128,7 @@ kf_method_conversations_rename (kf_broker_t *self, const char *routing, size_t r
     size_t name_len;
     bool is_auto;
     char *generated = NULL;
-    kf_session_t *session = s_conversation (self, req, &err);
+    kf_session_t *session = kf_broker_session_param (self, req, &err);
     if (!session
     ||  kf_param_str (req->params, "name", false, 100, &name, &name_len, &err)
     ||  kf_param_bool (req->params, "auto_generate", false, &is_auto, &err))
@@ -186,7 +171,7 @@ kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t r
                                 kf_request_t *req)
 {
     kf_error_t err;
-    kf_session_t *session = s_conversation (self, req, &err);
+    kf_session_t *session = kf_broker_session_param (self, req, &err);
     if (!session)
         goto failed;
     if (kf_conversations_delete (self->conversations, session->id, kf_now_ms ())) {
@@ -274,7 +259,7 @@ void
 kf_method_records_save (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
     kf_error_t err;
-    kf_session_t *session = s_conversation (self, req, &err);
+    kf_session_t *session = kf_broker_session_param (self, req, &err);
     const msgpack_object *records = kf_mp_get (req->params, "records");
     if (!session)
         goto failed;

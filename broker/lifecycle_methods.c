@@ -22,12 +22,8 @@ kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_
                          kf_request_t *req)
 {
     kf_error_t err;
-    const char *id, *user_id;
-    size_t id_len, user_len;
     int64_t reason, satisfaction, bot2human;
-    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, &err)
-    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)
-    ||  s_param_code (req->params, "reason", 1, 2, &reason, &err)
+    if (s_param_code (req->params, "reason", 1, 2, &reason, &err)
     ||  s_param_code (req->params, "satisfaction", 1, 3, &satisfaction, &err)
     ||  s_param_code (req->params, "bot2human_reason", 1, 5, &bot2human, &err))
         goto failed;
@@ -43,11 +39,9 @@ kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.bot2human_reason goes only with reason 2");
         goto failed;
     }
-    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
-    if (!session) {
-        kf_error_set (&err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
+    kf_session_t *session = kf_broker_session_param (self, req, &err);
+    if (!session)
         goto failed;
-    }
     if (session->is_closed) {
         kf_error_set (&err, KF_E_SESSION_CLOSED, "session %s is already closed", session->id);
         goto failed;

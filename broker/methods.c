@@ -10,8 +10,6 @@
 
 #define KF_VERSION "0.1.0"
 
-typedef void (s_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
-                            kf_request_t *req);
 
 static void
 s_health (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
@@ -109,22 +107,28 @@ s_session_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
 }
 
 //  Finds the session a read names, applying the ownership rule. Sends the error itself.
+kf_session_t *
+kf_broker_session_param (kf_broker_t *self, kf_request_t *req, kf_error_t *err)
+{
+    const char *id, *user_id;
+    size_t id_len, user_len;
+    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, err)
+    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, err))
+        return NULL;
+    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
+    if (!session)
+        kf_error_set (err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
+    return session;
+}
+
+//  Like kf_broker_session_param, sending the error itself
 static kf_session_t *
 s_session_param (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
     kf_error_t err;
-    const char *id, *user_id;
-    size_t id_len, user_len;
-    if (kf_param_str (req->params, "session_id", true, 64, &id, &id_len, &err)
-    ||  kf_param_str (req->params, "user_id", false, 128, &user_id, &user_len, &err)) {
+    kf_session_t *session = kf_broker_session_param (self, req, &err);
+    if (!session)
         kf_broker_send_error (self, routing, routing_len, req, &err);
-        return NULL;
-    }
-    kf_session_t *session = kf_sessions_find (self->sessions, id, id_len, user_id, user_len);
-    if (!session) {
-        kf_error_set (&err, KF_E_NOT_FOUND, "session %.*s does not exist", (int) id_len, id);
-        kf_broker_send_error (self, routing, routing_len, req, &err);
-    }
     return session;
 }
 
@@ -272,7 +276,7 @@ failed:
 
 static const struct {
     const char *name;
-    s_method_fn *fn;
+    kf_method_fn *fn;
 } s_methods [] = {
     { "chat",           kf_chat_accept },
     { "health",         s_health },

@@ -191,6 +191,34 @@ s_open_batch (kf_store_t *self)
     return 0;
 }
 
+//  Opens a savepoint named `name` inside the batch, so what follows can be taken back alone.
+//  Returns 0 or -1.
+static int
+s_savepoint (kf_store_t *self, const char *name)
+{
+    if (s_open_batch (self))
+        return -1;
+    char sql [64];
+    snprintf (sql, sizeof sql, "SAVEPOINT %s", name);
+    return sqlite3_exec (self->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+//  Ends a savepoint: when `rc` < 0 its writes are taken back and the batch is whole again (the
+//  failure no longer poisons it). Returns `rc`.
+static int
+s_savepoint_end (kf_store_t *self, const char *name, int rc)
+{
+    char sql [64];
+    if (rc < 0) {
+        snprintf (sql, sizeof sql, "ROLLBACK TO %s", name);
+        sqlite3_exec (self->db, sql, NULL, NULL, NULL);
+        self->is_failed = false;
+    }
+    snprintf (sql, sizeof sql, "RELEASE %s", name);
+    sqlite3_exec (self->db, sql, NULL, NULL, NULL);
+    return rc;
+}
+
 //  Steps a write statement inside the batch, opening the batch first. Returns 0 or -1.
 static int
 s_write (kf_store_t *self, sqlite3_stmt *stmt)
@@ -501,20 +529,13 @@ kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object
         sqlite3_reset (find);
     }
     //  One savepoint per item: a failing write takes back this item only, not its batch
-    if (s_open_batch (self))
-        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
-    sqlite3_exec (self->db, "SAVEPOINT kb_item", NULL, NULL, NULL);
-    int rc = s_kb_item_write (self, bot_id, item, external_id, external_id_len, category,
-                              category_len, question, question_len, answer, answer_len, status,
-                              item_id);
-    if (rc < 0) {
-        sqlite3_exec (self->db, "ROLLBACK TO kb_item", NULL, NULL, NULL);
-        self->is_failed = false;        //  The batch is whole again
-        sqlite3_exec (self->db, "RELEASE kb_item", NULL, NULL, NULL);
-        return kf_error_set (err, KF_E_INTERNAL, "database write failed");
-    }
-    sqlite3_exec (self->db, "RELEASE kb_item", NULL, NULL, NULL);
-    return rc;
+    int rc = s_savepoint (self, "kb_item");
+    if (rc == 0)
+        rc = s_savepoint_end (self, "kb_item",
+                              s_kb_item_write (self, bot_id, item, external_id, external_id_len,
+                                               category, category_len, question, question_len,
+                                               answer, answer_len, status, item_id));
+    return rc < 0 ? kf_error_set (err, KF_E_INTERNAL, "database write failed") : rc;
 }
 
 //  Writes one validated item (row, then its similar questions). Returns 1 created, 2 updated, -1.
@@ -690,16 +711,9 @@ int
 kf_store_record_put (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id)
 {
     //  A record whose write fails takes back itself only, not the batch it shares with others
-    if (s_open_batch (self))
+    if (s_savepoint (self, "record"))
         return -1;
-    sqlite3_exec (self->db, "SAVEPOINT record", NULL, NULL, NULL);
-    int rc = s_record_write (self, record, message_id);
-    if (rc < 0) {
-        sqlite3_exec (self->db, "ROLLBACK TO record", NULL, NULL, NULL);
-        self->is_failed = false;
-    }
-    sqlite3_exec (self->db, "RELEASE record", NULL, NULL, NULL);
-    return rc;
+    return s_savepoint_end (self, "record", s_record_write (self, record, message_id));
 }
 
 static int

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "common/json_codec.h"
 #include "common/log.h"
+#include <signal.h>
 
 static void
 s_chat_as (kf_client_t *client, const char *session, const char *user, const char *message)
@@ -496,6 +497,45 @@ s_test_end_to_end (kf_harness_t *h, kf_client_t *client)
     free (out);
 }
 
+//  Every method of the conversation lifecycle, given params of the wrong types or nothing at all:
+//  a 4xx error each time with a name and a message, and the broker keeps answering
+static void
+s_test_wrong_types (kf_harness_t *h, kf_client_t *client)
+{
+    static const char *methods [] = {
+        "session.close", "feedback", "user.login", "user.get", "user.logout", "conversations.list",
+        "conversations.rename", "conversations.delete", "records.save", "session.init", "bot.get",
+        "bot.update", "parameters", NULL
+    };
+    static const char *params [] = {
+        "{}",
+        "{\"session_id\":1,\"user_id\":2,\"message_id\":\"x\",\"rating\":5,\"reason\":\"x\","
+        "\"records\":\"x\",\"bot_id\":3,\"limit\":\"a\",\"name\":4,\"last_id\":6,\"channel\":7,"
+        "\"parameters\":\"x\",\"switches\":[1],\"common_questions\":{},\"auto_generate\":\"yes\"}",
+        "{\"session_id\":\"s_nope\",\"user_id\":\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\",\"message_id\":-1,\"bot_id\":\"\",\"limit\":0}",
+        NULL
+    };
+    for (int m = 0; methods [m]; m++)
+        for (int p = 0; params [p]; p++) {
+            kf_reply_t *reply = h_call (client, methods [m], "%s", params [p]);
+            if (reply->ok) {
+                //  Only lookups with a default bot may succeed on empty params
+                CHECK (strcmp (methods [m], "session.init") == 0 || strcmp (methods [m], "bot.get") == 0
+                       || strcmp (methods [m], "parameters") == 0);
+            }
+            else {
+                int code = kf_errc_code (reply->error.errc);
+                CHECK (code >= 400 && code < 500);
+                CHECK (strlen (reply->error.message) > 0);
+            }
+            kf_reply_destroy (&reply);
+        }
+    CHECK_INT (kill (h->broker, 0), 0);
+    kf_reply_t *reply = h_call (client, "health", NULL);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+}
+
 static void
 s_test_feedback (kf_client_t *client, const char *session)
 {
@@ -619,6 +659,7 @@ main (void)
     s_test_bots (client);
     s_test_records (client);
     s_test_end_to_end (&h, client);
+    s_test_wrong_types (&h, client);
     kf_client_destroy (&client);
     h_cleanup (&h);
 
