@@ -220,7 +220,8 @@ main (int argc, char *argv [])
                 timeout = timeout < 0 || wait < timeout ? wait : timeout;
             }
         }
-        if (poll (items, s_count + 1, timeout) < 0 && errno != EINTR)
+        int polled = s_count;           //  Connections accepted below have no poll entry yet
+        if (poll (items, polled + 1, timeout) < 0 && errno != EINTR)
             return 1;
         if ((items [0].revents & POLLIN) && s_count < S_MAX_CONNECTIONS) {
             int fd = accept (listener, NULL, NULL);
@@ -233,17 +234,20 @@ main (int argc, char *argv [])
         now = s_now_ms ();
         for (int i = s_count - 1; i >= 0; i--) {
             s_conn_t *conn = s_conns [i];
-            if (i + 1 <= s_count && (items [i + 1].revents & (POLLIN | POLLHUP))) {
+            if (i < polled && (items [i + 1].revents & (POLLIN | POLLHUP))) {
                 ssize_t n = read (conn->fd, conn->request + conn->request_len,
                                   sizeof conn->request - conn->request_len - 1);
-                if (n <= 0) {
+                bool is_nothing_yet = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+                if (n <= 0 && !is_nothing_yet) {
                     s_close (i);            //  The client went away (or sent too much)
                     continue;
                 }
-                conn->request_len += n;
-                conn->request [conn->request_len] = 0;
-                if (!conn->is_answering)
-                    s_on_request (conn);
+                if (n > 0) {
+                    conn->request_len += n;
+                    conn->request [conn->request_len] = 0;
+                    if (!conn->is_answering)
+                        s_on_request (conn);
+                }
             }
             if (!conn->is_answering || conn->next_write_ms > now || conn->sent == conn->response_len)
                 continue;
