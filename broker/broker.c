@@ -172,6 +172,17 @@ s_commit_and_send (kf_broker_t *self)
 
 //  --- Client requests --------------------------------------------------------------------------
 
+//  Decodes a request received on the ROUTER (routing id first). Returns like kf_request_decode.
+static int
+s_decode (kf_frames_t *frames, kf_request_t *req, kf_error_t *err)
+{
+    int count = frames->total - 1;
+    return kf_request_decode (req, count, count >= 1 ? kf_frames_data (frames, 1) : "",
+                              count >= 1 ? kf_frames_size (frames, 1) : 0,
+                              count >= 2 ? kf_frames_data (frames, 2) : "",
+                              count >= 2 ? kf_frames_size (frames, 2) : 0, err);
+}
+
 static void
 s_on_request (kf_broker_t *self, kf_frames_t *frames)
 {
@@ -180,12 +191,7 @@ s_on_request (kf_broker_t *self, kf_frames_t *frames)
     size_t routing_len = kf_frames_size (frames, 0);
     kf_request_t req;
     kf_error_t err;
-    int count = frames->total - 1;
-    const void *sig = count >= 1 ? kf_frames_data (frames, 1) : "";
-    size_t sig_len = count >= 1 ? kf_frames_size (frames, 1) : 0;
-    const void *body = count >= 2 ? kf_frames_data (frames, 2) : "";
-    size_t body_len = count >= 2 ? kf_frames_size (frames, 2) : 0;
-    if (kf_request_decode (&req, count, sig, sig_len, body, body_len, &err) == 0)
+    if (s_decode (frames, &req, &err) == 0)
         kf_methods_dispatch (self, routing, routing_len, &req);
     else {
         kf_warn ("bad request (%s): %s", kf_errc_name (err.errc), err.message);
@@ -357,6 +363,32 @@ s_start_workers (const kf_broker_config_t *config)
     return kf_supervisor_new (binary, config->local_workers, args);
 }
 
+//  At shutdown: requests that arrived but were not read yet, and those still on their way, are
+//  answered too (503, or their own decoding error), so no client waits for a reply that will never
+//  come. Reads until no request has come for 100 ms, for at most a second; a request sent after
+//  that meets the client's own timeout.
+static void
+s_drain_requests (kf_broker_t *self)
+{
+    int64_t deadline = kf_mono_us () + 1000000, quiet_until = kf_mono_us () + 100000;
+    kf_frames_t frames;
+    while (kf_mono_us () < deadline && kf_mono_us () < quiet_until) {
+        zmq_pollitem_t item = { self->requests, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 10) <= 0 || kf_frames_recv (&frames, self->requests, ZMQ_DONTWAIT))
+            continue;
+        quiet_until = kf_mono_us () + 100000;
+        kf_request_t req;
+        kf_error_t err;
+        if (s_decode (&frames, &req, &err) == 0)
+            kf_error_set (&err, KF_E_UNAVAILABLE, "the broker is shutting down; send it again later");
+        kf_broker_reply_error (self, kf_frames_data (&frames, 0), kf_frames_size (&frames, 0),
+                               req.id, req.id_len, &err);
+        kf_request_release (&req);
+        kf_frames_close (&frames);
+        s_commit_and_send (self);
+    }
+}
+
 static long
 s_min_timeout (long a, long b)
 {
@@ -473,6 +505,7 @@ kf_broker_run (const kf_broker_config_t *config)
              config->streams, config->workers, config->db_path);
     s_loop (&self, supervisor);
     kf_info ("shutting down");
+    s_drain_requests (&self);
     kf_chat_destroy_all (&self);
     s_commit_and_send (&self);
     size_t unsent = kf_stream_hub_drain (self.hub, 1000);

@@ -2,6 +2,7 @@
 #include "broker/stream_hub.h"
 #include "common/clock.h"
 #include "common/dict.h"
+#include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include <errno.h>
@@ -320,18 +321,24 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
 size_t
 kf_stream_hub_drain (kf_stream_hub_t *self, int timeout_ms)
 {
+    //  Holds end within the drain, not at once: a subscription still on its way (the client
+    //  subscribed just before the stop) is read and honoured meanwhile
+    int64_t now = kf_mono_us ();
+    int64_t deadline = now + timeout_ms * 1000LL;
     for (kf_stream_t *stream = self->waiting; stream; stream = stream->waiting_next)
-        if (!stream->is_live) {
-            stream->is_live = true;
-            s_make_pending (self, stream);
-        }
-    int64_t deadline = kf_mono_us () + timeout_ms * 1000LL;
+        if (stream->wait_until_us > deadline - timeout_ms * 200LL)
+            stream->wait_until_us = deadline - timeout_ms * 200LL;
     self->blocked_since_us = 0;
     self->stall_us = timeout_ms * 500LL;        //  Past a stalled subscriber halfway through
-    while (self->backlog > 0 && kf_mono_us () < deadline) {
-        kf_stream_hub_flush (self, kf_mono_us ());
+    while (self->backlog > 0 && (now = kf_mono_us ()) < deadline) {
+        kf_frames_t frames;
+        while (kf_frames_recv (&frames, self->xpub, ZMQ_DONTWAIT) == 0) {
+            kf_stream_hub_on_subscription (self, kf_frames_data (&frames, 0), kf_frames_size (&frames, 0));
+            kf_frames_close (&frames);
+        }
+        kf_stream_hub_flush (self, now);
         if (self->backlog > 0) {
-            zmq_pollitem_t item = { self->xpub, 0, ZMQ_POLLOUT, 0 };
+            zmq_pollitem_t item = { self->xpub, 0, ZMQ_POLLIN | ZMQ_POLLOUT, 0 };
             zmq_poll (&item, 1, 1);
         }
     }

@@ -100,12 +100,20 @@ s_test_deadline (void)
     CHECK_STR (h_str (&data->via.array.ptr [0], "content"), "你是谁");
     CHECK_STR (h_str (&data->via.array.ptr [1], "status"), "error");
     kf_reply_destroy (&reply);
-    kf_client_destroy (&client);
 
     //  Shutdown while a stream is held for its subscriber: the chat still ends with an error event
     //  and a 503 reply, not silence
+    reply = h_call (client, "stats", NULL);
+    int64_t before = kf_mp_get_int (kf_mp_get (reply->result, "jobs"), "accepted", 0);
+    kf_reply_destroy (&reply);
     h_raw_send (&raw, "shutdown-1", "chat", "{\"message\":\"你好\",\"stream\":true}");
-    h_sleep_ms (50);
+    for (int64_t accepted = before; accepted == before;) {
+        h_sleep_ms (10);
+        reply = h_call (client, "stats", NULL);
+        accepted = kf_mp_get_int (kf_mp_get (reply->result, "jobs"), "accepted", 0);
+        kf_reply_destroy (&reply);
+    }
+    kf_client_destroy (&client);
     zmq_setsockopt (raw.sub, ZMQ_SUBSCRIBE, "shutdown-1", 10);
     h_kill_broker (&h, SIGTERM);
     bool has_unavailable = false;
@@ -135,10 +143,45 @@ s_test_deadline (void)
     h_cleanup (&h);
 }
 
+//  A burst of requests, then an immediate stop: whether the broker had read them or not, each
+//  gets exactly one reply (an answer, busy, or 503 unavailable)
+static void
+s_test_stop_under_load (void)
+{
+    kf_harness_t h;
+    h_init (&h, "stopload");
+    const char *args [] = { "--pace-ms", "20", "--stream-wait-ms", "0", NULL };
+    h_start_broker (&h, 1, args);
+    h_raw_t raw;
+    h_raw_open (&raw, &h);
+    for (int i = 0; i < 30; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "stop-%d", i);
+        h_raw_send (&raw, id, "chat", "{\"message\":\"你是谁\",\"stream\":true}");
+    }
+    kill (h.broker, SIGTERM);
+    bool seen [30] = { false };
+    for (int i = 0; i < 30; i++) {
+        kf_reply_t *reply = h_raw_reply (&raw, 5000);
+        CHECK (reply);
+        char id [64];
+        int index = atoi (h_reply_id (reply, id, sizeof id) + 5);
+        CHECK (index >= 0 && index < 30 && !seen [index]);
+        seen [index] = true;
+        CHECK (reply->ok || kf_errc_code (reply->error.errc) == 503 || kf_errc_code (reply->error.errc) == 429);
+        kf_reply_destroy (&reply);
+    }
+    CHECK (h_raw_reply (&raw, 200) == NULL);
+    h_raw_close (&raw);
+    h_kill_broker (&h, SIGTERM);
+    h_cleanup (&h);
+}
+
 int
 main (void)
 {
     s_test_busy ();
+    s_test_stop_under_load ();
     s_test_deadline ();
     TEST_PASS ("test_overload");
     return 0;
