@@ -6,6 +6,8 @@
 #include "broker/bots.h"
 #include "broker/checkpointer.h"
 #include "broker/conversations.h"
+#include "broker/answer_cache.h"
+#include "broker/kb_items.h"
 #include "broker/history.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
@@ -51,6 +53,7 @@ kf_broker_config_defaults (kf_broker_config_t *config)
     config->stream_retention_ms = 60000;
     config->max_attempts = 3;
     config->idle_close_ms = 1800000;
+    config->cache_mb = 64;
 }
 
 //  --- Outbox -----------------------------------------------------------------------------------
@@ -493,8 +496,11 @@ kf_broker_run (const kf_broker_config_t *config)
     self.sessions = kf_sessions_new (self.store);
     if (!(self.conversations = kf_conversations_new (self.store))
     ||  !(self.bots = kf_bots_new (self.store))
-    ||  !(self.history = kf_history_new (self.store)))
+    ||  !(self.history = kf_history_new (self.store))
+    ||  !(self.kb_catalog = kf_kb_catalog_new (self.store))
+    ||  !(self.kb_items = kf_kb_items_new (self.store, self.kb_catalog)))
         goto done;
+    self.cache = kf_answer_cache_new ((size_t) config->cache_mb << 20);
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
     self.jobs = kf_dict_new ();
@@ -523,6 +529,9 @@ done:
     kf_stream_hub_destroy (&self.hub);
     kf_worker_pool_destroy (&self.pool);
     kf_history_destroy (&self.history);
+    kf_kb_items_destroy (&self.kb_items);
+    kf_answer_cache_destroy (&self.cache);
+    kf_kb_catalog_destroy (&self.kb_catalog);
     kf_bots_destroy (&self.bots);
     kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);

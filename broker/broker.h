@@ -33,6 +33,7 @@ typedef struct {
     int stream_retention_ms;    //  How long an ended stream stays fetchable
     int max_attempts;           //  Dispatches of one job before giving up on lost workers
     int idle_close_ms;          //  Sessions untouched this long close themselves (0: never)
+    int cache_mb;               //  Hot-answer cache size (0: off)
 } kf_broker_config_t;
 
 //  A reply or error waiting for the end of the loop iteration (after the commit)
@@ -54,6 +55,9 @@ typedef struct {
     struct _kf_conversations_t *conversations;  //  Profiles, lists, names, deletion
     struct _kf_bots_t *bots;    //  Bot profiles and input definitions
     struct _kf_history_t *history;  //  Reads conversations back
+    struct _kf_kb_catalog_t *kb_catalog;    //  Category trees and synonym groups
+    struct _kf_kb_items_t *kb_items;        //  Knowledge items
+    struct _kf_answer_cache_t *cache;       //  Hot answers, answered without a worker
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
@@ -137,6 +141,22 @@ kf_method_fn kf_method_conversations_list;
 kf_method_fn kf_method_conversations_rename;
 kf_method_fn kf_method_conversations_delete;
 kf_method_fn kf_method_records_save;
+
+//  The knowledge base (kb_methods.c).
+kf_method_fn kf_method_kb_item_create;
+kf_method_fn kf_method_kb_item_update;
+kf_method_fn kf_method_kb_item_query;
+kf_method_fn kf_method_kb_item_delete;
+kf_method_fn kf_method_kb_category_create;
+kf_method_fn kf_method_kb_category_update;
+kf_method_fn kf_method_kb_category_query;
+kf_method_fn kf_method_kb_category_delete;
+kf_method_fn kf_method_kb_synonyms_create;
+kf_method_fn kf_method_kb_synonyms_update;
+kf_method_fn kf_method_kb_synonyms_query;
+kf_method_fn kf_method_kb_synonyms_delete;
+kf_method_fn kf_method_suggest;
+kf_method_fn kf_method_cache_invalidate;
 
 //  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
 //  recover the jobs of a lost worker, free what is left at shutdown.

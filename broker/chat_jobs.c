@@ -3,6 +3,7 @@
     finished (turn stored, reply queued for after the commit), or failed: deadline passed, worker
     lost after streaming began. A job whose worker is lost before it published anything is
     dispatched again, up to max_attempts. Every accepted job ends in exactly one reply. */
+#include "broker/answer_cache.h"
 #include "broker/bots.h"
 #include "broker/broker.h"
 #include "common/clock.h"
@@ -10,6 +11,7 @@
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/text_norm.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,8 @@ s_live_unlink (kf_broker_t *self, kf_job_t *job)
 //  --- Start and end ----------------------------------------------------------------------------
 
 //  The job becomes its session's active job: ids allocated, the user turn stored, ready to dispatch
+static bool s_answer_from_cache (kf_broker_t *self, kf_job_t *job);
+
 static void
 s_begin (kf_broker_t *self, kf_job_t *job)
 {
@@ -118,7 +122,8 @@ s_begin (kf_broker_t *self, kf_job_t *job)
         .created_at = turn.created_at
     };
     kf_store_turn_insert (self->store, &answer);
-    s_ready_push (self, job, false);
+    if (!s_answer_from_cache (self, job))
+        s_ready_push (self, job, false);
 }
 
 static void
@@ -525,9 +530,10 @@ static void
 s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, int64_t latency_ms,
                int64_t last_seq, bool as_fields)
 {
-    static const char *copied [] = { "reply", "response_type", "intent", "confidence", "sources",
-                                     "suggestions", "escalate_to_human", "usage", NULL };
-    int count = 8 + 5 + (last_seq >= 0);
+    static const char *copied [] = { "reply", "response_type", "response_content", "intent",
+                                     "confidence", "sources", "suggestions", "escalate_to_human",
+                                     "usage", NULL };
+    int count = 9 + 6 + (last_seq >= 0);
     if (!as_fields)
         msgpack_pack_map (pk, count);
     kf_mp_pack_kv_str (pk, "session_id", job->session->id);
@@ -545,6 +551,7 @@ s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, 
         else
             msgpack_pack_nil (pk);
     }
+    kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (result, "cached", false));
 }
 
 typedef struct {
@@ -582,6 +589,7 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
         .intent = *intent_buffer ? intent_buffer : NULL,
         .confidence = kf_mp_get_double (result, "confidence", -1),
         .sources = kf_mp_get (result, "sources"), .suggestions = kf_mp_get (result, "suggestions"),
+        .response_content = kf_mp_get (result, "response_content"),
         .latency_ms = latency_ms,
         .prompt_tokens = kf_mp_get_int (usage, "prompt_tokens", 0),
         .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
@@ -596,10 +604,13 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
                              session->failed_attempts, job->labels_json, session->updated_at);
     kf_session_remember (session, "user", job->message, job->message_len);
     kf_session_remember (session, "assistant", reply, reply_len);
+    const msgpack_object *cache = kf_mp_get (result, "cache");
+    if (cache && !kf_mp_get_bool (result, "cached", false))
+        kf_answer_cache_put (self->cache, session->bot_id, result, cache);
     int64_t last_seq = -1;
     if (job->stream) {
         s_done_ctx_t ctx = { job, result, latency_ms };
-        last_seq = s_publish (self, job, "done", 13, s_pack_done_fields, &ctx, true);
+        last_seq = s_publish (self, job, "done", 15, s_pack_done_fields, &ctx, true);
     }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
@@ -612,6 +623,64 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     kf_latency_add (&self->latency, now_us - job->accepted_us);
     self->counters.done++;
     s_finish (self, job);
+}
+
+//  Packs the meta fields of a cached result: the ones a worker's meta event has
+static void
+s_pack_cached_meta (msgpack_packer *pk, void *arg)
+{
+    s_done_ctx_t *ctx = arg;
+    static const char *copied [] = { "intent", "confidence", "sources", "suggestions",
+                                     "escalate_to_human", NULL };
+    kf_mp_pack_kv_str (pk, "session_id", ctx->job->session->id);
+    kf_mp_pack_kv_int (pk, "message_id", ctx->job->message_id);
+    for (int i = 0; copied [i]; i++) {
+        kf_mp_pack_cstr (pk, copied [i]);
+        msgpack_pack_object (pk, *kf_mp_get (ctx->result, copied [i]));
+    }
+}
+
+static void
+s_pack_cached_token (msgpack_packer *pk, void *arg)
+{
+    s_done_ctx_t *ctx = arg;
+    kf_mp_pack_cstr (pk, "content");
+    msgpack_pack_object (pk, *kf_mp_get (ctx->result, "reply"));
+}
+
+//  Answers a job from the hot-answer cache when it holds the answer: no worker, the same rows
+//  and events as a worker's answer (meta, one token, done), "cached": true. Returns true when it
+//  did (the job is finished and freed).
+static bool
+s_answer_from_cache (kf_broker_t *self, kf_job_t *job)
+{
+    char *question = kf_text_normalize (job->message, job->message_len);
+    msgpack_unpacked params;
+    bool has_params = kf_mp_unpack_one (job->params.data, job->params.size, &params);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    bool is_hit = kf_answer_cache_get (self->cache, job->session->bot_id, question,
+                                       kf_store_kb_version (self->store),
+                                       has_params ? kf_mp_get (&params.data, "labels") : NULL, &pk);
+    free (question);
+    if (has_params)
+        msgpack_unpacked_destroy (&params);
+    msgpack_unpacked result;
+    if (is_hit && kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
+        if (job->stream) {
+            s_done_ctx_t ctx = { job, &result.data, 0 };
+            s_publish (self, job, "meta", 7, s_pack_cached_meta, &ctx, false);
+            s_publish (self, job, "token", 1, s_pack_cached_token, &ctx, false);
+        }
+        s_complete (self, job, &result.data);
+        msgpack_unpacked_destroy (&result);
+    }
+    else
+        is_hit = false;
+    msgpack_sbuffer_destroy (&buffer);
+    return is_hit;
 }
 
 void

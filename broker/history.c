@@ -13,7 +13,7 @@
 
 #define S_COLUMNS "id, session_id, role, content, response_type, intent, confidence, sources," \
     " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback," \
-    " feedback_content, feedback_at, content_type, record_id, sender_id, title"
+    " feedback_content, feedback_at, content_type, record_id, sender_id, title, response_content"
 
 enum { H_PAGE, H_COUNT, H_MESSAGE, H_BEFORE, H_OLDER, H_STATEMENTS };
 
@@ -70,21 +70,7 @@ s_bind (sqlite3_stmt *stmt, int index, const char *text)
 static void
 s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
 {
-    const char *json = (const char *) sqlite3_column_text (stmt, column);
-    if (!json) {
-        msgpack_pack_nil (pk);
-        return;
-    }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer inner;
-    msgpack_packer_init (&inner, &buffer, msgpack_sbuffer_write);
-    char err [128];
-    if (kf_json_to_msgpack (json, strlen (json), &inner, err, sizeof err) == 0)
-        msgpack_pack_str_body (pk, buffer.data, buffer.size);   //  Raw append of a packed value
-    else
-        msgpack_pack_nil (pk);
-    msgpack_sbuffer_destroy (&buffer);
+    kf_json_pack_text (pk, (const char *) sqlite3_column_text (stmt, column));
 }
 
 //  Packs the current row of a message query (the columns of S_COLUMNS) as a message map
@@ -104,8 +90,8 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
         kf_mp_pack_cstr (pk, (const char *) sqlite3_column_text (stmt, 3));
     kf_mp_pack_kv_str (pk, "type", type ? type : "text");
     kf_mp_pack_kv_str (pk, "response_type", (const char *) sqlite3_column_text (stmt, 4));
-    kf_mp_pack_cstr (pk, "response_content");     //  Rich answers (cards, forms) come with issue 4
-    msgpack_pack_nil (pk);
+    kf_mp_pack_cstr (pk, "response_content");
+    s_pack_json_column (pk, stmt, 21);
     kf_mp_pack_kv_str (pk, "intent", (const char *) sqlite3_column_text (stmt, 5));
     kf_mp_pack_cstr (pk, "confidence");
     if (sqlite3_column_type (stmt, 6) == SQLITE_NULL)

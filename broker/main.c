@@ -25,6 +25,7 @@ s_usage (void)
         "  --stream-wait-ms N         how long a stream waits for its subscriber (default 2000)\n"
         "  --stream-retention-ms N    how long an ended stream stays fetchable (default 60000)\n"
         "  --idle-close-ms N          close sessions untouched this long (default 1800000; 0: never)\n"
+        "  --cache-mb N               hot-answer cache size in MB (default 64; 0: off)\n"
         "  --sync-full                fsync every commit (survives power loss; slower)\n");
 }
 
@@ -76,6 +77,7 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--stream-wait-ms") == 0)      config.stream_wait_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--stream-retention-ms") == 0) config.stream_retention_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--idle-close-ms") == 0)       config.idle_close_ms = s_int (arg, value, 0);
+        else if (strcmp (arg, "--cache-mb") == 0)            config.cache_mb = s_int (arg, value, 0);
         else {
             fprintf (stderr, "kefu-broker: unknown option %s\n", arg);
             s_usage ();

@@ -1,6 +1,8 @@
 /*  methods.c - the client methods other than chat: health, stats, session.create, history,
-    message.get, stream.fetch, kb.item.create. Each validates its params and answers exactly once. */
+    message.get, stream.fetch; the rest live in the
+    *_methods.c files of their modules. Each validates its params and answers exactly once. */
 #include "broker/broker.h"
+#include "broker/answer_cache.h"
 #include "broker/history.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -30,7 +32,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_result_t r;
     kf_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, 10);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -72,6 +74,8 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_mp_pack_cstr (pk, "feedback");
     if (kf_store_feedback_stats_pack (self->store, pk))
         msgpack_pack_nil (pk);
+    kf_mp_pack_cstr (pk, "cache");
+    kf_answer_cache_stats_pack (self->cache, pk);
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
@@ -214,66 +218,6 @@ s_stream_fetch (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
-static void
-s_kb_item_create (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
-{
-    kf_error_t err;
-    const char *bot_id;
-    size_t bot_len;
-    const msgpack_object *items = kf_mp_get (req->params, "items");
-    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, &err))
-        goto failed;
-    if (!items || items->type == MSGPACK_OBJECT_NIL) {
-        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.items is required");
-        goto failed;
-    }
-    if (items->type != MSGPACK_OBJECT_ARRAY || items->via.array.size == 0) {
-        kf_error_set (&err, KF_E_INVALID_PARAM, "params.items must be a non-empty list");
-        goto failed;
-    }
-    if (items->via.array.size > 500) {
-        kf_error_set (&err, KF_E_TOO_LARGE, "params.items holds at most 500 items");
-        goto failed;
-    }
-    char bot [260] = "default";         //  64 characters of UTF-8
-    if (bot_id && bot_len)
-        snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
-    kf_result_t r;
-    kf_result_init (&r);
-    uint32_t count = items->via.array.size, created = 0, updated = 0;
-    msgpack_pack_map (&r.pk, 5);
-    kf_mp_pack_cstr (&r.pk, "data");
-    msgpack_pack_array (&r.pk, count);
-    for (uint32_t i = 0; i < count; i++) {
-        int64_t item_id = 0;
-        kf_error_t item_err;
-        int rc = kf_store_kb_item_put (self->store, bot, &items->via.array.ptr [i], &item_id, &item_err);
-        created += rc == 1;
-        updated += rc == 2;
-        msgpack_pack_map (&r.pk, 3);
-        kf_mp_pack_kv_int (&r.pk, "index", i);
-        if (rc > 0) {
-            kf_mp_pack_kv_int (&r.pk, "id", item_id);
-            kf_mp_pack_kv_str (&r.pk, "status", rc == 1 ? "created" : "updated");
-        }
-        else {
-            kf_mp_pack_kv_str (&r.pk, "status", "rejected");
-            kf_mp_pack_cstr (&r.pk, "error");
-            kf_error_pack (&r.pk, &item_err);
-        }
-    }
-    if (created + updated)
-        kf_store_kb_bump_version (self->store);
-    kf_mp_pack_kv_bool (&r.pk, "has_more", false);
-    kf_mp_pack_kv_int (&r.pk, "total", count);
-    kf_mp_pack_kv_int (&r.pk, "created", created);
-    kf_mp_pack_kv_int (&r.pk, "updated", updated);
-    kf_broker_send_result (self, routing, routing_len, req, &r);
-    return;
-failed:
-    kf_broker_send_error (self, routing, routing_len, req, &err);
-}
-
 static const struct {
     const char *name;
     kf_method_fn *fn;
@@ -285,7 +229,20 @@ static const struct {
     { "history",        s_history },
     { "message.get",    s_message_get },
     { "stream.fetch",   s_stream_fetch },
-    { "kb.item.create", s_kb_item_create },
+    { "kb.item.create", kf_method_kb_item_create },
+    { "kb.item.update", kf_method_kb_item_update },
+    { "kb.item.query",  kf_method_kb_item_query },
+    { "kb.item.delete", kf_method_kb_item_delete },
+    { "kb.category.create", kf_method_kb_category_create },
+    { "kb.category.update", kf_method_kb_category_update },
+    { "kb.category.query",  kf_method_kb_category_query },
+    { "kb.category.delete", kf_method_kb_category_delete },
+    { "kb.synonyms.create", kf_method_kb_synonyms_create },
+    { "kb.synonyms.update", kf_method_kb_synonyms_update },
+    { "kb.synonyms.query",  kf_method_kb_synonyms_query },
+    { "kb.synonyms.delete", kf_method_kb_synonyms_delete },
+    { "suggest",        kf_method_suggest },
+    { "cache.invalidate", kf_method_cache_invalidate },
     { "session.close",  kf_method_session_close },
     { "feedback",       kf_method_feedback },
     { "session.init",   kf_method_session_init },

@@ -17,8 +17,7 @@ extern const int kf_migration_count;
 
 enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
-    S_RECENT, S_KB_FIND, S_KB_INSERT, S_KB_UPDATE,
-    S_KBQ_DELETE, S_KBQ_INSERT, S_KB_BUMP, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
+    S_RECENT, S_KB_BUMP, S_KB_VERSION, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
     S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
     S_RECORD_FIND, S_COUNT
 };
@@ -37,25 +36,17 @@ static const char *s_sql [S_COUNT] = {
         " labels = coalesce (?, labels) WHERE id = ?",
     [S_TURN_INSERT] =
         "INSERT INTO turns (id, session_id, role, content, response_type, intent, confidence,"
-        " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at,"
+        " response_content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_RECENT] =
         "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
         " AND status = 'ok' AND content_type = 'text' ORDER BY id DESC LIMIT ?) ORDER BY id",
-    [S_KB_FIND] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
-    [S_KB_INSERT] =
-        "INSERT INTO kb_items (bot_id, external_id, category, question, answer, keywords, status,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    [S_KB_UPDATE] =
-        "UPDATE kb_items SET category = ?, question = ?, answer = ?, keywords = ?, status = ?,"
-        " updated_at = ? WHERE id = ?",
-    [S_KBQ_DELETE] = "DELETE FROM kb_questions WHERE item_id = ?",
-    [S_KBQ_INSERT] = "INSERT INTO kb_questions (item_id, position, question) VALUES (?, ?, ?)",
     [S_KB_BUMP] = "UPDATE kb_meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    [S_KB_VERSION] = "SELECT version FROM kb_meta WHERE id = 1",
     [S_TURN_COMPLETE] =
         "UPDATE turns SET content = ?4, response_type = ?5, intent = ?6, confidence = ?7,"
         " sources = ?8, suggestions = ?9, status = ?10, latency_ms = ?11, prompt_tokens = ?12,"
-        " completion_tokens = ?13, created_at = ?14 WHERE id = ?1",
+        " completion_tokens = ?13, created_at = ?14, response_content = ?15 WHERE id = ?1",
     [S_TURN_FAIL] = "UPDATE turns SET status = 'error' WHERE id = ? AND status = 'pending'",
     [S_SESSION_CLOSE] =
         "UPDATE sessions SET state = 'closed', close_reason = ?, satisfaction = ?, bot2human_reason = ?,"
@@ -83,6 +74,7 @@ struct _kf_store_t {
     bool is_failed;             //  A write of this batch failed: the batch must not commit
     uint64_t batch;             //  Number of the open (or next) batch
     int64_t next_message_id;    //  Next id to hand out
+    int64_t kb_version;         //  Knowledge-base version, 0 until first read
 };
 
 static int
@@ -193,8 +185,8 @@ s_open_batch (kf_store_t *self)
 
 //  Opens a savepoint named `name` inside the batch, so what follows can be taken back alone.
 //  Returns 0 or -1.
-static int
-s_savepoint (kf_store_t *self, const char *name)
+int
+kf_store_savepoint (kf_store_t *self, const char *name)
 {
     if (s_open_batch (self))
         return -1;
@@ -205,8 +197,8 @@ s_savepoint (kf_store_t *self, const char *name)
 
 //  Ends a savepoint: when `rc` < 0 its writes are taken back and the batch is whole again (the
 //  failure no longer poisons it). Returns `rc`.
-static int
-s_savepoint_end (kf_store_t *self, const char *name, int rc)
+int
+kf_store_savepoint_end (kf_store_t *self, const char *name, int rc)
 {
     char sql [64];
     if (rc < 0) {
@@ -406,8 +398,8 @@ s_turn_write (kf_store_t *self, sqlite3_stmt *stmt, const kf_turn_row_t *turn)
         sqlite3_bind_null (stmt, 11);
     sqlite3_bind_int64 (stmt, 12, turn->prompt_tokens);
     sqlite3_bind_int64 (stmt, 13, turn->completion_tokens);
-    if (sqlite3_bind_parameter_count (stmt) >= 14)
-        sqlite3_bind_int64 (stmt, 14, turn->created_at);
+    sqlite3_bind_int64 (stmt, 14, turn->created_at);
+    s_bind_json (stmt, 15, turn->response_content);
     return s_write (self, stmt);
 }
 
@@ -459,6 +451,19 @@ kf_store_count (kf_store_t *self, const char *table)
 }
 
 int64_t
+kf_store_kb_version (kf_store_t *self)
+{
+    if (self->kb_version > 0)
+        return self->kb_version;
+    sqlite3_stmt *stmt = self->stmt [S_KB_VERSION];
+    int64_t version = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : -1;
+    sqlite3_reset (stmt);
+    if (version > 0)
+        self->kb_version = version;
+    return version;
+}
+
+int64_t
 kf_store_kb_bump_version (kf_store_t *self)
 {
     sqlite3_stmt *stmt = self->stmt [S_KB_BUMP];
@@ -466,125 +471,10 @@ kf_store_kb_bump_version (kf_store_t *self)
         return -1;
     int64_t version = sqlite3_column_int64 (stmt, 0);
     sqlite3_reset (stmt);
+    //  Kept even if the batch is rolled back: a version ahead of the database only costs the
+    //  answer cache some misses, never a stale answer
+    self->kb_version = version;
     return version;
-}
-
-//  Checks an optional array of UTF-8 strings under `key`, at most `max` entries of `max_chars`
-static int
-s_check_str_array (const msgpack_object *item, const char *key, uint32_t max, size_t max_chars,
-                   kf_error_t *err)
-{
-    const msgpack_object *array = kf_mp_get (item, key);
-    if (!array || array->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (array->type != MSGPACK_OBJECT_ARRAY)
-        return kf_error_set (err, KF_E_INVALID_PARAM, "%s must be a list of strings", key);
-    if (array->via.array.size > max)
-        return kf_error_set (err, KF_E_TOO_LARGE, "%s has more than %u entries", key, max);
-    for (uint32_t i = 0; i < array->via.array.size; i++) {
-        const msgpack_object *s = &array->via.array.ptr [i];
-        if (s->type != MSGPACK_OBJECT_STR || s->via.str.size == 0)
-            return kf_error_set (err, KF_E_INVALID_PARAM, "%s[%u] must be a non-empty string",
-                                 key, i);
-        if (!kf_utf8_is_valid (s->via.str.ptr, s->via.str.size))
-            return kf_error_set (err, KF_E_INVALID_UTF8, "%s[%u] is not valid UTF-8", key, i);
-        if (kf_utf8_count (s->via.str.ptr, s->via.str.size) > max_chars)
-            return kf_error_set (err, KF_E_TOO_LARGE, "%s[%u] is longer than %zu characters",
-                                 key, i, max_chars);
-    }
-    return 0;
-}
-
-static int s_kb_item_write (kf_store_t *self, const char *bot_id, const msgpack_object *item,
-                            const char *external_id, size_t external_id_len, const char *category,
-                            size_t category_len, const char *question, size_t question_len,
-                            const char *answer, size_t answer_len, int64_t status, int64_t *item_id);
-
-int
-kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object *item,
-                      int64_t *item_id, kf_error_t *err)
-{
-    const char *question, *answer, *category, *external_id;
-    size_t question_len, answer_len, category_len, external_id_len;
-    int64_t status;
-    if (!item || item->type != MSGPACK_OBJECT_MAP)
-        return kf_error_set (err, KF_E_INVALID_PARAM, "an item must be a map");
-    if (kf_param_str (item, "question", true, 500, &question, &question_len, err)
-    ||  kf_param_str (item, "answer", true, 10000, &answer, &answer_len, err)
-    ||  kf_param_str (item, "category", false, 100, &category, &category_len, err)
-    ||  kf_param_str (item, "external_id", false, 128, &external_id, &external_id_len, err)
-    ||  kf_param_int (item, "status", 0, 1, 1, &status, err)
-    ||  s_check_str_array (item, "similar_questions", 200, 500, err)
-    ||  s_check_str_array (item, "keywords", 50, 50, err))
-        return -1;
-    *item_id = 0;
-    if (external_id && external_id_len == 0)
-        external_id = NULL;             //  "" is no id: such items never overwrite each other
-    if (external_id) {
-        sqlite3_stmt *find = self->stmt [S_KB_FIND];
-        s_bind_text (find, 1, bot_id);
-        sqlite3_bind_text (find, 2, external_id, (int) external_id_len, SQLITE_TRANSIENT);
-        if (sqlite3_step (find) == SQLITE_ROW)
-            *item_id = sqlite3_column_int64 (find, 0);
-        sqlite3_reset (find);
-    }
-    //  One savepoint per item: a failing write takes back this item only, not its batch
-    int rc = s_savepoint (self, "kb_item");
-    if (rc == 0)
-        rc = s_savepoint_end (self, "kb_item",
-                              s_kb_item_write (self, bot_id, item, external_id, external_id_len,
-                                               category, category_len, question, question_len,
-                                               answer, answer_len, status, item_id));
-    return rc < 0 ? kf_error_set (err, KF_E_INTERNAL, "database write failed") : rc;
-}
-
-//  Writes one validated item (row, then its similar questions). Returns 1 created, 2 updated, -1.
-static int
-s_kb_item_write (kf_store_t *self, const char *bot_id, const msgpack_object *item,
-                 const char *external_id, size_t external_id_len, const char *category,
-                 size_t category_len, const char *question, size_t question_len,
-                 const char *answer, size_t answer_len, int64_t status, int64_t *item_id)
-{
-    const msgpack_object *keywords = kf_mp_get (item, "keywords");
-    char *keywords_json = keywords && keywords->type == MSGPACK_OBJECT_ARRAY
-                        ? kf_json_from_msgpack (keywords) : kf_strdup ("[]");
-    bool is_update = *item_id > 0;
-    sqlite3_stmt *stmt = self->stmt [is_update ? S_KB_UPDATE : S_KB_INSERT];
-    int column = 1;
-    if (!is_update) {
-        s_bind_text (stmt, column++, bot_id);
-        if (external_id)
-            sqlite3_bind_text (stmt, column++, external_id, (int) external_id_len, SQLITE_TRANSIENT);
-        else
-            sqlite3_bind_null (stmt, column++);
-    }
-    sqlite3_bind_text (stmt, column++, category ? category : "", (int) category_len, SQLITE_TRANSIENT);
-    sqlite3_bind_text (stmt, column++, question, (int) question_len, SQLITE_TRANSIENT);
-    sqlite3_bind_text (stmt, column++, answer, (int) answer_len, SQLITE_TRANSIENT);
-    sqlite3_bind_text (stmt, column++, keywords_json, -1, free);
-    sqlite3_bind_int64 (stmt, column++, status);
-    sqlite3_bind_int64 (stmt, column++, kf_now_ms ());
-    if (is_update)
-        sqlite3_bind_int64 (stmt, column++, *item_id);
-    if (s_write (self, stmt))
-        return -1;
-    if (!is_update)
-        *item_id = sqlite3_last_insert_rowid (self->db);
-    sqlite3_bind_int64 (self->stmt [S_KBQ_DELETE], 1, *item_id);
-    if (s_write (self, self->stmt [S_KBQ_DELETE]))
-        return -1;
-    const msgpack_object *similar = kf_mp_get (item, "similar_questions");
-    for (uint32_t i = 0; similar && similar->type == MSGPACK_OBJECT_ARRAY
-                         && i < similar->via.array.size; i++) {
-        sqlite3_stmt *insert = self->stmt [S_KBQ_INSERT];
-        const msgpack_object *s = &similar->via.array.ptr [i];
-        sqlite3_bind_int64 (insert, 1, *item_id);
-        sqlite3_bind_int (insert, 2, (int) i);
-        sqlite3_bind_text (insert, 3, s->via.str.ptr, (int) s->via.str.size, SQLITE_TRANSIENT);
-        if (s_write (self, insert))
-            return -1;
-    }
-    return is_update ? 2 : 1;
 }
 
 int
@@ -711,9 +601,9 @@ int
 kf_store_record_put (kf_store_t *self, const kf_record_row_t *record, int64_t *message_id)
 {
     //  A record whose write fails takes back itself only, not the batch it shares with others
-    if (s_savepoint (self, "record"))
+    if (kf_store_savepoint (self, "record"))
         return -1;
-    return s_savepoint_end (self, "record", s_record_write (self, record, message_id));
+    return kf_store_savepoint_end (self, "record", s_record_write (self, record, message_id));
 }
 
 static int

@@ -35,6 +35,7 @@ typedef struct {
     double confidence;          //  < 0 when none
     const msgpack_object *sources;      //  Array or NULL, stored as JSON
     const msgpack_object *suggestions;  //  Array or NULL, stored as JSON
+    const msgpack_object *response_content;     //  Map of a rich answer or NULL, stored as JSON
     const char *status;         //  "ok" or "error"
     int64_t latency_ms;         //  < 0 when none
     int64_t prompt_tokens;
@@ -72,6 +73,12 @@ struct sqlite3;
 struct sqlite3_stmt;
 struct sqlite3 *kf_store_db (kf_store_t *self);
 int kf_store_write_step (kf_store_t *self, struct sqlite3_stmt *stmt);
+
+//  Savepoints inside the batch, for writes that must fail alone (one item of a batch): ends with
+//  kf_store_savepoint_end, which takes the writes back when `rc` < 0 (the batch stays good) and
+//  returns `rc`. kf_store_savepoint returns 0 or -1.
+int kf_store_savepoint (kf_store_t *self, const char *name);
+int kf_store_savepoint_end (kf_store_t *self, const char *name, int rc);
 
 //  Allocates the next message id (increasing). Ids are never reused as long as the caller stores a
 //  row under each one in the same batch (the broker stores the answer as "pending" at once).
@@ -151,15 +158,12 @@ typedef void (kf_turn_fn) (void *arg, const char *role, const char *content);
 int kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_turn_fn *fn,
                            void *arg);
 
-//  Creates or updates (by bot_id + external_id when given) one knowledge item from a msgpack map
-//  with question, answer, similar_questions, category, keywords, status, external_id. Returns 1
-//  when created, 2 when updated, -1 with `err` set when the item is invalid or the write failed.
-//  On success *item_id holds the item's id.
-int kf_store_kb_item_put (kf_store_t *self, const char *bot_id, const msgpack_object *item,
-                          int64_t *item_id, kf_error_t *err);
-
 //  Increments the knowledge-base version that workers poll. Returns the new version or -1.
 int64_t kf_store_kb_bump_version (kf_store_t *self);
+
+//  The knowledge-base version now (including a bump not yet committed), or -1. Read once, then
+//  kept in memory: only this broker bumps it.
+int64_t kf_store_kb_version (kf_store_t *self);
 
 //  Counts rows: "sessions", "turns" or "kb_items". Returns -1 on error.
 int64_t kf_store_count (kf_store_t *self, const char *table);

@@ -786,3 +786,18 @@ char *kf_json_from_msgpack_pretty (const msgpack_object *obj)
 {
     return s_render_root (obj, 0);
 }
+
+void
+kf_json_pack_text (msgpack_packer *pk, const char *json)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer scratch;
+    msgpack_packer_init (&scratch, &buffer, msgpack_sbuffer_write);
+    //  Parsed aside first: a value that fails halfway must not leave half a value in `pk`
+    if (json && kf_json_to_msgpack (json, strlen (json), &scratch, NULL, 0) == 0)
+        pk->callback (pk->data, buffer.data, buffer.size);
+    else
+        msgpack_pack_nil (pk);
+    msgpack_sbuffer_destroy (&buffer);
+}

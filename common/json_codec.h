@@ -33,4 +33,7 @@ char *kf_json_from_msgpack (const msgpack_object *obj);
 //  Returns a heap string the caller frees; never NULL (aborts on OOM).
 char *kf_json_from_msgpack_pretty (const msgpack_object *obj);
 
+//  Packs the JSON text `json` (NUL-terminated; NULL or invalid packs nil) into `pk` as msgpack:
+//  for JSON columns read back from the database.
+void kf_json_pack_text (msgpack_packer *pk, const char *json);
 #endif

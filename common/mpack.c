@@ -237,3 +237,20 @@ kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result)
     }
     return true;
 }
+
+int64_t
+kf_page_rows (int64_t total, int64_t page, int64_t page_size)
+{
+    int64_t skipped = (page - 1) * page_size;
+    return total <= skipped ? 0 : total - skipped < page_size ? total - skipped : page_size;
+}
+
+void
+kf_mp_pack_page (msgpack_packer *pk, int64_t total, int64_t page, int64_t page_size)
+{
+    kf_mp_pack_kv_int (pk, "total", total);
+    kf_mp_pack_kv_int (pk, "page", page);
+    kf_mp_pack_kv_int (pk, "page_size", page_size);
+    kf_mp_pack_kv_bool (pk, "has_more", (page - 1) * page_size + kf_page_rows (total, page,
+                                                                                page_size) < total);
+}

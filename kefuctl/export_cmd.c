@@ -5,29 +5,9 @@
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
-
-//  Calls a method with params packed by the caller; prints the failure and returns NULL
-static kf_reply_t *
-s_call (kf_client_t *client, const char *method, msgpack_sbuffer *params)
-{
-    kf_reply_t *reply = NULL;
-    int rc = kf_client_call (client, method, params->data, params->size, &reply);
-    msgpack_sbuffer_clear (params);
-    if (rc) {
-        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n", zmq_strerror (errno));
-        return NULL;
-    }
-    if (!reply->ok) {
-        kefuctl_print_reply (reply);
-        kf_reply_destroy (&reply);
-    }
-    return reply;
-}
 
 //  Calls `fn` for every conversation of a user, newest first. Returns 0 or an exit code.
 typedef int (s_each_fn) (kf_client_t *client, const msgpack_object *conversation, void *arg);
@@ -47,7 +27,7 @@ s_each_conversation (kf_client_t *client, const char *user_id, s_each_fn *fn, vo
         kf_mp_pack_kv_int (&pk, "limit", 100);
         if (*last)
             kf_mp_pack_kv_str (&pk, "last_id", last);
-        kf_reply_t *reply = s_call (client, "conversations.list", &params);
+        kf_reply_t *reply = kefuctl_call (client, "conversations.list", &params);
         if (!reply) {
             rc = 3;
             break;
@@ -94,7 +74,7 @@ s_export_session (kf_client_t *client, const char *session_id, size_t len)
         kf_mp_pack_str (&pk, session_id, len);
         kf_mp_pack_kv_int (&pk, "limit", 100);
         kf_mp_pack_kv_int (&pk, "offset", offset);
-        kf_reply_t *reply = s_call (client, "history", &params);
+        kf_reply_t *reply = kefuctl_call (client, "history", &params);
         if (!reply) {
             rc = 3;
             break;

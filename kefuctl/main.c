@@ -1,4 +1,5 @@
-/*  main.c - kefuctl: the command line for people (chat, call, kb import, stats, history, bench). */
+/*  main.c - kefuctl: the command line for people (chat, call, kb import and export, stats, history,
+    bench). */
 #include "kefuctl/kefuctl.h"
 #include "common/json_codec.h"
 #include "common/log.h"
@@ -18,7 +19,11 @@ s_usage (void)
         "  chat [--session ID] [--user ID] [--bot ID] [--channel C] [--no-stream] [MESSAGE...]\n"
         "                         chat with kefu; without MESSAGE, an interactive session\n"
         "  call METHOD [JSON]     send any method with JSON params, print the reply as JSON\n"
-        "  kb import FILE.jsonl [--bot ID]   import knowledge items (batches of 500)\n"
+        "  kb import FILE [--bot ID] [--format jsonl|csv]\n"
+        "                         import knowledge items (batches of 500, idempotent by external_id);\n"
+        "                         the format comes from a .csv or .jsonl name; FILE - is stdin\n"
+        "  kb export [--bot ID] [--format jsonl|csv] [--output FILE]\n"
+        "                         every knowledge item, in the format kb import reads\n"
         "  history SESSION_ID [LIMIT [OFFSET]]\n"
         "  sessions USER_ID       a user's conversations, one JSON line each, newest first\n"
         "  export --session ID | --user ID   every message as a JSON line (audits, replay)\n"
@@ -39,6 +44,23 @@ kefuctl_print_reply (kf_reply_t *reply)
     printf ("%s\n", json);
     free (json);
     return 0;
+}
+
+kf_reply_t *
+kefuctl_call (kf_client_t *client, const char *method, msgpack_sbuffer *params)
+{
+    kf_reply_t *reply = NULL;
+    int rc = kf_client_call (client, method, params->data, params->size, &reply);
+    msgpack_sbuffer_clear (params);
+    if (rc) {
+        fprintf (stderr, "kefuctl: no reply from the broker (%s)\n", zmq_strerror (errno));
+        return NULL;
+    }
+    if (!reply->ok) {
+        kefuctl_print_reply (reply);
+        kf_reply_destroy (&reply);
+    }
+    return reply;
 }
 
 int
@@ -145,6 +167,9 @@ main (int argc, char *argv [])
     else
     if (strcmp (command, "kb") == 0 && i < argc && strcmp (argv [i], "import") == 0)
         rc = kefuctl_kb_import (client, argc - i - 1, argv + i + 1);
+    else
+    if (strcmp (command, "kb") == 0 && i < argc && strcmp (argv [i], "export") == 0)
+        rc = kefuctl_kb_export (client, argc - i - 1, argv + i + 1);
     else
     if (strcmp (command, "sessions") == 0)
         rc = kefuctl_sessions (client, argc - i, argv + i);

@@ -1,10 +1,13 @@
 /*  kb_index.h - the in-memory retrieval index over a knowledge base: every standard and similar
-    question of every on-shelf item, CJK unigram and bigram terms plus latin words, scored with BM25
-    and a calibrated confidence in [0, 1]. Built once per knowledge-base version, then read-only. */
+    question of every answerable item (and, as weaker evidence, its answer text), CJK unigram and
+    bigram terms plus latin words, scored with BM25 and a calibrated confidence in [0, 1]. Each
+    bot's synonym groups rewrite its items and queries to one word per group. Built once per
+    knowledge-base version, then read-only. */
 #ifndef KF_KB_INDEX_H
 #define KF_KB_INDEX_H
 #include <stddef.h>
 #include <stdint.h>
+#include "common/rich_content.h"
 
 typedef struct _kf_kb_index_t kf_kb_index_t;
 
@@ -13,11 +16,15 @@ typedef struct {
     int64_t id;                 //  Database id
     char *bot_id;
     char *external_id;          //  "" when none
-    char *category;
+    char *category;             //  Category path, "" when none
     char *question;             //  Standard question
-    char *answer;
+    char *answer;               //  Default answer text
     char **similar;             //  Similar questions
     int similar_count;
+    char **keywords;
+    int keyword_count;
+    kf_variant_t *answers;      //  [0] the default answer, then the label variants
+    int answer_count;           //  At least 1
 } kf_kb_item_t;
 
 //  One search result; pointers are borrowed from the index.
@@ -34,10 +41,18 @@ kf_kb_index_t *kf_kb_index_new (void);
 //  Destroys the index and its items; nulls *self_p.
 void kf_kb_index_destroy (kf_kb_index_t **self_p);
 
-//  Adds an item, copying every string. Call kf_kb_index_build after the last add.
+//  Adds an item, taking over every string and array in it (heap allocated; `answers` may be NULL
+//  and is then made from `answer` as plain text). Call kf_kb_index_build after the last add.
+void kf_kb_index_add_item (kf_kb_index_t *self, kf_kb_item_t *item);
+
+//  Adds a plain-text item, copying every string.
 void kf_kb_index_add (kf_kb_index_t *self, int64_t id, const char *bot_id, const char *external_id,
                       const char *category, const char *question, const char *answer,
                       const char *const *similar, int similar_count);
+
+//  Adds a synonym group of a bot: its words all mean words[0]. Call before adding that bot's items.
+void kf_kb_index_add_synonyms (kf_kb_index_t *self, const char *bot_id, const char *const *words,
+                               int count);
 
 //  Computes term statistics. Searching before building finds nothing.
 void kf_kb_index_build (kf_kb_index_t *self);

@@ -2,7 +2,7 @@
 #include "workers/pipeline.h"
 #include "common/log.h"
 #include "common/mpack.h"
-#include "workers/text_norm.h"
+#include "common/text_norm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +107,7 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_
         bot_len = sizeof turn->bot_id - 1;
     memcpy (turn->bot_id, bot_id, bot_len);
     turn->failed_attempts = kf_mp_get_int (context, "failed_attempts", 0);
+    turn->labels = kf_mp_get (params, "labels");
     //  Stage: normalize
     turn->normalized = kf_text_normalize (turn->message, turn->message_len);
     s_stage_intent (turn);
@@ -146,8 +147,13 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
     turn->confidence = turn->hit_count ? turn->hits [0].confidence : 0;
     if (kf_pipeline_is_answer (config, turn->hits, turn->hit_count)) {
         turn->source = turn->hits [0].item;
-        turn->reply = kf_strdup (turn->source->answer);
+        turn->answer = &turn->source->answers [kf_variant_pick (turn->source->answers,
+                                                                turn->source->answer_count,
+                                                                turn->labels)];
+        turn->reply = kf_strdup (turn->answer->answer);
         turn->is_answered = true;
+        //  A sure answer depends on the message, the labels and the version only: cacheable
+        turn->is_cacheable = turn->confidence >= config->sure_threshold;
         return;
     }
     for (int i = 0; i < turn->hit_count && turn->suggestion_count < KF_SUGGESTIONS_MAX; i++)
@@ -194,12 +200,44 @@ kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
     return 5;
 }
 
+//  Packs what the broker's answer cache keeps: the key's parts and every answer of the item
+static void
+s_pack_cache (kf_turn_t *turn, msgpack_packer *pk)
+{
+    const kf_kb_item_t *item = turn->source;
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_str (pk, "question", turn->normalized);
+    kf_mp_pack_kv_int (pk, "kb_version", turn->kb_version);
+    kf_mp_pack_cstr (pk, "answers");
+    msgpack_pack_array (pk, item->answer_count);
+    for (int i = 0; i < item->answer_count; i++) {
+        const kf_variant_t *answer = &item->answers [i];
+        msgpack_pack_map (pk, 4);
+        kf_mp_pack_cstr (pk, "labels");
+        msgpack_pack_map (pk, answer->label_count);
+        for (int l = 0; l < answer->label_count; l++) {
+            kf_mp_pack_cstr (pk, answer->labels [l].key);
+            kf_mp_pack_cstr (pk, answer->labels [l].value);
+        }
+        kf_mp_pack_kv_str (pk, "answer", answer->answer);
+        kf_mp_pack_kv_str (pk, "response_type", answer->response_type);
+        kf_mp_pack_cstr (pk, "response_content");
+        kf_variant_pack_content (answer, pk);
+    }
+}
+
 void
 kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 4 + kf_pipeline_pack_meta_fields (turn, NULL));
+    bool is_cached = turn->is_cacheable && turn->source && turn->kb_version > 0;
+    msgpack_pack_map (pk, 5 + is_cached + kf_pipeline_pack_meta_fields (turn, NULL));
     kf_mp_pack_kv_str (pk, "reply", turn->reply ? turn->reply : "");
-    kf_mp_pack_kv_str (pk, "response_type", "text");
+    kf_mp_pack_kv_str (pk, "response_type", turn->answer ? turn->answer->response_type : "text");
+    kf_mp_pack_cstr (pk, "response_content");
+    if (turn->answer)
+        kf_variant_pack_content (turn->answer, pk);
+    else
+        msgpack_pack_nil (pk);
     kf_pipeline_pack_meta_fields (turn, pk);
     kf_mp_pack_kv_int (pk, "failed_attempts", turn->is_answered ? 0 : turn->failed_attempts + 1);
     kf_mp_pack_cstr (pk, "usage");
@@ -207,6 +245,10 @@ kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk)
     kf_mp_pack_kv_int (pk, "prompt_tokens", 0);
     kf_mp_pack_kv_int (pk, "completion_tokens", 0);
     kf_mp_pack_kv_int (pk, "total_tokens", 0);
+    if (is_cached) {
+        kf_mp_pack_cstr (pk, "cache");
+        s_pack_cache (turn, pk);
+    }
 }
 
 void

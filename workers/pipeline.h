@@ -26,6 +26,8 @@ typedef struct {
     size_t message_len;
     char bot_id [260];          //  Up to 64 characters of UTF-8
     int64_t failed_attempts;    //  Consecutive unanswered turns before this one
+    const msgpack_object *labels;   //  The asker's labels (a string map) or NULL
+    int64_t kb_version;         //  Version of `kb`, set by the caller: the answer cache's key
     //  normalize
     char *normalized;
     //  intent
@@ -40,6 +42,8 @@ typedef struct {
     bool is_answered;           //  The knowledge base (or a canned reply) answered
     bool escalate_to_human;
     const kf_kb_item_t *source; //  Item answered from, or NULL
+    const kf_variant_t *answer; //  The source's answer picked for the asker's labels, or NULL
+    bool is_cacheable;          //  Sure enough, and from nothing but the message and labels
     const char *suggestions [KF_SUGGESTIONS_MAX];
     int suggestion_count;
 } kf_turn_t;
@@ -65,8 +69,9 @@ void kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config);
 //  when `pk` is NULL, so callers can size their maps.
 int kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk);
 
-//  Packs the worker's result map for FINAL: reply, response_type, the meta fields,
-//  failed_attempts, usage.
+//  Packs the worker's result map for FINAL: reply, response_type, response_content, the meta
+//  fields, failed_attempts, usage, and for a cacheable answer "cache": {question (normalized),
+//  kb_version, answers: every answer of the item with its labels} for the broker's answer cache.
 void kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk);
 
 //  Frees what the stages allocated. The turn can be reused afterwards.

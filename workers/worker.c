@@ -9,7 +9,7 @@
 #include "common/wire.h"
 #include "workers/kb_loader.h"
 #include "workers/pipeline.h"
-#include "workers/text_norm.h"
+#include "common/text_norm.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -187,6 +187,7 @@ s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
     bool is_stream = kf_mp_get_bool (job, "stream", false);
     kf_turn_t turn;
     kf_pipeline_prepare (&turn, &self->pipeline, self->kb, job);
+    turn.kb_version = self->kb_version;
     //  The knowledge-base decision is local and instant, so meta can carry sources; an upstream
     //  call (a later stage) starts only after meta is out
     kf_pipeline_answer (&turn, &self->pipeline);

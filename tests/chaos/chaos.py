@@ -33,7 +33,7 @@ def start_broker(build, folder):
         [f"{build}/kefu-broker", "--requests", endpoints["requests"], "--streams", endpoints["streams"],
          "--workers-endpoint", endpoints["workers"], "--db", f"{folder}/kefu.db", "--workers", "3",
          "--heartbeat-ms", "100", "--pace-ms", "2", "--job-timeout-ms", "3000",
-         "--stream-wait-ms", "200", "--max-pending", "300"],
+         "--stream-wait-ms", "200", "--max-pending", "300", "--cache-mb", "0"],
         stdout=log, stderr=log)
     return broker, endpoints
 

@@ -192,7 +192,7 @@ def main():
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [broker_bin, "--requests", eps[0], "--streams", eps[1], "--workers-endpoint", eps[2],
-                 "--db", os.path.join(tmp, name + ".db")] + extra,
+                 "--db", os.path.join(tmp, name + ".db"), "--cache-mb", "0"] + extra,
                 cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
         brokers.append((name, proc, log_path))
 

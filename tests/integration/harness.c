@@ -111,7 +111,10 @@ h_start_broker (kf_harness_t *h, int workers, const char *const *args)
     snprintf (log, sizeof log, "%s/broker.log", h->dir);
     const char *fixed [] = { "--requests", h->requests, "--streams", h->streams,
                              "--workers-endpoint", h->workers, "--db", h->db, "--workers", count,
-                             "--worker-bin", KEFU_BIN_DIR "/kefu-worker", NULL };
+                             "--worker-bin", KEFU_BIN_DIR "/kefu-worker",
+                             //  Tests of the worker path must reach workers; cache tests turn
+                             //  the hot-answer cache back on with their own --cache-mb
+                             "--cache-mb", "0", NULL };
     h->broker = s_spawn (KEFU_BIN_DIR "/kefu-broker", fixed, args, log);
     h_wait_workers (h, workers, true);
 }
@@ -152,6 +155,34 @@ h_kefuctl (kf_harness_t *h, const char *const *args)
 char *
 h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status)
 {
+    return h_kefuctl_outputs (h, args, status, NULL);
+}
+
+//  Reads a whole file (NUL-terminated heap copy)
+static char *
+s_slurp (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    CHECK (file);
+    size_t size = 0, capacity = 4096;
+    char *text = kf_malloc (capacity);
+    size_t n;
+    while ((n = fread (text + size, 1, capacity - size - 1, file)) > 0) {
+        size += n;
+        if (capacity - size < 1024)
+            text = kf_realloc (text, capacity *= 2);
+    }
+    text [size] = 0;
+    fclose (file);
+    return text;
+}
+
+char *
+h_kefuctl_outputs (kf_harness_t *h, const char *const *args, int *status, char **errors)
+{
+    //  stderr goes to a file: two pipes read one after the other could block the child
+    char errors_path [320];
+    snprintf (errors_path, sizeof errors_path, "%s/kefuctl.stderr", h->dir);
     int fds [2];
     CHECK_INT (pipe (fds), 0);
     fflush (stdout);
@@ -162,6 +193,8 @@ h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status)
         dup2 (fds [1], 1);
         close (fds [0]);
         close (fds [1]);
+        if (errors && !freopen (errors_path, "w", stderr))
+            _exit (127);
         const char *argv [64] = { KEFU_BIN_DIR "/kefuctl", "--requests", h->requests, "--streams", h->streams };
         int argc = 5;
         for (int i = 0; args [i] && argc < 62; i++)
@@ -184,6 +217,8 @@ h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status)
     int wstatus;
     waitpid (pid, &wstatus, 0);
     *status = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128;
+    if (errors)
+        *errors = s_slurp (errors_path);
     return out;
 }
 

@@ -22,7 +22,7 @@ typedef struct {
 void h_init (kf_harness_t *h, const char *name);
 
 //  Starts the broker with extra arguments (NULL-terminated list) and waits until it answers health
-//  with at least `workers` workers. Aborts the test when it does not within 10 s.
+//  with at least `workers` workers. The hot-answer cache is off unless `args` sets --cache-mb. Aborts the test when it does not within 10 s.
 void h_start_broker (kf_harness_t *h, int workers, const char *const *args);
 
 //  Starts one kefu-worker outside the broker with extra arguments; returns its pid.
@@ -39,6 +39,10 @@ int h_kefuctl (kf_harness_t *h, const char *const *args);
 
 //  Runs kefuctl like h_kefuctl and returns what it printed on stdout (heap, caller frees).
 char *h_kefuctl_output (kf_harness_t *h, const char *const *args, int *status);
+
+//  Same, and when `errors` is not NULL also what it printed on stderr, in *errors (heap, caller
+//  frees; without it, stderr is the test's).
+char *h_kefuctl_outputs (kf_harness_t *h, const char *const *args, int *status, char **errors);
 
 //  Imports the sample knowledge base and waits until workers answer from it.
 void h_import_sample (kf_harness_t *h);

@@ -5,7 +5,7 @@
 #include "common/mpack.h"
 #include "workers/kb_index.h"
 #include "workers/pipeline.h"
-#include "workers/text_norm.h"
+#include "common/text_norm.h"
 #include "testutil.h"
 
 typedef void (s_line_fn) (void *arg, const msgpack_object *obj);

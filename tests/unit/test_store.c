@@ -1,6 +1,7 @@
 /*  test_store.c - the broker's SQLite store on a real file: migrations, sessions, turns (pending,
     completed, failed), history pages, knowledge-item upserts, and what a reopen finds. */
 #include "broker/history.h"
+#include "broker/kb_items.h"
 #include "broker/sessions.h"
 #include "broker/store.h"
 #include "common/clock.h"
@@ -113,17 +114,45 @@ main (void)
     s_unpack (&buffer, &item);
     int64_t id1 = 0, id2 = 0;
     kf_error_t item_err;
-    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id1, &item_err), 1);
-    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id2, &item_err), 2);
+    kf_kb_catalog_t *catalog = kf_kb_catalog_new (store);
+    kf_kb_items_t *items = kf_kb_items_new (store, catalog);
+    CHECK (catalog && items);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, false, &id1, &item_err), 1);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, false, &id2, &item_err), 2);
     CHECK_INT (id1, id2);
-    CHECK_INT (kf_store_kb_item_put (store, "other-bot", &item.data, &id2, &item_err), 1);
+    CHECK_INT (kf_kb_items_put (items, "other-bot", &item.data, false, &id2, &item_err), 1);
     CHECK (id2 != id1);
     msgpack_unpacked_destroy (&item);
+    char category [256];
+    kf_kb_category_path (catalog, 1, category, sizeof category);
+    CHECK_STR (category, "发票");
     s_pack_json (&buffer, "{\"question\":\"没有答案\"}");
     s_unpack (&buffer, &item);
-    CHECK_INT (kf_store_kb_item_put (store, "default", &item.data, &id2, &item_err), -1);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, false, &id2, &item_err), -1);
     CHECK_STR (kf_errc_name (item_err.errc), "missing_argument");
     msgpack_unpacked_destroy (&item);
+    //  A partial update keeps what it does not name; a rich type needs its content
+    s_pack_json (&buffer, "{\"external_id\":\"faq-9\",\"response_type\":\"form_show\"}");
+    s_unpack (&buffer, &item);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, true, &id2, &item_err), -1);
+    CHECK_STR (kf_errc_name (item_err.errc), "invalid_param");
+    msgpack_unpacked_destroy (&item);
+    s_pack_json (&buffer, "{\"external_id\":\"faq-9\",\"status\":0}");
+    s_unpack (&buffer, &item);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, true, &id2, &item_err), 2);
+    CHECK_INT (id2, id1);
+    msgpack_unpacked_destroy (&item);
+    kf_kb_filter_t filter = { .category_id = -1, .status = 0, .page = 1, .page_size = 10 };
+    CHECK_INT (kf_kb_items_query_pack (items, "default", &filter, &pk), 0);
+    s_unpack (&buffer, &unpacked);
+    CHECK_INT (kf_mp_get_int (&unpacked.data, "total", 0), 1);
+    const msgpack_object *found = &kf_mp_get (&unpacked.data, "data")->via.array.ptr [0];
+    CHECK (kf_mp_str_eq (found, "answer", "结算页选择发票。"));
+    CHECK (kf_mp_str_eq (found, "category", "发票"));
+    CHECK_INT (kf_mp_get (found, "similar_questions")->via.array.size, 2);
+    msgpack_unpacked_destroy (&unpacked);
+    kf_kb_items_destroy (&items);
+    kf_kb_catalog_destroy (&catalog);
     int64_t version = kf_store_kb_bump_version (store);
     CHECK (version >= 2);
     CHECK_INT (kf_store_count (store, "kb_items"), 2);

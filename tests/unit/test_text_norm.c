@@ -1,7 +1,7 @@
 /*  test_text_norm.c - normalization, index terms and stream chunks of Chinese, English and mixed text. */
 #include "common/log.h"
 #include "common/utf8.h"
-#include "workers/text_norm.h"
+#include "common/text_norm.h"
 #include "testutil.h"
 
 static void

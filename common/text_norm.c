@@ -1,10 +1,10 @@
 /*  text_norm.c - normalization of customer text and splitting into index terms and stream chunks. */
-#include "workers/text_norm.h"
+#include "common/text_norm.h"
 #include "common/log.h"
 #include "common/utf8.h"
 #include <stdbool.h>
 #include <string.h>
-#include "workers/t2s_table.h"
+#include "common/t2s_table.h"
 
 //  Phrases that carry no meaning for matching, longest first. Question words share one form so that
 //  "如何退货" and "怎么退货" look alike.

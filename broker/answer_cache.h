@@ -1,0 +1,37 @@
+/*  answer_cache.h - the broker's hot-answer cache. Knowledge answers a worker resolved with high
+    confidence are kept under (bot, normalized question, knowledge-base version) with every answer
+    variant of their item, so the asker's labels pick the answer at lookup exactly as a worker
+    would. The version in the key means an edit never serves a stale answer: after a bump, old
+    entries are simply never found again and age out. Bounded in bytes, least recently used out. */
+#ifndef KF_ANSWER_CACHE_H
+#define KF_ANSWER_CACHE_H
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _kf_answer_cache_t kf_answer_cache_t;
+
+//  Creates a cache holding at most `max_bytes` (0 disables it). Never NULL.
+kf_answer_cache_t *kf_answer_cache_new (size_t max_bytes);
+
+//  Frees every entry; nulls *self_p.
+void kf_answer_cache_destroy (kf_answer_cache_t **self_p);
+
+//  Keeps a worker's cacheable result: `result` is its result map (intent, confidence and sources
+//  are kept), `cache` its "cache" map {question, kb_version, answers}. Ignores malformed input.
+void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_object *result,
+                          const msgpack_object *cache);
+
+//  Looks up (bot, normalized question, version). On a hit packs a result map as a worker would
+//  send it, with the answer for `labels` (a string map or NULL) and "cached": true, and returns
+//  true. Counts hits and misses.
+bool kf_answer_cache_get (kf_answer_cache_t *self, const char *bot_id, const char *question,
+                          int64_t version, const msgpack_object *labels, msgpack_packer *pk);
+
+//  Drops every entry of `bot_id` (every entry when NULL). Returns how many.
+size_t kf_answer_cache_invalidate (kf_answer_cache_t *self, const char *bot_id);
+
+//  Packs {entries, bytes, max_bytes, hits, misses, hit_rate} for stats.
+void kf_answer_cache_stats_pack (kf_answer_cache_t *self, msgpack_packer *pk);
+#endif
