@@ -3,7 +3,10 @@
       1. the floor: a raw DEALER -> ROUTER echo round trip on the same transport;
       2. peak FAQ chats per second (pipelined, many sessions) and their latency;
       3. latency at half of that peak (paced, open loop), against the floor;
-      4. the time from sending a streamed chat to its meta event.
+      4. the time from sending a streamed chat to its meta event;
+      5. a hot-answer cache hit, one chat at a time, against the floor.
+    Phases 2-4 run with the answer cache off (every chat goes through a worker); phase 5 restarts
+    the broker on the same database with the cache on.
     Machines here are noisy: ratios against the floor measured in the same run are what to compare. */
 #include "kefuctl/kefuctl.h"
 #include "common/clock.h"
@@ -152,7 +155,7 @@ s_measure_floor (s_bench_t *bench, void *ctx, int count, double *p50, double *p9
 //  --- The broker under test ---------------------------------------------------------------------
 
 static int
-s_start_broker (s_bench_t *bench)
+s_start_broker (s_bench_t *bench, int cache_mb)
 {
     char self_path [PATH_MAX], broker [PATH_MAX], workers_ep [64], db [300], count [16];
     ssize_t n = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
@@ -161,16 +164,18 @@ s_start_broker (s_bench_t *bench)
     snprintf (workers_ep, sizeof workers_ep, "tcp://127.0.0.1:%d", bench->port + 2);
     snprintf (db, sizeof db, "%s/bench.db", bench->dir);
     snprintf (count, sizeof count, "%d", bench->workers);
+    char cache [16];
+    snprintf (cache, sizeof cache, "%d", cache_mb);
     bench->broker = fork ();
     if (bench->broker == 0) {
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         char log [320];
         snprintf (log, sizeof log, "%s/broker.log", bench->dir);
-        FILE *out = freopen (log, "w", stderr);
+        FILE *out = freopen (log, "a", stderr);
         (void) out;
         execl (broker, broker, "--requests", bench->requests, "--streams", bench->streams,
                "--workers-endpoint", workers_ep, "--db", db, "--workers", count,
-               "--max-pending", "100000", (char *) NULL);
+               "--max-pending", "100000", "--cache-mb", cache, (char *) NULL);
         _exit (127);
     }
     return bench->broker > 0 ? 0 : -1;
@@ -385,6 +390,51 @@ s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double 
     zmq_close (sub);
 }
 
+//  Chats one at a time with a question whose answer the cache holds (after a first ask fills it);
+//  the answer must come back marked cached. Returns the share of hits.
+static double
+s_measure_cache (s_bench_t *bench, void *ctx, char **sessions, int count, double *p50, double *p99)
+{
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    zmq_connect (dealer, bench->requests);
+    int64_t *samples = kf_calloc (count, sizeof (int64_t));
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    int hits = 0, measured = 0;
+    for (int i = -50; i < count; i++) {         //  The first ones fill the cache and warm up
+        char id [32];
+        snprintf (id, sizeof id, "hit-%d", i);
+        s_pack_chat (&body, id, "怎么申请退货？", sessions [(i + 50) % bench->sessions], false);
+        int64_t start = kf_mono_us ();
+        s_send (dealer, &body);
+        kf_frames_t frames;
+        zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 5000) <= 0 || kf_frames_recv (&frames, dealer, 0))
+            break;
+        int64_t elapsed = kf_mono_us () - start;
+        msgpack_unpacked reply;
+        bool is_hit = frames.count == 2
+                   && kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), &reply);
+        if (is_hit) {
+            is_hit = kf_mp_get_bool (kf_mp_get (&reply.data, "result"), "cached", false);
+            msgpack_unpacked_destroy (&reply);
+        }
+        kf_frames_close (&frames);
+        if (i >= 0) {
+            samples [measured++] = elapsed;
+            hits += is_hit;
+        }
+    }
+    *p50 = s_percentile (samples, measured, 50);
+    *p99 = s_percentile (samples, measured, 99);
+    free (samples);
+    msgpack_sbuffer_destroy (&body);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (dealer);
+    return measured ? (double) hits / measured : 0;
+}
+
 //  The broker's commit counter from stats, -1 when unavailable
 static int64_t
 s_commits (kf_client_t *client)
@@ -465,7 +515,7 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     void *ctx = zmq_ctx_new ();
     double floor50, floor99;
     s_measure_floor (&bench, ctx, 20000, &floor50, &floor99);
-    if (s_start_broker (&bench))
+    if (s_start_broker (&bench, 0))
         return 2;
     kf_client_t *client = kf_client_new (bench.requests, bench.streams);
     kf_client_set_timeout (client, 5000);
@@ -506,6 +556,26 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     double half99 = s_percentile (half.latencies, half.count, 99);
     double meta50, meta99;
     s_measure_meta (&bench, ctx, sessions, 2000, &meta50, &meta99);
+    //  The same database, now with the hot-answer cache on
+    kf_client_destroy (&client);
+    kill (bench.broker, SIGTERM);
+    waitpid (bench.broker, NULL, 0);
+    double hit50 = 0, hit99 = 0, hit_rate = 0;
+    if (s_start_broker (&bench, 64) == 0) {
+        client = kf_client_new (bench.requests, bench.streams);
+        kf_client_set_timeout (client, 5000);
+        int64_t deadline = kf_mono_ms () + 15000;
+        kf_reply_t *health = NULL;
+        while (kf_mono_ms () < deadline) {
+            kf_client_call (client, "health", NULL, 0, &health);
+            bool is_up = health && health->ok && kf_mp_get_int (health->result, "workers", 0) >= bench.workers;
+            kf_reply_destroy (&health);
+            if (is_up)
+                break;
+            usleep (50000);
+        }
+        hit_rate = s_measure_cache (&bench, ctx, sessions, 5000, &hit50, &hit99);
+    }
     char machine [320];
     s_machine (machine, sizeof machine);
     printf ("## kefuctl bench\n\n");
@@ -533,6 +603,8 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
             serial50 / floor50);
     printf ("| streamed chat: send -> meta event p50 / p99 | %.3f / %.3f ms | %.1f |\n", meta50, meta99,
             meta50 / floor50);
+    printf ("| hot-answer cache hit, one chat at a time (%.0f%% hits) p50 / p99 | %.3f / %.3f ms | %.2f |\n",
+            hit_rate * 100, hit50, hit99, hit50 / floor50);
     free (peak.latencies);
     free (half.latencies);
     free (serial.latencies);

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/json_codec.h"
 #include "common/log.h"
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -537,6 +538,54 @@ s_test_edit_under_load (kf_harness_t *h, kf_client_t *client)
     h_raw_close (&raw);
 }
 
+//  Every knowledge-base method, given params of the wrong types, empty or absurd: a 4xx with a
+//  message each time (queries may succeed on empty params), and the broker keeps answering
+static void
+s_test_wrong_types (kf_harness_t *h, kf_client_t *client)
+{
+    static const char *methods [] = {
+        "kb.item.create", "kb.item.update", "kb.item.query", "kb.item.delete", "kb.category.create",
+        "kb.category.update", "kb.category.query", "kb.category.delete", "kb.synonyms.create",
+        "kb.synonyms.update", "kb.synonyms.query", "kb.synonyms.delete", "suggest", "cache.invalidate",
+        NULL
+    };
+    static const char *params [] = {
+        "{}",
+        "{\"bot_id\":3,\"items\":\"x\",\"categories\":{},\"groups\":7,\"ids\":\"1\",\"page\":\"a\","
+        "\"page_size\":-3,\"keyword\":9,\"number\":\"n\",\"status\":\"on\",\"category_id\":\"c\","
+        "\"name\":[],\"parent_id\":\"p\",\"include_subcategories\":1}",
+        "{\"items\":[1,\"a\",null,[],{\"question\":[],\"answer\":{}},{\"question\":\"q\",\"answer\":\"a\","
+        "\"variants\":[{\"labels\":{\"vip\":1},\"answer\":\"x\"}],\"status\":7}],\"categories\":[1,{\"id\":"
+        "\"x\"},{\"name\":5}],\"groups\":[{\"words\":\"x\"},{\"id\":1,\"words\":[1,2]}],\"ids\":[0,"
+        "1.5,\"x\"],\"page\":0,\"page_size\":1000000,\"keyword\":\"\",\"number\":0}",
+        NULL
+    };
+    for (int m = 0; methods [m]; m++)
+        for (int p = 0; params [p]; p++) {
+            kf_reply_t *reply = h_call (client, methods [m], "%s", params [p]);
+            if (reply->ok) {
+                //  Batches answer per entry: a list of bad entries is every one rejected
+                const msgpack_object *data = kf_mp_get (reply->result, "data");
+                bool is_batch = strstr (methods [m], "create") || strstr (methods [m], "update");
+                if (is_batch)
+                    CHECK (kf_mp_get_int (reply->result, "created", 1) + kf_mp_get_int (reply->result, "updated", 1) == 0
+                           && data && data->via.array.size > 0);
+                else
+                    CHECK (p == 0 || strcmp (methods [m], "cache.invalidate") == 0);
+            }
+            else {
+                int code = kf_errc_code (reply->error.errc);
+                CHECK (code >= 400 && code < 500);
+                CHECK (strlen (reply->error.message) > 0);
+            }
+            kf_reply_destroy (&reply);
+        }
+    CHECK_INT (kill (h->broker, 0), 0);
+    kf_reply_t *reply = h_call (client, "health", NULL);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+}
+
 int
 main (void)
 {
@@ -553,6 +602,7 @@ main (void)
     s_test_suggest (client);
     s_test_cache (client);
     s_test_edit_under_load (&h, client);
+    s_test_wrong_types (&h, client);
     kf_client_destroy (&client);
     h_cleanup (&h);
     printf ("test_kb: all checks passed\n");
