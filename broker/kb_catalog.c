@@ -16,7 +16,7 @@
 
 enum {
     K_CAT_PARENT, K_CAT_FIND, K_CAT_INSERT, K_CAT_UPDATE, K_CAT_EXISTS, K_ITEMS_MOVE,
-    K_ITEMS_DELETE, K_CAT_DELETE, K_SYN_INSERT, K_SYN_UPDATE, K_SYN_DELETE, K_COUNT
+    K_ITEMS_DELETE, K_CAT_DELETE, K_SYN_INSERT, K_SYN_UPDATE, K_SYN_DELETE, K_HEIGHT, K_COUNT
 };
 
 static const char *s_sql [K_COUNT] = {
@@ -40,6 +40,11 @@ static const char *s_sql [K_COUNT] = {
     [K_SYN_INSERT] = "INSERT INTO kb_synonyms (bot_id, words, updated_at) VALUES (?, ?, ?)",
     [K_SYN_UPDATE] = "UPDATE kb_synonyms SET words = ?3, updated_at = ?4 WHERE id = ?1 AND bot_id = ?2",
     [K_SYN_DELETE] = "DELETE FROM kb_synonyms WHERE id = ? AND bot_id = ?",
+    //  Levels of the subtree under ?1, itself included (bounded, in case of a loop)
+    [K_HEIGHT] =
+        "WITH RECURSIVE t (id, depth) AS (SELECT ?1, 1 UNION ALL SELECT c.id, t.depth + 1"
+        " FROM kb_categories c JOIN t ON c.parent_id = t.id WHERE c.bot_id = ?2 AND t.depth < 16)"
+        " SELECT max (depth) FROM t",
 };
 
 struct _kf_kb_catalog_t {
@@ -143,10 +148,19 @@ kf_kb_category_path (kf_kb_catalog_t *self, int64_t id, char *path, size_t size)
     }
 }
 
-//  A category name: 1-64 characters, no '/' (the path separator)
+//  A category name: 1-64 characters, no '/' (the path separator); spaces around it are trimmed
+//  (paths trim theirs, so a name with them could never be reached by path)
 static int
-s_check_name (const char *name, size_t len, kf_error_t *err)
+s_check_name (const char **name_p, size_t *len_p, kf_error_t *err)
 {
+    const char *name = *name_p;
+    size_t len = *len_p;
+    while (len && (*name == ' ' || *name == '\t'))
+        name++, len--;
+    while (len && (name [len - 1] == ' ' || name [len - 1] == '\t'))
+        len--;
+    *name_p = name;
+    *len_p = len;
     if (len == 0)
         return kf_error_set (err, KF_E_INVALID_PARAM, "a category name must not be empty");
     if (memchr (name, '/', len))
@@ -211,7 +225,7 @@ kf_kb_category_create (kf_kb_catalog_t *self, const char *bot_id, const msgpack_
     ||  kf_param_int (entry, "parent_id", 0, INT64_MAX, 0, &parent_id, err)
     ||  kf_param_int (entry, "position", 0, INT32_MAX, -1, &position, err)
     ||  kf_param_bool (entry, "enabled", true, &is_enabled, err)
-    ||  s_check_name (name, name_len, err)
+    ||  s_check_name (&name, &name_len, err)
     ||  s_check_parent (self, bot_id, parent_id, err))
         return -1;
     return s_insert (self, bot_id, parent_id, name, name_len, position >= 0 ? &position : NULL,
@@ -235,7 +249,7 @@ kf_kb_category_update (kf_kb_catalog_t *self, const char *bot_id, const msgpack_
     ||  kf_param_int (entry, "parent_id", 0, INT64_MAX, -1, &parent_id, err)
     ||  kf_param_int (entry, "position", 0, INT32_MAX, -1, &position, err)
     ||  kf_param_bool (entry, "enabled", true, &is_enabled, err)
-    ||  (name && s_check_name (name, name_len, err)))
+    ||  (name && s_check_name (&name, &name_len, err)))
         return -1;
     if (!kf_kb_category_exists (self, bot_id, id))
         return kf_error_set (err, KF_E_NOT_FOUND, "category %lld does not exist", (long long) id);
@@ -248,6 +262,14 @@ kf_kb_category_update (kf_kb_catalog_t *self, const char *bot_id, const msgpack_
                                      " itself or its own subcategories", (long long) id);
         if (s_check_parent (self, bot_id, parent_id, err))
             return -1;
+        sqlite3_stmt *height = self->stmt [K_HEIGHT];
+        sqlite3_bind_int64 (height, 1, id);
+        sqlite3_bind_text (height, 2, bot_id, -1, SQLITE_STATIC);
+        int levels = sqlite3_step (height) == SQLITE_ROW ? sqlite3_column_int (height, 0) : 1;
+        sqlite3_reset (height);
+        if (s_depth (self, parent_id) + levels > KF_CATEGORY_DEPTH_MAX)
+            return kf_error_set (err, KF_E_INVALID_PARAM, "the move would nest categories deeper"
+                                 " than %d levels", KF_CATEGORY_DEPTH_MAX);
     }
     int64_t new_parent = parent_id >= 0 ? parent_id : old_parent;
     if (name || new_parent != old_parent) {
@@ -275,7 +297,8 @@ kf_kb_category_update (kf_kb_catalog_t *self, const char *bot_id, const msgpack_
         sqlite3_bind_int64 (stmt, 5, position);
     else
         sqlite3_bind_null (stmt, 5);
-    if (kf_mp_get (entry, "enabled"))
+    const msgpack_object *enabled = kf_mp_get (entry, "enabled");
+    if (enabled && enabled->type != MSGPACK_OBJECT_NIL)
         sqlite3_bind_int (stmt, 6, is_enabled);
     else
         sqlite3_bind_null (stmt, 6);

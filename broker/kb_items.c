@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_ENABLED \
+    " AND NOT EXISTS (WITH RECURSIVE up (id) AS (SELECT kb_items.category_id UNION ALL" \
+    " SELECT c.parent_id FROM kb_categories c JOIN up ON c.id = up.id WHERE c.parent_id <> 0)" \
+    " SELECT 1 FROM kb_categories d JOIN up ON d.id = up.id WHERE d.enabled = 0)"
+
 enum {
     I_FIND_EXT, I_FIND_ID, I_INSERT, I_UPDATE, I_SIM_DELETE, I_SIM_INSERT, I_VAR_DELETE,
     I_VAR_INSERT, I_DELETE, I_SIMILAR_OF, I_VARIANTS_OF, I_PREFIX, I_CONTAINS, I_COUNT
@@ -43,12 +48,13 @@ static const char *s_sql [I_COUNT] = {
     [I_VARIANTS_OF] =
         "SELECT labels, answer, response_type, response_content FROM kb_variants"
         " WHERE item_id = ? ORDER BY position",
+    //  Suggestions are answerable items only: on shelf, under no disabled category
     [I_PREFIX] =
         "SELECT id, question FROM kb_items WHERE bot_id = ?1 AND question >= ?2 AND question < ?3"
-        " AND status = 1 ORDER BY question LIMIT ?4",
+        " AND status = 1" S_ENABLED " ORDER BY question LIMIT ?4",
     [I_CONTAINS] =
         "SELECT id, question FROM kb_items WHERE bot_id = ?1 AND status = 1"
-        " AND instr (question, ?2) > 1 ORDER BY id LIMIT ?3",
+        " AND instr (question, ?2) > 1" S_ENABLED " ORDER BY id LIMIT ?3",
 };
 
 static const char *s_item_keys [] = {
@@ -168,9 +174,16 @@ s_check (kf_kb_items_t *self, const char *bot_id, const msgpack_object *item, bo
     f->type = kf_mp_get (item, "response_type");
     f->content = kf_mp_get (item, "response_content");
     f->has_content = f->content != NULL;
+    //  nil is "not given", like an absent key: only a list (maybe empty) replaces one
     f->similar = kf_mp_get (item, "similar_questions");
     f->variants = kf_mp_get (item, "variants");
     f->keywords = kf_mp_get (item, "keywords");
+    if (f->similar && f->similar->type == MSGPACK_OBJECT_NIL)
+        f->similar = NULL;
+    if (f->variants && f->variants->type == MSGPACK_OBJECT_NIL)
+        f->variants = NULL;
+    if (f->keywords && f->keywords->type == MSGPACK_OBJECT_NIL)
+        f->keywords = NULL;
     return 0;
 }
 
@@ -262,7 +275,7 @@ s_write (kf_kb_items_t *self, const char *bot_id, const s_item_t *f, int64_t *id
         sqlite3_bind_null (stmt, 3);
     s_bind_str (stmt, 4, f->question, f->question_len);
     s_bind_str (stmt, 5, f->answer, f->answer_len);
-    if (f->keywords && f->keywords->type != MSGPACK_OBJECT_NIL)
+    if (f->keywords)
         s_bind_json (stmt, 6, f->keywords);
     else
     if (is_full)

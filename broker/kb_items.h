@@ -1,7 +1,7 @@
 /*  kb_items.h - knowledge items in the broker's database: checked writes (create or replace by
     external_id, partial updates, each in its own savepoint so a bad item never spoils its batch),
     queries with filters and paging, deletes, and the suggestions of the chat box's predictive
-    input. Item shape: schemas/PROTOCOL.md section 5. */
+    input. Item shape: schemas/PROTOCOL.md section 12. */
 #ifndef KF_KB_ITEMS_H
 #define KF_KB_ITEMS_H
 #include <msgpack.h>

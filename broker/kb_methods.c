@@ -188,10 +188,12 @@ s_ids_param (kf_request_t *req, uint32_t max, const msgpack_object **ids, kf_err
 {
     if (s_list_param (req, "ids", max, ids, err))
         return -1;
-    for (uint32_t i = 0; i < (*ids)->via.array.size; i++)
-        if ((*ids)->via.array.ptr [i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    for (uint32_t i = 0; i < (*ids)->via.array.size; i++) {
+        int64_t id;
+        if (!kf_mp_int (&(*ids)->via.array.ptr [i], &id) || id < 1)
             return kf_error_set (err, KF_E_INVALID_PARAM, "params.ids[%u] must be a positive"
                                  " integer", i);
+    }
     return 0;
 }
 
@@ -224,7 +226,8 @@ s_delete (kf_broker_t *self, const char *routing, size_t routing_len, kf_request
     int64_t missing [64];
     int deleted = 0, missing_count = 0;
     for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        int64_t id = (int64_t) ids->via.array.ptr [i].via.u64;
+        int64_t id = 0;
+        kf_mp_int (&ids->via.array.ptr [i], &id);
         int rc = fn (self, bot, id);
         if (rc < 0) {
             kf_error_set (&err, KF_E_INTERNAL, "database write failed");
@@ -282,7 +285,8 @@ kf_method_kb_category_delete (kf_broker_t *self, const char *routing, size_t rou
     int64_t missing [20], categories = 0, moved = 0;
     int missing_count = 0;
     for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        int64_t id = (int64_t) ids->via.array.ptr [i].via.u64;
+        int64_t id = 0;
+        kf_mp_int (&ids->via.array.ptr [i], &id);
         int rc = kf_kb_category_delete (self->kb_catalog, bot, id, is_deleting, &categories, &moved);
         if (rc < 0) {
             kf_error_set (&err, KF_E_INTERNAL, "database write failed");

@@ -230,9 +230,15 @@ kf_variants_check (const msgpack_object *variants, kf_error_t *err)
         if (!labels || labels->via.map.size == 0)
             return kf_error_set (err, KF_E_INVALID_PARAM, "%s.labels must name at least one label",
                                  where);
-        for (uint32_t k = 0; k < labels->via.map.size; k++)
-            if (labels->via.map.ptr [k].key.via.str.size == 0)
+        for (uint32_t k = 0; k < labels->via.map.size; k++) {
+            const msgpack_object *key = &labels->via.map.ptr [k].key, *value = &labels->via.map.ptr [k].val;
+            if (key->via.str.size == 0)
                 return kf_error_set (err, KF_E_INVALID_PARAM, "%s.labels has an empty name", where);
+            if (kf_utf8_count (key->via.str.ptr, key->via.str.size) > 64
+            ||  kf_utf8_count (value->via.str.ptr, value->via.str.size) > 256)
+                return kf_error_set (err, KF_E_TOO_LARGE, "%s.labels: names hold at most 64"
+                                     " characters, values 256", where);
+        }
         if (answer_len == 0)
             return kf_error_set (err, KF_E_INVALID_PARAM, "%s.answer must not be empty", where);
         if (kf_rich_check (kf_mp_get (variant, "response_type"), kf_mp_get (variant,

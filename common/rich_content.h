@@ -1,7 +1,7 @@
 /*  rich_content.h - rich answers and label variants, shared by the broker (which checks them on
     write and serves them from its answer cache) and the workers (which answer with them).
     A rich answer is a response_type (text, style_text, image_text, template_card, form_show) and a
-    response_content map whose shape the type fixes; PROTOCOL.md section 5 documents each shape.
+    response_content map whose shape the type fixes; PROTOCOL.md section 12.4 documents each shape.
     A variant is an answer for askers whose labels include all of the variant's labels. */
 #ifndef KF_RICH_CONTENT_H
 #define KF_RICH_CONTENT_H

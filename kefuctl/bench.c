@@ -391,9 +391,11 @@ s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double 
 }
 
 //  Chats one at a time with a question whose answer the cache holds (after a first ask fills it);
-//  the answer must come back marked cached. Returns the share of hits.
+//  the answer must come back marked cached. Returns the share of hits. With `is_health`, sends
+//  health instead: the broker's round trip without a database write.
 static double
-s_measure_cache (s_bench_t *bench, void *ctx, char **sessions, int count, double *p50, double *p99)
+s_measure_serial (s_bench_t *bench, void *ctx, char **sessions, int count, bool is_health,
+                  double *p50, double *p99)
 {
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
     zmq_connect (dealer, bench->requests);
@@ -405,6 +407,14 @@ s_measure_cache (s_bench_t *bench, void *ctx, char **sessions, int count, double
         char id [32];
         snprintf (id, sizeof id, "hit-%d", i);
         s_pack_chat (&body, id, "怎么申请退货？", sessions [(i + 50) % bench->sessions], false);
+        if (is_health) {
+            msgpack_sbuffer_clear (&body);
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+            msgpack_pack_map (&pk, 2);
+            kf_mp_pack_kv_str (&pk, "id", id);
+            kf_mp_pack_kv_str (&pk, "method", "health");
+        }
         int64_t start = kf_mono_us ();
         s_send (dealer, &body);
         kf_frames_t frames;
@@ -560,7 +570,7 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     kf_client_destroy (&client);
     kill (bench.broker, SIGTERM);
     waitpid (bench.broker, NULL, 0);
-    double hit50 = 0, hit99 = 0, hit_rate = 0;
+    double hit50 = 0, hit99 = 0, hit_rate = 0, health50 = 0, health99 = 0;
     if (s_start_broker (&bench, 64) == 0) {
         client = kf_client_new (bench.requests, bench.streams);
         kf_client_set_timeout (client, 5000);
@@ -574,7 +584,8 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
                 break;
             usleep (50000);
         }
-        hit_rate = s_measure_cache (&bench, ctx, sessions, 5000, &hit50, &hit99);
+        hit_rate = s_measure_serial (&bench, ctx, sessions, 5000, false, &hit50, &hit99);
+        s_measure_serial (&bench, ctx, sessions, 5000, true, &health50, &health99);
     }
     char machine [320];
     s_machine (machine, sizeof machine);
@@ -603,6 +614,8 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
             serial50 / floor50);
     printf ("| streamed chat: send -> meta event p50 / p99 | %.3f / %.3f ms | %.1f |\n", meta50, meta99,
             meta50 / floor50);
+    printf ("| health through the broker, one at a time (no database write) p50 / p99 | %.3f / %.3f ms | %.2f |\n",
+            health50, health99, health50 / floor50);
     printf ("| hot-answer cache hit, one chat at a time (%.0f%% hits) p50 / p99 | %.3f / %.3f ms | %.2f |\n",
             hit_rate * 100, hit50, hit99, hit50 / floor50);
     free (peak.latencies);

@@ -59,18 +59,22 @@ kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hi
 static bool
 s_is_thanks (kf_turn_t *turn)
 {
-    return (!*turn->normalized || strcmp (turn->normalized, "感谢") == 0 || strcmp (turn->normalized, "感谢您") == 0)
-        && (memmem (turn->message, turn->message_len, "谢", 3) != NULL);
+    //  "谢谢" is a filler, so only an empty normalized text needs the raw one to tell it from "你好"
+    if (strcmp (turn->normalized, "感谢") == 0 || strcmp (turn->normalized, "感谢您") == 0)
+        return true;
+    return !*turn->normalized && memmem (turn->message, turn->message_len, "谢", 3) != NULL;
 }
 
 //  Stage: intent. Rules only for now: an explicit request for a person, small talk, else a question.
+//  Rules read the normalized text only ("轉人工" is "转人工"): the broker's answer cache keys on it,
+//  so two messages with the same normalized text must always be routed the same way.
 static void
 s_stage_intent (kf_turn_t *turn)
 {
     turn->intent = "knowledge_qa";
     turn->intent_confidence = 0.5;
     for (int i = 0; s_transfer_words [i]; i++)
-        if (memmem (turn->message, turn->message_len, s_transfer_words [i],
+        if (memmem (turn->normalized, strlen (turn->normalized), s_transfer_words [i],
                     strlen (s_transfer_words [i]))) {
             turn->intent = "transfer_to_human";
             turn->intent_confidence = 1.0;

@@ -37,11 +37,13 @@ RESULT_FIELDS = {
     "session_id": str, "message_id": int, "turn_count": int, "failed_attempts": int,
     "latency_ms": int, "reply": str, "response_type": str, "intent": str, "confidence": float,
     "sources": list, "suggestions": list, "escalate_to_human": bool, "usage": dict,
+    "cached": bool,
 }
 MESSAGE_FIELDS = {
     "id": int, "session_id": str, "role": str, "content": str, "response_type": str,
     "status": str, "usage": dict, "created_at": int,
 }
+RESPONSE_TYPES = {"text", "style_text", "image_text", "template_card", "form_show"}  # 12.4
 INTENTS = {"knowledge_qa", "chitchat", "transfer_to_human"}
 SESSION_RE = re.compile(r"^s_[0-9a-f]{20}$")
 
@@ -93,7 +95,14 @@ def check_chat_result(r, where, streamed):
     check_fields(r, RESULT_FIELDS, where)
     expect(SESSION_RE.match(r["session_id"]), "%s.session_id %r not s_+20 hex" % (where, r["session_id"]))
     expect(r["intent"] in INTENTS, "%s.intent %r unknown" % (where, r["intent"]))
-    expect(r["response_type"] == "text", "%s.response_type %r" % (where, r["response_type"]))
+    expect(r["response_type"] in RESPONSE_TYPES, "%s.response_type %r" % (where, r["response_type"]))
+    expect("response_content" in r, "%s lacks response_content" % where)
+    if r["response_type"] == "text":
+        expect(r["response_content"] is None, "%s: text answer with content %r"
+               % (where, r["response_content"]))
+    else:
+        expect(isinstance(r["response_content"], dict), "%s: %s answer without content"
+               % (where, r["response_type"]))
     expect(0.0 <= r["confidence"] <= 1.0, "%s.confidence out of range" % where)
     expect(len(r["sources"]) <= 1, "%s: more than 1 source" % where)
     for i, s in enumerate(r["sources"]):
@@ -209,9 +218,12 @@ def main():
         broker, client = start_broker("main", ["--workers", "2", "--pace-ms", str(PACE_MS),
                                                "--stream-wait-ms", str(STREAM_WAIT_MS)])
         run_all(client(), client, kb_path, broker)
+        run_kb(client(), broker)
         broker2, client2 = start_broker("idle", ["--workers", "0", "--max-pending", "1",
                                                  "--job-timeout-ms", str(IDLE_TIMEOUT_MS)])
         run_idle(client2(), broker2)
+        broker3, client3 = start_broker("cache", ["--workers", "1", "--cache-mb", "8"])
+        run_cache(client3(), broker3)
     except Alarm as e:
         failed += 1
         print("FAIL  %-40s %s" % ("time budget", e))
@@ -395,6 +407,8 @@ def run_all(kc, client, kb_path, broker):
         expect(ids == sorted(ids), "not in ascending id order")
         for i, m in enumerate(full["data"]):
             check_fields(m, MESSAGE_FIELDS, "history.data[%d]" % i)
+            expect("response_content" in m and m["response_content"] is None,
+                   "history.data[%d].response_content %r" % (i, m.get("response_content")))
             check_usage(m["usage"], "history.data[%d]" % i)
             expect(m["session_id"] == sess and m["status"] == "ok", "message %r" % m)
             expect(m["role"] == ("user" if i % 2 == 0 else "assistant"), "roles do not alternate")
@@ -779,6 +793,523 @@ def run_idle(kc, broker):
         expect(s2["jobs"]["rejected_busy"] >= 1 and s2["jobs"]["timeouts"] >= 1, "stats %r" % s2["jobs"])
         return "%d event(s) live before the error reply" % len(state["events_at_error"])
     run_check("idle broker: busy 429, timeout 504 + error event", busy_and_timeout)
+
+# ---------------------------------------------------------------------- knowledge base (section 12)
+
+NO_SUCH_ID = 2 ** 40            # an id no test database reaches
+
+CARD = {"title": "星尘卡自助服务", "description": "激活、查询余额都可以自助办理",
+        "rows": [{"text": "立即激活", "action": "url", "value": "https://m.example.com/stardust/activate"},
+                 {"text": "星尘卡余额怎么查？", "action": "reply", "value": "星尘卡余额怎么查？"},
+                 {"text": "转人工客服", "action": "transfer"}]}
+STYLE = {"text": "VIP专享：激活即送100积分", "color": "#C41D7F", "background": "#FFF0F6",
+         "icon": "https://img.example.com/vip.png", "link": "https://m.example.com/vip"}
+FORM = {"title": "上海VIP激活礼", "params": [{"key": "积分", "value": "200"},
+                                            {"key": "有效期", "value": "30天"}]}
+ARTICLES = {"articles": [{"title": "积分商城入口", "description": "首页-我的-积分商城",
+                          "pic_url": "https://img.example.com/mall.jpg", "action": "url",
+                          "link": "https://m.example.com/mall"},
+                         {"title": "积分怎么用？", "action": "reply"}]}
+ITEM_KEYS = {"id", "external_id", "category_id", "category", "question", "similar_questions",
+             "answer", "variants", "response_type", "response_content", "status", "keywords",
+             "updated_at"}
+CATEGORY_KEYS = {"id", "parent_id", "name", "path", "position", "enabled", "item_count",
+                 "created_at", "updated_at"}
+
+
+def check_batch(r, n, where):
+    """The batch result of 4.8."""
+    check_fields(r, {"data": list, "total": int, "created": int, "updated": int, "has_more": bool},
+                 where)
+    expect(len(r["data"]) == n and r["total"] == n and r["has_more"] is False,
+           "%s: %d entries, total %r, has_more %r" % (where, len(r["data"]), r["total"], r["has_more"]))
+    for i, d in enumerate(r["data"]):
+        expect(d.get("index") == i, "%s.data[%d].index %r" % (where, i, d.get("index")))
+    statuses = [d.get("status") for d in r["data"]]
+    expect(r["created"] == statuses.count("created") and r["updated"] == statuses.count("updated"),
+           "%s: counts %r/%r for %r" % (where, r["created"], r["updated"], statuses))
+
+
+def entry_ok(r, i, status, where):
+    d = r["data"][i]
+    expect(d.get("status") == status and is_int(d.get("id")) and "error" not in d,
+           "%s entry %d: %r, want %s" % (where, i, d, status))
+    return d["id"]
+
+
+def entry_error(r, i, code, name, where):
+    d = r["data"][i]
+    expect(d.get("status") == "rejected" and set(d) == {"index", "status", "error"},
+           "%s entry %d not rejected: %r" % (where, i, d))
+    e = d["error"]
+    expect(set(e) == {"code", "name", "message"} and isinstance(e["message"], str) and e["message"],
+           "%s entry %d: error map %r" % (where, i, e))
+    expect(e["code"] == code and e["name"] == name,
+           "%s entry %d: %s %s (%s), want %s %s" % (where, i, e["code"], e["name"], e["message"],
+                                                    code, name))
+
+
+def check_paged(r, where):
+    """The paged result of 4.19."""
+    check_fields(r, {"data": list, "total": int, "page": int, "page_size": int, "has_more": bool},
+                 where)
+
+
+def chat_until(kc, message, pred, timeout_s=3.0, **params):
+    """Chat (non-streamed) until pred(result) holds; return (result, seconds waited)."""
+    t0 = time.monotonic()
+    while True:
+        r = kc.chat(message, **params)
+        if pred(r):
+            return r, time.monotonic() - t0
+        expect(time.monotonic() - t0 < timeout_s, "after %.1f s: %r" % (timeout_s, r))
+        time.sleep(0.05)
+
+
+def answered_by(item_id):
+    return lambda r: bool(r["sources"]) and r["sources"][0]["id"] == item_id
+
+
+def not_answered_by(item_id):
+    return lambda r: not r["sources"] or r["sources"][0]["id"] != item_id
+
+
+def run_kb(kc, broker):
+    """The knowledge base from section 12 and methods 4.8, 4.18-4.30, on a fresh bot of the main
+    broker (which runs without a hot-answer cache)."""
+    bot = "conf-kb-" + new_id()[:8]
+    st = {}
+
+    def call(method, **params):
+        params.setdefault("bot_id", bot)
+        return kc.call(method, params)
+
+    def categories_create():
+        r = call("kb.category.create", categories=[
+            {"name": "会员服务"}, {"name": "会员服务"}, {"name": "a/b"},
+            {"name": "x", "parent_id": NO_SUCH_ID}, {"name": ""}])
+        check_batch(r, 5, "kb.category.create")
+        top = entry_ok(r, 0, "created", "kb.category.create")
+        entry_error(r, 1, 409, "conflict", "sibling name")
+        entry_error(r, 2, 400, "invalid_param", "name with /")
+        entry_error(r, 3, 404, "not_found", "unknown parent")
+        entry_error(r, 4, 400, "missing_argument", "empty name")
+        r = call("kb.category.create", categories=[
+            {"name": "积分", "parent_id": top}, {"name": "权益", "parent_id": top, "enabled": False}])
+        check_batch(r, 2, "kb.category.create children")
+        st["top"] = top
+        st["points"] = entry_ok(r, 0, "created", "child")
+        st["perks"] = entry_ok(r, 1, "created", "disabled child")
+        # 8 levels at most: a chain of 8 below nothing, then a ninth.
+        parent = 0
+        for level in range(1, 9):
+            r = call("kb.category.create", categories=[{"name": "L%d" % level, "parent_id": parent}])
+            parent = entry_ok(r, 0, "created", "level %d" % level)
+        r = call("kb.category.create", categories=[{"name": "L9", "parent_id": parent}])
+        entry_error(r, 0, 400, "invalid_param", "level 9")
+        expect_error(lambda: call("kb.category.create",
+                                  categories=[{"name": "c%d" % i} for i in range(21)]),
+                     413, "too_large", "21 categories")
+        expect_error(lambda: call("kb.category.create"), 400, "missing_argument", "no categories")
+        expect_error(lambda: call("kb.category.create", categories=[]), 400, "invalid_param",
+                     "empty categories")
+    run_check("kb.category.create: tree, per-entry errors", categories_create)
+
+    def categories_query():
+        r = call("kb.category.query", parent_id=st["top"])
+        check_paged(r, "kb.category.query")
+        expect(r["total"] == 2 and r["page"] == 1 and r["page_size"] == 20 and r["has_more"] is False,
+               "query %r" % {k: r[k] for k in ("total", "page", "page_size", "has_more")})
+        for c in r["data"]:
+            expect(set(c) == CATEGORY_KEYS, "category keys %r" % sorted(c))
+        a, b = r["data"]
+        expect(a["name"] == "积分" and a["path"] == "会员服务/积分" and a["parent_id"] == st["top"]
+               and a["enabled"] is True and a["item_count"] == 0, "first child %r" % a)
+        expect(b["name"] == "权益" and b["enabled"] is False and a["position"] < b["position"],
+               "second child %r" % b)
+        r = call("kb.category.query", parent_id=st["top"], page=2, page_size=1)
+        expect(len(r["data"]) == 1 and r["data"][0]["id"] == st["perks"] and r["has_more"] is False
+               and r["total"] == 2, "page 2 %r" % r)
+        r = call("kb.category.query", name="权")
+        expect([c["id"] for c in r["data"]] == [st["perks"]], "name filter %r" % r["data"])
+        expect_error(lambda: call("kb.category.query", page_size=51), 400, "invalid_param",
+                     "page_size 51")
+    run_check("kb.category.query: paths, filters, paging", categories_query)
+
+    def items_create():
+        items = [
+            {"external_id": "conf-card", "question": "星尘卡怎么激活？",
+             "similar_questions": ["星尘卡激活方法"], "answer": "在App首页点击星尘卡即可激活。",
+             "category_id": st["points"], "keywords": ["星尘卡"],
+             "response_type": "template_card", "response_content": CARD,
+             "variants": [
+                 {"labels": {"vip": "true"}, "answer": "VIP会员激活星尘卡后额外送100积分。",
+                  "response_type": "style_text", "response_content": STYLE},
+                 {"labels": {"vip": "true", "city": "shanghai"},
+                  "answer": "上海VIP会员激活星尘卡送200积分。",
+                  "response_type": "form_show", "response_content": FORM}]},
+            {"external_id": "conf-mall", "question": "积分商城在哪里？",
+             "answer": "首页-我的-积分商城。", "category": " 会员服务 / 商城//入口 ",
+             "response_type": "image_text", "response_content": ARTICLES},
+            {"external_id": "conf-off", "question": "周年庆抽奖几号开始？", "answer": "周年庆抽奖已结束。",
+             "status": 0},
+            {"external_id": "conf-perk", "question": "生日礼包怎么领取？", "answer": "生日当月在会员中心领取。",
+             "category_id": st["perks"]},
+            {"question": "坏颜色", "answer": "x", "response_type": "style_text",
+             "response_content": {"text": "x", "color": "red"}},
+            {"question": "拼错字段", "answer": "x", "similar_question": ["a"]},
+            {"question": "没有分类", "answer": "x", "category_id": NO_SUCH_ID},
+            {"question": "文本带内容", "answer": "x", "response_content": {"text": "x"}},
+            {"question": "变体无标签", "answer": "x", "variants": [{"answer": "y"}]},
+            {"question": "没有答案"},
+            {"question": "坏图片", "answer": "x", "response_type": "image_text",
+             "response_content": {"articles": [{"title": "t", "pic_url": "ftp://x"}]}},
+            {"question": "卡片无内容", "answer": "x", "response_type": "template_card"},
+            {"question": "未知类型", "answer": "x", "response_type": "video"},
+            {"question": "卡片多余字段", "answer": "x", "response_type": "form_show",
+             "response_content": {"params": [{"key": "a", "value": "b", "note": "c"}]}},
+        ]
+        r = call("kb.item.create", items=items)
+        check_batch(r, len(items), "kb.item.create")
+        expect(r["created"] == 4 and r["updated"] == 0, "created %r" % r["created"])
+        st["card"] = entry_ok(r, 0, "created", "card item")
+        st["mall"] = entry_ok(r, 1, "created", "path item")
+        st["off"] = entry_ok(r, 2, "created", "off-shelf item")
+        st["perk"] = entry_ok(r, 3, "created", "disabled-category item")
+        for i, (code, name) in enumerate([(400, "invalid_param"), (400, "invalid_param"),
+                                          (404, "not_found"), (400, "invalid_param"),
+                                          (400, "invalid_param"), (400, "missing_argument"),
+                                          (400, "invalid_param"), (400, "invalid_param"),
+                                          (400, "invalid_param"), (400, "invalid_param")]):
+            entry_error(r, 4 + i, code, name, "bad item %d" % (4 + i))
+        # Upsert by external_id: the same id, "updated".
+        r = call("kb.item.create", items=[{"external_id": "conf-off", "question": "周年庆抽奖几号开始？",
+                                           "answer": "周年庆抽奖已结束，敬请期待明年。", "status": 0}])
+        expect(entry_ok(r, 0, "updated", "upsert") == st["off"] and r["updated"] == 1, "upsert %r" % r)
+        expect_error(lambda: call("kb.item.create",
+                                  items=[{"question": "q%d" % i, "answer": "a"} for i in range(501)]),
+                     413, "too_large", "501 items")
+        return "4 created, 10 rejected with their reasons"
+    run_check("kb.item.create: rich answers, variants, rejections", items_create)
+
+    def items_query():
+        r = call("kb.item.query", ids=[st["card"]])
+        check_paged(r, "kb.item.query")
+        expect(r["total"] == 1 and len(r["data"]) == 1, "ids filter %r" % r)
+        it = r["data"][0]
+        expect(set(it) == ITEM_KEYS, "item keys %r" % sorted(it))
+        expect(it["id"] == st["card"] and it["external_id"] == "conf-card" and it["status"] == 1
+               and it["category_id"] == st["points"] and it["category"] == "会员服务/积分"
+               and it["similar_questions"] == ["星尘卡激活方法"] and it["keywords"] == ["星尘卡"]
+               and is_int(it["updated_at"]), "item %r" % it)
+        expect(it["response_type"] == "template_card" and it["response_content"] == CARD,
+               "rich answer not returned as written: %r" % it["response_content"])
+        want = [{"labels": {"vip": "true"}, "answer": "VIP会员激活星尘卡后额外送100积分。",
+                 "response_type": "style_text", "response_content": STYLE},
+                {"labels": {"vip": "true", "city": "shanghai"}, "answer": "上海VIP会员激活星尘卡送200积分。",
+                 "response_type": "form_show", "response_content": FORM}]
+        expect(it["variants"] == want, "variants %r" % it["variants"])
+        st["card_item"] = it
+        r = call("kb.item.query", ids=[st["mall"]])
+        m = r["data"][0]
+        expect(m["category"] == "会员服务/商城/入口" and m["response_content"] == ARTICLES
+               and m["variants"] == [] and m["external_id"] == "conf-mall", "path item %r" % m)
+        r = call("kb.item.query", category_id=st["top"], include_subcategories=True)
+        expect(sorted(i["id"] for i in r["data"]) == sorted([st["card"], st["mall"], st["perk"]]),
+               "subtree %r" % [i["id"] for i in r["data"]])
+        r = call("kb.item.query", category_id=st["top"])
+        expect(r["total"] == 0 and r["data"] == [], "items directly in the top category %r" % r)
+        r = call("kb.item.query", status=0)
+        expect([i["id"] for i in r["data"]] == [st["off"]], "status 0 %r" % r["data"])
+        r = call("kb.item.query", category_id=0)
+        expect([i["id"] for i in r["data"]] == [st["off"]] and r["data"][0]["category"] == ""
+               and r["data"][0]["category_id"] == 0, "no category %r" % r["data"])
+        r = call("kb.item.query", keyword="激活方法")      # found through a similar question
+        expect([i["id"] for i in r["data"]] == [st["card"]], "keyword %r" % r["data"])
+        r = call("kb.item.query", page=2, page_size=2)
+        expect(r["total"] == 4 and len(r["data"]) == 2 and r["has_more"] is False
+               and r["page"] == 2 and r["page_size"] == 2, "page 2 %r" % r)
+        ids = [i["id"] for i in call("kb.item.query")["data"]]
+        expect(ids == sorted(ids), "not in id order: %r" % ids)
+        expect_error(lambda: call("kb.item.query", page_size=101), 400, "invalid_param", "page_size")
+        expect_error(lambda: call("kb.item.query", ids=["a"]), 400, "invalid_param", "ids str")
+        r = call("kb.category.query", ids=[st["points"]])
+        expect(r["data"][0]["item_count"] == 1, "item_count %r" % r["data"][0])
+    run_check("kb.item.query: fields, filters, paging", items_query)
+
+    q = "星尘卡怎么激活？"
+
+    def chat_variants():
+        r, waited = chat_until(kc, q, answered_by(st["card"]), bot_id=bot)
+        check_chat_result(r, "default answer", streamed=False)
+        expect(r["reply"] == "在App首页点击星尘卡即可激活。" and r["response_type"] == "template_card"
+               and r["response_content"] == CARD and r["cached"] is False, "default answer %r" % r)
+        expect(r["sources"][0]["category"] == "会员服务/积分" and r["sources"][0]["external_id"]
+               == "conf-card", "source %r" % r["sources"][0])
+        cases = [({"vip": "true"}, "VIP会员激活星尘卡后额外送100积分。", "style_text", STYLE),
+                 ({"vip": "true", "city": "shanghai", "level": "3"}, "上海VIP会员激活星尘卡送200积分。",
+                  "form_show", FORM),
+                 ({"city": "shanghai"}, "在App首页点击星尘卡即可激活。", "template_card", CARD),
+                 ({"vip": "True"}, "在App首页点击星尘卡即可激活。", "template_card", CARD),
+                 ({}, "在App首页点击星尘卡即可激活。", "template_card", CARD)]
+        for labels, reply, rtype, content in cases:
+            r = kc.chat(q, bot_id=bot, labels=labels)
+            check_chat_result(r, "labels %r" % labels, streamed=False)
+            expect(r["reply"] == reply and r["response_type"] == rtype
+                   and r["response_content"] == content and answered_by(st["card"])(r),
+                   "labels %r: %r / %s" % (labels, r["reply"], r["response_type"]))
+        # Streamed: the rich part comes with done; tokens are the text; history keeps it all.
+        sr = kc.chat_stream(q, bot_id=bot, labels={"vip": "true", "city": "shanghai"})
+        expect(sr.complete, "stream incomplete")
+        check_chat_result(sr.result, "streamed variant", streamed=True)
+        done = sr.events[-1]
+        expect(done["event"] == "done" and done["response_type"] == "form_show"
+               and done["response_content"] == FORM and done["cached"] is False, "done %r" % done)
+        expect(sr.text == sr.result["reply"] == "上海VIP会员激活星尘卡送200积分。", "tokens %r" % sr.text)
+        m = kc.message_get(sr.result["message_id"])
+        expect(m["response_type"] == "form_show" and m["response_content"] == FORM
+               and m["content"] == sr.result["reply"] and m["status"] == "ok", "message.get %r" % m)
+        h = kc.history(sr.result["session_id"])
+        expect(h["data"][-1] == m and h["data"][0]["response_content"] is None, "history %r" % h["data"])
+        return "answered %.2f s after the write" % waited
+    run_check("chat: labels choose the variant; rich answers", chat_variants)
+
+    def suggest():
+        r = call("suggest", keyword="星尘")
+        expect(set(r) == {"data"} and r["data"] == [{"id": st["card"], "question": q}],
+               "suggest %r" % r)
+        r = call("suggest", keyword="  积分商城  ", number=1)
+        expect(r["data"] == [{"id": st["mall"], "question": "积分商城在哪里？"}], "trimmed %r" % r)
+        r = call("suggest", keyword="激活")              # contained, not a prefix
+        expect([d["id"] for d in r["data"]] == [st["card"]], "contains %r" % r)
+        expect(call("suggest", keyword="周年庆")["data"] == [], "off-shelf item suggested")
+        expect(call("suggest", keyword=" \t ")["data"] == [], "blank keyword")
+        expect_error(lambda: call("suggest"), 400, "missing_argument", "no keyword")
+        expect_error(lambda: call("suggest", keyword="星", number=11), 400, "invalid_param", "number 11")
+    run_check("suggest", suggest)
+
+    def off_shelf_and_disabled():
+        r = kc.chat("周年庆抽奖几号开始？", bot_id=bot)
+        expect(not_answered_by(st["off"])(r), "off-shelf item answered: %r" % r["reply"])
+        r = kc.chat("生日礼包怎么领取？", bot_id=bot)
+        expect(not_answered_by(st["perk"])(r), "item of a disabled category answered")
+        r = call("kb.item.update", items=[{"external_id": "conf-off", "status": 1}])
+        check_batch(r, 1, "on shelf")
+        _, w1 = chat_until(kc, "周年庆抽奖几号开始？", answered_by(st["off"]), bot_id=bot)
+        r = call("kb.category.update", categories=[{"id": st["perks"], "enabled": True}])
+        check_batch(r, 1, "enable")
+        _, w2 = chat_until(kc, "生日礼包怎么领取？", answered_by(st["perk"]), bot_id=bot)
+        # Disabling an ancestor switches off its whole subtree.
+        call("kb.category.update", categories=[{"id": st["top"], "enabled": False}])
+        _, w3 = chat_until(kc, q, not_answered_by(st["card"]), bot_id=bot)
+        r = call("kb.category.query", ids=[st["points"]])
+        expect(r["data"][0]["enabled"] is True, "a subcategory reports its own flag")
+        call("kb.category.update", categories=[{"id": st["top"], "enabled": True}])
+        _, w4 = chat_until(kc, q, answered_by(st["card"]), bot_id=bot)
+        return "changes served after %.2f/%.2f/%.2f/%.2f s" % (w1, w2, w3, w4)
+    run_check("off shelf and disabled categories", off_shelf_and_disabled)
+
+    def items_update():
+        r = call("kb.item.update", items=[
+            {"external_id": "conf-card", "answer": "新版：在App首页点击星尘卡激活。"},
+            {"id": NO_SUCH_ID, "answer": "x"},
+            {"answer": "没有定位"},
+            {"external_id": "conf-card", "response_type": "image_text"},
+            {"id": st["mall"], "status": 0, "category_id": 0},
+            {"id": st["mall"], "external_id": "conf-card"},
+            {"id": st["mall"], "question": ""}])
+        check_batch(r, 7, "kb.item.update")
+        expect(entry_ok(r, 0, "updated", "by external_id") == st["card"], "id")
+        entry_error(r, 1, 404, "not_found", "unknown id")
+        entry_error(r, 2, 400, "missing_argument", "no locator")
+        entry_error(r, 3, 400, "invalid_param", "type without content")
+        expect(entry_ok(r, 4, "updated", "by id") == st["mall"], "id")
+        entry_error(r, 5, 409, "conflict", "external_id taken")
+        entry_error(r, 6, 400, "invalid_param", "empty question")
+        it = call("kb.item.query", ids=[st["card"]])["data"][0]
+        want = dict(st["card_item"], answer="新版：在App首页点击星尘卡激活。")
+        got = dict(it)
+        expect(got.pop("updated_at") >= want.pop("updated_at"), "updated_at went back")
+        expect(got == want, "other fields changed: %r" % it)
+        m = call("kb.item.query", ids=[st["mall"]])["data"][0]
+        expect(m["status"] == 0 and m["category"] == "" and m["external_id"] == "conf-mall"
+               and m["response_type"] == "image_text", "partial update %r" % m)
+        r, waited = chat_until(kc, q, lambda r: r["reply"].startswith("新版"), bot_id=bot)
+        expect(r["response_content"] == CARD, "content after update %r" % r["response_content"])
+        return "new answer after %.2f s" % waited
+    run_check("kb.item.update: partial changes", items_update)
+
+    def synonyms():
+        m = "银河卡怎么激活？"
+        r = kc.chat(m, bot_id=bot)
+        expect(not (answered_by(st["card"])(r) and r["confidence"] >= 0.999),
+               "exact match before the synonym group exists")
+        r = call("kb.synonyms.create", groups=[{"words": ["星尘卡", "银河卡"]}, {"words": ["同", "同"]},
+                                               {"words": ["独"]}, {"words": ["x" * 21, "y"]}])
+        check_batch(r, 4, "kb.synonyms.create")
+        gid = entry_ok(r, 0, "created", "group")
+        entry_error(r, 1, 400, "invalid_param", "repeated word")
+        entry_error(r, 2, 400, "invalid_param", "one word")
+        entry_error(r, 3, 413, "too_large", "21 characters")
+        r, waited = chat_until(kc, m, lambda r: answered_by(st["card"])(r) and r["confidence"] >= 0.999,
+                               bot_id=bot)
+        expect(r["sources"][0]["question"] == q, "source question rewritten: %r" % r["sources"])
+        r = call("kb.synonyms.query", keyword="银河")
+        check_paged(r, "kb.synonyms.query")
+        expect(r["total"] == 1 and r["data"][0]["id"] == gid
+               and r["data"][0]["words"] == ["星尘卡", "银河卡"] and is_int(r["data"][0]["updated_at"]),
+               "query %r" % r)
+        r = call("kb.synonyms.update", groups=[{"id": gid, "words": ["星尘卡", "银河卡", "星河卡"]},
+                                               {"id": NO_SUCH_ID, "words": ["a", "b"]}, {"words": ["a", "b"]}])
+        check_batch(r, 3, "kb.synonyms.update")
+        entry_ok(r, 0, "updated", "group")
+        entry_error(r, 1, 404, "not_found", "unknown group")
+        entry_error(r, 2, 400, "missing_argument", "no id")
+        expect(call("kb.synonyms.query", keyword="星河")["total"] == 1, "update not stored")
+        r = call("kb.synonyms.delete", ids=[gid, NO_SUCH_ID])
+        expect(r == {"deleted": 1, "not_found": [NO_SUCH_ID]}, "delete %r" % r)
+        expect(call("kb.synonyms.query")["total"] == 0, "group still there")
+        return "exact match %.2f s after the group was created" % waited
+    run_check("kb.synonyms.*: a group widens matching", synonyms)
+
+    def deletes():
+        r = call("kb.item.delete", ids=[st["mall"], NO_SUCH_ID])
+        expect(r == {"deleted": 1, "not_found": [NO_SUCH_ID]}, "item delete %r" % r)
+        expect(call("kb.item.query", ids=[st["mall"]])["total"] == 0, "item still there")
+        expect_error(lambda: call("kb.item.delete", ids=list(range(1, 52))), 413, "too_large", "51 ids")
+        expect_error(lambda: call("kb.item.delete", ids=[1.5]), 400, "invalid_param", "float id")
+        expect_error(lambda: call("kb.item.delete"), 400, "missing_argument", "no ids")
+        expect_error(lambda: call("kb.category.delete", ids=[st["top"]], items="keep"), 400,
+                     "invalid_param", "items keep")
+        # The top category, its subcategories (积分, 权益, 商城, 入口) go; their items stay.
+        r = call("kb.category.delete", ids=[st["top"], NO_SUCH_ID])
+        expect(r == {"deleted_categories": 5, "items_moved": 2, "items_deleted": 0,
+                     "not_found": [NO_SUCH_ID]}, "category delete %r" % r)
+        it = call("kb.item.query", ids=[st["card"]])["data"][0]
+        expect(it["category_id"] == 0 and it["category"] == "", "item kept its category %r" % it)
+        r, _ = chat_until(kc, q, lambda r: answered_by(st["card"])(r)
+                          and r["sources"][0]["category"] == "", bot_id=bot)
+        r = call("kb.category.create", categories=[{"name": "临时"}])
+        tmp = entry_ok(r, 0, "created", "temporary category")
+        call("kb.item.update", items=[{"id": st["perk"], "category_id": tmp}])
+        r = call("kb.category.delete", ids=[tmp], items="delete")
+        expect(r == {"deleted_categories": 1, "items_moved": 0, "items_deleted": 1, "not_found": []},
+               "delete with items %r" % r)
+        expect(call("kb.item.query", ids=[st["perk"]])["total"] == 0, "item not deleted")
+    run_check("kb.item.delete and kb.category.delete", deletes)
+
+    def invalidate_without_cache():
+        r = kc.call("cache.invalidate", {})
+        expect(r == {"removed": 0}, "cache.invalidate %r" % r)
+        c = kc.stats()["cache"]
+        check_fields(c, {"entries": int, "bytes": int, "max_bytes": int, "hits": int, "misses": int,
+                         "hit_rate": float}, "stats.cache")
+        expect(c["max_bytes"] == 0 and c["entries"] == 0 and c["hits"] == 0, "cache off: %r" % c)
+    run_check("cache off (--cache-mb 0): nothing cached", invalidate_without_cache)
+
+
+def run_cache(kc, broker):
+    """A third broker with a hot-answer cache (12.7) and one worker."""
+    bot = "conf-cache"
+    q = "会员日是哪天？"
+    default = "每月18日是会员日，全场会员价。"
+    vip = "VIP会员日：每月18日领满200减30券。"
+    style = {"text": "每月18日 会员日", "color": "#722ED1"}
+    st = {}
+
+    def ready():
+        deadline = time.monotonic() + 10
+        while True:
+            expect(broker.poll() is None, "broker exited with %s" % broker.returncode)
+            try:
+                if kc.call("health", timeout_s=1.0).get("workers") == 1:
+                    break
+            except KefuTimeout:
+                pass
+            expect(time.monotonic() < deadline, "no worker")
+            time.sleep(0.1)
+        r = kc.call("kb.item.create", {"bot_id": bot, "items": [
+            {"external_id": "vip-day", "question": q, "answer": default,
+             "response_type": "style_text", "response_content": style,
+             "variants": [{"labels": {"vip": "true"}, "answer": vip}]}]})
+        st["item"] = entry_ok(r, 0, "created", "cache item")
+        r, _ = chat_until(kc, q, answered_by(st["item"]), bot_id=bot)
+        expect(r["cached"] is False, "first answer cached?!")
+    run_check("cache broker ready, item answered", ready)
+
+    def hit():
+        # The same question, normalized ("？" does not count); a worker still on an older
+        # version answers uncached until it has the current one.
+        s = kc.session_create(bot_id=bot, user_id="cache-user")["session_id"]
+        r, waited = chat_until(kc, "会员日是哪天", lambda r: r["cached"], session_id=s)
+        check_chat_result(r, "cached result", streamed=False)
+        expect(r["reply"] == default and r["response_type"] == "style_text"
+               and r["response_content"] == style and r["intent"] == "knowledge_qa"
+               and answered_by(st["item"])(r) and r["suggestions"] == []
+               and r["escalate_to_human"] is False and r["failed_attempts"] == 0
+               and r["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+               "cached result %r" % r)
+        n = r["turn_count"]
+        r2 = kc.chat(q, session_id=s, labels={"vip": "true"})
+        expect(r2["cached"] is True and r2["reply"] == vip and r2["response_type"] == "text"
+               and r2["response_content"] is None, "labels on a hit: %r" % r2)
+        expect(r2["turn_count"] == n + 1, "turn_count %r after %r" % (r2["turn_count"], n))
+        m = kc.message_get(r2["message_id"])
+        expect(m["content"] == vip and m["status"] == "ok" and m["role"] == "assistant", "stored %r" % m)
+        h = kc.history(s)
+        expect(h["data"][-2]["content"] == q and h["data"][-1]["id"] == r2["message_id"],
+               "history %r" % h["data"][-2:])
+        return "first hit after %.2f s" % waited
+    run_check("cache hit: labels, stored as a turn", hit)
+
+    def streamed_hit():
+        sr = kc.chat_stream(q, bot_id=bot)
+        expect(sr.complete, "incomplete")
+        check_chat_result(sr.result, "cached stream", streamed=True)
+        ev = [e["event"] for e in sr.events]
+        expect(ev == ["meta", "token", "done"] and sr.result["last_seq"] == 2, "events %r" % ev)
+        expect(sr.events[1]["content"] == default and sr.events[2]["cached"] is True
+               and sr.result["cached"] is True and sr.events[2]["response_content"] == style,
+               "events %r" % sr.events)
+        c = kc.stats()["cache"]
+        check_fields(c, {"entries": int, "bytes": int, "max_bytes": int, "hits": int, "misses": int,
+                         "hit_rate": float}, "stats.cache")
+        expect(c["max_bytes"] == 8 * 1048576 and c["entries"] >= 1 and c["hits"] >= 3
+               and 0.0 < c["hit_rate"] <= 1.0
+               and abs(c["hit_rate"] - c["hits"] / (c["hits"] + c["misses"])) < 1e-9, "stats %r" % c)
+        return "stats.cache %r" % c
+    run_check("cache hit streamed: meta, one token, done", streamed_hit)
+
+    def never_stale():
+        r = kc.call("kb.item.update", {"bot_id": bot, "items": [
+            {"id": st["item"], "answer": "新版：每月18日是会员日。"}]})
+        expect(r["updated"] == 1, "update %r" % r)
+        t0 = time.monotonic()
+        seen_cached = 0
+        while True:
+            r = kc.chat(q, bot_id=bot)
+            new = r["reply"].startswith("新版")
+            expect(new or not r["cached"], "cached answer from before the edit: %r" % r["reply"])
+            seen_cached += r["cached"]
+            if new and r["cached"]:
+                break
+            expect(time.monotonic() - t0 < 3, "no cached new answer within 3 s")
+            time.sleep(0.05)
+        return "new answer cached after %.2f s" % (time.monotonic() - t0)
+    run_check("cache never serves an answer from before an edit", never_stale)
+
+    def invalidate():
+        r = kc.call("cache.invalidate", {"bot_id": bot})
+        expect(set(r) == {"removed"} and r["removed"] >= 1, "invalidate %r" % r)
+        r = kc.chat(q, bot_id=bot)
+        expect(r["cached"] is False and r["reply"].startswith("新版"), "after invalidate %r" % r)
+        expect(kc.call("cache.invalidate", {"bot_id": "no-such-bot"}) == {"removed": 0}, "other bot")
+        r = kc.call("cache.invalidate", {})
+        expect(is_int(r.get("removed")), "all bots %r" % r)
+        expect(kc.stats()["cache"]["entries"] == 0, "entries left")
+        expect_error(lambda: kc.call("cache.invalidate", {"bot_id": 5}), 400, "invalid_param",
+                     "bot_id int")
+    run_check("cache.invalidate", invalidate)
 
 
 if __name__ == "__main__":

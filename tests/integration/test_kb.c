@@ -152,6 +152,24 @@ s_test_categories (kf_client_t *client, int64_t *leaf)
     reply = h_call (client, "kb.category.query", "{\"bot_id\":\"kbt\",\"ids\":[%lld]}", (long long) exchange);
     CHECK_STR (h_str (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "path"), "物流/换货维修");
     kf_reply_destroy (&reply);
+    //  Depth: a path of 8 levels is the most; a move that would make 9 is refused
+    reply = h_call (client, "kb.item.create", "{\"bot_id\":\"deep\",\"items\":[{\"question\":\"深\","
+                    "\"answer\":\"x\",\"category\":\"a/b/c/d/e/f/g/h\"},{\"question\":\"更深\",\"answer\":\"x\","
+                    "\"category\":\"a/b/c/d/e/f/g/h/i\"},{\"question\":\"旁\",\"answer\":\"x\",\"category\":\"x/y\"}]}");
+    CHECK (reply->ok && kf_mp_get_int (reply->result, "created", 0) == 2);
+    CHECK_STR (s_entry (reply, 1, &error), "rejected");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "kb.category.query", "{\"bot_id\":\"deep\",\"name\":\"x\"}");
+    int64_t x = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "id", 0);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "kb.category.query", "{\"bot_id\":\"deep\",\"name\":\"g\"}");
+    int64_t g = kf_mp_get_int (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "id", 0);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "kb.category.update", "{\"bot_id\":\"deep\",\"categories\":[{\"id\":%lld,"
+                    "\"parent_id\":%lld}]}", (long long) x, (long long) g);
+    CHECK_STR (s_entry (reply, 0, &error), "rejected");
+    CHECK_STR (error, "invalid_param");
+    kf_reply_destroy (&reply);
     //  Deleting a subtree: its items lose their category, or go with it
     reply = h_call (client, "kb.item.create", "{\"bot_id\":\"kbt\",\"items\":[{\"question\":\"换货要多久\","
                     "\"answer\":\"一般3天。\",\"category_id\":%lld},{\"question\":\"物流多久\",\"answer\":"
@@ -360,6 +378,16 @@ s_test_answers (kf_client_t *client, int64_t category, int64_t card_item)
                           "App首页", 1500);
     CHECK (!strstr (h_str (reply->result, "reply"), "App首页"));
     kf_reply_destroy (&reply);
+    //  Nor suggested; and enabled: null changes nothing
+    reply = h_call (client, "suggest", "{\"bot_id\":\"kbt\",\"keyword\":\"星光卡\"}");
+    CHECK (reply->ok && kf_mp_get (reply->result, "data")->via.array.size == 0);
+    kf_reply_destroy (&reply);
+    kf_reply_destroy (&(kf_reply_t *) { h_call (client, "kb.category.update", "{\"bot_id\":\"kbt\","
+                                                "\"categories\":[{\"id\":%lld,\"enabled\":null}]}",
+                                                (long long) parent) });
+    reply = h_call (client, "kb.category.query", "{\"bot_id\":\"kbt\",\"ids\":[%lld]}", (long long) parent);
+    CHECK (!kf_mp_get_bool (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "enabled", true));
+    kf_reply_destroy (&reply);
     kf_reply_destroy (&(kf_reply_t *) { h_call (client, "kb.category.update", "{\"bot_id\":\"kbt\","
                                                 "\"categories\":[{\"id\":%lld,\"enabled\":true}]}",
                                                 (long long) parent) });
@@ -463,6 +491,15 @@ s_test_cache (kf_client_t *client)
     CHECK (kf_mp_get_int (cache, "hits", 0) >= 2);
     CHECK (kf_mp_get_int (cache, "entries", 0) >= 1);
     CHECK (kf_mp_get_double (cache, "hit_rate", 0) > 0);
+    kf_reply_destroy (&reply);
+    //  A request for a person is never a cached knowledge answer, however it is written
+    reply = h_call (client, "chat", "{\"message\":\"轉人工\"}");
+    CHECK_STR (h_str (reply->result, "intent"), "transfer_to_human");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "chat", "{\"message\":\"转人工！\"}");
+    CHECK_STR (h_str (reply->result, "intent"), "transfer_to_human");
+    CHECK (kf_mp_get_bool (reply->result, "escalate_to_human", false));
+    CHECK (!kf_mp_get_bool (reply->result, "cached", true));
     kf_reply_destroy (&reply);
     reply = h_call (client, "cache.invalidate", "{\"bot_id\":\"default\"}");
     CHECK (reply->ok && kf_mp_get_int (reply->result, "removed", 0) >= 1);
