@@ -5,6 +5,14 @@
         X-Fake-Scenario: ok | error-before | rate-limit | error-mid | stall | slow-start
         X-Fake-Chunk:    bytes per write (default: whole events; 1 splits every UTF-8 character)
         X-Fake-Delay-Ms: pause between writes (default 0)
+        X-Fake-Status:   the HTTP status of error-before (default 500)
+        X-Fake-Retry-After: the Retry-After of rate-limit, sent as is (default "1"; "none": absent)
+        X-Fake-Id, X-Fake-Fail-Times: only the first N requests carrying this id get the
+                         scenario; later ones get "ok" (a failure that a retry gets past)
+        X-Fake-Auth:     the key expected as "Authorization: Bearer KEY"; any other gets 401
+                         with the key it got quoted in the message
+    GET /stats answers {"accepted", "requests", "client_closes", "open"} as JSON: client_closes
+    counts connections the client closed before the answer was all sent (a cancelled stream).
     One poll loop, many connections at once; every connection closes after its answer.
         fake_upstream [--port N]      (0 or absent: any free port, printed on stdout) */
 #include <arpa/inet.h>
@@ -40,6 +48,14 @@ typedef struct {
 
 static s_conn_t *s_conns [S_MAX_CONNECTIONS];
 static int s_count;
+
+//  What GET /stats reports
+static uint64_t s_accepted, s_requests, s_client_closes;
+
+//  Requests seen per X-Fake-Id, for X-Fake-Fail-Times
+#define S_MAX_IDS 1024
+static struct { char id [64]; int seen; } s_ids [S_MAX_IDS];
+static int s_id_count;
 
 static int64_t
 s_now_ms (void)
@@ -90,26 +106,63 @@ s_tokens (const char *text, const char **starts, size_t *lens, int max)
     return count;
 }
 
+//  A JSON reply with this status (no stream)
 static void
-s_build (s_conn_t *conn, bool is_dify, const char *scenario)
+s_build_reply (s_conn_t *conn, int status, const char *extra_headers, const char *body)
+{
+    char line [2048];
+    int n = snprintf (line, sizeof line, "HTTP/1.1 %d Fake\r\nContent-Type: application/json\r\n%s"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                      status, extra_headers, strlen (body), body);
+    s_append (&conn->response, &conn->response_len, line, n);
+}
+
+//  The error answers: before the stream (any status), rate limits, a wrong key (quoted back, as
+//  providers do: kefu must keep it out of logs and messages)
+static void
+s_build_error (s_conn_t *conn, bool is_dify, const char *scenario, int status, const char *retry_after,
+               const char *sent_key)
+{
+    char body [512], headers [160] = "";
+    if (strcmp (scenario, "auth") == 0)
+        snprintf (body, sizeof body, is_dify
+            ? "{\"code\":\"unauthorized\",\"message\":\"Access token is invalid: %.100s\",\"status\":401}"
+            : "{\"error\":{\"message\":\"Incorrect API key provided: %.100s\",\"type\":\"invalid_request_error\","
+              "\"code\":\"invalid_api_key\"}}", strpbrk (sent_key, "\"\\") ? "?" : sent_key);
+    else
+    if (strcmp (scenario, "rate-limit") == 0) {
+        snprintf (body, sizeof body, "%s", is_dify
+            ? "{\"code\":\"too_many_requests\",\"message\":\"请求过多\",\"status\":429}"
+            : "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}");
+        if (strcmp (retry_after, "none") != 0)
+            snprintf (headers, sizeof headers, "Retry-After: %s\r\n", *retry_after ? retry_after : "1");
+    }
+    else
+    if (status == 500)
+        snprintf (body, sizeof body, "%s", is_dify
+            ? "{\"code\":\"internal_server_error\",\"message\":\"服务异常\",\"status\":500}"
+            : "{\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\",\"code\":500}}");
+    else
+    if (is_dify)
+        snprintf (body, sizeof body, "{\"code\":\"fake_error\",\"message\":\"请求错误\",\"status\":%d}", status);
+    else
+        snprintf (body, sizeof body, "{\"error\":{\"message\":\"Fake error %d\",\"type\":"
+                  "\"invalid_request_error\",\"code\":\"fake_error\"}}", status);
+    s_build_reply (conn, status, headers, body);
+}
+
+static void
+s_build (s_conn_t *conn, bool is_dify, const char *scenario, int status, const char *retry_after,
+         const char *sent_key)
 {
     char *out = NULL;
     size_t len = 0;
     char line [1024];
-    if (strcmp (scenario, "error-before") == 0 || strcmp (scenario, "rate-limit") == 0) {
-        bool is_rate = strcmp (scenario, "rate-limit") == 0;
-        const char *body = is_dify
-            ? (is_rate ? "{\"code\":\"too_many_requests\",\"message\":\"请求过多\",\"status\":429}"
-                       : "{\"code\":\"internal_server_error\",\"message\":\"服务异常\",\"status\":500}")
-            : (is_rate ? "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}"
-                       : "{\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\",\"code\":500}}");
-        int n = snprintf (line, sizeof line, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                          is_rate ? "429 Too Many Requests" : "500 Internal Server Error",
-                          is_rate ? "Retry-After: 1\r\n" : "", strlen (body), body);
-        s_append (&out, &len, line, n);
-        conn->response = out;
-        conn->response_len = len;
+    if (strcmp (scenario, "error-before") == 0 || strcmp (scenario, "rate-limit") == 0
+    ||  strcmp (scenario, "auth") == 0) {
+        bool is_rate = strcmp (scenario, "rate-limit") == 0, is_auth = strcmp (scenario, "auth") == 0;
+        s_build_error (conn, is_dify, scenario, is_rate ? 429 : is_auth ? 401 : status > 0 ? status : 500,
+                       retry_after, sent_key);
         return;
     }
     const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -155,6 +208,38 @@ s_build (s_conn_t *conn, bool is_dify, const char *scenario)
     conn->response_len = len;
 }
 
+//  True when the request carries X-Fake-Id and X-Fake-Fail-Times and its id was already seen that
+//  many times: the scenario is over, answer normally
+static bool
+s_is_past_failures (const char *request)
+{
+    char id [64], times [16];
+    s_header (request, "X-Fake-Id", id, sizeof id);
+    s_header (request, "X-Fake-Fail-Times", times, sizeof times);
+    if (!*id || !*times)
+        return false;
+    int i = 0;
+    while (i < s_id_count && strcmp (s_ids [i].id, id) != 0)
+        i++;
+    if (i == s_id_count) {
+        if (s_id_count == S_MAX_IDS)
+            return false;
+        snprintf (s_ids [s_id_count++].id, sizeof s_ids [0].id, "%s", id);
+    }
+    return s_ids [i].seen++ >= atoi (times);
+}
+
+//  The answer to GET /stats
+static void
+s_build_stats (s_conn_t *conn)
+{
+    char body [256];
+    snprintf (body, sizeof body, "{\"accepted\":%llu,\"requests\":%llu,\"client_closes\":%llu,\"open\":%d}",
+              (unsigned long long) s_accepted, (unsigned long long) s_requests,
+              (unsigned long long) s_client_closes, s_count);
+    s_build_reply (conn, 200, "", body);
+}
+
 //  Starts answering once the request (headers and body) is complete
 static void
 s_on_request (s_conn_t *conn)
@@ -167,12 +252,30 @@ s_on_request (s_conn_t *conn)
     size_t body = (size_t) atol (value);
     if (conn->request_len < (size_t) (end + 4 - conn->request) + body)
         return;
-    char scenario [64], chunk [32], delay [32];
+    *end = 0;                           //  Headers are looked up in the headers only
+    char scenario [64], chunk [32], delay [32], status [16], retry_after [64], key [128], auth [160];
     s_header (conn->request, "X-Fake-Scenario", scenario, sizeof scenario);
     s_header (conn->request, "X-Fake-Chunk", chunk, sizeof chunk);
     s_header (conn->request, "X-Fake-Delay-Ms", delay, sizeof delay);
+    s_header (conn->request, "X-Fake-Status", status, sizeof status);
+    s_header (conn->request, "X-Fake-Retry-After", retry_after, sizeof retry_after);
+    s_header (conn->request, "X-Fake-Auth", key, sizeof key);
+    s_header (conn->request, "Authorization", auth, sizeof auth);
     bool is_dify = strstr (conn->request, "POST /v1/chat-messages") == conn->request;
-    s_build (conn, is_dify, *scenario ? scenario : "ok");
+    bool is_stats = strstr (conn->request, "GET /stats ") == conn->request;
+    if (is_stats) {
+        s_build_stats (conn);
+        conn->chunk = conn->response_len;
+        conn->is_answering = true;
+        return;
+    }
+    s_requests++;
+    if (s_is_past_failures (conn->request))
+        snprintf (scenario, sizeof scenario, "ok");
+    if (*key && (strncmp (auth, "Bearer ", 7) != 0 || strcmp (auth + 7, key) != 0))
+        snprintf (scenario, sizeof scenario, "auth");
+    s_build (conn, is_dify, *scenario ? scenario : "ok", atoi (status), retry_after,
+             strncmp (auth, "Bearer ", 7) == 0 ? auth + 7 : auth);
     conn->chunk = atol (chunk) > 0 ? (size_t) atol (chunk) : conn->response_len;
     conn->delay_ms = atoi (delay);
     conn->next_write_ms = s_now_ms () + (strcmp (scenario, "slow-start") == 0 ? 1000 : 0);
@@ -229,6 +332,7 @@ main (int argc, char *argv [])
                 fcntl (fd, F_SETFL, O_NONBLOCK);
                 s_conns [s_count] = calloc (1, sizeof (s_conn_t));
                 s_conns [s_count++]->fd = fd;
+                s_accepted++;
             }
         }
         now = s_now_ms ();
@@ -239,6 +343,8 @@ main (int argc, char *argv [])
                                   sizeof conn->request - conn->request_len - 1);
                 bool is_nothing_yet = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
                 if (n <= 0 && !is_nothing_yet) {
+                    if (conn->is_answering)
+                        s_client_closes++;  //  Before the answer was all sent
                     s_close (i);            //  The client went away (or sent too much)
                     continue;
                 }
