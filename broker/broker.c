@@ -226,6 +226,7 @@ s_worker_lost (kf_broker_t *self, kf_worker_t *worker, const char *why)
              worker->active);
     self->counters.workers_lost++;
     kf_chat_on_worker_lost (self, worker);
+    kf_calls_on_worker_lost (self, worker);
     kf_worker_pool_remove (self->pool, worker);
 }
 
@@ -280,9 +281,12 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
         kf_chat_on_partial (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
                             kf_frames_data (frames, 4), kf_frames_size (frames, 4));
     else
-    if (kf_frames_is (frames, 2, "FINAL") && frames->count == 5)
-        kf_chat_on_final (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
-                          kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    if (kf_frames_is (frames, 2, "FINAL") && frames->count == 5) {
+        if (!kf_calls_on_final (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
+                                kf_frames_data (frames, 4), kf_frames_size (frames, 4)))
+            kf_chat_on_final (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
+                              kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    }
     else
     if (kf_frames_is (frames, 2, "DISCONNECT"))
         s_worker_lost (self, worker, "disconnected");
@@ -425,6 +429,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         int64_t now = kf_mono_us ();
         long timeout = (self->heartbeat_at_us - now) / 1000 + 1;
         timeout = s_min_timeout (timeout, kf_chat_timeout (self, now));
+        timeout = s_min_timeout (timeout, kf_calls_timeout (self, now));
         timeout = s_min_timeout (timeout, kf_stream_hub_timeout (self->hub, now));
         if (supervisor)
             timeout = s_min_timeout (timeout, 200);
@@ -446,6 +451,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         now = kf_mono_us ();
         s_heartbeat (self, now);
         kf_chat_sweep_deadlines (self, now);
+        kf_calls_sweep (self, now);
         kf_chat_dispatch (self);
         if (supervisor && now >= supervise_at) {
             kf_supervisor_check (supervisor, now);
@@ -513,6 +519,7 @@ kf_broker_run (const kf_broker_config_t *config)
     kf_info ("shutting down");
     s_drain_requests (&self);
     kf_chat_destroy_all (&self);
+    kf_calls_destroy_all (&self);
     s_commit_and_send (&self);
     size_t unsent = kf_stream_hub_drain (self.hub, 1000);
     if (unsent)

@@ -63,6 +63,8 @@ typedef struct {
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
     kf_job_t *ready_head, *ready_tail;      //  Jobs waiting for a worker
     kf_job_t *live_head, *live_tail;        //  Every unfinished job, by arrival (= deadline) order
+    struct kf_call_t *calls_head, *calls_tail;  //  Worker calls (suggest) awaiting an answer
+    uint64_t next_call_id;
     int pending;                //  Unfinished jobs
     uint64_t next_job_id;
     kf_outbox_entry_t *outbox;  //  Replies to send after the commit
@@ -173,4 +175,16 @@ void kf_chat_destroy_all (kf_broker_t *self);
 void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
+
+//  Worker calls (worker_calls.c): requests a worker answers from memory without a session
+//  (suggest). kf_calls_on_final returns false for a job id that is not a call's.
+typedef struct kf_call_t kf_call_t;
+void kf_calls_send (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
+                    const char *method, const char *params, size_t params_len);
+bool kf_calls_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                        const char *body, size_t body_len);
+void kf_calls_on_worker_lost (kf_broker_t *self, kf_worker_t *worker);
+void kf_calls_sweep (kf_broker_t *self, int64_t now_us);
+long kf_calls_timeout (kf_broker_t *self, int64_t now_us);
+void kf_calls_destroy_all (kf_broker_t *self);
 #endif

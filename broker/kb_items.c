@@ -12,14 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_ENABLED \
-    " AND NOT EXISTS (WITH RECURSIVE up (id) AS (SELECT kb_items.category_id UNION ALL" \
-    " SELECT c.parent_id FROM kb_categories c JOIN up ON c.id = up.id WHERE c.parent_id <> 0)" \
-    " SELECT 1 FROM kb_categories d JOIN up ON d.id = up.id WHERE d.enabled = 0)"
-
 enum {
     I_FIND_EXT, I_FIND_ID, I_INSERT, I_UPDATE, I_SIM_DELETE, I_SIM_INSERT, I_VAR_DELETE,
-    I_VAR_INSERT, I_DELETE, I_SIMILAR_OF, I_VARIANTS_OF, I_PREFIX, I_CONTAINS, I_COUNT
+    I_VAR_INSERT, I_DELETE, I_SIMILAR_OF, I_VARIANTS_OF, I_COUNT
 };
 
 static const char *s_sql [I_COUNT] = {
@@ -48,13 +43,6 @@ static const char *s_sql [I_COUNT] = {
     [I_VARIANTS_OF] =
         "SELECT labels, answer, response_type, response_content FROM kb_variants"
         " WHERE item_id = ? ORDER BY position",
-    //  Suggestions are answerable items only: on shelf, under no disabled category
-    [I_PREFIX] =
-        "SELECT id, question FROM kb_items WHERE bot_id = ?1 AND question >= ?2 AND question < ?3"
-        " AND status = 1" S_ENABLED " ORDER BY question LIMIT ?4",
-    [I_CONTAINS] =
-        "SELECT id, question FROM kb_items WHERE bot_id = ?1 AND status = 1"
-        " AND instr (question, ?2) > 1" S_ENABLED " ORDER BY id LIMIT ?3",
 };
 
 static const char *s_item_keys [] = {
@@ -543,46 +531,5 @@ kf_kb_items_query_pack (kf_kb_items_t *self, const char *bot_id, const kf_kb_fil
     msgpack_sbuffer_destroy (&buffer);
     sqlite3_finalize (count);
     sqlite3_finalize (rows);
-    return 0;
-}
-
-int
-kf_kb_items_suggest_pack (kf_kb_items_t *self, const char *bot_id, const char *keyword,
-                          size_t keyword_len, int number, msgpack_packer *pk)
-{
-    //  Prefix matches are a range of the (bot_id, question) index: [keyword, keyword + U+10FFFF)
-    char *upper = kf_malloc (keyword_len + 5);
-    memcpy (upper, keyword, keyword_len);
-    memcpy (upper + keyword_len, "\xF4\x8F\xBF\xBF", 5);
-    sqlite3_stmt *prefix = self->stmt [I_PREFIX], *contains = self->stmt [I_CONTAINS];
-    sqlite3_bind_text (prefix, 1, bot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (prefix, 2, keyword, (int) keyword_len, SQLITE_STATIC);
-    sqlite3_bind_text (prefix, 3, upper, (int) keyword_len + 4, SQLITE_STATIC);
-    sqlite3_bind_int (prefix, 4, number);
-    sqlite3_bind_text (contains, 1, bot_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (contains, 2, keyword, (int) keyword_len, SQLITE_STATIC);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer rows;
-    msgpack_packer_init (&rows, &buffer, msgpack_sbuffer_write);
-    int count = 0;
-    sqlite3_stmt *steps [2] = { prefix, contains };
-    for (int s = 0; s < 2; s++) {
-        if (s == 1)
-            sqlite3_bind_int (contains, 3, number - count);
-        while (count < number && sqlite3_step (steps [s]) == SQLITE_ROW) {
-            msgpack_pack_map (&rows, 2);
-            kf_mp_pack_kv_int (&rows, "id", sqlite3_column_int64 (steps [s], 0));
-            kf_mp_pack_kv_str (&rows, "question", (const char *) sqlite3_column_text (steps [s], 1));
-            count++;
-        }
-        sqlite3_reset (steps [s]);
-    }
-    msgpack_pack_map (pk, 1);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, count);
-    pk->callback (pk->data, buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
-    free (upper);
     return 0;
 }

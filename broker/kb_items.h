@@ -1,7 +1,6 @@
 /*  kb_items.h - knowledge items in the broker's database: checked writes (create or replace by
     external_id, partial updates, each in its own savepoint so a bad item never spoils its batch),
-    queries with filters and paging, deletes, and the suggestions of the chat box's predictive
-    input. Item shape: schemas/PROTOCOL.md section 12. */
+    queries with filters and paging, deletes. Item shape: schemas/PROTOCOL.md section 12. */
 #ifndef KF_KB_ITEMS_H
 #define KF_KB_ITEMS_H
 #include <msgpack.h>
@@ -44,8 +43,4 @@ typedef struct {
 int kf_kb_items_query_pack (kf_kb_items_t *self, const char *bot_id, const kf_kb_filter_t *filter,
                             msgpack_packer *pk);
 
-//  Packs {data: [{id, question}]}: up to `number` on-shelf questions that start with `keyword`,
-//  then ones that contain it. Returns 0 or -1.
-int kf_kb_items_suggest_pack (kf_kb_items_t *self, const char *bot_id, const char *keyword,
-                              size_t keyword_len, int number, msgpack_packer *pk);
 #endif

@@ -433,18 +433,28 @@ kf_method_suggest (kf_broker_t *self, const char *routing, size_t routing_len, k
         keyword++, keyword_len--;
     while (keyword_len && (keyword [keyword_len - 1] == ' ' || keyword [keyword_len - 1] == '\t'))
         keyword_len--;
-    kf_result_t r;
-    kf_result_init (&r);
     if (keyword_len == 0) {
+        kf_result_t r;
+        kf_result_init (&r);
         msgpack_pack_map (&r.pk, 1);
         kf_mp_pack_cstr (&r.pk, "data");
         msgpack_pack_array (&r.pk, 0);
         kf_broker_send_result (self, routing, routing_len, req, &r);
         return;
     }
-    s_answer_query (self, routing, routing_len, req, &r,
-                    kf_kb_items_suggest_pack (self->kb_items, bot, keyword, keyword_len,
-                                              (int) number, &r.pk));
+    //  Workers hold every answerable question in memory: a search there touches one posting list,
+    //  where the database would scan the table for a word inside questions
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_str (&pk, "bot_id", bot);
+    kf_mp_pack_cstr (&pk, "keyword");
+    kf_mp_pack_str (&pk, keyword, keyword_len);
+    kf_mp_pack_kv_int (&pk, "number", number);
+    kf_calls_send (self, routing, routing_len, req, "suggest", params.data, params.size);
+    msgpack_sbuffer_destroy (&params);
 }
 
 void

@@ -19,7 +19,6 @@ ALTER TABLE kb_items ADD COLUMN category_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE kb_items ADD COLUMN response_type TEXT NOT NULL DEFAULT 'text';
 ALTER TABLE kb_items ADD COLUMN response_content TEXT;             -- JSON, NULL for text
 CREATE INDEX kb_items_category ON kb_items (bot_id, category_id);
-CREATE INDEX kb_items_question ON kb_items (bot_id, question);     -- suggest: prefix ranges
 
 CREATE TABLE kb_variants (                      -- answers for askers with given labels
     item_id          INTEGER NOT NULL REFERENCES kb_items (id) ON DELETE CASCADE,

@@ -328,6 +328,12 @@ kf_kb_index_size (kf_kb_index_t *self)
     return self->item_count;
 }
 
+const kf_kb_item_t *
+kf_kb_index_item (kf_kb_index_t *self, size_t index)
+{
+    return &self->items [index];
+}
+
 typedef struct {
     kf_kb_index_t *index;
     double query_weight;        //  Sum of idf * weight over distinct query terms

@@ -60,6 +60,9 @@ void kf_kb_index_build (kf_kb_index_t *self);
 //  Number of items.
 size_t kf_kb_index_size (kf_kb_index_t *self);
 
+//  Item `index` (0 .. size - 1), borrowed from the index.
+const kf_kb_item_t *kf_kb_index_item (kf_kb_index_t *self, size_t index);
+
 //  Finds the best items of `bot_id` for the customer text `query` (raw; normalized here). Fills up to
 //  `max_hits` hits, best first, one per item, and returns how many.
 int kf_kb_index_search (kf_kb_index_t *self, const char *bot_id, const char *query, size_t len,

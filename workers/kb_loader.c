@@ -14,6 +14,7 @@ struct _kf_kb_loader_t {
     pthread_mutex_t mutex;      //  Guards what follows
     pthread_cond_t changed;     //  Signals a new index, or stop
     kf_kb_index_t *ready;       //  Finished, not yet taken
+    kf_kb_suggest_t *ready_suggest;     //  Its suggestions
     int64_t ready_version;
     bool is_stopping;
 };
@@ -36,10 +37,13 @@ s_run (void *arg)
         pthread_mutex_unlock (&self->mutex);
         int64_t version;
         kf_kb_index_t *index = kf_kb_source_poll (self->source, &version);
+        kf_kb_suggest_t *suggest = index ? kf_kb_suggest_new (index) : NULL;
         pthread_mutex_lock (&self->mutex);
         if (index) {
-            kf_kb_index_destroy (&self->ready);         //  Superseded before it was taken
+            kf_kb_suggest_destroy (&self->ready_suggest);   //  Superseded before it was taken
+            kf_kb_index_destroy (&self->ready);
             self->ready = index;
+            self->ready_suggest = suggest;
             self->ready_version = version;
             pthread_cond_broadcast (&self->changed);
         }
@@ -78,6 +82,7 @@ kf_kb_loader_destroy (kf_kb_loader_t **self_p)
     pthread_cond_broadcast (&self->changed);
     pthread_mutex_unlock (&self->mutex);
     pthread_join (self->thread, NULL);
+    kf_kb_suggest_destroy (&self->ready_suggest);
     kf_kb_index_destroy (&self->ready);
     kf_kb_source_destroy (&self->source);
     pthread_mutex_destroy (&self->mutex);
@@ -87,7 +92,7 @@ kf_kb_loader_destroy (kf_kb_loader_t **self_p)
 }
 
 kf_kb_index_t *
-kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version)
+kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version, kf_kb_suggest_t **suggest)
 {
     pthread_mutex_lock (&self->mutex);
     if (!self->ready && wait_ms > 0) {
@@ -98,7 +103,9 @@ kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version)
             ;
     }
     kf_kb_index_t *index = self->ready;
+    *suggest = self->ready_suggest;
     self->ready = NULL;
+    self->ready_suggest = NULL;
     *version = self->ready_version;
     pthread_mutex_unlock (&self->mutex);
     return index;

@@ -6,6 +6,7 @@
 #define KF_KB_LOADER_H
 #include <stdint.h>
 #include "workers/kb_index.h"
+#include "workers/kb_suggest.h"
 
 typedef struct _kf_kb_loader_t kf_kb_loader_t;
 
@@ -16,7 +17,9 @@ kf_kb_loader_t *kf_kb_loader_new (const char *path, int poll_ms);
 //  Stops the thread, frees an index not taken and nulls *self_p.
 void kf_kb_loader_destroy (kf_kb_loader_t **self_p);
 
-//  Returns the newest finished index not yet taken (the caller owns it) and sets *version, or NULL.
-//  Waits up to `wait_ms` for one (0: do not wait). Older unclaimed versions are discarded.
-kf_kb_index_t *kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version);
+//  Returns the newest finished index not yet taken (the caller owns it, and its suggestions in
+//  *suggest, to destroy before the index) and sets *version, or NULL. Waits up to `wait_ms` for
+//  one (0: do not wait). Older unclaimed versions are discarded.
+kf_kb_index_t *kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version,
+                                  kf_kb_suggest_t **suggest);
 #endif

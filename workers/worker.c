@@ -34,6 +34,7 @@ typedef struct {
     void *socket;               //  DEALER to the broker
     kf_kb_loader_t *loader;     //  Builds indexes on its own thread
     kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
+    kf_kb_suggest_t *suggest;   //  Its suggestions, destroyed before it
     int64_t kb_version;
     kf_pipeline_config_t pipeline;
     int64_t heartbeat_at_us;    //  Next heartbeat to send
@@ -299,6 +300,40 @@ s_drop_streams (s_worker_t *self)
     }
 }
 
+//  Runs a suggest job: {params: {bot_id, keyword, number}} -> {data: [{id, question}]}
+static void
+s_run_suggest (s_worker_t *self, const char *job_id, const msgpack_object *job)
+{
+    const msgpack_object *params = kf_mp_get (job, "params");
+    const char *bot_id = "default", *keyword = "";
+    size_t bot_len = 7, keyword_len = 0;
+    kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len);
+    kf_mp_str (kf_mp_get (params, "keyword"), &keyword, &keyword_len);
+    int number = (int) kf_mp_get_int (params, "number", 3);
+    char bot [260];
+    snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
+    const kf_kb_item_t *items [10];
+    int count = self->suggest ? kf_kb_suggest_find (self->suggest, bot, keyword, keyword_len, items,
+                                                    number < 10 ? number : 10) : 0;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", true);
+    kf_mp_pack_cstr (&pk, "result");
+    msgpack_pack_map (&pk, 1);
+    kf_mp_pack_cstr (&pk, "data");
+    msgpack_pack_array (&pk, count);
+    for (int i = 0; i < count; i++) {
+        msgpack_pack_map (&pk, 2);
+        kf_mp_pack_kv_int (&pk, "id", items [i]->id);
+        kf_mp_pack_kv_str (&pk, "question", items [i]->question);
+    }
+    s_send (self, "FINAL", job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
 static void
 s_on_job (s_worker_t *self, kf_frames_t *frames)
 {
@@ -316,6 +351,9 @@ s_on_job (s_worker_t *self, kf_frames_t *frames)
     const msgpack_object *job = &unpacked.data;
     if (kf_mp_str_eq (job, "method", "chat"))
         s_run_chat (self, job_id, job);
+    else
+    if (kf_mp_str_eq (job, "method", "suggest"))
+        s_run_suggest (self, job_id, job);
     else
         s_send_error (self, job_id, KF_E_UNKNOWN_METHOD, "worker does not know this job method");
     msgpack_unpacked_destroy (&unpacked);
@@ -358,11 +396,14 @@ static void
 s_take_kb (s_worker_t *self, int wait_ms)
 {
     int64_t version;
-    kf_kb_index_t *index = kf_kb_loader_take (self->loader, wait_ms, &version);
+    kf_kb_suggest_t *suggest;
+    kf_kb_index_t *index = kf_kb_loader_take (self->loader, wait_ms, &version, &suggest);
     if (!index)
         return;
+    kf_kb_suggest_destroy (&self->suggest);
     kf_kb_index_destroy (&self->kb);
     self->kb = index;
+    self->suggest = suggest;
     self->kb_version = version;
     kf_info ("knowledge base version %lld loaded: %zu items", (long long) version,
              kf_kb_index_size (index));
@@ -441,6 +482,7 @@ kf_worker_run (const kf_worker_config_t *config)
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
     kf_kb_loader_destroy (&self.loader);
+    kf_kb_suggest_destroy (&self.suggest);
     kf_kb_index_destroy (&self.kb);
     return 0;
 }
