@@ -49,7 +49,10 @@ kf_checkpointer_new (const char *path, int interval_ms)
     self->interval_ms = interval_ms;
     pthread_mutex_init (&self->mutex, NULL);
     pthread_cond_init (&self->wake, NULL);
+    //  A connection that has never read does not know the database is in WAL mode, and its
+    //  checkpoints do nothing (successfully): read once before the thread starts
     if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK
+    ||  sqlite3_exec (self->db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL) != SQLITE_OK
     ||  pthread_create (&self->thread, NULL, s_run, self) != 0) {
         kf_warn ("checkpoint thread unavailable (%s): SQLite will checkpoint in commits",
                  self->db ? sqlite3_errmsg (self->db) : "no connection");

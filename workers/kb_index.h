@@ -1,10 +1,12 @@
 /*  kb_index.h - the in-memory retrieval index over a knowledge base: every standard and similar
-    question of every answerable item (and, as weaker evidence, its answer text), CJK unigram and
-    bigram terms plus latin words, scored with BM25 and a calibrated confidence in [0, 1]. Each
-    bot's synonym groups rewrite its items and queries to one word per group. Built once per
-    knowledge-base version, then read-only. */
+    question of every answerable item (and, as weaker evidence, its keywords and answer text), CJK
+    unigram and bigram terms plus latin words, scored with a calibrated confidence in [0, 1] (how
+    much of the query the item explains, and how much of its best question the query has; BM25
+    breaks ties). Each bot has its own term statistics, and its synonym groups rewrite its items and
+    queries to one word per group. Built once per knowledge-base version, then read-only. */
 #ifndef KF_KB_INDEX_H
 #define KF_KB_INDEX_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common/rich_content.h"
@@ -54,7 +56,8 @@ void kf_kb_index_add (kf_kb_index_t *self, int64_t id, const char *bot_id, const
 void kf_kb_index_add_synonyms (kf_kb_index_t *self, const char *bot_id, const char *const *words,
                                int count);
 
-//  Computes term statistics. Searching before building finds nothing.
+//  Computes term statistics and the lists searches use. Searching before building finds nothing;
+//  items added after it are not found.
 void kf_kb_index_build (kf_kb_index_t *self);
 
 //  Number of items.
@@ -64,7 +67,17 @@ size_t kf_kb_index_size (kf_kb_index_t *self);
 const kf_kb_item_t *kf_kb_index_item (kf_kb_index_t *self, size_t index);
 
 //  Finds the best items of `bot_id` for the customer text `query` (raw; normalized here). Fills up to
-//  `max_hits` hits, best first, one per item, and returns how many.
+//  `max_hits` hits, best first, one per item, and returns how many. Items below confidence 0.1 may
+//  be left out. The work is bounded: words in more than 2,048 items stop looking for items once the
+//  query's rarer words have found some, and at most 128 of the items found are scored in full. So
+//  the hits are those of scoring every item whenever no more than 128 items share a word with the
+//  query (always on a small knowledge base); on a large one, the reply made from them is the same
+//  almost always (tests/bench/kb_bench --check measures it). Not thread-safe: a search uses scratch
+//  space in the index.
 int kf_kb_index_search (kf_kb_index_t *self, const char *bot_id, const char *query, size_t len,
                         kf_kb_hit_t *hits, int max_hits);
+
+//  For tests: when set, searches score in full every item that shares a term with the query, with
+//  no bound on the work (much slower on a large knowledge base).
+void kf_kb_index_set_exhaustive (kf_kb_index_t *self, bool is_exhaustive);
 #endif
