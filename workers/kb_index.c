@@ -324,7 +324,8 @@ static void *
 s_huge_move (void *data, size_t bytes)
 {
     void *moved = s_huge_alloc (bytes);
-    memcpy (moved, data, bytes);
+    if (bytes)
+        memcpy (moved, data, bytes);    //  An empty array may be NULL
     free (data);
     return moved;
 }
