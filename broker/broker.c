@@ -366,7 +366,8 @@ s_start_workers (const kf_broker_config_t *config)
     snprintf (liveness, sizeof liveness, "%d", config->liveness);
     snprintf (pace, sizeof pace, "%d", config->worker_pace_ms);
     const char *args [] = { "--broker", endpoint, "--db", config->db_path, "--heartbeat-ms",
-                            heartbeat, "--liveness", liveness, "--pace-ms", pace, NULL };
+                            heartbeat, "--liveness", liveness, "--pace-ms", pace,
+                            config->config_path ? "--config" : NULL, config->config_path, NULL };
     return kf_supervisor_new (binary, config->local_workers, args);
 }
 

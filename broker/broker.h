@@ -24,6 +24,8 @@ typedef struct {
     int local_workers;          //  Workers to start and supervise (--workers N)
     const char *worker_bin;     //  Path of kefu-worker; default: beside this binary
     int worker_pace_ms;         //  Passed to local workers
+    const char *config_path;    //  LLM configuration file (common/config.h), passed to local
+                                //  workers; NULL: none (the KEFU_LLM_* environment still counts)
     int heartbeat_ms;           //  Worker heartbeat interval
     int liveness;               //  Missed heartbeats before a worker is lost
     int job_timeout_ms;         //  Deadline of a chat job from its arrival

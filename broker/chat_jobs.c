@@ -405,8 +405,10 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_mp_pack_cstr (&pk, "params");
     pk.callback (pk.data, job->params.data, job->params.size);
     kf_mp_pack_cstr (&pk, "context");
-    msgpack_pack_map (&pk, 4);
+    msgpack_pack_map (&pk, 5);
     kf_mp_pack_kv_str (&pk, "session_id", session->id);
+    kf_mp_pack_kv_str (&pk, "upstream_conversation_id",
+                       session->upstream_conversation_id ? session->upstream_conversation_id : "");
     kf_mp_pack_kv_int (&pk, "turn_count", session->turn_count);
     kf_mp_pack_kv_int (&pk, "failed_attempts", session->failed_attempts);
     kf_mp_pack_cstr (&pk, "turns");
@@ -604,6 +606,12 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
                              session->failed_attempts, job->labels_json, session->updated_at);
     kf_session_remember (session, "user", job->message, job->message_len);
     kf_session_remember (session, "assistant", reply, reply_len);
+    const char *conversation;
+    if (kf_mp_str (kf_mp_get (result, "upstream_conversation_id"), &conversation, &len))
+        kf_session_set_conversation (self->sessions, session, conversation, len);
+    const char *code;               //  upstream_error stays internal: logged, not returned
+    if (kf_mp_str (kf_mp_get (kf_mp_get (result, "upstream_error"), "code"), &code, &len))
+        kf_info ("session %s: the LLM upstream failed (%.*s)", session->id, (int) len, code);
     const msgpack_object *cache = kf_mp_get (result, "cache");
     if (cache && !kf_mp_get_bool (result, "cached", false))
         kf_answer_cache_put (self->cache, session->bot_id, result, cache);

@@ -1,5 +1,6 @@
 /*  main.c - kefu-broker: parses the command line and runs the broker loop. */
 #include "broker/broker.h"
+#include "common/config.h"
 #include "common/log.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ s_usage (void)
         "  --db PATH                  SQLite database (default ./kefu.db)\n"
         "  --workers N                start and supervise N local workers (default 0)\n"
         "  --worker-bin PATH          kefu-worker binary (default: beside kefu-broker)\n"
+        "  --config PATH              LLM upstreams and bots (INI, see README), passed to local workers\n"
         "  --pace-ms N                delay between streamed tokens in local workers (default 0)\n"
         "  --heartbeat-ms N           worker heartbeat interval (default 1000)\n"
         "  --liveness N               missed heartbeats before a worker is lost (default 3)\n"
@@ -68,6 +70,7 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--db") == 0)                  config.db_path = value;
         else if (strcmp (arg, "--workers") == 0)             config.local_workers = s_int (arg, value, 0);
         else if (strcmp (arg, "--worker-bin") == 0)          config.worker_bin = value;
+        else if (strcmp (arg, "--config") == 0)              config.config_path = value;
         else if (strcmp (arg, "--pace-ms") == 0)             config.worker_pace_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--heartbeat-ms") == 0)        config.heartbeat_ms = s_int (arg, value, 10);
         else if (strcmp (arg, "--liveness") == 0)            config.liveness = s_int (arg, value, 1);
@@ -84,6 +87,15 @@ main (int argc, char *argv [])
             return 2;
         }
     }
+    //  The broker only checks the LLM configuration for now (the workers use it): a bad file
+    //  stops it before anything starts. Messages name keys and lines, never values.
+    char err [512];
+    kf_config_t *llm = kf_config_load (config.config_path, err, sizeof err);
+    if (!llm) {
+        fprintf (stderr, "kefu-broker: bad LLM configuration: %s\n", err);
+        return 2;
+    }
+    kf_config_destroy (&llm);
     kf_log_set_component ("broker");
     return kf_broker_run (&config);
 }

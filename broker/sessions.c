@@ -31,6 +31,7 @@ s_session_free (kf_session_t *session)
     free (session->user_id);
     free (session->channel);
     free (session->bot_id);
+    free (session->upstream_conversation_id);
     for (int i = 0; i < KF_SESSION_RECENT; i++) {
         free (session->recent_role [i]);
         free (session->recent_content [i]);
@@ -125,10 +126,22 @@ kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
     session->failed_attempts = row.failed_attempts;
     session->created_at = row.created_at;
     session->updated_at = row.updated_at;
+    session->upstream_conversation_id = row.upstream_conversation_id;
     session->last_used_us = kf_mono_us ();
     kf_store_recent_turns (self->store, session->id, KF_SESSION_RECENT, s_on_recent, session);
     kf_dict_put (self->cache, session->id, strlen (session->id), session);
     return session;
+}
+
+void
+kf_session_set_conversation (kf_sessions_t *self, kf_session_t *session, const char *id, size_t len)
+{
+    const char *known = session->upstream_conversation_id;
+    if (len == 0 || len > 256 || (known && strlen (known) == len && memcmp (known, id, len) == 0))
+        return;
+    free (session->upstream_conversation_id);
+    session->upstream_conversation_id = kf_strndup (id, len);
+    kf_store_session_set_conversation (self->store, session->id, session->upstream_conversation_id);
 }
 
 kf_session_t *

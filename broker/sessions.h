@@ -14,6 +14,7 @@ typedef struct kf_job_t kf_job_t;
 typedef struct {
     char id [32];
     char *user_id, *channel, *bot_id;   //  Owned
+    char *upstream_conversation_id;     //  Dify's conversation for this session, owned; NULL: none
     int64_t turn_count;
     int64_t failed_attempts;
     int64_t created_at, updated_at;     //  Unix ms
@@ -53,6 +54,11 @@ kf_session_t *kf_sessions_find (kf_sessions_t *self, const char *id, size_t len,
 
 //  Appends a turn to the session's recent-turn ring (copies the text).
 void kf_session_remember (kf_session_t *session, const char *role, const char *content, size_t len);
+
+//  Remembers the upstream (Dify) conversation id of the session, in the cache and the store, when
+//  it differs from the one it has. `len` 0 does nothing.
+void kf_session_set_conversation (kf_sessions_t *self, kf_session_t *session, const char *id,
+                                  size_t len);
 
 //  Iterates the recent turns oldest first: index 0..recent_count-1.
 void kf_session_recent (kf_session_t *session, int index, const char **role, const char **content);

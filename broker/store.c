@@ -19,7 +19,7 @@ enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_KB_BUMP, S_KB_VERSION, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
     S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
-    S_RECORD_FIND, S_COUNT
+    S_RECORD_FIND, S_SESSION_CONVERSATION, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -30,7 +30,8 @@ static const char *s_sql [S_COUNT] = {
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
     [S_SESSION_LOAD] =
         "SELECT user_id, channel, bot_id, state, turn_count, failed_attempts, created_at,"
-        " updated_at FROM sessions WHERE id = ? AND deleted_at IS NULL",
+        " updated_at, upstream_conversation_id FROM sessions WHERE id = ? AND deleted_at IS NULL",
+    [S_SESSION_CONVERSATION] = "UPDATE sessions SET upstream_conversation_id = ? WHERE id = ?",
     [S_SESSION_UPDATE] =
         "UPDATE sessions SET turn_count = ?, failed_attempts = ?, updated_at = ?,"
         " labels = coalesce (?, labels) WHERE id = ?",
@@ -332,6 +333,8 @@ kf_store_session_load (kf_store_t *self, const char *id, size_t id_len, kf_sessi
         row->failed_attempts = sqlite3_column_int64 (stmt, 5);
         row->created_at = sqlite3_column_int64 (stmt, 6);
         row->updated_at = sqlite3_column_int64 (stmt, 7);
+        if (sqlite3_column_type (stmt, 8) != SQLITE_NULL)
+            row->upstream_conversation_id = s_column_dup (stmt, 8);
     }
     else
     if (rc != SQLITE_DONE)
@@ -347,7 +350,17 @@ kf_session_row_free (kf_session_row_t *row)
     free (row->channel);
     free (row->bot_id);
     free (row->state);
-    row->user_id = row->channel = row->bot_id = row->state = NULL;
+    free (row->upstream_conversation_id);
+    row->user_id = row->channel = row->bot_id = row->state = row->upstream_conversation_id = NULL;
+}
+
+int
+kf_store_session_set_conversation (kf_store_t *self, const char *id, const char *conversation_id)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SESSION_CONVERSATION];
+    s_bind_text (stmt, 1, conversation_id);
+    s_bind_text (stmt, 2, id);
+    return s_write (self, stmt);
 }
 
 int

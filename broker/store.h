@@ -21,6 +21,7 @@ typedef struct {
     int64_t failed_attempts;
     int64_t created_at;         //  Unix ms
     int64_t updated_at;
+    char *upstream_conversation_id;     //  Dify's conversation, NULL when none
 } kf_session_row_t;
 
 //  A turn to insert. All pointers are borrowed for the duration of the call.
@@ -99,6 +100,9 @@ int kf_store_session_update (kf_store_t *self, const char *id, int64_t turn_coun
 
 //  Inserts a turn. Returns 0 or -1.
 int kf_store_turn_insert (kf_store_t *self, const kf_turn_row_t *turn);
+
+//  Stores the upstream (Dify) conversation id of a session. Returns 0 or -1.
+int kf_store_session_set_conversation (kf_store_t *self, const char *id, const char *conversation_id);
 
 //  Completes a turn inserted earlier with status "pending": every column but session, role and
 //  created_at is overwritten from `turn`. Returns 0 or -1.

@@ -24,7 +24,8 @@ typedef enum {
     S_BOOL,
     S_INT,                      //  int from min to max
     S_REAL,                     //  double from min to max
-    S_NAME                      //  An upstream's name, resolved after the last line
+    S_NAME,                     //  An upstream's name, resolved after the last line
+    S_HEADERS                   //  "Name: value" lines separated by |
 } s_type_t;
 
 typedef struct {
@@ -77,7 +78,8 @@ static const s_key_t s_upstream_keys [] = {
     S_UP ("max_retries", S_INT, max_retries, 0, 10),
     S_UP ("breaker_failures", S_INT, breaker_failures, 0, 1000),
     S_UP ("breaker_cooldown_ms", S_INT, breaker_cooldown_ms, 1, 3600000),
-    S_UP ("fallback_reply", S_TEXT, fallback_reply, 0, 0)
+    S_UP ("fallback_reply", S_TEXT, fallback_reply, 0, 0),
+    S_UP ("headers", S_HEADERS, headers, 0, 0)
 };
 static const s_key_t s_bot_keys [] = {
     { "upstream", S_NAME, offsetof (s_bot_t, upstream_name), 0, 0, false },
@@ -164,6 +166,9 @@ s_upstream_free (s_upstream_t *self)
     free ((char *) pub->model);
     free ((char *) pub->system_prompt);
     free ((char *) pub->fallback_reply);
+    for (int i = 0; i < pub->header_count; i++)
+        free ((char *) pub->headers [i]);
+    free ((char **) pub->headers);
     free (self);
 }
 
@@ -381,6 +386,38 @@ s_has_control (const char *s, size_t len)
     return false;
 }
 
+//  Splits `value` into header lines: "Name: value" separated by |; names are letters, digits
+//  and -. Values were checked for control characters (so CR and LF) already.
+static int
+s_store_headers (s_parser_t *p, kf_upstream_config_t *pub, const char *value)
+{
+    char copy [KF_CONFIG_VALUE_MAX + 1];
+    snprintf (copy, sizeof copy, "%s", value);
+    char **lines = kf_calloc (KF_CONFIG_HEADERS_MAX, sizeof (char *));
+    int count = 0, rc = 0;
+    for (char *next = copy, *line; rc == 0 && (line = strsep (&next, "|")) != NULL;) {
+        line = s_trim (line);
+        size_t name_len = strspn (line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                        "0123456789-");
+        if (name_len == 0 || line [name_len] != ':')
+            rc = s_fail (p, "headers must be \"Name: value\" lines separated by |");
+        else
+        if (count == KF_CONFIG_HEADERS_MAX)
+            rc = s_fail (p, "headers may hold at most %d lines", KF_CONFIG_HEADERS_MAX);
+        else
+            lines [count++] = kf_strdup (line);
+    }
+    if (rc) {
+        for (int i = 0; i < count; i++)
+            free (lines [i]);
+        free (lines);
+        return rc;
+    }
+    pub->headers = (const char *const *) lines;
+    pub->header_count = count;
+    return 0;
+}
+
 //  Stores the checked `value` of `key` into the field of `base` it names
 static int
 s_store (s_parser_t *p, const s_key_t *key, char *base, const char *value)
@@ -398,6 +435,8 @@ s_store (s_parser_t *p, const s_key_t *key, char *base, const char *value)
             free (*(char **) field);
             *(char **) field = kf_strdup (value);
             return 0;
+        case S_HEADERS:
+            return s_store_headers (p, (kf_upstream_config_t *) base, value);
         case S_URL: {
             size_t skip = strncasecmp (value, "https://", 8) == 0 ? 8
                         : strncasecmp (value, "http://", 7) == 0 ? 7 : 0;

@@ -49,6 +49,9 @@
         breaker_cooldown_ms     1..3600000 open before one probe call; default 30000
         fallback_reply          what the customer reads when the upstream fails; not empty;
                                 default KF_CONFIG_DEFAULT_FALLBACK_REPLY
+        headers                 extra HTTP headers sent with every call: "Name: value" lines
+                                separated by |, at most KF_CONFIG_HEADERS_MAX (a name is letters,
+                                digits and -; tests pick the fake upstream's scenario this way)
     (The timeout and retry defaults are kf_upstream_request_defaults's.)
 
     [bot ID] (a bot id of at most 64 bytes, or * for every bot without its own section):
@@ -70,6 +73,7 @@
 #include <stddef.h>
 
 #define KF_CONFIG_VALUE_MAX     4096        //  Bytes of one value, before and after expansion
+#define KF_CONFIG_HEADERS_MAX   16          //  Extra header lines of one upstream
 
 #define KF_CONFIG_DEFAULT_SYSTEM_PROMPT \
     "你是本店的智能客服。请只根据提供的参考资料，用简洁、礼貌的中文回答顾客的问题；" \
@@ -115,6 +119,8 @@ typedef struct {
     int breaker_failures;       //  Consecutive failures that open the breaker; 0: never
     int breaker_cooldown_ms;    //  Open this long, then one probe
     const char *fallback_reply;
+    const char *const *headers; //  Extra "Name: value" lines (no CR/LF), NULL when none
+    int header_count;
 } kf_upstream_config_t;
 
 //  One [bot] section.

@@ -18,7 +18,9 @@ s_usage (void)
         "  --liveness N          missed heartbeats before reconnecting (default 3)\n"
         "  --capacity N          concurrent jobs (default 256)\n"
         "  --pace-ms N           delay between streamed tokens (default 0)\n"
-        "  --chunk-chars N       characters per streamed token (default 2)\n");
+        "  --chunk-chars N       characters per streamed token (default 2)\n"
+        "  --config PATH         LLM upstreams and bots (INI, see README; KEFU_LLM_* also count)\n"
+        "  --max-llm N           LLM streams open at once (default 256)\n");
 }
 
 //  Parses an integer option; exits with a message when it is not one
@@ -42,6 +44,7 @@ main (int argc, char *argv [])
     static char name [64];
     snprintf (name, sizeof name, "worker-%d", (int) getpid ());
     config.name = name;
+    const char *config_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i], *value = i + 1 < argc ? argv [i + 1] : NULL;
         if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0) {
@@ -61,6 +64,8 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--capacity") == 0)     config.capacity = s_int (arg, value);
         else if (strcmp (arg, "--pace-ms") == 0)      config.pace_ms = s_int (arg, value);
         else if (strcmp (arg, "--chunk-chars") == 0)  config.chunk_chars = s_int (arg, value);
+        else if (strcmp (arg, "--config") == 0)       config_path = value;
+        else if (strcmp (arg, "--max-llm") == 0)      config.max_llm_requests = s_int (arg, value);
         else {
             fprintf (stderr, "kefu-worker: unknown option %s\n", arg);
             s_usage ();
@@ -68,12 +73,22 @@ main (int argc, char *argv [])
         }
     }
     if (config.heartbeat_ms < 10 || config.liveness < 1 || config.capacity < 1
-    ||  config.pace_ms < 0 || config.chunk_chars < 1) {
+    ||  config.pace_ms < 0 || config.chunk_chars < 1 || config.max_llm_requests < 1) {
         fprintf (stderr, "kefu-worker: invalid option value\n");
         return 2;
     }
     char component [80];
     snprintf (component, sizeof component, "worker %s", config.name);
     kf_log_set_component (component);
-    return kf_worker_run (&config);
+    //  A bad file stops the worker: the message names keys and lines, never values
+    char err [512];
+    kf_config_t *llm = kf_config_load (config_path, err, sizeof err);
+    if (!llm) {
+        fprintf (stderr, "kefu-worker: bad LLM configuration: %s\n", err);
+        return 2;
+    }
+    config.llm = llm;
+    int rc = kf_worker_run (&config);
+    kf_config_destroy (&llm);
+    return rc;
 }

@@ -176,6 +176,37 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         used += snprintf (turn->reply + used, size - used, "\n%d. %s", i + 1, turn->suggestions [i]);
 }
 
+bool
+kf_pipeline_needs_llm (const kf_turn_t *turn, kf_llm_mode_t mode)
+{
+    if (strcmp (turn->intent, "knowledge_qa") != 0)
+        return false;
+    return mode == KF_LLM_ALWAYS || (mode == KF_LLM_FALLBACK && !turn->is_answered);
+}
+
+void
+kf_pipeline_use_llm (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    turn->is_llm = true;
+    turn->is_cacheable = false;
+    turn->context_count = 0;
+    while (turn->context_count < turn->hit_count && turn->context_count < KF_CONTEXT_MAX
+    &&     turn->hits [turn->context_count].confidence >= config->suggest_threshold)
+        turn->context_count++;
+}
+
+void
+kf_pipeline_pack_source (msgpack_packer *pk, const kf_kb_hit_t *hit)
+{
+    const kf_kb_item_t *item = hit->item;
+    msgpack_pack_map (pk, 5);
+    kf_mp_pack_kv_int (pk, "id", item->id);
+    kf_mp_pack_kv_str (pk, "external_id", item->external_id);
+    kf_mp_pack_kv_str (pk, "question", item->question);
+    kf_mp_pack_kv_str (pk, "category", item->category);
+    kf_mp_pack_kv_double (pk, "score", hit->confidence);
+}
+
 int
 kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
 {
@@ -184,23 +215,24 @@ kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
     kf_mp_pack_kv_str (pk, "intent", turn->intent);
     kf_mp_pack_kv_double (pk, "confidence", turn->confidence);
     kf_mp_pack_cstr (pk, "sources");
+    if (turn->is_llm) {
+        msgpack_pack_array (pk, turn->context_count);
+        for (int i = 0; i < turn->context_count; i++)
+            kf_pipeline_pack_source (pk, &turn->hits [i]);
+    }
+    else
     if (turn->source) {
-        const kf_kb_item_t *item = turn->source;
         msgpack_pack_array (pk, 1);
-        msgpack_pack_map (pk, 5);
-        kf_mp_pack_kv_int (pk, "id", item->id);
-        kf_mp_pack_kv_str (pk, "external_id", item->external_id);
-        kf_mp_pack_kv_str (pk, "question", item->question);
-        kf_mp_pack_kv_str (pk, "category", item->category);
-        kf_mp_pack_kv_double (pk, "score", turn->hits [0].confidence);
+        kf_pipeline_pack_source (pk, &turn->hits [0]);
     }
     else
         msgpack_pack_array (pk, 0);
+    int suggestions = turn->is_llm ? 0 : turn->suggestion_count;
     kf_mp_pack_cstr (pk, "suggestions");
-    msgpack_pack_array (pk, turn->suggestion_count);
-    for (int i = 0; i < turn->suggestion_count; i++)
+    msgpack_pack_array (pk, suggestions);
+    for (int i = 0; i < suggestions; i++)
         kf_mp_pack_cstr (pk, turn->suggestions [i]);
-    kf_mp_pack_kv_bool (pk, "escalate_to_human", turn->escalate_to_human);
+    kf_mp_pack_kv_bool (pk, "escalate_to_human", turn->escalate_to_human && !turn->is_llm);
     return 5;
 }
 

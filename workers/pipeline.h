@@ -6,10 +6,12 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "common/config.h"
 #include "workers/kb_index.h"
 
 #define KF_PIPELINE_HITS 5
 #define KF_SUGGESTIONS_MAX 3
+#define KF_CONTEXT_MAX 3        //  Knowledge items an LLM gets as reference material
 
 //  Thresholds on the retrieval confidence; the trade-off is measured in BENCHMARKS.md.
 typedef struct {
@@ -46,6 +48,10 @@ typedef struct {
     bool is_cacheable;          //  Sure enough, and from nothing but the message and labels
     const char *suggestions [KF_SUGGESTIONS_MAX];
     int suggestion_count;
+    //  llm (kf_pipeline_use_llm): the answer comes from an upstream, with hits [0 .. context_count)
+    //  as its reference material
+    bool is_llm;
+    int context_count;
 } kf_turn_t;
 
 //  Default thresholds.
@@ -63,6 +69,19 @@ void kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, k
 
 //  Decides the answer text. Call after kf_pipeline_prepare.
 void kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config);
+
+//  Whether the turn goes to the bot's LLM under `mode`: a knowledge_qa turn, always, or under
+//  fallback when the knowledge base did not answer. Call after kf_pipeline_answer.
+bool kf_pipeline_needs_llm (const kf_turn_t *turn, kf_llm_mode_t mode);
+
+//  Marks the turn as answered by an LLM: its context is the best hits (at most KF_CONTEXT_MAX)
+//  at or above the suggest threshold; the meta fields then name those as sources, with no
+//  suggestions and no escalation. The knowledge-base reply stays in `reply` (the fallback when
+//  the upstream fails). Call after kf_pipeline_answer.
+void kf_pipeline_use_llm (kf_turn_t *turn, const kf_pipeline_config_t *config);
+
+//  Packs one knowledge hit as a source: {id, external_id, question, category, score}.
+void kf_pipeline_pack_source (msgpack_packer *pk, const kf_kb_hit_t *hit);
 
 //  Packs the fields shared by the meta event and the result (intent, confidence, sources,
 //  suggestions, escalate_to_human) as `count` key/value pairs; returns how many pairs it packed

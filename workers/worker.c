@@ -1,5 +1,6 @@
 /*  worker.c - the worker's event loop: KFW1 protocol to the broker, heartbeats, knowledge-base
-    reloads, chat jobs through the pipeline, paced token streams. */
+    reloads, chat jobs through the pipeline, paced token streams, and the poll wiring of the LLM
+    stage (llm_stage.h) for turns the pipeline hands to an upstream. */
 #include "workers/worker.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -8,6 +9,7 @@
 #include "common/utf8.h"
 #include "common/wire.h"
 #include "workers/kb_loader.h"
+#include "workers/llm_stage.h"
 #include "workers/pipeline.h"
 #include "common/text_norm.h"
 #include <errno.h>
@@ -41,6 +43,9 @@ typedef struct {
     int64_t broker_expiry_us;   //  Broker presumed gone after this
     int64_t kb_poll_at_us;
     s_stream_t *streams;        //  Paced streams, unordered
+    kf_llm_stage_t *llm;        //  LLM jobs; NULL when no bot uses an LLM
+    zmq_pollitem_t *items;      //  The broker socket, then the upstream client's descriptors
+    int item_size;
     uint64_t jobs_done;
 } s_worker_t;
 
@@ -65,6 +70,8 @@ kf_worker_config_defaults (kf_worker_config_t *config)
     config->pace_ms = 0;
     config->chunk_chars = 2;
     config->kb_poll_ms = 250;
+    config->llm = NULL;
+    config->max_llm_requests = 256;
 }
 
 //  Sends [KFW1, command, job_id?, body?]
@@ -84,6 +91,12 @@ s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack
     }
     if (kf_frames_send (self->socket, count, data, size, 0) == -1)
         kf_warn ("send %s failed: %s", command, zmq_strerror (errno));
+}
+
+static void
+s_send_for_llm (void *arg, const char *command, const char *job_id, const msgpack_sbuffer *body)
+{
+    s_send (arg, command, job_id, body);
 }
 
 static void
@@ -192,8 +205,23 @@ s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
     //  The knowledge-base decision is local and instant, so meta can carry sources; an upstream
     //  call (a later stage) starts only after meta is out
     kf_pipeline_answer (&turn, &self->pipeline);
+    const kf_bot_llm_t *bot = self->llm ? kf_llm_stage_bot (self->llm, turn.bot_id) : NULL;
+    bool is_llm = bot && kf_pipeline_needs_llm (&turn, bot->llm);
+    if (is_llm && kf_llm_stage_is_full (self->llm)) {
+        s_send_error (self, job_id, KF_E_BUSY, "this worker has too many LLM calls open; retry later");
+        kf_turn_release (&turn);
+        return;
+    }
+    if (is_llm)
+        kf_pipeline_use_llm (&turn, &self->pipeline);
     if (is_stream)
         s_send_meta (self, job_id, &turn);
+    if (is_llm) {
+        if (kf_llm_stage_start (self->llm, job_id, is_stream, bot->upstream, &turn, job))
+            s_send_error (self, job_id, KF_E_BUSY, "this worker has too many LLM calls open");
+        kf_turn_release (&turn);
+        return;
+    }
     msgpack_sbuffer final;
     msgpack_sbuffer_init (&final);
     msgpack_packer pk;
@@ -376,13 +404,16 @@ s_on_broker_message (s_worker_t *self)
             char job_id [32];
             snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
                       kf_frames_data (&frames, 2));
-            s_cancel_stream (self, job_id);
+            if (!self->llm || !kf_llm_stage_cancel (self->llm, job_id))
+                s_cancel_stream (self, job_id);
         }
         else
         if (kf_frames_is (&frames, 1, "DISCONNECT")) {
             kf_info ("broker asked us to reconnect");
             kf_frames_close (&frames);
             s_drop_streams (self);
+            if (self->llm)
+                kf_llm_stage_cancel_all (self->llm);
             s_connect (self);
             continue;
         }
@@ -430,6 +461,8 @@ s_on_timers (s_worker_t *self, int64_t now)
     if (now >= self->broker_expiry_us) {
         kf_warn ("broker silent for %d heartbeats, reconnecting", self->config->liveness);
         s_drop_streams (self);
+        if (self->llm)
+            kf_llm_stage_cancel_all (self->llm);
         s_connect (self);
         return;
     }
@@ -443,6 +476,26 @@ s_on_timers (s_worker_t *self, int64_t now)
     }
     if (self->streams)
         s_pace_streams (self, now);
+}
+
+//  Fills self->items: the broker socket, then the upstream client's descriptors; returns how many
+//  of those, and shortens `timeout` to the client's
+static int
+s_fill_items (s_worker_t *self, int64_t now, long *timeout)
+{
+    kf_upstream_client_t *client = self->llm ? kf_llm_stage_client (self->llm) : NULL;
+    int wanted = client ? kf_upstream_client_pollitem_count (client) : 0;
+    if (1 + wanted > self->item_size) {
+        self->item_size = 2 * (1 + wanted);
+        self->items = kf_realloc (self->items, self->item_size * sizeof (zmq_pollitem_t));
+    }
+    self->items [0] = (zmq_pollitem_t) { self->socket, 0, ZMQ_POLLIN, 0 };
+    if (!client)
+        return 0;
+    long client_timeout = kf_upstream_client_timeout_ms (client, now);
+    if (client_timeout >= 0 && (*timeout < 0 || client_timeout < *timeout))
+        *timeout = client_timeout;
+    return kf_upstream_client_pollitems (client, self->items + 1, wanted);
 }
 
 int
@@ -466,19 +519,34 @@ kf_worker_run (const kf_worker_config_t *config)
     s_connect (&self);
     kf_info ("connected to %s, capacity %d", config->broker, config->capacity);
     self.kb_poll_at_us = kf_mono_us () + config->kb_poll_ms * 1000LL;
+    if (config->llm && kf_config_upstream_count (config->llm) > 0) {
+        self.llm = kf_llm_stage_new (config->llm, config->max_llm_requests, config->chunk_chars,
+                                     s_send_for_llm, &self);
+        kf_info ("LLM upstreams configured: %zu", kf_config_upstream_count (config->llm));
+    }
     while (!s_interrupted) {
-        zmq_pollitem_t item = { self.socket, 0, ZMQ_POLLIN, 0 };
         int64_t now = kf_mono_us ();
-        int rc = zmq_poll (&item, 1, s_next_timeout (&self, now));
+        long timeout = s_next_timeout (&self, now);
+        int count = s_fill_items (&self, now, &timeout);
+        int rc = zmq_poll (self.items, 1 + count, timeout);
         if (rc == -1 && errno != EINTR)
             break;
-        if (rc > 0)
+        if (rc > 0 && (self.items [0].revents & ZMQ_POLLIN))
             s_on_broker_message (&self);
+        if (self.llm) {
+            //  After the broker's messages: a CANCEL may have ended a transfer polled here; the
+            //  client skips descriptors it no longer has
+            if (rc > 0)
+                kf_upstream_client_on_poll (kf_llm_stage_client (self.llm), self.items + 1, count);
+            kf_upstream_client_on_timer (kf_llm_stage_client (self.llm), kf_mono_us ());
+        }
         s_on_timers (&self, kf_mono_us ());
     }
     s_send (&self, "DISCONNECT", NULL, NULL);
     kf_info ("stopping after %llu jobs", (unsigned long long) self.jobs_done);
     s_drop_streams (&self);
+    kf_llm_stage_destroy (&self.llm);
+    free (self.items);
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
     kf_kb_loader_destroy (&self.loader);

@@ -4,6 +4,7 @@
 #ifndef KF_WORKER_H
 #define KF_WORKER_H
 #include <stdint.h>
+#include "common/config.h"
 
 typedef struct {
     const char *broker;         //  Broker's worker endpoint, e.g. tcp://127.0.0.1:7702
@@ -15,6 +16,8 @@ typedef struct {
     int pace_ms;                //  Delay between streamed tokens (0: as fast as possible)
     int chunk_chars;            //  Characters per streamed token
     int kb_poll_ms;             //  How often to look for a new knowledge-base version
+    const kf_config_t *llm;     //  LLM upstreams and bots (borrowed); NULL: knowledge base only
+    int max_llm_requests;       //  Upstream streams open at once; beyond it jobs fail busy
 } kf_worker_config_t;
 
 //  Fills the defaults.

@@ -11,8 +11,13 @@
                          scenario; later ones get "ok" (a failure that a retry gets past)
         X-Fake-Auth:     the key expected as "Authorization: Bearer KEY"; any other gets 401
                          with the key it got quoted in the message
-    GET /stats answers {"accepted", "requests", "client_closes", "open"} as JSON: client_closes
-    counts connections the client closed before the answer was all sent (a cancelled stream).
+    GET /stats answers {"accepted", "requests", "client_closes", "open", "last_conversation_id",
+    "last_references", "last_messages"} as JSON: client_closes counts connections the client
+    closed before the answer was all sent (a cancelled stream); last_conversation_id is the
+    conversation_id of the last Dify request ("" when it had none); last_references counts the
+    【参考资料N】 blocks of the last request body and last_messages its "role" keys. A Dify
+    request with a conversation_id is answered in that conversation; one without starts
+    "conv-1".
     One poll loop, many connections at once; every connection closes after its answer.
         fake_upstream [--port N]      (0 or absent: any free port, printed on stdout) */
 #include <arpa/inet.h>
@@ -51,6 +56,9 @@ static int s_count;
 
 //  What GET /stats reports
 static uint64_t s_accepted, s_requests, s_client_closes;
+static char s_last_conversation [128];
+static int s_last_references, s_last_messages;
+static char s_conversation [128];      //  Of the request being answered
 
 //  Requests seen per X-Fake-Id, for X-Fake-Fail-Times
 #define S_MAX_IDS 1024
@@ -175,7 +183,7 @@ s_build (s_conn_t *conn, bool is_dify, const char *scenario, int status, const c
     for (int t = 0; t < upto; t++) {
         int n = is_dify
             ? snprintf (line, sizeof line, "data: {\"event\":\"message\",\"task_id\":\"t1\",\"message_id\":\"m1\","
-                        "\"conversation_id\":\"conv-1\",\"answer\":\"%.*s\",\"created_at\":1}\n\n", (int) lens [t], starts [t])
+                        "\"conversation_id\":\"%s\",\"answer\":\"%.*s\",\"created_at\":1}\n\n", s_conversation, (int) lens [t], starts [t])
             : snprintf (line, sizeof line, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":"
                         "[{\"index\":0,\"delta\":{\"content\":\"%.*s\"},\"finish_reason\":null}]}\n\n", (int) lens [t], starts [t]);
         s_append (&out, &len, line, n);
@@ -191,10 +199,11 @@ s_build (s_conn_t *conn, bool is_dify, const char *scenario, int status, const c
     }
     else
     if (is_dify) {
-        const char *end = "data: {\"event\":\"message_end\",\"task_id\":\"t1\",\"message_id\":\"m1\",\"conversation_id\":"
-                          "\"conv-1\",\"metadata\":{\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":12,"
+        char end [1024];
+        snprintf (end, sizeof end, "data: {\"event\":\"message_end\",\"task_id\":\"t1\",\"message_id\":\"m1\",\"conversation_id\":"
+                          "\"%s\",\"metadata\":{\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":12,"
                           "\"total_tokens\":32},\"retriever_resources\":[{\"position\":1,\"document_name\":\"售后.md\","
-                          "\"score\":0.9,\"content\":\"退货\"}]}}\n\n";
+                          "\"score\":0.9,\"content\":\"退货\"}]}}\n\n", s_conversation);
         s_append (&out, &len, end, strlen (end));
     }
     else {
@@ -233,10 +242,12 @@ s_is_past_failures (const char *request)
 static void
 s_build_stats (s_conn_t *conn)
 {
-    char body [256];
-    snprintf (body, sizeof body, "{\"accepted\":%llu,\"requests\":%llu,\"client_closes\":%llu,\"open\":%d}",
+    char body [512];
+    snprintf (body, sizeof body, "{\"accepted\":%llu,\"requests\":%llu,\"client_closes\":%llu,\"open\":%d,"
+              "\"last_conversation_id\":\"%s\",\"last_references\":%d,\"last_messages\":%d}",
               (unsigned long long) s_accepted, (unsigned long long) s_requests,
-              (unsigned long long) s_client_closes, s_count);
+              (unsigned long long) s_client_closes, s_count, s_last_conversation, s_last_references,
+              s_last_messages);
     s_build_reply (conn, 200, "", body);
 }
 
@@ -270,6 +281,25 @@ s_on_request (s_conn_t *conn)
         return;
     }
     s_requests++;
+    //  What the body asked: references, messages, the Dify conversation
+    const char *payload = end + 4;
+    s_last_references = s_last_messages = 0;
+    for (const char *at = payload; (at = strstr (at, "结束】")); at++)
+        s_last_references++;
+    for (const char *at = payload; (at = strstr (at, "\"role\"")); at++)
+        s_last_messages++;
+    *s_last_conversation = 0;
+    const char *conversation = strstr (payload, "\"conversation_id\":\"");
+    if (conversation) {
+        conversation += 19;
+        size_t n = strcspn (conversation, "\"");
+        snprintf (s_last_conversation, sizeof s_last_conversation, "%.*s",
+                  (int) (n < 100 ? n : 100), conversation);
+    }
+    if (*s_last_conversation)
+        snprintf (s_conversation, sizeof s_conversation, "%s", s_last_conversation);
+    else
+        snprintf (s_conversation, sizeof s_conversation, "conv-1");
     if (s_is_past_failures (conn->request))
         snprintf (scenario, sizeof scenario, "ok");
     if (*key && (strncmp (auth, "Bearer ", 7) != 0 || strcmp (auth + 7, key) != 0))

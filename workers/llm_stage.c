@@ -1,0 +1,358 @@
+/*  llm_stage.c - LLM jobs of the worker: one upstream request each, tokens forwarded as they come,
+    one FINAL at the end, whatever happens. */
+#include "workers/llm_stage.h"
+#include "common/dict.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "common/text_norm.h"
+#include "common/wire.h"
+#include "workers/rag_prompt.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  One chat job waiting for its upstream
+typedef struct {
+    char job_id [32];
+    uint64_t handle;
+    bool is_stream;
+    const kf_upstream_config_t *upstream;
+    char intent [32];
+    double confidence;
+    int64_t failed_attempts;    //  Before this turn
+    bool is_kb_answered;        //  The knowledge base had an answer (llm = always)
+    msgpack_sbuffer sources;    //  Packed source maps, `source_count` of them
+    int source_count;
+    char *fallback;             //  Reply when the upstream fails before any token
+    char *suggestions [KF_SUGGESTIONS_MAX];
+    int suggestion_count;
+    char *reply;                //  What the upstream said so far
+    size_t reply_len, reply_size;
+    bool is_replaced;           //  Dify moderation replaced the answer
+    int64_t prompt_tokens, completion_tokens, total_tokens;
+    char conversation_id [128];
+} s_job_t;
+
+struct _kf_llm_stage_t {
+    const kf_config_t *config;
+    kf_upstream_client_t *client;
+    kf_dict_t *jobs;            //  By handle (8 raw bytes)
+    int chunk_chars;
+    kf_llm_send_fn *send;
+    void *arg;
+};
+
+static void s_on_event (void *arg, uint64_t handle, const kf_up_event_t *event);
+
+kf_llm_stage_t *
+kf_llm_stage_new (const kf_config_t *config, int max_requests, int chunk_chars,
+                  kf_llm_send_fn *send, void *arg)
+{
+    kf_llm_stage_t *self = kf_calloc (1, sizeof *self);
+    self->config = config;
+    self->chunk_chars = chunk_chars;
+    self->send = send;
+    self->arg = arg;
+    self->jobs = kf_dict_new ();
+    kf_upstream_client_config_t client_config;
+    kf_upstream_client_config_defaults (&client_config);
+    client_config.max_requests = max_requests;
+    self->client = kf_upstream_client_new (&client_config, s_on_event, self);
+    return self;
+}
+
+static void
+s_job_free (s_job_t *job)
+{
+    msgpack_sbuffer_destroy (&job->sources);
+    free (job->fallback);
+    for (int i = 0; i < job->suggestion_count; i++)
+        free (job->suggestions [i]);
+    free (job->reply);
+    free (job);
+}
+
+//  Forgets a job (its request is over or cancelled)
+static void
+s_remove (kf_llm_stage_t *self, s_job_t *job)
+{
+    kf_dict_remove (self->jobs, (const char *) &job->handle, sizeof job->handle);
+    s_job_free (job);
+}
+
+void
+kf_llm_stage_cancel_all (kf_llm_stage_t *self)
+{
+    size_t cursor = 0;
+    void *value;
+    while (cursor = 0, kf_dict_next (self->jobs, &cursor, NULL, &value)) {
+        s_job_t *job = value;
+        kf_upstream_client_cancel (self->client, job->handle);
+        s_remove (self, job);
+    }
+}
+
+void
+kf_llm_stage_destroy (kf_llm_stage_t **self_p)
+{
+    kf_llm_stage_t *self = *self_p;
+    if (!self)
+        return;
+    kf_llm_stage_cancel_all (self);
+    kf_upstream_client_destroy (&self->client);
+    kf_dict_destroy (&self->jobs);
+    free (self);
+    *self_p = NULL;
+}
+
+const kf_bot_llm_t *
+kf_llm_stage_bot (kf_llm_stage_t *self, const char *bot_id)
+{
+    const kf_bot_llm_t *bot = kf_config_bot (self->config, bot_id);
+    return bot && bot->llm != KF_LLM_OFF && bot->upstream ? bot : NULL;
+}
+
+bool
+kf_llm_stage_is_full (kf_llm_stage_t *self)
+{
+    return kf_upstream_client_is_full (self->client);
+}
+
+kf_upstream_client_t *
+kf_llm_stage_client (kf_llm_stage_t *self)
+{
+    return self->client;
+}
+
+size_t
+kf_llm_stage_jobs (kf_llm_stage_t *self)
+{
+    return kf_dict_size (self->jobs);
+}
+
+int
+kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
+                    const kf_upstream_config_t *upstream, const kf_turn_t *turn,
+                    const msgpack_object *job)
+{
+    kf_rag_prompt_t prompt;
+    kf_rag_prompt_build (&prompt, upstream, turn, job);
+    uint64_t handle = kf_upstream_client_start (self->client, &prompt.request);
+    kf_rag_prompt_release (&prompt);
+    if (handle == 0)
+        return -1;
+    s_job_t *entry = kf_calloc (1, sizeof *entry);
+    snprintf (entry->job_id, sizeof entry->job_id, "%s", job_id);
+    entry->handle = handle;
+    entry->is_stream = is_stream;
+    entry->upstream = upstream;
+    snprintf (entry->intent, sizeof entry->intent, "%s", turn->intent);
+    entry->confidence = turn->confidence;
+    entry->failed_attempts = turn->failed_attempts;
+    entry->is_kb_answered = turn->source != NULL;
+    msgpack_sbuffer_init (&entry->sources);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &entry->sources, msgpack_sbuffer_write);
+    for (int i = 0; i < turn->context_count; i++)
+        kf_pipeline_pack_source (&pk, &turn->hits [i]);
+    entry->source_count = turn->context_count;
+    //  The knowledge base's own reply stands in when the upstream fails: its answer, its
+    //  suggestions, or, when it had nothing to offer, the upstream's fallback reply
+    bool has_kb_reply = turn->source || turn->suggestion_count > 0;
+    entry->fallback = kf_strdup (has_kb_reply && turn->reply ? turn->reply : upstream->fallback_reply);
+    for (int i = 0; i < turn->suggestion_count && !turn->source; i++)
+        entry->suggestions [entry->suggestion_count++] = kf_strdup (turn->suggestions [i]);
+    kf_dict_put (self->jobs, (const char *) &entry->handle, sizeof entry->handle, entry);
+    return 0;
+}
+
+bool
+kf_llm_stage_cancel (kf_llm_stage_t *self, const char *job_id)
+{
+    size_t cursor = 0;
+    void *value;
+    while (kf_dict_next (self->jobs, &cursor, NULL, &value)) {
+        s_job_t *job = value;
+        if (strcmp (job->job_id, job_id) == 0) {
+            kf_upstream_client_cancel (self->client, job->handle);
+            s_remove (self, job);
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Sends one PARTIAL token event
+static void
+s_send_token (kf_llm_stage_t *self, s_job_t *job, const char *text, size_t len)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_str (&pk, "event", "token");
+    kf_mp_pack_cstr (&pk, "content");
+    kf_mp_pack_str (&pk, text, len);
+    self->send (self->arg, "PARTIAL", job->job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+typedef struct {
+    kf_llm_stage_t *self;
+    s_job_t *job;
+} s_chunk_ctx_t;
+
+static void
+s_on_chunk (void *arg, const char *text, size_t len, kf_term_kind_t kind)
+{
+    (void) kind;
+    s_chunk_ctx_t *ctx = arg;
+    s_send_token (ctx->self, ctx->job, text, len);
+}
+
+static void
+s_append (s_job_t *job, const char *text, size_t len)
+{
+    if (job->reply_len + len + 1 > job->reply_size) {
+        job->reply_size = (job->reply_len + len + 1) * 2;
+        job->reply = kf_realloc (job->reply, job->reply_size);
+    }
+    memcpy (job->reply + job->reply_len, text, len);
+    job->reply_len += len;
+    job->reply [job->reply_len] = 0;
+}
+
+//  Dify's retriever_resources as sources: {id 0, external_id: document_id, question:
+//  document_name, category: dataset_name, score}
+static void
+s_add_dify_sources (s_job_t *job, const msgpack_object *resources)
+{
+    if (!resources || resources->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &job->sources, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < resources->via.array.size && job->source_count < 16; i++) {
+        const msgpack_object *resource = &resources->via.array.ptr [i];
+        if (resource->type != MSGPACK_OBJECT_MAP)
+            continue;
+        static const char *keys [] = { "external_id", "document_id", "question", "document_name",
+                                       "category", "dataset_name" };
+        msgpack_pack_map (&pk, 5);
+        kf_mp_pack_kv_int (&pk, "id", 0);
+        for (int k = 0; k < 6; k += 2) {
+            const char *value = "";
+            size_t len = 0;
+            kf_mp_str (kf_mp_get (resource, keys [k + 1]), &value, &len);
+            kf_mp_pack_cstr (&pk, keys [k]);
+            kf_mp_pack_str (&pk, value, len);
+        }
+        kf_mp_pack_kv_double (&pk, "score", kf_mp_get_double (resource, "score", 0));
+        job->source_count++;
+    }
+}
+
+//  Sends FINAL: the answer (or the fallback when `error` came before any token)
+static void
+s_send_final (kf_llm_stage_t *self, s_job_t *job, const kf_up_event_t *error)
+{
+    bool is_fallback = error && job->reply_len == 0;
+    if (is_fallback && job->is_stream) {
+        s_chunk_ctx_t ctx = { self, job };
+        kf_text_chunks (job->fallback, strlen (job->fallback), self->chunk_chars, s_on_chunk, &ctx);
+    }
+    const char *reply = is_fallback ? job->fallback : job->reply ? job->reply : "";
+    //  A failed upstream is an unanswered turn, unless the knowledge base answered it
+    int64_t failed_attempts = !error ? 0
+                            : is_fallback && job->is_kb_answered ? 0 : job->failed_attempts + 1;
+    bool has_conversation = job->upstream->kind == KF_LLM_DIFY && *job->conversation_id;
+    int suggestions = is_fallback ? job->suggestion_count : 0;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", true);
+    kf_mp_pack_cstr (&pk, "result");
+    msgpack_pack_map (&pk, 11 + has_conversation + (error != NULL));
+    kf_mp_pack_kv_str (&pk, "reply", reply);
+    kf_mp_pack_kv_str (&pk, "response_type", "text");
+    kf_mp_pack_cstr (&pk, "response_content");
+    msgpack_pack_nil (&pk);
+    kf_mp_pack_kv_str (&pk, "intent", job->intent);
+    kf_mp_pack_kv_double (&pk, "confidence", job->confidence);
+    kf_mp_pack_cstr (&pk, "sources");
+    msgpack_pack_array (&pk, job->source_count);
+    pk.callback (pk.data, job->sources.data, job->sources.size);
+    kf_mp_pack_cstr (&pk, "suggestions");
+    msgpack_pack_array (&pk, suggestions);
+    for (int i = 0; i < suggestions; i++)
+        kf_mp_pack_cstr (&pk, job->suggestions [i]);
+    kf_mp_pack_kv_bool (&pk, "escalate_to_human", false);
+    kf_mp_pack_kv_int (&pk, "failed_attempts", failed_attempts);
+    kf_mp_pack_cstr (&pk, "usage");
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_int (&pk, "prompt_tokens", job->prompt_tokens);
+    kf_mp_pack_kv_int (&pk, "completion_tokens", job->completion_tokens);
+    kf_mp_pack_kv_int (&pk, "total_tokens", job->total_tokens);
+    kf_mp_pack_kv_str (&pk, "upstream", job->upstream->name);
+    if (has_conversation)
+        kf_mp_pack_kv_str (&pk, "upstream_conversation_id", job->conversation_id);
+    if (error) {
+        kf_mp_pack_cstr (&pk, "upstream_error");
+        msgpack_pack_map (&pk, 3);
+        kf_mp_pack_kv_str (&pk, "code", *error->code ? error->code : "upstream_error");
+        kf_mp_pack_kv_str (&pk, "message", error->message);
+        kf_mp_pack_kv_int (&pk, "status", error->status);
+    }
+    self->send (self->arg, "FINAL", job->job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+static void
+s_on_event (void *arg, uint64_t handle, const kf_up_event_t *event)
+{
+    kf_llm_stage_t *self = arg;
+    s_job_t *job = kf_dict_get (self->jobs, (const char *) &handle, sizeof handle);
+    if (!job)
+        return;
+    switch (event->kind) {
+        case KF_UP_TOKEN:
+            if (event->text_len == 0 || job->is_replaced)
+                break;
+            s_append (job, event->text, event->text_len);
+            if (job->is_stream)
+                s_send_token (self, job, event->text, event->text_len);
+            break;
+        case KF_UP_REPLACE:
+            job->reply_len = 0;
+            s_append (job, event->text ? event->text : "", event->text_len);
+            job->is_replaced = true;
+            break;
+        case KF_UP_USAGE:
+            job->prompt_tokens = event->prompt_tokens;
+            job->completion_tokens = event->completion_tokens;
+            job->total_tokens = event->total_tokens;
+            break;
+        case KF_UP_CONVERSATION:
+            if (event->text_len < sizeof job->conversation_id)
+                snprintf (job->conversation_id, sizeof job->conversation_id, "%.*s",
+                          (int) event->text_len, event->text);
+            break;
+        case KF_UP_SOURCES:
+            s_add_dify_sources (job, event->sources);
+            break;
+        case KF_UP_FINISH:
+            break;
+        case KF_UP_ERROR:
+            kf_warn ("job %s: upstream %s failed (%s, status %d): %s", job->job_id,
+                     job->upstream->name, event->code, event->status, event->message);
+            s_send_final (self, job, event);
+            s_remove (self, job);
+            break;
+        case KF_UP_DONE:
+            s_send_final (self, job, NULL);
+            s_remove (self, job);
+            break;
+    }
+}
