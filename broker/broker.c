@@ -9,6 +9,7 @@
 #include "broker/answer_cache.h"
 #include "broker/kb_items.h"
 #include "broker/history.h"
+#include "broker/stop_method.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -288,6 +289,10 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
                               kf_frames_data (frames, 4), kf_frames_size (frames, 4));
     }
     else
+    if (kf_frames_is (frames, 2, "ACQUIRE") && frames->count == 5)
+        kf_llm_on_acquire (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
+                           kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    else
     if (kf_frames_is (frames, 2, "DISCONNECT"))
         s_worker_lost (self, worker, "disconnected");
     else
@@ -431,6 +436,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         long timeout = (self->heartbeat_at_us - now) / 1000 + 1;
         timeout = s_min_timeout (timeout, kf_chat_timeout (self, now));
         timeout = s_min_timeout (timeout, kf_calls_timeout (self, now));
+        timeout = s_min_timeout (timeout, kf_stop_timeout (self, now));
         timeout = s_min_timeout (timeout, kf_stream_hub_timeout (self->hub, now));
         if (supervisor)
             timeout = s_min_timeout (timeout, 200);
@@ -453,6 +459,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         s_heartbeat (self, now);
         kf_chat_sweep_deadlines (self, now);
         kf_calls_sweep (self, now);
+        kf_stop_sweep (self, now);
         kf_chat_dispatch (self);
         if (supervisor && now >= supervise_at) {
             kf_supervisor_check (supervisor, now);
@@ -511,6 +518,7 @@ kf_broker_run (const kf_broker_config_t *config)
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
     self.jobs = kf_dict_new ();
+    kf_llm_jobs_init (&self);
     self.started_us = kf_mono_us ();
     if (config->local_workers > 0 && !(supervisor = s_start_workers (config)))
         goto done;
@@ -543,6 +551,7 @@ done:
     kf_bots_destroy (&self.bots);
     kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);
+    kf_llm_jobs_destroy (&self);
     if (self.jobs)
         kf_dict_destroy (&self.jobs);
     free (self.outbox);

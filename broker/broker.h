@@ -26,6 +26,8 @@ typedef struct {
     int worker_pace_ms;         //  Passed to local workers
     const char *config_path;    //  LLM configuration file (common/config.h), passed to local
                                 //  workers; NULL: none (the KEFU_LLM_* environment still counts)
+    const struct _kf_config_t *llm; //  That configuration, loaded (borrowed; NULL: no upstreams):
+                                //  the broker enforces its upstream limits (llm_jobs.c)
     int heartbeat_ms;           //  Worker heartbeat interval
     int liveness;               //  Missed heartbeats before a worker is lost
     int job_timeout_ms;         //  Deadline of a chat job from its arrival
@@ -64,14 +66,16 @@ typedef struct {
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
     kf_job_t *ready_head, *ready_tail;      //  Jobs waiting for a worker
-    kf_job_t *live_head, *live_tail;        //  Every unfinished job, by arrival (= deadline) order
+    kf_job_t *live_head, *live_tail;        //  Every unfinished job, by deadline
     struct kf_call_t *calls_head, *calls_tail;  //  Worker calls (suggest) awaiting an answer
     uint64_t next_call_id;
+    struct kf_stop_t *stops;    //  chat.stop requests waiting for their job's end (stop_method.c)
     int pending;                //  Unfinished jobs
     uint64_t next_job_id;
     kf_outbox_entry_t *outbox;  //  Replies to send after the commit
     size_t outbox_count, outbox_capacity;
     kf_latency_t latency;       //  Chat latency, arrival to reply
+    struct _kf_upstream_limits_t *limits;   //  LLM upstream slots and breakers (llm_jobs.c)
     int64_t started_us;
     int64_t heartbeat_at_us;
     int64_t dirty_since_us;     //  When the open batch got its first write, 0 when clean
@@ -177,6 +181,30 @@ void kf_chat_destroy_all (kf_broker_t *self);
 void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
+
+//  Hooks for llm_jobs.c: the worker of running job `job_id` (NULL: none, or not running), and
+//  failing a running job of `worker` with `err` (nothing when it is not running there).
+kf_worker_t *kf_chat_job_worker (kf_broker_t *self, const char *job_id, size_t id_len);
+void kf_chat_fail_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                       const kf_error_t *err);
+
+//  LLM jobs (llm_jobs.c): the upstream limits over every worker. The worker's ACQUIRE is answered
+//  with GRANT (ok, open) now, later (queued), or busy: the chat then fails 429 with
+//  retry_after_ms. kf_llm_release frees a job's slot or queue place (idempotent; outcome is a
+//  kf_outcome_t of upstream_limits.h: 0 none, 1 success, 2 failure); kf_llm_on_complete releases
+//  with the outcome of an answered job's result and stores its usage; kf_llm_job_timeout_ms is
+//  the deadline of a job of bot `bot_id`: max (job_timeout_ms, upstream total_timeout_ms + 5 s)
+//  for a bot with an upstream. kf_llm_stats_pack packs two stats pairs: upstreams and usage.
+void kf_llm_jobs_init (kf_broker_t *self);
+void kf_llm_jobs_destroy (kf_broker_t *self);
+void kf_llm_on_acquire (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                        const char *body, size_t body_len);
+void kf_llm_release (kf_broker_t *self, const char *job_id, int outcome);
+bool kf_llm_holds_slot (kf_broker_t *self, const char *job_id);
+void kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_id,
+                         const char *bot_id, const msgpack_object *result);
+int kf_llm_job_timeout_ms (kf_broker_t *self, const char *bot_id);
+void kf_llm_stats_pack (kf_broker_t *self, msgpack_packer *pk);
 
 //  Worker calls (worker_calls.c): requests a worker answers from memory without a session
 //  (suggest). kf_calls_on_final returns false for a job id that is not a call's.

@@ -6,6 +6,7 @@
 #include "broker/answer_cache.h"
 #include "broker/bots.h"
 #include "broker/broker.h"
+#include "broker/stop_method.h"
 #include "common/clock.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
@@ -43,6 +44,7 @@ struct kf_job_t {
     kf_job_t *ready_prev, *ready_next;
     kf_job_t *live_prev, *live_next;
     kf_job_t *session_next;     //  Waiting behind the session's active job
+    kf_stop_t *stop;            //  chat.stop waiting for its end (stop_method.c), or NULL
 };
 
 //  --- Queues ---------------------------------------------------------------------------------
@@ -98,13 +100,12 @@ s_live_unlink (kf_broker_t *self, kf_job_t *job)
 
 //  --- Start and end ----------------------------------------------------------------------------
 
-//  The job becomes its session's active job: ids allocated, the user turn stored, ready to dispatch
 static bool s_answer_from_cache (kf_broker_t *self, kf_job_t *job);
 
+//  Allocates the job's ids and stores the user turn and the answer's pending row
 static void
-s_begin (kf_broker_t *self, kf_job_t *job)
+s_store_rows (kf_broker_t *self, kf_job_t *job)
 {
-    job->session->active = job;
     job->is_started = true;
     job->batch = kf_store_batch (self->store);
     job->user_message_id = kf_store_next_message_id (self->store);
@@ -122,6 +123,14 @@ s_begin (kf_broker_t *self, kf_job_t *job)
         .created_at = turn.created_at
     };
     kf_store_turn_insert (self->store, &answer);
+}
+
+//  The job becomes its session's active job: ids allocated, the user turn stored, ready to dispatch
+static void
+s_begin (kf_broker_t *self, kf_job_t *job)
+{
+    job->session->active = job;
+    s_store_rows (self, job);
     if (!s_answer_from_cache (self, job))
         s_ready_push (self, job, false);
 }
@@ -165,6 +174,7 @@ s_start_next (kf_broker_t *self, kf_session_t *session)
 static void
 s_finish (kf_broker_t *self, kf_job_t *job)
 {
+    kf_llm_release (self, job->id_str, 0);     //  Its upstream slot, if it still holds one
     s_ready_unlink (self, job);
     s_live_unlink (self, job);
     if (job->worker) {
@@ -233,6 +243,8 @@ s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err)
         s_publish (self, job, "error", 1, s_pack_error_field, (void *) err, true);
     kf_broker_reply_error (self, job->routing, job->routing_len, job->request_id,
                            job->request_id_len, err);
+    if (job->stop)
+        kf_stop_ended (self, job, false, "", 0, err);
     if (job->is_started)
         kf_store_turn_fail (self->store, job->message_id);
     self->counters.errors++;
@@ -361,16 +373,24 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     job->is_stream = p.is_stream;
     job->session = session;
     job->accepted_us = kf_mono_us ();
-    job->deadline_us = job->accepted_us + self->config->job_timeout_ms * 1000LL;
+    job->deadline_us = job->accepted_us + kf_llm_job_timeout_ms (self, session->bot_id) * 1000LL;
     s_pack_worker_params (job, &p, session);
     if (p.is_stream)
         job->stream = kf_stream_hub_open (self->hub, req->id, req->id_len);
-    job->live_prev = self->live_tail;
-    if (self->live_tail)
-        self->live_tail->live_next = job;
+    //  By deadline: LLM bots' jobs have longer ones, so walk back past those due later
+    kf_job_t *before = self->live_tail;
+    while (before && before->deadline_us > job->deadline_us)
+        before = before->live_prev;
+    job->live_prev = before;
+    job->live_next = before ? before->live_next : self->live_head;
+    if (job->live_next)
+        job->live_next->live_prev = job;
+    else
+        self->live_tail = job;
+    if (before)
+        before->live_next = job;
     else
         self->live_head = job;
-    self->live_tail = job;
     self->pending++;
     self->counters.accepted++;
     if (!session->active)
@@ -527,6 +547,13 @@ kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, 
     msgpack_unpacked_destroy (&unpacked);
 }
 
+//  A stopped answer: the job was asked to stop (chat.stop) and its answer says it did
+static bool
+s_is_stopped (kf_job_t *job, const msgpack_object *result)
+{
+    return job->stop && kf_mp_get_bool (result, "stopped", false);
+}
+
 //  Packs the chat result: the worker's answer plus what only the broker knows
 static void
 s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, int64_t latency_ms,
@@ -535,7 +562,7 @@ s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, 
     static const char *copied [] = { "reply", "response_type", "response_content", "intent",
                                      "confidence", "sources", "suggestions", "escalate_to_human",
                                      "usage", NULL };
-    int count = 9 + 6 + (last_seq >= 0);
+    int count = 9 + 7 + (last_seq >= 0);
     if (!as_fields)
         msgpack_pack_map (pk, count);
     kf_mp_pack_kv_str (pk, "session_id", job->session->id);
@@ -554,6 +581,7 @@ s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, 
             msgpack_pack_nil (pk);
     }
     kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (result, "cached", false));
+    kf_mp_pack_kv_bool (pk, "stopped", s_is_stopped (job, result));
 }
 
 typedef struct {
@@ -598,6 +626,7 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
         .created_at = kf_now_ms ()
     };
     kf_store_turn_complete (self->store, &turn);
+    kf_llm_on_complete (self, job->id_str, job->message_id, session->bot_id, result);
     session->turn_count++;
     int64_t failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
     session->failed_attempts = failed_attempts < 0 ? 0 : failed_attempts;
@@ -613,12 +642,12 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     if (kf_mp_str (kf_mp_get (kf_mp_get (result, "upstream_error"), "code"), &code, &len))
         kf_info ("session %s: the LLM upstream failed (%.*s)", session->id, (int) len, code);
     const msgpack_object *cache = kf_mp_get (result, "cache");
-    if (cache && !kf_mp_get_bool (result, "cached", false))
+    if (cache && !kf_mp_get_bool (result, "cached", false) && !s_is_stopped (job, result))
         kf_answer_cache_put (self->cache, session->bot_id, result, cache);
     int64_t last_seq = -1;
     if (job->stream) {
         s_done_ctx_t ctx = { job, result, latency_ms };
-        last_seq = s_publish (self, job, "done", 15, s_pack_done_fields, &ctx, true);
+        last_seq = s_publish (self, job, "done", 16, s_pack_done_fields, &ctx, true);
     }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
@@ -628,6 +657,8 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     kf_broker_reply_ok (self, job->routing, job->routing_len, job->request_id, job->request_id_len,
                         buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
+    if (job->stop)
+        kf_stop_ended (self, job, s_is_stopped (job, result), reply, reply_len, NULL);
     kf_latency_add (&self->latency, now_us - job->accepted_us);
     self->counters.done++;
     s_finish (self, job);
@@ -730,6 +761,7 @@ kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us)
             size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
             kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
         }
+        kf_llm_release (self, job->id_str, 2);     //  A timed-out LLM turn failed its upstream
         kf_error_t err;
         kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
         s_fail (self, job, &err);
@@ -756,7 +788,12 @@ kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker)
             continue;
         job->worker = NULL;
         worker->active--;
+        kf_llm_release (self, job->id_str, 0);     //  Its streams died with the worker
         kf_dict_remove (self->jobs, job->id_str, strlen (job->id_str));
+        if (job->stop) {
+            kf_stop_on_worker_lost (self, job);     //  Ends stopped with what was relayed
+            continue;
+        }
         kf_error_t err;
         if (job->stream && kf_stream_next_seq (job->stream) > 0) {
             kf_error_set (&err, KF_E_WORKER_LOST, "the worker was lost while streaming the answer;"
@@ -810,4 +847,58 @@ kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
         next = self->live_head;         //  Failing may have finished or started others: rescan
     }
     kf_sessions_forget_batch (self->sessions, batch);
+}
+
+//  --- Hooks for llm_jobs.c ---------------------------------------------------------------------
+
+kf_worker_t *
+kf_chat_job_worker (kf_broker_t *self, const char *job_id, size_t id_len)
+{
+    kf_job_t *job = kf_dict_get (self->jobs, job_id, id_len);
+    return job ? job->worker : NULL;
+}
+
+void
+kf_chat_fail_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                  const kf_error_t *err)
+{
+    kf_job_t *job = s_running_job (self, worker, job_id, id_len);
+    if (job)
+        s_fail (self, job, err);
+}
+
+//  --- chat.stop (stop_method.h) --------------------------------------------------------------
+
+void
+kf_chat_view (kf_job_t *job, kf_chat_view_t *view)
+{
+    *view = (kf_chat_view_t) {
+        .id_str = job->id_str, .request_id = job->request_id, .request_id_len = job->request_id_len,
+        .session = job->session, .worker = job->worker, .is_started = job->is_started,
+        .message_id = job->message_id, .is_streaming = job->stream != NULL, .stop = &job->stop,
+        .live_next = job->live_next
+    };
+}
+
+void
+kf_chat_end_stopped (kf_broker_t *self, kf_job_t *job, const char *text, size_t len)
+{
+    if (!job->is_started)
+        s_store_rows (self, job);       //  Queued behind its session: the customer's turn counts
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    kf_mp_pack_cstr (&pk, "reply");
+    kf_mp_pack_str (&pk, text, len);
+    kf_mp_pack_kv_str (&pk, "response_type", "text");
+    kf_mp_pack_kv_int (&pk, "failed_attempts", job->session->failed_attempts);
+    kf_mp_pack_kv_bool (&pk, "stopped", true);
+    msgpack_unpacked result;
+    if (kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
+        s_complete (self, job, &result.data);
+        msgpack_unpacked_destroy (&result);
+    }
+    msgpack_sbuffer_destroy (&buffer);
 }

@@ -87,15 +87,17 @@ main (int argc, char *argv [])
             return 2;
         }
     }
-    //  The broker only checks the LLM configuration for now (the workers use it): a bad file
-    //  stops it before anything starts. Messages name keys and lines, never values.
+    //  The broker enforces the upstreams' limits (the workers call them): a bad file stops it
+    //  before anything starts. Messages name keys and lines, never values.
     char err [512];
     kf_config_t *llm = kf_config_load (config.config_path, err, sizeof err);
     if (!llm) {
         fprintf (stderr, "kefu-broker: bad LLM configuration: %s\n", err);
         return 2;
     }
-    kf_config_destroy (&llm);
+    config.llm = llm;
     kf_log_set_component ("broker");
-    return kf_broker_run (&config);
+    int rc = kf_broker_run (&config);
+    kf_config_destroy (&llm);
+    return rc;
 }

@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/answer_cache.h"
 #include "broker/history.h"
+#include "broker/stop_method.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -32,7 +33,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_result_t r;
     kf_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 10);
+    msgpack_pack_map (pk, 12);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -76,6 +77,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
         msgpack_pack_nil (pk);
     kf_mp_pack_cstr (pk, "cache");
     kf_answer_cache_stats_pack (self->cache, pk);
+    kf_llm_stats_pack (self, pk);       //  upstreams, usage
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
@@ -223,6 +225,7 @@ static const struct {
     kf_method_fn *fn;
 } s_methods [] = {
     { "chat",           kf_chat_accept },
+    { "chat.stop",      kf_method_chat_stop },
     { "health",         s_health },
     { "stats",          s_stats },
     { "session.create", s_session_create },

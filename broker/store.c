@@ -19,7 +19,7 @@ enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_KB_BUMP, S_KB_VERSION, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
     S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
-    S_RECORD_FIND, S_SESSION_CONVERSATION, S_COUNT
+    S_RECORD_FIND, S_SESSION_CONVERSATION, S_TURN_UPSTREAM, S_USAGE_ADD, S_COUNT
 };
 
 static const char *s_sql [S_COUNT] = {
@@ -66,6 +66,12 @@ static const char *s_sql [S_COUNT] = {
         "INSERT OR IGNORE INTO turns (id, session_id, role, content, content_type, record_id, sender_id,"
         " title, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_RECORD_FIND] = "SELECT id FROM turns WHERE session_id = ? AND record_id = ?",
+    [S_TURN_UPSTREAM] = "UPDATE turns SET upstream = ?2 WHERE id = ?1",
+    [S_USAGE_ADD] =
+        "INSERT INTO usage_totals (bot_id, upstream, turns, prompt_tokens, completion_tokens,"
+        " total_tokens) VALUES (?1, ?2, 1, ?3, ?4, ?5) ON CONFLICT (bot_id, upstream) DO UPDATE SET"
+        " turns = turns + 1, prompt_tokens = prompt_tokens + ?3,"
+        " completion_tokens = completion_tokens + ?4, total_tokens = total_tokens + ?5",
 };
 
 struct _kf_store_t {
@@ -426,6 +432,55 @@ int
 kf_store_turn_complete (kf_store_t *self, const kf_turn_row_t *turn)
 {
     return s_turn_write (self, self->stmt [S_TURN_COMPLETE], turn);
+}
+
+int
+kf_store_usage_add (kf_store_t *self, int64_t message_id, const char *bot_id, const char *upstream,
+                    int64_t prompt_tokens, int64_t completion_tokens, int64_t total_tokens)
+{
+    sqlite3_stmt *stmt = self->stmt [S_TURN_UPSTREAM];
+    sqlite3_bind_int64 (stmt, 1, message_id);
+    s_bind_text (stmt, 2, upstream);
+    if (s_write (self, stmt))
+        return -1;
+    stmt = self->stmt [S_USAGE_ADD];
+    s_bind_text (stmt, 1, bot_id);
+    s_bind_text (stmt, 2, upstream);
+    sqlite3_bind_int64 (stmt, 3, prompt_tokens);
+    sqlite3_bind_int64 (stmt, 4, completion_tokens);
+    sqlite3_bind_int64 (stmt, 5, total_tokens);
+    return s_write (self, stmt);
+}
+
+int
+kf_store_usage_stats_pack (kf_store_t *self, msgpack_packer *pk)
+{
+    static const char *sql =
+        "SELECT bot_id, upstream, turns, prompt_tokens, completion_tokens, total_tokens"
+        " FROM usage_totals ORDER BY bot_id, upstream LIMIT 1000";
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int rows = 0;
+    while (sqlite3_step (stmt) == SQLITE_ROW)
+        rows++;
+    sqlite3_reset (stmt);
+    static const char *names [] = { "bot_id", "upstream", "turns", "prompt_tokens",
+                                    "completion_tokens", "total_tokens" };
+    msgpack_pack_array (pk, rows);
+    for (int row = 0; row < rows; row++) {
+        bool has_row = sqlite3_step (stmt) == SQLITE_ROW;
+        msgpack_pack_map (pk, 6);
+        for (int i = 0; i < 6; i++) {
+            kf_mp_pack_cstr (pk, names [i]);
+            if (i < 2)
+                kf_mp_pack_cstr (pk, has_row ? (const char *) sqlite3_column_text (stmt, i) : "");
+            else
+                msgpack_pack_int64 (pk, has_row ? sqlite3_column_int64 (stmt, i) : 0);
+        }
+    }
+    sqlite3_finalize (stmt);
+    return 0;
 }
 
 int

@@ -108,6 +108,15 @@ int kf_store_session_set_conversation (kf_store_t *self, const char *id, const c
 //  created_at is overwritten from `turn`. Returns 0 or -1.
 int kf_store_turn_complete (kf_store_t *self, const kf_turn_row_t *turn);
 
+//  Records an LLM turn's usage: the upstream of turn `message_id`, and the totals of (bot_id,
+//  upstream) grow by one turn and these tokens (usage_totals). Returns 0 or -1.
+int kf_store_usage_add (kf_store_t *self, int64_t message_id, const char *bot_id, const char *upstream,
+                        int64_t prompt_tokens, int64_t completion_tokens, int64_t total_tokens);
+
+//  Packs the usage totals: [{bot_id, upstream, turns, prompt_tokens, completion_tokens,
+//  total_tokens}] by bot and upstream (at most 1000). Returns 0, or -1 with nothing packed.
+int kf_store_usage_stats_pack (kf_store_t *self, msgpack_packer *pk);
+
 //  Marks a pending turn as failed ("error"). Returns 0 or -1.
 int kf_store_turn_fail (kf_store_t *self, int64_t id);
 

@@ -31,12 +31,18 @@ typedef struct {
     bool is_replaced;           //  Dify moderation replaced the answer
     int64_t prompt_tokens, completion_tokens, total_tokens;
     char conversation_id [128];
+    bool is_stopped;            //  The broker's STOP: FINAL carries the partial reply, stopped
+    kf_rag_prompt_t prompt;     //  While waiting for the broker's GRANT: the request to start
+    msgpack_sbuffer inputs_buffer;  //  A copy of the job's params.inputs the prompt borrows
+    msgpack_unpacked inputs;
+    bool has_inputs;
 } s_job_t;
 
 struct _kf_llm_stage_t {
     const kf_config_t *config;
     kf_upstream_client_t *client;
     kf_dict_t *jobs;            //  By handle (8 raw bytes)
+    kf_dict_t *waiting;         //  By job id: jobs waiting for the broker's GRANT (no handle yet)
     int chunk_chars;
     kf_llm_send_fn *send;
     void *arg;
@@ -54,6 +60,7 @@ kf_llm_stage_new (const kf_config_t *config, int max_requests, int chunk_chars,
     self->send = send;
     self->arg = arg;
     self->jobs = kf_dict_new ();
+    self->waiting = kf_dict_new ();
     kf_upstream_client_config_t client_config;
     kf_upstream_client_config_defaults (&client_config);
     client_config.max_requests = max_requests;
@@ -69,6 +76,10 @@ s_job_free (s_job_t *job)
     for (int i = 0; i < job->suggestion_count; i++)
         free (job->suggestions [i]);
     free (job->reply);
+    kf_rag_prompt_release (&job->prompt);
+    if (job->has_inputs)
+        msgpack_unpacked_destroy (&job->inputs);
+    msgpack_sbuffer_destroy (&job->inputs_buffer);
     free (job);
 }
 
@@ -90,6 +101,11 @@ kf_llm_stage_cancel_all (kf_llm_stage_t *self)
         kf_upstream_client_cancel (self->client, job->handle);
         s_remove (self, job);
     }
+    while (cursor = 0, kf_dict_next (self->waiting, &cursor, NULL, &value)) {
+        s_job_t *job = value;
+        kf_dict_remove (self->waiting, job->job_id, strlen (job->job_id));
+        s_job_free (job);
+    }
 }
 
 void
@@ -101,6 +117,7 @@ kf_llm_stage_destroy (kf_llm_stage_t **self_p)
     kf_llm_stage_cancel_all (self);
     kf_upstream_client_destroy (&self->client);
     kf_dict_destroy (&self->jobs);
+    kf_dict_destroy (&self->waiting);
     free (self);
     *self_p = NULL;
 }
@@ -127,7 +144,50 @@ kf_llm_stage_client (kf_llm_stage_t *self)
 size_t
 kf_llm_stage_jobs (kf_llm_stage_t *self)
 {
-    return kf_dict_size (self->jobs);
+    return kf_dict_size (self->jobs) + kf_dict_size (self->waiting);
+}
+
+//  --- Waiting for the broker's GRANT ------------------------------------------------------------
+
+//  Builds the job's request now (the turn and the JOB body go away on return): the prompt owns
+//  its strings; Dify's inputs, which it borrows from the JOB, are copied into the job
+static void
+s_keep_prompt (s_job_t *entry, const kf_upstream_config_t *upstream, const kf_turn_t *turn,
+               const msgpack_object *job)
+{
+    msgpack_sbuffer_init (&entry->inputs_buffer);
+    kf_rag_prompt_build (&entry->prompt, upstream, turn, job);
+    if (!entry->prompt.request.inputs)
+        return;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &entry->inputs_buffer, msgpack_sbuffer_write);
+    msgpack_pack_object (&pk, *entry->prompt.request.inputs);
+    entry->has_inputs = kf_mp_unpack_one (entry->inputs_buffer.data, entry->inputs_buffer.size,
+                                          &entry->inputs);
+    entry->prompt.request.inputs = entry->has_inputs ? &entry->inputs.data : NULL;
+}
+
+//  Sends [KFW1, ACQUIRE, job_id, {upstream}]: the broker answers GRANT when the job may start
+static void
+s_send_acquire (kf_llm_stage_t *self, s_job_t *entry)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    kf_mp_pack_kv_str (&pk, "upstream", entry->upstream->name);
+    self->send (self->arg, "ACQUIRE", entry->job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+static bool
+s_cancel_waiting (kf_llm_stage_t *self, const char *job_id)
+{
+    s_job_t *entry = kf_dict_remove (self->waiting, job_id, strlen (job_id));
+    if (entry)
+        s_job_free (entry);
+    return entry != NULL;
 }
 
 int
@@ -135,15 +195,11 @@ kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
                     const kf_upstream_config_t *upstream, const kf_turn_t *turn,
                     const msgpack_object *job)
 {
-    kf_rag_prompt_t prompt;
-    kf_rag_prompt_build (&prompt, upstream, turn, job);
-    uint64_t handle = kf_upstream_client_start (self->client, &prompt.request);
-    kf_rag_prompt_release (&prompt);
-    if (handle == 0)
+    if (strlen (job_id) >= sizeof ((s_job_t *) NULL)->job_id)
         return -1;
     s_job_t *entry = kf_calloc (1, sizeof *entry);
     snprintf (entry->job_id, sizeof entry->job_id, "%s", job_id);
-    entry->handle = handle;
+    s_keep_prompt (entry, upstream, turn, job);
     entry->is_stream = is_stream;
     entry->upstream = upstream;
     snprintf (entry->intent, sizeof entry->intent, "%s", turn->intent);
@@ -162,13 +218,17 @@ kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
     entry->fallback = kf_strdup (has_kb_reply && turn->reply ? turn->reply : upstream->fallback_reply);
     for (int i = 0; i < turn->suggestion_count && !turn->source; i++)
         entry->suggestions [entry->suggestion_count++] = kf_strdup (turn->suggestions [i]);
-    kf_dict_put (self->jobs, (const char *) &entry->handle, sizeof entry->handle, entry);
+    //  The broker decides when it starts: GRANT ok, at once or after a queue (kf_llm_stage_grant)
+    kf_dict_put (self->waiting, entry->job_id, strlen (entry->job_id), entry);
+    s_send_acquire (self, entry);
     return 0;
 }
 
 bool
 kf_llm_stage_cancel (kf_llm_stage_t *self, const char *job_id)
 {
+    if (s_cancel_waiting (self, job_id))
+        return true;
     size_t cursor = 0;
     void *value;
     while (kf_dict_next (self->jobs, &cursor, NULL, &value)) {
@@ -274,7 +334,7 @@ s_send_final (kf_llm_stage_t *self, s_job_t *job, const kf_up_event_t *error)
     msgpack_pack_map (&pk, 2);
     kf_mp_pack_kv_bool (&pk, "ok", true);
     kf_mp_pack_cstr (&pk, "result");
-    msgpack_pack_map (&pk, 11 + has_conversation + (error != NULL));
+    msgpack_pack_map (&pk, 11 + has_conversation + (error != NULL) + job->is_stopped);
     kf_mp_pack_kv_str (&pk, "reply", reply);
     kf_mp_pack_kv_str (&pk, "response_type", "text");
     kf_mp_pack_cstr (&pk, "response_content");
@@ -298,6 +358,8 @@ s_send_final (kf_llm_stage_t *self, s_job_t *job, const kf_up_event_t *error)
     kf_mp_pack_kv_str (&pk, "upstream", job->upstream->name);
     if (has_conversation)
         kf_mp_pack_kv_str (&pk, "upstream_conversation_id", job->conversation_id);
+    if (job->is_stopped)
+        kf_mp_pack_kv_bool (&pk, "stopped", true);
     if (error) {
         kf_mp_pack_cstr (&pk, "upstream_error");
         msgpack_pack_map (&pk, 3);
@@ -355,4 +417,70 @@ s_on_event (void *arg, uint64_t handle, const kf_up_event_t *event)
             s_remove (self, job);
             break;
     }
+}
+
+//  Ends a job that could not start with {ok: false, error: busy}
+static void
+s_send_busy (kf_llm_stage_t *self, const char *job_id)
+{
+    kf_error_t err;
+    kf_error_set (&err, KF_E_BUSY, "this worker has too many LLM calls open; retry later");
+    err.retry_after_ms = 1000;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", false);
+    kf_mp_pack_cstr (&pk, "error");
+    kf_error_pack (&pk, &err);
+    self->send (self->arg, "FINAL", job_id, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+void
+kf_llm_stage_grant (kf_llm_stage_t *self, const char *job_id, const char *status)
+{
+    s_job_t *job = kf_dict_remove (self->waiting, job_id, strlen (job_id));
+    if (!job)
+        return;                 //  Cancelled meanwhile
+    if (strcmp (status, "ok") == 0) {
+        job->handle = kf_upstream_client_start (self->client, &job->prompt.request);
+        kf_rag_prompt_release (&job->prompt);
+        if (job->handle == 0) {
+            s_send_busy (self, job->job_id);
+            s_job_free (job);
+        }
+        else
+            kf_dict_put (self->jobs, (const char *) &job->handle, sizeof job->handle, job);
+    }
+    else
+    if (strcmp (status, "open") == 0) {
+        //  The breaker is open: the fallback at once, no call; the broker counts it a fallback
+        kf_up_event_t event = { .kind = KF_UP_ERROR };
+        snprintf (event.code, sizeof event.code, "circuit_open");
+        snprintf (event.message, sizeof event.message, "the circuit breaker of upstream %s is open",
+                  job->upstream->name);
+        s_send_final (self, job, &event);
+        s_job_free (job);
+    }
+    else
+        s_job_free (job);       //  busy: the broker fails the chat 429 itself
+}
+
+bool
+kf_llm_stage_stop (kf_llm_stage_t *self, const char *job_id)
+{
+    s_job_t *job = kf_dict_get (self->waiting, job_id, strlen (job_id));
+    size_t cursor = 0;
+    void *value;
+    while (!job && kf_dict_next (self->jobs, &cursor, NULL, &value))
+        if (strcmp (((s_job_t *) value)->job_id, job_id) == 0)
+            job = value;
+    if (!job)
+        return false;
+    job->is_stopped = true;
+    s_send_final (self, job, NULL);     //  What was streamed so far
+    kf_llm_stage_cancel (self, job_id); //  Closes the transfer (or the wait) and forgets the job
+    return true;
 }

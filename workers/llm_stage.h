@@ -35,17 +35,30 @@ const kf_bot_llm_t *kf_llm_stage_bot (kf_llm_stage_t *self, const char *bot_id);
 //  Whether another start would be refused (the caller fails the job busy before sending meta).
 bool kf_llm_stage_is_full (kf_llm_stage_t *self);
 
-//  Starts the upstream request for chat job `job_id` (`job` is the JOB body) whose turn went
-//  through kf_pipeline_answer and kf_pipeline_use_llm; the caller has sent meta already when
-//  `is_stream`. Tokens are sent only when `is_stream`. The turn may be released on return.
-//  Returns 0, or -1 when the client is full (nothing sent; the caller fails the job busy).
+//  Prepares the upstream request for chat job `job_id` (`job` is the JOB body) whose turn went
+//  through kf_pipeline_answer and kf_pipeline_use_llm, and asks the broker for a slot (ACQUIRE):
+//  the request starts at the broker's GRANT (kf_llm_stage_grant). The caller has sent meta
+//  already when `is_stream`. Tokens are sent only when `is_stream`. The turn may be released on
+//  return. Returns 0, or -1 for a job id too long (nothing sent; the caller fails the job).
 int kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
                         const kf_upstream_config_t *upstream, const kf_turn_t *turn,
                         const msgpack_object *job);
 
+//  The broker's GRANT for job `job_id`, which kf_llm_stage_start asked for with ACQUIRE (the
+//  broker counts every upstream's streams across workers): "ok" starts the request; "open" (the
+//  upstream's circuit breaker is open) ends the job at once with the fallback reply and an
+//  upstream_error of code "circuit_open", no request made; "busy" drops it silently (the broker
+//  fails the chat 429 itself). A job cancelled meanwhile is ignored.
+void kf_llm_stage_grant (kf_llm_stage_t *self, const char *job_id, const char *status);
+
 //  Cancels job `job_id` (the broker's CANCEL): its transfer is closed, nothing more is sent.
 //  Returns true when it was an LLM job.
 bool kf_llm_stage_cancel (kf_llm_stage_t *self, const char *job_id);
+
+//  Stops job `job_id` (the broker's STOP, chat.stop): its transfer is closed, and FINAL is sent
+//  with the reply so far (exactly the tokens sent) and "stopped": true. Returns true when it was
+//  an LLM job still in progress.
+bool kf_llm_stage_stop (kf_llm_stage_t *self, const char *job_id);
 
 //  Cancels every job silently (the broker connection was reset).
 void kf_llm_stage_cancel_all (kf_llm_stage_t *self);

@@ -717,8 +717,12 @@ s_easy_new (kf_upstream_client_t *self, s_request_t *req, const kf_upstream_requ
     //  free its own data
     curl_easy_setopt (easy, CURLOPT_QUICK_EXIT, 1L);
     //  Over HTTPS, streams started together wait for the first connection's ALPN and share it
-    //  when it is HTTP/2, rather than each paying a TLS connection (tens of KB and a handshake)
-    curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
+    //  when it is HTTP/2, rather than each paying a TLS connection (tens of KB and a handshake).
+    //  Not over plain http://, which is always HTTP/1.1 here: there libcurl 7.88 keeps a waiting
+    //  transfer pending until a connection to the host is released, so a worker streamed one
+    //  answer per upstream at a time (found by tests/bench/llm_bench.c)
+    if (strncmp (req->url, "https:", 6) == 0)
+        curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
     if (request->connect_timeout_ms > 0)
         curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) request->connect_timeout_ms);
     //  No Accept-Encoding: a compressed stream would cost an inflate window per stream and hold

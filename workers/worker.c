@@ -318,6 +318,56 @@ s_cancel_stream (s_worker_t *self, const char *job_id)
         }
 }
 
+//  Stops a paced stream (the broker's STOP): FINAL with the text streamed so far and "stopped":
+//  true, without the answer-cache entry (a partial answer is never cached). False when unknown.
+static bool
+s_stop_stream (s_worker_t *self, const char *job_id)
+{
+    for (s_stream_t **link = &self->streams; *link; link = &(*link)->next) {
+        s_stream_t *stream = *link;
+        if (strcmp (stream->job_id, job_id) != 0)
+            continue;
+        msgpack_unpacked final;
+        bool has_final = kf_mp_unpack_one (stream->final.data, stream->final.size, &final);
+        const msgpack_object *result = has_final ? kf_mp_get (&final.data, "result") : NULL;
+        uint32_t size = result && result->type == MSGPACK_OBJECT_MAP ? result->via.map.size : 0;
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < size; i++) {
+            const msgpack_object *key = &result->via.map.ptr [i].key;
+            kept += !kf_mp_str_eq_key (key, "reply") && !kf_mp_str_eq_key (key, "cache")
+                 && !kf_mp_str_eq_key (key, "stopped");
+        }
+        msgpack_sbuffer body;
+        msgpack_sbuffer_init (&body);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 2);
+        kf_mp_pack_kv_bool (&pk, "ok", true);
+        kf_mp_pack_cstr (&pk, "result");
+        msgpack_pack_map (&pk, kept + 2);
+        for (uint32_t i = 0; i < size; i++) {
+            const msgpack_object *key = &result->via.map.ptr [i].key;
+            if (kf_mp_str_eq_key (key, "reply") || kf_mp_str_eq_key (key, "cache")
+            ||  kf_mp_str_eq_key (key, "stopped"))
+                continue;
+            msgpack_pack_object (&pk, *key);
+            msgpack_pack_object (&pk, result->via.map.ptr [i].val);
+        }
+        kf_mp_pack_cstr (&pk, "reply");
+        kf_mp_pack_str (&pk, stream->text, stream->offset);
+        kf_mp_pack_kv_bool (&pk, "stopped", true);
+        s_send (self, "FINAL", job_id, &body);
+        msgpack_sbuffer_destroy (&body);
+        if (has_final)
+            msgpack_unpacked_destroy (&final);
+        *link = stream->next;
+        s_stream_free (stream);
+        self->jobs_done++;
+        return true;
+    }
+    return false;
+}
+
 static void
 s_drop_streams (s_worker_t *self)
 {
@@ -400,12 +450,30 @@ s_on_broker_message (s_worker_t *self)
         if (kf_frames_is (&frames, 1, "JOB"))
             s_on_job (self, &frames);
         else
+        if (kf_frames_is (&frames, 1, "GRANT") && frames.count == 4) {
+            char job_id [32], status [8];
+            snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
+                      kf_frames_data (&frames, 2));
+            snprintf (status, sizeof status, "%.*s", (int) kf_frames_size (&frames, 3),
+                      kf_frames_data (&frames, 3));
+            if (self->llm)
+                kf_llm_stage_grant (self->llm, job_id, status);
+        }
+        else
         if (kf_frames_is (&frames, 1, "CANCEL") && frames.count == 3) {
             char job_id [32];
             snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
                       kf_frames_data (&frames, 2));
             if (!self->llm || !kf_llm_stage_cancel (self->llm, job_id))
                 s_cancel_stream (self, job_id);
+        }
+        else
+        if (kf_frames_is (&frames, 1, "STOP") && frames.count == 3) {
+            char job_id [32];
+            snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
+                      kf_frames_data (&frames, 2));
+            if (!self->llm || !kf_llm_stage_stop (self->llm, job_id))
+                s_stop_stream (self, job_id);   //  Unknown: already answered, nothing to do
         }
         else
         if (kf_frames_is (&frames, 1, "DISCONNECT")) {

@@ -11,6 +11,11 @@
                          scenario; later ones get "ok" (a failure that a retry gets past)
         X-Fake-Auth:     the key expected as "Authorization: Bearer KEY"; any other gets 401
                          with the key it got quoted in the message
+        X-Fake-Stamp:    N (1..FAKE_STAMP_MAX_TOKENS): the answer is N tokens of fake_stamp.h,
+                         each ending in a marker with the time (CLOCK_MONOTONIC microseconds) the
+                         fake wrote it; the stream is written one event per write, every
+                         X-Fake-Delay-Ms, each marker stamped just before its write (for latency
+                         benchmarks)
     GET /stats answers {"accepted", "requests", "client_closes", "open", "last_conversation_id",
     "last_references", "last_messages"} as JSON: client_closes counts connections the client
     closed before the answer was all sent (a cancelled stream); last_conversation_id is the
@@ -31,9 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "fake_stamp.h"
 
 #define S_MAX_CONNECTIONS 8192
 #define S_ANSWER "您好，这里是测试回答：退货请在订单页申请售后。"
@@ -49,6 +56,7 @@ typedef struct {
     int delay_ms;
     int64_t next_write_ms;
     bool is_stalled;            //  Never sends the rest
+    bool is_stamped;            //  X-Fake-Stamp: one event per write, markers stamped at write
 } s_conn_t;
 
 static s_conn_t *s_conns [S_MAX_CONNECTIONS];
@@ -161,7 +169,7 @@ s_build_error (s_conn_t *conn, bool is_dify, const char *scenario, int status, c
 
 static void
 s_build (s_conn_t *conn, bool is_dify, const char *scenario, int status, const char *retry_after,
-         const char *sent_key)
+         const char *sent_key, int stamps)
 {
     char *out = NULL;
     size_t len = 0;
@@ -178,14 +186,24 @@ s_build (s_conn_t *conn, bool is_dify, const char *scenario, int status, const c
     s_append (&out, &len, head, strlen (head));
     const char *starts [64];
     size_t lens [64];
-    int count = s_tokens (S_ANSWER, starts, lens, 64);
+    int count = stamps > 0 ? stamps : s_tokens (S_ANSWER, starts, lens, 64);
     int upto = strcmp (scenario, "error-mid") == 0 || strcmp (scenario, "stall") == 0 ? 3 : count;
     for (int t = 0; t < upto; t++) {
+        char piece [FAKE_STAMP_PAIR_LEN + FAKE_STAMP_MARKER_LEN + 1];
+        const char *text = piece;
+        int text_len;
+        if (stamps > 0)             //  The marker's digits are filled in when the event is written
+            text_len = snprintf (piece, sizeof piece, "%.*s" FAKE_STAMP_OPEN "%0*d" FAKE_STAMP_CLOSE,
+                                 FAKE_STAMP_PAIR_LEN, fake_stamp_pair (t), FAKE_STAMP_DIGITS, 0);
+        else {
+            text = starts [t];
+            text_len = (int) lens [t];
+        }
         int n = is_dify
             ? snprintf (line, sizeof line, "data: {\"event\":\"message\",\"task_id\":\"t1\",\"message_id\":\"m1\","
-                        "\"conversation_id\":\"%s\",\"answer\":\"%.*s\",\"created_at\":1}\n\n", s_conversation, (int) lens [t], starts [t])
+                        "\"conversation_id\":\"%s\",\"answer\":\"%.*s\",\"created_at\":1}\n\n", s_conversation, text_len, text)
             : snprintf (line, sizeof line, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":"
-                        "[{\"index\":0,\"delta\":{\"content\":\"%.*s\"},\"finish_reason\":null}]}\n\n", (int) lens [t], starts [t]);
+                        "[{\"index\":0,\"delta\":{\"content\":\"%.*s\"},\"finish_reason\":null}]}\n\n", text_len, text);
         s_append (&out, &len, line, n);
     }
     if (strcmp (scenario, "stall") == 0)
@@ -265,6 +283,10 @@ s_on_request (s_conn_t *conn)
         return;
     *end = 0;                           //  Headers are looked up in the headers only
     char scenario [64], chunk [32], delay [32], status [16], retry_after [64], key [128], auth [160];
+    char stamp [16];
+    s_header (conn->request, "X-Fake-Stamp", stamp, sizeof stamp);
+    int stamps = atoi (stamp);
+    stamps = stamps < 0 ? 0 : stamps > FAKE_STAMP_MAX_TOKENS ? FAKE_STAMP_MAX_TOKENS : stamps;
     s_header (conn->request, "X-Fake-Scenario", scenario, sizeof scenario);
     s_header (conn->request, "X-Fake-Chunk", chunk, sizeof chunk);
     s_header (conn->request, "X-Fake-Delay-Ms", delay, sizeof delay);
@@ -305,11 +327,35 @@ s_on_request (s_conn_t *conn)
     if (*key && (strncmp (auth, "Bearer ", 7) != 0 || strcmp (auth + 7, key) != 0))
         snprintf (scenario, sizeof scenario, "auth");
     s_build (conn, is_dify, *scenario ? scenario : "ok", atoi (status), retry_after,
-             strncmp (auth, "Bearer ", 7) == 0 ? auth + 7 : auth);
+             strncmp (auth, "Bearer ", 7) == 0 ? auth + 7 : auth, stamps);
+    conn->is_stamped = stamps > 0;
     conn->chunk = atol (chunk) > 0 ? (size_t) atol (chunk) : conn->response_len;
     conn->delay_ms = atoi (delay);
     conn->next_write_ms = s_now_ms () + (strcmp (scenario, "slow-start") == 0 ? 1000 : 0);
     conn->is_answering = true;
+}
+
+//  The bytes of the next write of a stamped answer: up to the end of the next event (the first
+//  write is the HTTP head with the comment after it); every marker starting in them gets the time
+//  now
+static size_t
+s_stamp_next (s_conn_t *conn)
+{
+    const char *from = conn->response + conn->sent;
+    const char *end = strstr (from, "\n\n");
+    size_t n = end ? (size_t) (end + 2 - from) : conn->response_len - conn->sent;
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    char digits [FAKE_STAMP_DIGITS + 1];
+    snprintf (digits, sizeof digits, "%0*lld", FAKE_STAMP_DIGITS,
+              (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    char *at = conn->response + conn->sent, *limit = at + n;
+    while ((at = memmem (at, limit - at, FAKE_STAMP_OPEN, 3))
+    &&     at + FAKE_STAMP_MARKER_LEN <= conn->response + conn->response_len) {
+        memcpy (at + 3, digits, FAKE_STAMP_DIGITS);
+        at += FAKE_STAMP_MARKER_LEN;
+    }
+    return n;
 }
 
 static void
@@ -326,17 +372,23 @@ main (int argc, char *argv [])
 {
     int port = argc > 2 && strcmp (argv [1], "--port") == 0 ? atoi (argv [2]) : 0;
     signal (SIGPIPE, SIG_IGN);
+    struct rlimit files;                //  One descriptor per connection: as many as allowed
+    if (getrlimit (RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &files);
+    }
     int listener = socket (AF_INET, SOCK_STREAM, 0);
     int on = 1;
     setsockopt (listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port),
                                    .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     socklen_t size = sizeof address;
-    if (bind (listener, (struct sockaddr *) &address, sizeof address) || listen (listener, 1024)
+    if (bind (listener, (struct sockaddr *) &address, sizeof address) || listen (listener, 4096)
     ||  getsockname (listener, (struct sockaddr *) &address, &size)) {
         perror ("fake_upstream");
         return 1;
     }
+    fcntl (listener, F_SETFL, O_NONBLOCK);
     printf ("%d\n", ntohs (address.sin_port));
     fflush (stdout);
     static struct pollfd items [S_MAX_CONNECTIONS + 1];
@@ -356,14 +408,16 @@ main (int argc, char *argv [])
         int polled = s_count;           //  Connections accepted below have no poll entry yet
         if (poll (items, polled + 1, timeout) < 0 && errno != EINTR)
             return 1;
-        if ((items [0].revents & POLLIN) && s_count < S_MAX_CONNECTIONS) {
+        //  Every waiting connection at once (the listener does not block): a burst of thousands
+        //  must not wait one poll round each
+        while ((items [0].revents & POLLIN) && s_count < S_MAX_CONNECTIONS) {
             int fd = accept (listener, NULL, NULL);
-            if (fd >= 0) {
-                fcntl (fd, F_SETFL, O_NONBLOCK);
-                s_conns [s_count] = calloc (1, sizeof (s_conn_t));
-                s_conns [s_count++]->fd = fd;
-                s_accepted++;
-            }
+            if (fd < 0)
+                break;
+            fcntl (fd, F_SETFL, O_NONBLOCK);
+            s_conns [s_count] = calloc (1, sizeof (s_conn_t));
+            s_conns [s_count++]->fd = fd;
+            s_accepted++;
         }
         now = s_now_ms ();
         for (int i = s_count - 1; i >= 0; i--) {
@@ -388,10 +442,14 @@ main (int argc, char *argv [])
             if (!conn->is_answering || conn->next_write_ms > now || conn->sent == conn->response_len)
                 continue;
             size_t n = conn->response_len - conn->sent < conn->chunk ? conn->response_len - conn->sent : conn->chunk;
+            if (conn->is_stamped)
+                n = s_stamp_next (conn);
             ssize_t wrote = write (conn->fd, conn->response + conn->sent, n);
             if (wrote > 0)
                 conn->sent += wrote;
-            conn->next_write_ms = now + conn->delay_ms;
+            //  Stamped answers keep their pace even when a write comes late (a benchmark's rate)
+            conn->next_write_ms = conn->is_stamped && conn->sent > 0 ? conn->next_write_ms + conn->delay_ms
+                                                                     : now + conn->delay_ms;
             if (conn->sent == conn->response_len && !conn->is_stalled)
                 s_close (i);
         }
