@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -430,4 +433,64 @@ h_raw_event (h_raw_t *raw, int timeout_ms, char *topic, size_t topic_size, msgpa
     CHECK (kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1), event));
     kf_frames_close (&frames);
     return true;
+}
+
+int
+h_start_fake_upstream (pid_t *pid)
+{
+    int fds [2];
+    CHECK_INT (pipe (fds), 0);
+    fflush (stdout);
+    pid_t child = fork ();
+    if (child == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        dup2 (fds [1], 1);
+        execl (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", (char *) NULL);
+        _exit (127);
+    }
+    close (fds [1]);
+    char line [16] = "";
+    CHECK (read (fds [0], line, sizeof line - 1) > 0);
+    close (fds [0]);
+    int port = atoi (line);
+    CHECK (port > 0);
+    if (pid)
+        *pid = child;
+    return port;
+}
+
+char *
+h_fake_stats (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port),
+                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    CHECK (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    const char *request = "GET /stats HTTP/1.1\r\nHost: fake\r\n\r\n";
+    CHECK (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
+    size_t capacity = 4096, len = 0;
+    char *reply = kf_malloc (capacity);
+    ssize_t n;
+    while ((n = read (fd, reply + len, capacity - 1 - len)) > 0) {
+        len += n;
+        if (len + 1 == capacity)
+            reply = kf_realloc (reply, capacity *= 2);
+    }
+    close (fd);
+    reply [len] = 0;
+    const char *body = strstr (reply, "\r\n\r\n");
+    CHECK (body);
+    char *stats = kf_strdup (body + 4);
+    free (reply);
+    return stats;
+}
+
+long long
+h_fake_stat (const char *stats, const char *key)
+{
+    char quoted [64];
+    snprintf (quoted, sizeof quoted, "\"%s\":", key);
+    const char *at = strstr (stats, quoted);
+    CHECK (at);
+    return strtoll (at + strlen (quoted), NULL, 10);
 }

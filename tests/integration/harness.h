@@ -91,4 +91,13 @@ bool h_raw_event (h_raw_t *raw, int timeout_ms, char *topic, size_t topic_size,
 
 //  Milliseconds sleep.
 void h_sleep_ms (int ms);
+
+//  Starts the fake LLM upstream (tests/fake/fake_upstream, killed when the test dies) and returns
+//  the port it listens on (127.0.0.1); its pid in *pid when `pid` is not NULL.
+int h_start_fake_upstream (pid_t *pid);
+
+//  The fake's GET /stats body (JSON text, heap, caller frees), and one number from it (a key such
+//  as "requests"; fails the test when absent).
+char *h_fake_stats (int port);
+long long h_fake_stat (const char *stats, const char *key);
 #endif

@@ -23,27 +23,6 @@
 static int s_port;
 static pid_t s_fake;
 
-static void
-s_start_fake (void)
-{
-    int fds [2];
-    CHECK_INT (pipe (fds), 0);
-    fflush (stdout);
-    s_fake = fork ();
-    if (s_fake == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        dup2 (fds [1], 1);
-        execl (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", (char *) NULL);
-        _exit (127);
-    }
-    close (fds [1]);
-    char line [16] = "";
-    CHECK (read (fds [0], line, sizeof line - 1) > 0);
-    close (fds [0]);
-    s_port = atoi (line);
-    CHECK (s_port > 0);
-}
-
 typedef struct {
     unsigned long long requests;
     char conversation [128];
@@ -54,31 +33,15 @@ typedef struct {
 static void
 s_fake_stats (s_stats_t *stats)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (s_port),
-                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    CHECK (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
-    const char *request = "GET /stats HTTP/1.1\r\nHost: fake\r\n\r\n";
-    CHECK (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
-    char reply [2048];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read (fd, reply + len, sizeof reply - 1 - len)) > 0)
-        len += n;
-    close (fd);
-    reply [len] = 0;
-    const char *body = strstr (reply, "\r\n\r\n");
-    CHECK (body);
-    unsigned long long ignored;
-    int open;
+    char *json = h_fake_stats (s_port);
     memset (stats, 0, sizeof *stats);
-    CHECK (sscanf (body + 4, "{\"accepted\":%llu,\"requests\":%llu,\"client_closes\":%llu,\"open\":%d,"
-                   "\"last_conversation_id\":\"%127[^\"]\"", &ignored, &stats->requests, &ignored,
-                   &open, stats->conversation) >= 4);
-    const char *at = strstr (body, "\"last_references\":");
-    CHECK (at);
-    CHECK_INT (sscanf (at, "\"last_references\":%d,\"last_messages\":%d", &stats->references,
-                       &stats->messages), 2);
+    stats->requests = (unsigned long long) h_fake_stat (json, "requests");
+    stats->references = (int) h_fake_stat (json, "last_references");
+    stats->messages = (int) h_fake_stat (json, "last_messages");
+    const char *at = strstr (json, "\"last_conversation_id\":\"");
+    if (at)
+        sscanf (at, "\"last_conversation_id\":\"%127[^\"]\"", stats->conversation);
+    free (json);
 }
 
 static void
@@ -197,7 +160,7 @@ s_file_has (const char *path, const char *text)
 int
 main (void)
 {
-    s_start_fake ();
+    s_port = h_start_fake_upstream (&s_fake);
     kf_harness_t h;
     h_init (&h, "llm");
     char config [320];

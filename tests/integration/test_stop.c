@@ -19,49 +19,14 @@
 static int s_port;
 static pid_t s_fake;
 
-static void
-s_start_fake (void)
-{
-    int fds [2];
-    CHECK_INT (pipe (fds), 0);
-    fflush (stdout);
-    s_fake = fork ();
-    if (s_fake == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        dup2 (fds [1], 1);
-        execl (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", (char *) NULL);
-        _exit (127);
-    }
-    close (fds [1]);
-    char line [16] = "";
-    CHECK (read (fds [0], line, sizeof line - 1) > 0);
-    close (fds [0]);
-    s_port = atoi (line);
-    CHECK (s_port > 0);
-}
-
 //  The fake's GET /stats: connections the client closed early, and connections open
 static void
 s_fake_stats (unsigned long long *client_closes, int *open)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (s_port),
-                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    CHECK (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
-    const char *request = "GET /stats HTTP/1.1\r\nHost: fake\r\n\r\n";
-    CHECK (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
-    char reply [4096];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read (fd, reply + len, sizeof reply - 1 - len)) > 0)
-        len += n;
-    close (fd);
-    reply [len] = 0;
-    const char *closes = strstr (reply, "\"client_closes\":");
-    const char *opened = strstr (reply, "\"open\":");
-    CHECK (closes && opened);
-    *client_closes = strtoull (closes + 16, NULL, 10);
-    *open = atoi (opened + 7);      //  The stats connection itself may count
+    char *json = h_fake_stats (s_port);
+    *client_closes = (unsigned long long) h_fake_stat (json, "client_closes");
+    *open = (int) h_fake_stat (json, "open");       //  The stats connection itself may count
+    free (json);
 }
 
 //  Replies arrive in any order: those not asked for yet wait here
@@ -417,7 +382,7 @@ s_test_params (kf_client_t *client)
 int
 main (void)
 {
-    s_start_fake ();
+    s_port = h_start_fake_upstream (&s_fake);
     kf_harness_t h;
     h_init (&h, "stop");
     char config [320];
