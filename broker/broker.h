@@ -1,7 +1,7 @@
 /*  broker.h - the kefu-broker process: one event loop over three sockets (client requests on a
     ROUTER, token streams on an XPUB, workers on a ROUTER) that owns the database. This header is
-    shared by the broker's modules: the loop (broker.c), client methods (methods.c) and the chat job
-    lifecycle (chat_jobs.c). */
+    shared by the broker's modules: the loop (broker.c), client methods (methods.c and the other
+    *_methods.c), the chat job lifecycle (chat_jobs.c) and its answers (chat_results.c). */
 #ifndef KF_BROKER_H
 #define KF_BROKER_H
 #include <msgpack.h>
@@ -166,8 +166,8 @@ kf_method_fn kf_method_kb_synonyms_delete;
 kf_method_fn kf_method_suggest;
 kf_method_fn kf_method_cache_invalidate;
 
-//  Chat jobs (chat_jobs.c): accept a chat request, feed worker messages, sweep deadlines,
-//  recover the jobs of a lost worker, free what is left at shutdown.
+//  Chat jobs (chat_jobs.c: accept, dispatch, sweep deadlines, recover the jobs of a lost worker,
+//  free what is left at shutdown; chat_results.c: worker events and answers).
 kf_method_fn kf_chat_accept;
 void kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                          const char *body, size_t body_len);

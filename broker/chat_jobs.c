@@ -2,50 +2,23 @@
     queued behind its session's job in flight, dispatched to the least-loaded worker, streamed,
     finished (turn stored, reply queued for after the commit), or failed: deadline passed, worker
     lost after streaming began. A job whose worker is lost before it published anything is
-    dispatched again, up to max_attempts. Every accepted job ends in exactly one reply. */
-#include "broker/answer_cache.h"
+    dispatched again, up to max_attempts. Every accepted job ends in exactly one reply. The job's
+    answer (events relayed, result stored and replied, cache hits, stopped answers) is in
+    chat_results.c; the job struct and the helpers both use are in chat_jobs_private.h. */
+#include "broker/chat_jobs_private.h"
 #include "broker/bots.h"
-#include "broker/broker.h"
 #include "broker/stop_method.h"
 #include "common/clock.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
-#include "common/text_norm.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define S_MIN_TIME_LEFT_US 10000    //  A queued job with less left fails instead of starting
-
-struct kf_job_t {
-    uint64_t id;
-    char id_str [24];           //  Decimal id, the JOB frame
-    char *routing;              //  Client routing id
-    size_t routing_len;
-    char *request_id;           //  Client's request id (and stream topic)
-    size_t request_id_len;
-    char *message;              //  Customer text
-    size_t message_len;
-    char *labels_json;          //  Labels to remember on the session, or NULL
-    msgpack_sbuffer params;     //  Params as sent to the worker
-    bool is_stream;
-    kf_session_t *session;      //  Borrowed from the cache (pinned while the job lives)
-    kf_stream_t *stream;        //  Borrowed from the hub until the last event
-    kf_worker_t *worker;        //  While dispatched
-    int attempts;               //  Times dispatched
-    bool is_started;            //  Message ids allocated, user turn stored
-    uint64_t batch;             //  Store batch its first rows went into
-    bool is_ready;              //  On the ready queue
-    int64_t accepted_us, deadline_us;
-    int64_t user_message_id, message_id;
-    kf_job_t *ready_prev, *ready_next;
-    kf_job_t *live_prev, *live_next;
-    kf_job_t *session_next;     //  Waiting behind the session's active job
-    kf_stop_t *stop;            //  chat.stop waiting for its end (stop_method.c), or NULL
-};
 
 //  --- Queues ---------------------------------------------------------------------------------
 
@@ -100,11 +73,9 @@ s_live_unlink (kf_broker_t *self, kf_job_t *job)
 
 //  --- Start and end ----------------------------------------------------------------------------
 
-static bool s_answer_from_cache (kf_broker_t *self, kf_job_t *job);
-
 //  Allocates the job's ids and stores the user turn and the answer's pending row
-static void
-s_store_rows (kf_broker_t *self, kf_job_t *job)
+void
+kf_cj_store_rows (kf_broker_t *self, kf_job_t *job)
 {
     job->is_started = true;
     job->batch = kf_store_batch (self->store);
@@ -130,8 +101,8 @@ static void
 s_begin (kf_broker_t *self, kf_job_t *job)
 {
     job->session->active = job;
-    s_store_rows (self, job);
-    if (!s_answer_from_cache (self, job))
+    kf_cj_store_rows (self, job);
+    if (!kf_cj_answer_from_cache (self, job))
         s_ready_push (self, job, false);
 }
 
@@ -145,8 +116,6 @@ s_job_free (kf_job_t *job)
     msgpack_sbuffer_destroy (&job->params);
     free (job);
 }
-
-static void s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err);
 
 //  Starts the next job waiting in the session. One whose deadline has passed, or is too close to
 //  be worth a dispatch, fails without starting: it stores nothing, and the one behind it gets its
@@ -166,13 +135,13 @@ s_start_next (kf_broker_t *self, kf_session_t *session)
         }
         kf_error_t err;
         kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
-        s_fail (self, next, &err);
+        kf_cj_fail (self, next, &err);
     }
 }
 
 //  Removes a finished job everywhere and starts the next job of its session
-static void
-s_finish (kf_broker_t *self, kf_job_t *job)
+void
+kf_cj_finish (kf_broker_t *self, kf_job_t *job)
 {
     kf_llm_release (self, job->id_str, 0);     //  Its upstream slot, if it still holds one
     s_ready_unlink (self, job);
@@ -203,31 +172,6 @@ s_finish (kf_broker_t *self, kf_job_t *job)
     s_job_free (job);
 }
 
-//  Publishes one event on the job's stream: {"seq", "event", fields...}; `fields` packs `count`
-//  extra pairs. Returns the seq used.
-typedef void (s_fields_fn) (msgpack_packer *pk, void *arg);
-
-static int64_t
-s_publish (kf_broker_t *self, kf_job_t *job, const char *event, int count, s_fields_fn *fields,
-           void *arg, bool is_last)
-{
-    int64_t seq = kf_stream_next_seq (job->stream);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2 + count);
-    kf_mp_pack_kv_int (&pk, "seq", seq);
-    kf_mp_pack_kv_str (&pk, "event", event);
-    if (fields)
-        fields (&pk, arg);
-    kf_stream_publish (self->hub, job->stream, buffer.data, buffer.size, is_last);
-    msgpack_sbuffer_destroy (&buffer);
-    if (is_last)
-        job->stream = NULL;
-    return seq;
-}
-
 static void
 s_pack_error_field (msgpack_packer *pk, void *arg)
 {
@@ -236,11 +180,11 @@ s_pack_error_field (msgpack_packer *pk, void *arg)
 }
 
 //  Ends a job with an error: error event (when streaming) and error reply
-static void
-s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err)
+void
+kf_cj_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err)
 {
     if (job->stream)
-        s_publish (self, job, "error", 1, s_pack_error_field, (void *) err, true);
+        kf_cj_publish (self, job, "error", 1, s_pack_error_field, (void *) err, true);
     kf_broker_reply_error (self, job->routing, job->routing_len, job->request_id,
                            job->request_id_len, err);
     if (job->stop)
@@ -250,7 +194,7 @@ s_fail (kf_broker_t *self, kf_job_t *job, const kf_error_t *err)
     self->counters.errors++;
     if (err->errc == KF_E_TIMEOUT)
         self->counters.timeouts++;
-    s_finish (self, job);
+    kf_cj_finish (self, job);
 }
 
 //  --- Accept -----------------------------------------------------------------------------------
@@ -469,284 +413,12 @@ kf_chat_dispatch (kf_broker_t *self)
     }
 }
 
-//  --- Worker messages --------------------------------------------------------------------------
-
-static kf_job_t *
-s_running_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len)
+kf_job_t *
+kf_cj_running_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len)
 {
     kf_job_t *job = kf_dict_get (self->jobs, job_id, id_len);
     //  A job that timed out or was given to another worker: its late messages are dropped
     return job && job->worker == worker ? job : NULL;
-}
-
-typedef struct {
-    kf_job_t *job;
-    const msgpack_object *event;
-    bool is_meta;
-} s_event_ctx_t;
-
-//  Keys of an event that only the broker sets: a worker's copies of them are dropped
-static bool
-s_is_broker_key (const msgpack_object *key)
-{
-    return kf_mp_str_eq_key (key, "event") || kf_mp_str_eq_key (key, "seq")
-        || kf_mp_str_eq_key (key, "session_id") || kf_mp_str_eq_key (key, "message_id");
-}
-
-//  Copies the worker's event fields, adding session_id and message_id to meta
-static void
-s_pack_event_fields (msgpack_packer *pk, void *arg)
-{
-    s_event_ctx_t *ctx = arg;
-    if (ctx->is_meta) {
-        kf_mp_pack_kv_str (pk, "session_id", ctx->job->session->id);
-        kf_mp_pack_kv_int (pk, "message_id", ctx->job->message_id);
-    }
-    const msgpack_object_map *map = &ctx->event->via.map;
-    for (uint32_t i = 0; i < map->size; i++) {
-        const msgpack_object *key = &map->ptr [i].key;
-        if (s_is_broker_key (key))
-            continue;
-        msgpack_pack_object (pk, *key);
-        msgpack_pack_object (pk, map->ptr [i].val);
-    }
-}
-
-void
-kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
-                    const char *body, size_t body_len)
-{
-    kf_job_t *job = s_running_job (self, worker, job_id, id_len);
-    if (!job || !job->stream)
-        return;
-    msgpack_unpacked unpacked;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked))
-        return;
-    const msgpack_object *event = &unpacked.data;
-    const char *name;
-    size_t name_len;
-    if (event->type == MSGPACK_OBJECT_MAP && kf_mp_str (kf_mp_get (event, "event"), &name, &name_len)
-    &&  name_len < 16) {
-        char event_name [16];
-        snprintf (event_name, sizeof event_name, "%.*s", (int) name_len, name);
-        bool is_meta = strcmp (event_name, "meta") == 0;
-        if (!is_meta && strcmp (event_name, "token") != 0) {
-            //  done and error are the broker's to send, once, after the commit
-            kf_warn ("worker %s sent a %s event; ignored", worker->name, event_name);
-            msgpack_unpacked_destroy (&unpacked);
-            return;
-        }
-        int fields = is_meta ? 2 : 0;
-        for (uint32_t i = 0; i < event->via.map.size; i++) {
-            const msgpack_object *key = &event->via.map.ptr [i].key;
-            fields += !s_is_broker_key (key);
-        }
-        s_event_ctx_t ctx = { job, event, is_meta };
-        s_publish (self, job, event_name, fields, s_pack_event_fields, &ctx, false);
-    }
-    msgpack_unpacked_destroy (&unpacked);
-}
-
-//  A stopped answer: the job was asked to stop (chat.stop) and its answer says it did
-static bool
-s_is_stopped (kf_job_t *job, const msgpack_object *result)
-{
-    return job->stop && kf_mp_get_bool (result, "stopped", false);
-}
-
-//  Packs the chat result: the worker's answer plus what only the broker knows
-static void
-s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, int64_t latency_ms,
-               int64_t last_seq, bool as_fields)
-{
-    static const char *copied [] = { "reply", "response_type", "response_content", "intent",
-                                     "confidence", "sources", "suggestions", "escalate_to_human",
-                                     "usage", NULL };
-    int count = 9 + 7 + (last_seq >= 0);
-    if (!as_fields)
-        msgpack_pack_map (pk, count);
-    kf_mp_pack_kv_str (pk, "session_id", job->session->id);
-    kf_mp_pack_kv_int (pk, "message_id", job->message_id);
-    kf_mp_pack_kv_int (pk, "turn_count", job->session->turn_count);
-    kf_mp_pack_kv_int (pk, "failed_attempts", job->session->failed_attempts);
-    kf_mp_pack_kv_int (pk, "latency_ms", latency_ms);
-    if (last_seq >= 0)
-        kf_mp_pack_kv_int (pk, "last_seq", last_seq);
-    for (int i = 0; copied [i]; i++) {
-        const msgpack_object *value = kf_mp_get (result, copied [i]);
-        kf_mp_pack_cstr (pk, copied [i]);
-        if (value)
-            msgpack_pack_object (pk, *value);
-        else
-            msgpack_pack_nil (pk);
-    }
-    kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (result, "cached", false));
-    kf_mp_pack_kv_bool (pk, "stopped", s_is_stopped (job, result));
-}
-
-typedef struct {
-    kf_job_t *job;
-    const msgpack_object *result;
-    int64_t latency_ms;
-} s_done_ctx_t;
-
-static void
-s_pack_done_fields (msgpack_packer *pk, void *arg)
-{
-    s_done_ctx_t *ctx = arg;
-    s_pack_result (pk, ctx->job, ctx->result, ctx->latency_ms, -1, true);
-}
-
-//  Stores the answer, updates the session, publishes done and queues the reply
-static void
-s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
-{
-    kf_session_t *session = job->session;
-    int64_t now_us = kf_mono_us ();
-    int64_t latency_ms = (now_us - job->accepted_us) / 1000;
-    const char *reply = "", *intent = NULL, *response_type = "text";
-    size_t reply_len = 0, len;
-    kf_mp_str (kf_mp_get (result, "reply"), &reply, &reply_len);
-    char intent_buffer [64] = "", type_buffer [32] = "text";
-    if (kf_mp_str (kf_mp_get (result, "intent"), &intent, &len) && len < sizeof intent_buffer)
-        snprintf (intent_buffer, sizeof intent_buffer, "%.*s", (int) len, intent);
-    if (kf_mp_str (kf_mp_get (result, "response_type"), &response_type, &len) && len < sizeof type_buffer)
-        snprintf (type_buffer, sizeof type_buffer, "%.*s", (int) len, response_type);
-    const msgpack_object *usage = kf_mp_get (result, "usage");
-    kf_turn_row_t turn = {
-        .id = job->message_id, .session_id = session->id, .role = "assistant",
-        .content = reply, .content_len = reply_len, .response_type = type_buffer,
-        .intent = *intent_buffer ? intent_buffer : NULL,
-        .confidence = kf_mp_get_double (result, "confidence", -1),
-        .sources = kf_mp_get (result, "sources"), .suggestions = kf_mp_get (result, "suggestions"),
-        .response_content = kf_mp_get (result, "response_content"),
-        .latency_ms = latency_ms,
-        .prompt_tokens = kf_mp_get_int (usage, "prompt_tokens", 0),
-        .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
-        .created_at = kf_now_ms ()
-    };
-    kf_store_turn_complete (self->store, &turn);
-    kf_llm_on_complete (self, job->id_str, job->message_id, session->bot_id, result);
-    session->turn_count++;
-    int64_t failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
-    session->failed_attempts = failed_attempts < 0 ? 0 : failed_attempts;
-    session->updated_at = turn.created_at;
-    kf_store_session_update (self->store, session->id, session->turn_count,
-                             session->failed_attempts, job->labels_json, session->updated_at);
-    kf_session_remember (session, "user", job->message, job->message_len);
-    kf_session_remember (session, "assistant", reply, reply_len);
-    const char *conversation;
-    if (kf_mp_str (kf_mp_get (result, "upstream_conversation_id"), &conversation, &len))
-        kf_session_set_conversation (self->sessions, session, conversation, len);
-    const char *code;               //  upstream_error stays internal: logged, not returned
-    if (kf_mp_str (kf_mp_get (kf_mp_get (result, "upstream_error"), "code"), &code, &len))
-        kf_info ("session %s: the LLM upstream failed (%.*s)", session->id, (int) len, code);
-    const msgpack_object *cache = kf_mp_get (result, "cache");
-    if (cache && !kf_mp_get_bool (result, "cached", false) && !s_is_stopped (job, result))
-        kf_answer_cache_put (self->cache, session->bot_id, result, cache);
-    int64_t last_seq = -1;
-    if (job->stream) {
-        s_done_ctx_t ctx = { job, result, latency_ms };
-        last_seq = s_publish (self, job, "done", 16, s_pack_done_fields, &ctx, true);
-    }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    s_pack_result (&pk, job, result, latency_ms, last_seq, false);
-    kf_broker_reply_ok (self, job->routing, job->routing_len, job->request_id, job->request_id_len,
-                        buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
-    if (job->stop)
-        kf_stop_ended (self, job, s_is_stopped (job, result), reply, reply_len, NULL);
-    kf_latency_add (&self->latency, now_us - job->accepted_us);
-    self->counters.done++;
-    s_finish (self, job);
-}
-
-//  Packs the meta fields of a cached result: the ones a worker's meta event has
-static void
-s_pack_cached_meta (msgpack_packer *pk, void *arg)
-{
-    s_done_ctx_t *ctx = arg;
-    static const char *copied [] = { "intent", "confidence", "sources", "suggestions",
-                                     "escalate_to_human", NULL };
-    kf_mp_pack_kv_str (pk, "session_id", ctx->job->session->id);
-    kf_mp_pack_kv_int (pk, "message_id", ctx->job->message_id);
-    for (int i = 0; copied [i]; i++) {
-        kf_mp_pack_cstr (pk, copied [i]);
-        msgpack_pack_object (pk, *kf_mp_get (ctx->result, copied [i]));
-    }
-}
-
-static void
-s_pack_cached_token (msgpack_packer *pk, void *arg)
-{
-    s_done_ctx_t *ctx = arg;
-    kf_mp_pack_cstr (pk, "content");
-    msgpack_pack_object (pk, *kf_mp_get (ctx->result, "reply"));
-}
-
-//  Answers a job from the hot-answer cache when it holds the answer: no worker, the same rows
-//  and events as a worker's answer (meta, one token, done), "cached": true. Returns true when it
-//  did (the job is finished and freed).
-static bool
-s_answer_from_cache (kf_broker_t *self, kf_job_t *job)
-{
-    char *question = kf_text_normalize (job->message, job->message_len);
-    msgpack_unpacked params;
-    bool has_params = kf_mp_unpack_one (job->params.data, job->params.size, &params);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    bool is_hit = kf_answer_cache_get (self->cache, job->session->bot_id, question,
-                                       kf_store_kb_version (self->store),
-                                       has_params ? kf_mp_get (&params.data, "labels") : NULL, &pk);
-    free (question);
-    if (has_params)
-        msgpack_unpacked_destroy (&params);
-    msgpack_unpacked result;
-    if (is_hit && kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
-        if (job->stream) {
-            s_done_ctx_t ctx = { job, &result.data, 0 };
-            s_publish (self, job, "meta", 7, s_pack_cached_meta, &ctx, false);
-            s_publish (self, job, "token", 1, s_pack_cached_token, &ctx, false);
-        }
-        s_complete (self, job, &result.data);
-        msgpack_unpacked_destroy (&result);
-    }
-    else
-        is_hit = false;
-    msgpack_sbuffer_destroy (&buffer);
-    return is_hit;
-}
-
-void
-kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
-                  const char *body, size_t body_len)
-{
-    kf_job_t *job = s_running_job (self, worker, job_id, id_len);
-    if (!job)
-        return;
-    worker->jobs_done++;
-    msgpack_unpacked unpacked;
-    kf_error_t err;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
-        kf_error_set (&err, KF_E_INTERNAL, "worker sent an undecodable result");
-        s_fail (self, job, &err);
-        return;
-    }
-    const msgpack_object *final = &unpacked.data;
-    const msgpack_object *result = kf_mp_get (final, "result");
-    if (kf_mp_get_bool (final, "ok", false) && result && result->type == MSGPACK_OBJECT_MAP)
-        s_complete (self, job, result);
-    else {
-        if (!kf_error_unpack (kf_mp_get (final, "error"), &err))
-            kf_error_set (&err, KF_E_INTERNAL, "worker failed without saying why");
-        s_fail (self, job, &err);
-    }
-    msgpack_unpacked_destroy (&unpacked);
 }
 
 //  --- Failure ----------------------------------------------------------------------------------
@@ -764,7 +436,7 @@ kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us)
         kf_llm_release (self, job->id_str, 2);     //  A timed-out LLM turn failed its upstream
         kf_error_t err;
         kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
-        s_fail (self, job, &err);
+        kf_cj_fail (self, job, &err);
     }
 }
 
@@ -798,13 +470,13 @@ kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker)
         if (job->stream && kf_stream_next_seq (job->stream) > 0) {
             kf_error_set (&err, KF_E_WORKER_LOST, "the worker was lost while streaming the answer;"
                           " send the message again");
-            s_fail (self, job, &err);
+            kf_cj_fail (self, job, &err);
         }
         else
         if (job->attempts >= self->config->max_attempts) {
             kf_error_set (&err, KF_E_WORKER_LOST, "%d workers were lost running this message",
                           job->attempts);
-            s_fail (self, job, &err);
+            kf_cj_fail (self, job, &err);
         }
         else {
             self->counters.requeued++;
@@ -821,7 +493,7 @@ kf_chat_destroy_all (kf_broker_t *self)
         kf_error_t err;
         kf_error_set (&err, KF_E_UNAVAILABLE, "the broker is shutting down");
         job->worker = NULL;
-        s_fail (self, job, &err);
+        kf_cj_fail (self, job, &err);
     }
 }
 
@@ -843,7 +515,7 @@ kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
         job->is_started = false;        //  Nothing of it is stored
         kf_error_t err;
         kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
-        s_fail (self, job, &err);
+        kf_cj_fail (self, job, &err);
         next = self->live_head;         //  Failing may have finished or started others: rescan
     }
     kf_sessions_forget_batch (self->sessions, batch);
@@ -862,9 +534,9 @@ void
 kf_chat_fail_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                   const kf_error_t *err)
 {
-    kf_job_t *job = s_running_job (self, worker, job_id, id_len);
+    kf_job_t *job = kf_cj_running_job (self, worker, job_id, id_len);
     if (job)
-        s_fail (self, job, err);
+        kf_cj_fail (self, job, err);
 }
 
 //  --- chat.stop (stop_method.h) --------------------------------------------------------------
@@ -878,27 +550,4 @@ kf_chat_view (kf_job_t *job, kf_chat_view_t *view)
         .message_id = job->message_id, .is_streaming = job->stream != NULL, .stop = &job->stop,
         .live_next = job->live_next
     };
-}
-
-void
-kf_chat_end_stopped (kf_broker_t *self, kf_job_t *job, const char *text, size_t len)
-{
-    if (!job->is_started)
-        s_store_rows (self, job);       //  Queued behind its session: the customer's turn counts
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 4);
-    kf_mp_pack_cstr (&pk, "reply");
-    kf_mp_pack_str (&pk, text, len);
-    kf_mp_pack_kv_str (&pk, "response_type", "text");
-    kf_mp_pack_kv_int (&pk, "failed_attempts", job->session->failed_attempts);
-    kf_mp_pack_kv_bool (&pk, "stopped", true);
-    msgpack_unpacked result;
-    if (kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
-        s_complete (self, job, &result.data);
-        msgpack_unpacked_destroy (&result);
-    }
-    msgpack_sbuffer_destroy (&buffer);
 }
