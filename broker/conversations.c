@@ -56,13 +56,10 @@ kf_conversations_new (kf_store_t *store)
     kf_conversations_t *self = kf_calloc (1, sizeof *self);
     self->store = store;
     self->db = kf_store_db (store);
-    for (int i = 0; i < C_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i],
-                                NULL) != SQLITE_OK) {
-            kf_error ("conversations: prepare failed: %s", sqlite3_errmsg (self->db));
-            kf_conversations_destroy (&self);
-            return NULL;
-        }
+    if (kf_store_prepare (store, s_sql, self->stmt, C_COUNT, "conversations")) {
+        kf_conversations_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -72,8 +69,7 @@ kf_conversations_destroy (kf_conversations_t **self_p)
     kf_conversations_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < C_COUNT; i++)
-        sqlite3_finalize (self->stmt [i]);
+    kf_store_finalize (self->stmt, C_COUNT);
     free (self);
     *self_p = NULL;
 }

@@ -37,14 +37,10 @@ kf_history_t *
 kf_history_new (kf_store_t *store)
 {
     kf_history_t *self = kf_calloc (1, sizeof *self);
-    sqlite3 *db = kf_store_db (store);
-    for (int i = 0; i < H_STATEMENTS; i++)
-        if (sqlite3_prepare_v3 (db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i], NULL)
-            != SQLITE_OK) {
-            kf_error ("history: prepare failed: %s", sqlite3_errmsg (db));
-            kf_history_destroy (&self);
-            return NULL;
-        }
+    if (kf_store_prepare (store, s_sql, self->stmt, H_STATEMENTS, "history")) {
+        kf_history_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -54,8 +50,7 @@ kf_history_destroy (kf_history_t **self_p)
     kf_history_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < H_STATEMENTS; i++)
-        sqlite3_finalize (self->stmt [i]);
+    kf_store_finalize (self->stmt, H_STATEMENTS);
     free (self);
     *self_p = NULL;
 }

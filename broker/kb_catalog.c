@@ -59,13 +59,10 @@ kf_kb_catalog_new (kf_store_t *store)
     kf_kb_catalog_t *self = kf_calloc (1, sizeof *self);
     self->store = store;
     self->db = kf_store_db (store);
-    for (int i = 0; i < K_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i],
-                                NULL) != SQLITE_OK) {
-            kf_error ("kb catalog: prepare failed: %s", sqlite3_errmsg (self->db));
-            kf_kb_catalog_destroy (&self);
-            return NULL;
-        }
+    if (kf_store_prepare (store, s_sql, self->stmt, K_COUNT, "kb catalog")) {
+        kf_kb_catalog_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -75,8 +72,7 @@ kf_kb_catalog_destroy (kf_kb_catalog_t **self_p)
     kf_kb_catalog_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < K_COUNT; i++)
-        sqlite3_finalize (self->stmt [i]);
+    kf_store_finalize (self->stmt, K_COUNT);
     free (self);
     *self_p = NULL;
 }

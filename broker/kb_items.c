@@ -64,13 +64,10 @@ kf_kb_items_new (kf_store_t *store, kf_kb_catalog_t *catalog)
     self->store = store;
     self->catalog = catalog;
     self->db = kf_store_db (store);
-    for (int i = 0; i < I_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt [i],
-                                NULL) != SQLITE_OK) {
-            kf_error ("kb items: prepare failed: %s", sqlite3_errmsg (self->db));
-            kf_kb_items_destroy (&self);
-            return NULL;
-        }
+    if (kf_store_prepare (store, s_sql, self->stmt, I_COUNT, "kb items")) {
+        kf_kb_items_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -80,8 +77,7 @@ kf_kb_items_destroy (kf_kb_items_t **self_p)
     kf_kb_items_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < I_COUNT; i++)
-        sqlite3_finalize (self->stmt [i]);
+    kf_store_finalize (self->stmt, I_COUNT);
     free (self);
     *self_p = NULL;
 }

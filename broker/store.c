@@ -279,6 +279,29 @@ kf_store_db (kf_store_t *self)
 }
 
 int
+kf_store_prepare (kf_store_t *self, const char *const *sql, sqlite3_stmt **stmts, int count,
+                  const char *what)
+{
+    for (int i = 0; i < count; i++)
+        if (sqlite3_prepare_v3 (self->db, sql [i], -1, SQLITE_PREPARE_PERSISTENT, &stmts [i], NULL)
+            != SQLITE_OK) {
+            kf_error ("%s: prepare failed: %s", what, sqlite3_errmsg (self->db));
+            kf_store_finalize (stmts, count);
+            return -1;
+        }
+    return 0;
+}
+
+void
+kf_store_finalize (sqlite3_stmt **stmts, int count)
+{
+    for (int i = 0; i < count; i++) {
+        sqlite3_finalize (stmts [i]);
+        stmts [i] = NULL;
+    }
+}
+
+int
 kf_store_write_step (kf_store_t *self, sqlite3_stmt *stmt)
 {
     return s_write (self, stmt);

@@ -75,6 +75,13 @@ struct sqlite3_stmt;
 struct sqlite3 *kf_store_db (kf_store_t *self);
 int kf_store_write_step (kf_store_t *self, struct sqlite3_stmt *stmt);
 
+//  Prepares `count` statements from `sql` on the store's connection, once for their lifetime, into
+//  `stmts`. Returns 0, or -1 after logging which module (`what`) failed; the statements prepared
+//  so far are then finalized and every entry is NULL. kf_store_finalize frees them (NULLs fine).
+int kf_store_prepare (kf_store_t *self, const char *const *sql, struct sqlite3_stmt **stmts,
+                      int count, const char *what);
+void kf_store_finalize (struct sqlite3_stmt **stmts, int count);
+
 //  Savepoints inside the batch, for writes that must fail alone (one item of a batch): ends with
 //  kf_store_savepoint_end, which takes the writes back when `rc` < 0 (the batch stays good) and
 //  returns `rc`. kf_store_savepoint returns 0 or -1.
