@@ -247,13 +247,7 @@ static void
 s_send_token (kf_llm_stage_t *self, s_job_t *job, const char *text, size_t len)
 {
     msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_str (&pk, "event", "token");
-    kf_mp_pack_cstr (&pk, "content");
-    kf_mp_pack_str (&pk, text, len);
+    kf_pipeline_pack_token (&body, text, len);
     self->send (self->arg, "PARTIAL", job->job_id, &body);
     msgpack_sbuffer_destroy (&body);
 }

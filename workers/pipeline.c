@@ -294,3 +294,15 @@ kf_turn_release (kf_turn_t *turn)
     free (turn->reply);
     turn->normalized = turn->reply = NULL;
 }
+
+void
+kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len)
+{
+    msgpack_sbuffer_init (body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_str (&pk, "event", "token");
+    kf_mp_pack_cstr (&pk, "content");
+    kf_mp_pack_str (&pk, text, len);
+}

@@ -93,6 +93,10 @@ int kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk);
 //  kb_version, answers: every answer of the item with its labels} for the broker's answer cache.
 void kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk);
 
+//  Packs a token event {event: "token", content} into `body` (initialised here; the caller sends
+//  it as PARTIAL and destroys it).
+void kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len);
+
 //  Frees what the stages allocated. The turn can be reused afterwards.
 void kf_turn_release (kf_turn_t *turn);
 #endif

@@ -139,13 +139,7 @@ static void
 s_send_token (s_worker_t *self, const char *job_id, const char *text, size_t len)
 {
     msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_str (&pk, "event", "token");
-    kf_mp_pack_cstr (&pk, "content");
-    kf_mp_pack_str (&pk, text, len);
+    kf_pipeline_pack_token (&body, text, len);
     s_send (self, "PARTIAL", job_id, &body);
     msgpack_sbuffer_destroy (&body);
 }
