@@ -1,8 +1,9 @@
 /*  upstream_client.h - streaming calls to LLM upstreams (OpenAI-compatible chat completions, Dify
     chat messages) from inside the worker's zmq_poll loop, many at once, never blocking. Built on
-    libcurl's multi-socket interface: the client says which file descriptors it wants polled and
-    when it next needs the time, the owner polls them with its own sockets and hands back what is
-    ready. Requests are described in upstream_request.h. Each request's stream goes through the
+    libcurl's multi-socket interface: the client keeps libcurl's sockets in an epoll set of its
+    own and gives the owner one descriptor to poll (readable when any of them is ready) and the
+    time it next needs; the owner polls it with its own sockets and hands back the result. A
+    wake-up costs the sockets that are ready, not every open stream's. Requests are described in upstream_request.h. Each request's stream goes through the
     SSE parser and the decoders of upstream_events.h and comes out as events as soon as each is
     whole, ending with exactly one terminal event (KF_UP_DONE or KF_UP_ERROR). Failures before
     anything reached the caller are retried. An open stream costs about 19 KB (measured over
@@ -11,9 +12,9 @@
 
     A loop that owns a client looks like this:
 
-        zmq_pollitem_t items [1 + max_fds];
+        zmq_pollitem_t items [2];
         items [0] = (zmq_pollitem_t) { broker_socket, 0, ZMQ_POLLIN, 0 };
-        int count = kf_upstream_client_pollitems (client, items + 1, max_fds);
+        int count = kf_upstream_client_pollitems (client, items + 1, 1);
         long timeout = min (own_timeout, kf_upstream_client_timeout_ms (client, kf_mono_us ()));
         zmq_poll (items, 1 + count, timeout);
         kf_upstream_client_on_poll (client, items + 1, count);
@@ -63,7 +64,8 @@ typedef void (kf_upstream_client_fn) (void *arg, uint64_t handle, const kf_up_ev
 void kf_upstream_client_config_defaults (kf_upstream_client_config_t *config);
 
 //  Creates a client calling `fn` with `arg` for every event; `config` NULL: the defaults (it is
-//  copied). Never NULL (aborts when libcurl cannot start: out of memory).
+//  copied). Never NULL (aborts when libcurl or its epoll set cannot start: out of memory or of
+//  file descriptors). Holds one descriptor of its own (the epoll set, close-on-exec).
 kf_upstream_client_t *kf_upstream_client_new (const kf_upstream_client_config_t *config,
                                               kf_upstream_client_fn *fn, void *arg);
 
@@ -85,16 +87,18 @@ void kf_upstream_client_cancel (kf_upstream_client_t *self, uint64_t handle);
 //  Whether another start would be refused.
 bool kf_upstream_client_is_full (kf_upstream_client_t *self);
 
-//  Number of file descriptors the client wants polled now (its pollitems array needs that many).
+//  Number of poll items the client wants now: 1 while libcurl has sockets open, else 0.
 int kf_upstream_client_pollitem_count (kf_upstream_client_t *self);
 
-//  Writes the client's file descriptors into `items` (socket NULL, fd set, events ZMQ_POLLIN and/or
-//  ZMQ_POLLOUT), at most `max`; returns how many. The set changes after every on_poll / on_timer,
-//  so fill it again before each zmq_poll.
+//  Writes the client's poll item into `items` (socket NULL, fd its epoll set, events ZMQ_POLLIN),
+//  at most `max`; returns how many (0 or 1). Whether there is one changes after every on_poll /
+//  on_timer, so fill it again before each zmq_poll.
 int kf_upstream_client_pollitems (kf_upstream_client_t *self, zmq_pollitem_t *items, int max);
 
-//  Acts on the items filled by kf_upstream_client_pollitems and polled since: reads and writes what
-//  is ready, delivers the events that completes. Items with no revents are skipped.
+//  Acts on the items filled by kf_upstream_client_pollitems and polled since: when the epoll set is
+//  readable, takes the ready sockets from it (asked again now, so sockets closed since the poll are
+//  not acted on), reads and writes what they allow and delivers the events that completes. Items
+//  with no revents are skipped. A burst beyond 4,096 ready sockets is finished on later turns.
 void kf_upstream_client_on_poll (kf_upstream_client_t *self, const zmq_pollitem_t *items, int count);
 
 //  Milliseconds from `now_us` (kf_mono_us) until the client needs on_timer: libcurl's own timer,

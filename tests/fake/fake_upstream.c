@@ -23,19 +23,21 @@
     【参考资料N】 blocks of the last request body and last_messages its "role" keys. A Dify
     request with a conversation_id is answered in that conversation; one without starts
     "conv-1".
-    One poll loop, many connections at once; every connection closes after its answer.
+    One epoll loop, many connections at once (a wake-up reads only the connections that sent
+    something; one walk over the connections writes what is due); every connection closes after
+    its answer.
         fake_upstream [--port N]      (0 or absent: any free port, printed on stdout) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -47,6 +49,7 @@
 
 typedef struct {
     int fd;
+    int index;                  //  In s_conns
     char request [16384];       //  Headers and body as received
     size_t request_len;
     bool is_answering;
@@ -358,13 +361,40 @@ s_stamp_next (s_conn_t *conn)
     return n;
 }
 
+//  Closing the fd also takes it out of the epoll set
 static void
-s_close (int index)
+s_close (s_conn_t *conn)
 {
-    close (s_conns [index]->fd);
-    free (s_conns [index]->response);
-    free (s_conns [index]);
-    s_conns [index] = s_conns [--s_count];
+    int index = conn->index;
+    close (conn->fd);
+    free (conn->response);
+    free (conn);
+    if (index < --s_count) {
+        s_conns [index] = s_conns [s_count];
+        s_conns [index]->index = index;
+    }
+}
+
+//  Reads what the client sent; false when it went away (or sent too much) and was closed
+static bool
+s_on_readable (s_conn_t *conn)
+{
+    ssize_t n = read (conn->fd, conn->request + conn->request_len,
+                      sizeof conn->request - conn->request_len - 1);
+    bool is_nothing_yet = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (n <= 0 && !is_nothing_yet) {
+        if (conn->is_answering)
+            s_client_closes++;          //  Before the answer was all sent
+        s_close (conn);
+        return false;
+    }
+    if (n > 0) {
+        conn->request_len += n;
+        conn->request [conn->request_len] = 0;
+        if (!conn->is_answering)
+            s_on_request (conn);
+    }
+    return true;
 }
 
 int
@@ -391,67 +421,70 @@ main (int argc, char *argv [])
     fcntl (listener, F_SETFL, O_NONBLOCK);
     printf ("%d\n", ntohs (address.sin_port));
     fflush (stdout);
-    static struct pollfd items [S_MAX_CONNECTIONS + 1];
+    int epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+    struct epoll_event listen_event = { .events = EPOLLIN, .data.ptr = NULL };
+    if (epoll_fd < 0 || epoll_ctl (epoll_fd, EPOLL_CTL_ADD, listener, &listen_event)) {
+        perror ("fake_upstream");
+        return 1;
+    }
+    static struct epoll_event events [1024];
+    int timeout = -1;                   //  Until the next write due, from the last walk
     while (true) {
-        int64_t now = s_now_ms ();
-        int timeout = -1;
-        items [0] = (struct pollfd) { .fd = listener, .events = POLLIN };
-        for (int i = 0; i < s_count; i++) {
-            s_conn_t *conn = s_conns [i];
-            bool is_due = conn->is_answering && !(conn->is_stalled && conn->sent == conn->response_len);
-            items [i + 1] = (struct pollfd) { .fd = conn->fd, .events = POLLIN };
-            if (is_due) {
-                int wait = conn->next_write_ms <= now ? 0 : (int) (conn->next_write_ms - now);
-                timeout = timeout < 0 || wait < timeout ? wait : timeout;
-            }
-        }
-        int polled = s_count;           //  Connections accepted below have no poll entry yet
-        if (poll (items, polled + 1, timeout) < 0 && errno != EINTR)
+        int ready = epoll_wait (epoll_fd, events, 1024, timeout);
+        if (ready < 0 && errno != EINTR)
             return 1;
-        //  Every waiting connection at once (the listener does not block): a burst of thousands
-        //  must not wait one poll round each
-        while ((items [0].revents & POLLIN) && s_count < S_MAX_CONNECTIONS) {
-            int fd = accept (listener, NULL, NULL);
-            if (fd < 0)
-                break;
-            fcntl (fd, F_SETFL, O_NONBLOCK);
-            s_conns [s_count] = calloc (1, sizeof (s_conn_t));
-            s_conns [s_count++]->fd = fd;
-            s_accepted++;
-        }
-        now = s_now_ms ();
-        for (int i = s_count - 1; i >= 0; i--) {
-            s_conn_t *conn = s_conns [i];
-            if (i < polled && (items [i + 1].revents & (POLLIN | POLLHUP))) {
-                ssize_t n = read (conn->fd, conn->request + conn->request_len,
-                                  sizeof conn->request - conn->request_len - 1);
-                bool is_nothing_yet = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-                if (n <= 0 && !is_nothing_yet) {
-                    if (conn->is_answering)
-                        s_client_closes++;  //  Before the answer was all sent
-                    s_close (i);            //  The client went away (or sent too much)
+        for (int i = 0; i < ready; i++) {
+            s_conn_t *conn = events [i].data.ptr;
+            if (conn) {
+                s_on_readable (conn);   //  Closes only this connection, seen once per batch
+                continue;
+            }
+            //  Every waiting connection at once (the listener does not block): a burst of
+            //  thousands must not wait one wake-up each
+            while (s_count < S_MAX_CONNECTIONS) {
+                int fd = accept (listener, NULL, NULL);
+                if (fd < 0)
+                    break;
+                fcntl (fd, F_SETFL, O_NONBLOCK);
+                conn = calloc (1, sizeof (s_conn_t));
+                conn->fd = fd;
+                conn->index = s_count;
+                struct epoll_event event = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn };
+                if (epoll_ctl (epoll_fd, EPOLL_CTL_ADD, fd, &event)) {
+                    close (fd);
+                    free (conn);
                     continue;
                 }
-                if (n > 0) {
-                    conn->request_len += n;
-                    conn->request [conn->request_len] = 0;
-                    if (!conn->is_answering)
-                        s_on_request (conn);
+                s_conns [s_count++] = conn;
+                s_accepted++;
+            }
+        }
+        //  Writes what is due and finds when the next one is
+        int64_t now = s_now_ms ();
+        timeout = -1;
+        for (int i = s_count - 1; i >= 0; i--) {
+            s_conn_t *conn = s_conns [i];
+            if (!conn->is_answering || conn->sent == conn->response_len)
+                continue;               //  Waiting for its request, or stalled for good
+            if (conn->next_write_ms <= now) {
+                size_t n = conn->response_len - conn->sent < conn->chunk ? conn->response_len - conn->sent
+                                                                         : conn->chunk;
+                if (conn->is_stamped)
+                    n = s_stamp_next (conn);
+                ssize_t wrote = write (conn->fd, conn->response + conn->sent, n);
+                if (wrote > 0)
+                    conn->sent += wrote;
+                //  Stamped answers keep their pace even when a write comes late (a benchmark's rate)
+                conn->next_write_ms = conn->is_stamped && conn->sent > 0 ? conn->next_write_ms + conn->delay_ms
+                                                                         : now + conn->delay_ms;
+                if (conn->sent == conn->response_len) {
+                    if (!conn->is_stalled)
+                        s_close (conn); //  The last of s_conns moves here: walked already
+                    continue;
                 }
             }
-            if (!conn->is_answering || conn->next_write_ms > now || conn->sent == conn->response_len)
-                continue;
-            size_t n = conn->response_len - conn->sent < conn->chunk ? conn->response_len - conn->sent : conn->chunk;
-            if (conn->is_stamped)
-                n = s_stamp_next (conn);
-            ssize_t wrote = write (conn->fd, conn->response + conn->sent, n);
-            if (wrote > 0)
-                conn->sent += wrote;
-            //  Stamped answers keep their pace even when a write comes late (a benchmark's rate)
-            conn->next_write_ms = conn->is_stamped && conn->sent > 0 ? conn->next_write_ms + conn->delay_ms
-                                                                     : now + conn->delay_ms;
-            if (conn->sent == conn->response_len && !conn->is_stalled)
-                s_close (i);
+            int wait = conn->next_write_ms <= now ? 0 : (int) (conn->next_write_ms - now);
+            timeout = timeout < 0 || wait < timeout ? wait : timeout;
         }
     }
 }
