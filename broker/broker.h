@@ -120,6 +120,13 @@ void kf_broker_reply_error (kf_broker_t *self, const char *routing, size_t routi
 //  PROTOCOL.md 4.0). NULL with `err` set (missing, invalid, or 404 not_found).
 kf_session_t *kf_broker_session_param (kf_broker_t *self, kf_request_t *req, kf_error_t *err);
 
+//  The stored message `message_id` as seen by `user_id` (NULL: anyone): copies its role
+//  ("unfinished" for an answer not completed) and session id. Another user's message is as good
+//  as absent. Returns 1, or 0 with `err` set (404 not_found, 500 when it could not be read).
+int kf_broker_message_owned (kf_broker_t *self, int64_t message_id, const char *user_id,
+                             size_t user_len, char *role, size_t role_size, char *session_id,
+                             size_t session_size, kf_error_t *err);
+
 //  A client method: answers `req` from the client `routing` exactly once (reply queued).
 typedef void (kf_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
                              kf_request_t *req);

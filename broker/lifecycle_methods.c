@@ -111,17 +111,10 @@ kf_method_feedback (kf_broker_t *self, const char *routing, size_t routing_len, 
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.rating must be \"like\", \"dislike\" or null");
         goto failed;
     }
-    char role [16], owner [4 * 128 + 8], session_id [80];      //  user_id: 128 characters of UTF-8
-    int found = kf_store_turn_owner (self->store, message_id, role, sizeof role, owner, sizeof owner,
-                                     session_id, sizeof session_id);
-    //  Another user's message is as good as absent
-    if (found == 1 && user_id && *owner && (strlen (owner) != user_len || memcmp (owner, user_id, user_len)))
-        found = 0;
-    if (found != 1) {
-        kf_error_set (&err, found == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
-                      (long long) message_id, found == 0 ? "does not exist" : "could not be read");
+    char role [16], session_id [80];
+    if (!kf_broker_message_owned (self, message_id, user_id, user_len, role, sizeof role, session_id,
+                                  sizeof session_id, &err))
         goto failed;
-    }
     if (strcmp (role, "assistant") != 0) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "feedback rates answers: message %lld is %s",
                       (long long) message_id, strcmp (role, "unfinished") == 0

@@ -127,6 +127,22 @@ kf_broker_session_param (kf_broker_t *self, kf_request_t *req, kf_error_t *err)
     return session;
 }
 
+int
+kf_broker_message_owned (kf_broker_t *self, int64_t message_id, const char *user_id,
+                         size_t user_len, char *role, size_t role_size, char *session_id,
+                         size_t session_size, kf_error_t *err)
+{
+    char owner [4 * 128 + 8];                   //  user_id: 128 characters of UTF-8
+    int found = kf_store_turn_owner (self->store, message_id, role, role_size, owner, sizeof owner,
+                                     session_id, session_size);
+    if (found == 1 && user_id && *owner && (strlen (owner) != user_len || memcmp (owner, user_id, user_len)))
+        found = 0;
+    if (found != 1)
+        kf_error_set (err, found == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
+                      (long long) message_id, found == 0 ? "does not exist" : "could not be read");
+    return found == 1;
+}
+
 //  Like kf_broker_session_param, sending the error itself
 static kf_session_t *
 s_session_param (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)

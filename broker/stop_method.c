@@ -129,15 +129,9 @@ s_answer_finished (kf_broker_t *self, const char *routing, size_t routing_len, k
                    int64_t message_id, const char *user_id, size_t user_len)
 {
     kf_error_t err;
-    char role [16], owner [4 * 128 + 8], session_id [80];
-    int found = kf_store_turn_owner (self->store, message_id, role, sizeof role, owner, sizeof owner,
-                                     session_id, sizeof session_id);
-    //  Another user's message is as good as absent (as for feedback)
-    if (found == 1 && user_id && *owner && (strlen (owner) != user_len || memcmp (owner, user_id, user_len)))
-        found = 0;
-    if (found != 1) {
-        kf_error_set (&err, found == 0 ? KF_E_NOT_FOUND : KF_E_INTERNAL, "message %lld %s",
-                      (long long) message_id, found == 0 ? "does not exist" : "could not be read");
+    char role [16], session_id [80];
+    if (!kf_broker_message_owned (self, message_id, user_id, user_len, role, sizeof role, session_id,
+                                  sizeof session_id, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }

@@ -421,13 +421,7 @@ s_send_busy (kf_llm_stage_t *self, const char *job_id)
     kf_error_set (&err, KF_E_BUSY, "this worker has too many LLM calls open; retry later");
     err.retry_after_ms = 1000;
     msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_bool (&pk, "ok", false);
-    kf_mp_pack_cstr (&pk, "error");
-    kf_error_pack (&pk, &err);
+    kf_pipeline_pack_failure (&body, &err);
     self->send (self->arg, "FINAL", job_id, &body);
     msgpack_sbuffer_destroy (&body);
 }

@@ -306,3 +306,15 @@ kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len)
     kf_mp_pack_cstr (&pk, "content");
     kf_mp_pack_str (&pk, text, len);
 }
+
+void
+kf_pipeline_pack_failure (msgpack_sbuffer *body, const kf_error_t *err)
+{
+    msgpack_sbuffer_init (body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", false);
+    kf_mp_pack_cstr (&pk, "error");
+    kf_error_pack (&pk, err);
+}

@@ -97,6 +97,9 @@ void kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk);
 //  it as PARTIAL and destroys it).
 void kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len);
 
+//  Packs a failed job's FINAL body {ok: false, error} into `body` (initialised here).
+void kf_pipeline_pack_failure (msgpack_sbuffer *body, const kf_error_t *err);
+
 //  Frees what the stages allocated. The turn can be reused afterwards.
 void kf_turn_release (kf_turn_t *turn);
 #endif

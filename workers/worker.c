@@ -177,13 +177,7 @@ s_send_error (s_worker_t *self, const char *job_id, kf_errc_t errc, const char *
     kf_error_t err;
     kf_error_set (&err, errc, "%s", message);
     msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_bool (&pk, "ok", false);
-    kf_mp_pack_cstr (&pk, "error");
-    kf_error_pack (&pk, &err);
+    kf_pipeline_pack_failure (&body, &err);
     s_send (self, "FINAL", job_id, &body);
     msgpack_sbuffer_destroy (&body);
 }
