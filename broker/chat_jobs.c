@@ -120,9 +120,17 @@ s_job_free (kf_job_t *job)
 //  Starts the next job waiting in the session. One whose deadline has passed, or is too close to
 //  be worth a dispatch, fails without starting: it stores nothing, and the one behind it gets its
 //  turn.
+//  A job answered from the cache finishes inside s_begin and calls back here for the same
+//  session: the loop below goes on instead, so a long queue of cache hits never nests.
+static kf_session_t *s_starting;   //  Session whose waiting jobs are being started
+
 static void
 s_start_next (kf_broker_t *self, kf_session_t *session)
 {
+    if (s_starting == session)
+        return;
+    kf_session_t *outer = s_starting;
+    s_starting = session;
     kf_job_t *next;
     while (!session->active && (next = session->waiting_head)) {
         session->waiting_head = next->session_next;
@@ -130,13 +138,14 @@ s_start_next (kf_broker_t *self, kf_session_t *session)
             session->waiting_tail = NULL;
         next->session_next = NULL;
         if (next->deadline_us - kf_mono_us () > S_MIN_TIME_LEFT_US) {
-            s_begin (self, next);
-            return;
+            s_begin (self, next);       //  Active until answered, unless the cache answered it
+            continue;
         }
         kf_error_t err;
         kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
         kf_cj_fail (self, next, &err);
     }
+    s_starting = outer;
 }
 
 //  Removes a finished job everywhere and starts the next job of its session
@@ -546,7 +555,7 @@ kf_chat_view (kf_job_t *job, kf_chat_view_t *view)
 {
     *view = (kf_chat_view_t) {
         .id_str = job->id_str, .request_id = job->request_id, .request_id_len = job->request_id_len,
-        .session = job->session, .worker = job->worker, .is_started = job->is_started,
+        .routing = job->routing, .routing_len = job->routing_len, .session = job->session, .worker = job->worker, .is_started = job->is_started,
         .message_id = job->message_id, .is_streaming = job->stream != NULL, .stop = &job->stop,
         .live_next = job->live_next
     };

@@ -46,7 +46,6 @@ static kf_job_t *
 s_find_job (kf_broker_t *self, int64_t message_id, const char *request_id, size_t request_id_len,
             const char *routing, size_t routing_len)
 {
-    (void) routing, (void) routing_len;
     kf_job_t *found = NULL;
     kf_chat_view_t view;
     for (kf_job_t *job = self->live_head; job; job = view.live_next) {
@@ -56,6 +55,10 @@ s_find_job (kf_broker_t *self, int64_t message_id, const char *request_id, size_
                       : view.request_id_len == request_id_len
                         && memcmp (view.request_id, request_id, request_id_len) == 0;
         if (is_match && message_id > 0)
+            return job;
+        //  Request ids are only unique per client: the caller's own chat is the one it means
+        if (is_match && view.routing_len == routing_len
+        &&  memcmp (view.routing, routing, routing_len) == 0)
             return job;
         if (is_match && !found)
             found = job;

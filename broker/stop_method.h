@@ -17,6 +17,8 @@ typedef struct {
     const char *id_str;         //  The id in JOB, STOP and CANCEL frames
     const char *request_id;     //  The chat's request id (its stream topic when streamed)
     size_t request_id_len;
+    const char *routing;        //  The client that sent the chat
+    size_t routing_len;
     kf_session_t *session;
     kf_worker_t *worker;        //  NULL while queued
     bool is_started;            //  Ids allocated, rows stored

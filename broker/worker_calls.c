@@ -184,6 +184,7 @@ kf_calls_timeout (kf_broker_t *self, int64_t now_us)
 void
 kf_calls_destroy_all (kf_broker_t *self)
 {
+    //  Every request gets its one reply, sent with the last commit
     while (self->calls_head)
-        s_free (self, self->calls_head);
+        s_fail (self, self->calls_head, KF_E_UNAVAILABLE, "the broker is shutting down");
 }

@@ -510,6 +510,35 @@ s_test_cache (kf_client_t *client)
     kf_reply_destroy (&reply);
 }
 
+//  A long queue of cache hits behind one session's running chat: answered in a loop, each once
+static void
+s_test_cache_queue (kf_harness_t *h, kf_client_t *client)
+{
+    kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"queue-1\"}");
+    char session [64];
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    h_raw_t raw;
+    h_raw_open (&raw, h);
+    int count = 3000, cached = 0, received = 0;
+    h_raw_send (&raw, "q-first", "chat", "{\"message\":\"运费怎么算\",\"session_id\":\"%s\"}", session);
+    for (int i = 0; i < count; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "q-%d", i);
+        h_raw_send (&raw, id, "chat", "{\"message\":\"怎么开发票？\",\"session_id\":\"%s\"}", session);
+    }
+    kf_reply_t *answer;
+    while (received < count + 1 && (answer = h_raw_reply (&raw, 10000))) {
+        CHECK (answer->ok);
+        cached += kf_mp_get_bool (answer->result, "cached", false);
+        received++;
+        kf_reply_destroy (&answer);
+    }
+    CHECK_INT (received, count + 1);
+    CHECK (cached >= count - 2);
+    h_raw_close (&raw);
+}
+
 //  Edits while chats flow: no chat is lost, no cached answer is older than the edit it follows,
 //  and workers serve the new answer within a second
 static void
@@ -647,6 +676,7 @@ main (void)
     s_test_answers (client, leaf, card_item);
     s_test_suggest (client);
     s_test_cache (client);
+    s_test_cache_queue (&h, client);
     s_test_edit_under_load (&h, client);
     s_test_wrong_types (&h, client);
     kf_client_destroy (&client);
