@@ -8,6 +8,7 @@
 #include "broker/chat_jobs_private.h"
 #include "broker/bots.h"
 #include "broker/stop_method.h"
+#include "broker/upstream_limits.h"
 #include "common/clock.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
@@ -442,7 +443,10 @@ kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us)
             size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
             kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
         }
-        kf_llm_release (self, job->id_str, 2);     //  A timed-out LLM turn failed its upstream
+        //  Not counted against the upstream: its own timeouts (first byte, idle, total) end a turn
+        //  with an upstream error first; a broker deadline means time spent queued for a slot or a
+        //  stuck worker, and must not open the breaker under load
+        kf_llm_release (self, job->id_str, KF_OUTCOME_NONE);
         kf_error_t err;
         kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
         kf_cj_fail (self, job, &err);

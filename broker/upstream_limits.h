@@ -25,7 +25,7 @@ typedef enum {
 typedef enum {
     KF_OUTCOME_NONE,            //  Cancelled, stopped, worker lost, no answer: not counted
     KF_OUTCOME_SUCCESS,         //  A FINAL without upstream_error
-    KF_OUTCOME_FAILURE          //  A FINAL with upstream_error, or the job timed out
+    KF_OUTCOME_FAILURE          //  A FINAL with upstream_error (the worker's timeouts included)
 } kf_outcome_t;
 
 //  Called for a queued job when its turn comes, with KF_GRANT_OK (it holds a slot now) or
