@@ -1,0 +1,843 @@
+/*  intent_classifier.c - intents from examples: n-gram features, a linear model, rules, clauses.
+    See intent_classifier.h for the contract. Both models are linear over binary features, so a
+    trained model is a feature table (hash -> row) and a row of per-intent weights per feature. */
+#include "workers/intent_classifier.h"
+#include "common/json_codec.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "common/text_norm.h"
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_CLAUSES 8
+#define S_MAX_FEATURES 1536             //  Per message; more are ignored
+#define S_PREP_CAP (KF_INTENT_MAX_TEXT * 7 + 16)
+#define S_LR_EPOCHS 40
+#define S_LR_RATE 0.5
+#define S_LR_L2 1e-5
+#define S_NB_ALPHA 0.1
+#define S_PATTERN_CONFIDENCE 0.95
+
+//  =========================================================================================
+//  Model
+
+typedef struct {
+    char **parts;               //  Normalized, matched in order
+    int part_count;
+} s_pattern_t;
+
+typedef struct {
+    char *name;
+    char **examples;
+    int example_count;
+    char **keywords;            //  Normalized
+    int keyword_count;
+    s_pattern_t *patterns;
+    int pattern_count;
+} s_intent_t;
+
+struct _kf_intent_model_t {
+    kf_intent_algo_t algo;
+    s_intent_t intents [KF_INTENT_MAX];
+    int count;
+    bool trained;
+    int transfer;               //  Index of transfer_to_human, -1 when none
+    int chitchat, emotion;
+    //  Feature table: open addressing, hash -> row; 0 is no key
+    uint64_t *keys;
+    int *rows;
+    size_t capacity;
+    int feature_count;
+    float *weights;             //  feature_count x count
+    double bias [KF_INTENT_MAX];
+};
+
+kf_intent_model_t *
+kf_intent_model_new (kf_intent_algo_t algo)
+{
+    kf_intent_model_t *self = kf_calloc (1, sizeof *self);
+    self->algo = algo;
+    self->transfer = self->chitchat = self->emotion = -1;
+    return self;
+}
+
+static void
+s_free_strings (char **strings, int count)
+{
+    for (int i = 0; i < count; i++)
+        free (strings [i]);
+    free (strings);
+}
+
+void
+kf_intent_model_destroy (kf_intent_model_t **self_p)
+{
+    kf_intent_model_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < self->count; i++) {
+        s_intent_t *intent = &self->intents [i];
+        free (intent->name);
+        s_free_strings (intent->examples, intent->example_count);
+        s_free_strings (intent->keywords, intent->keyword_count);
+        for (int p = 0; p < intent->pattern_count; p++)
+            s_free_strings (intent->patterns [p].parts, intent->patterns [p].part_count);
+        free (intent->patterns);
+    }
+    free (self->keys);
+    free (self->rows);
+    free (self->weights);
+    free (self);
+    *self_p = NULL;
+}
+
+//  =========================================================================================
+//  Text preparation: greetings the normalizer drops become latin marker words, clause boundaries
+//  become the word "xbrk"; then one kf_text_normalize
+
+typedef struct {
+    const char *from, *to;
+    bool at_start;              //  Only at the start of a clause
+} s_rewrite_t;
+
+static const s_rewrite_t s_rewrites [] = {
+    //  Greetings and thanks kf_text_normalize removes as fillers: chitchat needs them
+    { "你好", " xhi ", false }, { "您好", " xhi ", false }, { "謝謝", " xthanks ", false },
+    { "谢谢", " xthanks ", false }, { "在吗", " xzaima ", false }, { "在嗎", " xzaima ", false },
+    { "请问", " xplease ", false }, { "請問", " xplease ", false },
+    //  Clause boundaries
+    { "，", " xbrk ", false }, { "。", " xbrk ", false }, { "！", " xbrk ", false },
+    { "？", " xbrk ", false }, { "；", " xbrk ", false }, { "～", " xbrk ", false },
+    { ",", " xbrk ", false }, { ";", " xbrk ", false }, { "!", " xbrk ", false },
+    { "?", " xbrk ", false }, { "~", " xbrk ", false }, { "\n", " xbrk ", false },
+    { "顺便", " xbrk ", false }, { "順便", " xbrk ", false }, { "另外", " xbrk ", false },
+    { "同时", " xbrk ", false }, { "顺带", " xbrk ", false }, { " and also ", " xbrk ", false },
+    { " also ", " xbrk ", false }, { " and ", " xbrk ", false },
+    { "还有", " xbrk ", true }, { "還有", " xbrk ", true }, { "然后", " xbrk ", true },
+    { "再者", " xbrk ", true },
+    { NULL, NULL, false }
+};
+
+static const s_rewrite_t s_full_stop = { ".", " xbrk ", false };
+
+//  Writes the prepared form of `text` into `out` (S_PREP_CAP bytes) and returns its length
+static size_t
+s_prepare (const char *text, size_t len, char *out)
+{
+    if (len > KF_INTENT_MAX_TEXT) {
+        len = KF_INTENT_MAX_TEXT;
+        while (len > 0 && ((unsigned char) text [len] & 0xC0) == 0x80)
+            len--;              //  Cut on a character boundary
+    }
+    size_t used = 0;
+    bool at_start = true;
+    for (size_t i = 0; i < len;) {
+        const s_rewrite_t *hit = NULL;
+        for (const s_rewrite_t *r = s_rewrites; r->from && !hit; r++) {
+            size_t n = strlen (r->from);
+            if ((!r->at_start || at_start) && n <= len - i && strncasecmp (text + i, r->from, n) == 0)
+                hit = r;
+        }
+        //  A full stop is a boundary unless it is inside a number
+        if (!hit && text [i] == '.' && !(i + 1 < len && text [i + 1] >= '0' && text [i + 1] <= '9'))
+            hit = &s_full_stop;
+        if (hit) {
+            size_t n = strlen (hit->to);
+            memcpy (out + used, hit->to, n);
+            used += n;
+            //  A latin connective keeps its surrounding spaces out of the next match
+            size_t from_len = strlen (hit->from);
+            i += hit->from [from_len - 1] == ' ' ? from_len - 1 : from_len;
+            at_start = strcmp (hit->to, " xbrk ") == 0;
+        }
+        else {
+            out [used++] = text [i];
+            if (text [i] != ' ')
+                at_start = false;
+            i++;
+        }
+    }
+    out [used] = 0;
+    return used;
+}
+
+//  The normalized prepared form of `text`: a heap string
+static char *
+s_normalize (const char *text, size_t len)
+{
+    char prepared [S_PREP_CAP];
+    size_t n = s_prepare (text, len, prepared);
+    return kf_text_normalize (prepared, n);
+}
+
+//  A clause: [start, end) of the normalized text, without the xbrk words
+typedef struct {
+    const char *start;
+    size_t len;
+} s_clause_t;
+
+static int
+s_split_clauses (const char *s, s_clause_t *clauses)
+{
+    int count = 0;
+    const char *start = s;
+    for (const char *p = s;; ) {
+        const char *space = strchr (p, ' ');
+        const char *end = space ? space : p + strlen (p);
+        bool is_break = end - p == 4 && memcmp (p, "xbrk", 4) == 0;
+        if (is_break || !space) {
+            const char *clause_end = is_break ? p : end;
+            while (clause_end > start && clause_end [-1] == ' ')
+                clause_end--;
+            if (clause_end > start) {
+                if (count == S_MAX_CLAUSES)
+                    clauses [count - 1].len = clause_end - clauses [count - 1].start;
+                else
+                    clauses [count++] = (s_clause_t) { start, clause_end - start };
+            }
+            start = space ? space + 1 : end;
+        }
+        if (!space)
+            break;
+        p = space + 1;
+    }
+    return count;
+}
+
+//  =========================================================================================
+//  Features: CJK unigrams, bigrams, trigrams; latin words; digit runs by length; first and last
+//  character. Each is an FNV-1a hash of a kind byte and the bytes.
+
+static uint64_t
+s_hash (char kind, const char *s, size_t len)
+{
+    uint64_t hash = 1469598103934665603ULL;
+    hash = (hash ^ (unsigned char) kind) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ (unsigned char) s [i]) * 1099511628211ULL;
+    return hash ? hash : 1;
+}
+
+typedef struct {
+    uint64_t hashes [S_MAX_FEATURES];
+    int count;
+} s_hashes_t;
+
+static void
+s_emit (s_hashes_t *out, char kind, const char *s, size_t len)
+{
+    if (out->count < S_MAX_FEATURES)
+        out->hashes [out->count++] = s_hash (kind, s, len);
+}
+
+static size_t
+s_char_len (unsigned char c)
+{
+    return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+}
+
+static bool
+s_is_alnum (unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+//  Appends the feature hashes of clause `s` (`len` bytes, normalized) to `out`
+static void
+s_features (const char *s, size_t len, s_hashes_t *out)
+{
+    const char *starts [4];     //  The last CJK characters of the current run, oldest first
+    int run = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = s [i];
+        if (s_is_alnum (c)) {
+            size_t j = i;
+            bool is_digits = true;
+            while (j < len && s_is_alnum (s [j])) {
+                is_digits &= s [j] >= '0' && s [j] <= '9';
+                j++;
+            }
+            if (is_digits)
+                s_emit (out, 'D', j - i >= 6 ? "long" : j - i >= 3 ? "mid" : "short", 3);
+            else
+                s_emit (out, 'W', s + i, j - i);
+            run = 0;
+            i = j;
+        }
+        else
+        if (c < 0x80) {
+            run = 0;            //  Spaces and the rest of ASCII end a run
+            i++;
+        }
+        else {
+            size_t n = s_char_len (c);
+            if (n > len - i)
+                break;
+            if (run == 3)
+                memmove (starts, starts + 1, 2 * sizeof starts [0]);
+            starts [run < 3 ? run++ : 2] = s + i;
+            s_emit (out, 'U', s + i, n);
+            if (run >= 2)
+                s_emit (out, 'B', starts [run - 2], s + i + n - starts [run - 2]);
+            if (run >= 3)
+                s_emit (out, 'T', starts [run - 3], s + i + n - starts [run - 3]);
+            if (i == 0)
+                s_emit (out, '^', s, n);
+            if (i + n == len)
+                s_emit (out, '$', s + i, n);
+            i += n;
+        }
+    }
+}
+
+//  =========================================================================================
+//  Feature table
+
+static size_t
+s_slot (const kf_intent_model_t *self, uint64_t hash)
+{
+    size_t mask = self->capacity - 1, slot = (size_t) (hash ^ (hash >> 29)) & mask;
+    while (self->keys [slot] && self->keys [slot] != hash)
+        slot = (slot + 1) & mask;
+    return slot;
+}
+
+static int
+s_lookup (const kf_intent_model_t *self, uint64_t hash)
+{
+    if (!self->capacity)
+        return -1;
+    size_t slot = s_slot (self, hash);
+    return self->keys [slot] ? self->rows [slot] : -1;
+}
+
+static int
+s_insert (kf_intent_model_t *self, uint64_t hash)
+{
+    if ((size_t) (self->feature_count + 1) * 2 > self->capacity) {
+        uint64_t *old_keys = self->keys;
+        int *old_rows = self->rows;
+        size_t old_capacity = self->capacity;
+        self->capacity = old_capacity ? old_capacity * 2 : 1024;
+        self->keys = kf_calloc (self->capacity, sizeof *self->keys);
+        self->rows = kf_calloc (self->capacity, sizeof *self->rows);
+        for (size_t i = 0; i < old_capacity; i++)
+            if (old_keys [i]) {
+                size_t slot = s_slot (self, old_keys [i]);
+                self->keys [slot] = old_keys [i];
+                self->rows [slot] = old_rows [i];
+            }
+        free (old_keys);
+        free (old_rows);
+    }
+    size_t slot = s_slot (self, hash);
+    if (!self->keys [slot]) {
+        self->keys [slot] = hash;
+        self->rows [slot] = self->feature_count++;
+    }
+    return self->rows [slot];
+}
+
+static int
+s_compare_int (const void *a, const void *b)
+{
+    int x = *(const int *) a, y = *(const int *) b;
+    return (x > y) - (x < y);
+}
+
+//  Sorts and dedupes `rows` in place; returns the new count
+static int
+s_unique (int *rows, int count)
+{
+    qsort (rows, count, sizeof *rows, s_compare_int);
+    int out = 0;
+    for (int i = 0; i < count; i++)
+        if (out == 0 || rows [out - 1] != rows [i])
+            rows [out++] = rows [i];
+    return out;
+}
+
+//  =========================================================================================
+//  Definition and loading
+
+static char **
+s_copy_strings (const char **strings, int count, bool is_normalized)
+{
+    char **copy = kf_calloc (count ? count : 1, sizeof *copy);
+    for (int i = 0; i < count; i++)
+        copy [i] = is_normalized ? s_normalize (strings [i], strlen (strings [i]))
+                                 : kf_strdup (strings [i]);
+    return copy;
+}
+
+int
+kf_intent_model_add (kf_intent_model_t *self, const char *name, const char **examples,
+                     int example_count, const char **keywords, int keyword_count,
+                     const char **patterns, int pattern_count)
+{
+    assert (!self->trained);
+    if (self->count == KF_INTENT_MAX || kf_intent_model_find (self, name) >= 0)
+        return -1;
+    s_intent_t *intent = &self->intents [self->count];
+    intent->name = kf_strdup (name);
+    intent->examples = s_copy_strings (examples, example_count, false);
+    intent->example_count = example_count;
+    intent->keywords = s_copy_strings (keywords, keyword_count, true);
+    intent->keyword_count = keyword_count;
+    intent->patterns = kf_calloc (pattern_count ? pattern_count : 1, sizeof *intent->patterns);
+    for (int p = 0; p < pattern_count; p++) {
+        s_pattern_t *pattern = &intent->patterns [p];
+        pattern->parts = kf_calloc (strlen (patterns [p]) + 1, sizeof *pattern->parts);
+        for (const char *part = patterns [p];; ) {
+            const char *star = strchr (part, '*');
+            size_t n = star ? (size_t) (star - part) : strlen (part);
+            char *normal = s_normalize (part, n);
+            if (*normal)
+                pattern->parts [pattern->part_count++] = normal;
+            else
+                free (normal);
+            if (!star)
+                break;
+            part = star + 1;
+        }
+    }
+    intent->pattern_count = pattern_count;
+    if (strcmp (name, KF_INTENT_TRANSFER) == 0)
+        self->transfer = self->count;
+    if (strcmp (name, KF_INTENT_CHITCHAT) == 0)
+        self->chitchat = self->count;
+    if (strcmp (name, KF_INTENT_EMOTION) == 0)
+        self->emotion = self->count;
+    return self->count++;
+}
+
+//  The strings of array `key` in `obj`, borrowed into a heap array of NUL-terminated copies
+static int
+s_string_array (const msgpack_object *obj, const char *key, char ***strings)
+{
+    const msgpack_object *array = kf_mp_get (obj, key);
+    *strings = NULL;
+    if (!array || array->type != MSGPACK_OBJECT_ARRAY)
+        return array && array->type != MSGPACK_OBJECT_NIL ? -1 : 0;
+    *strings = kf_calloc (array->via.array.size + 1, sizeof **strings);
+    for (uint32_t i = 0; i < array->via.array.size; i++) {
+        const char *s;
+        size_t len;
+        if (!kf_mp_str (&array->via.array.ptr [i], &s, &len))
+            return -1;
+        (*strings) [i] = strndup (s, len);
+    }
+    return (int) array->via.array.size;
+}
+
+int
+kf_intent_model_load_jsonl (kf_intent_model_t *self, const char *path, char *err, size_t errlen)
+{
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        snprintf (err, errlen, "cannot open %s", path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t len;
+    int added = 0, number = 0;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    while (added >= 0 && (len = getline (&line, &capacity, file)) > 0) {
+        number++;
+        if (line [0] == '\n')
+            continue;
+        msgpack_sbuffer_clear (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        char json_err [128];
+        msgpack_unpacked unpacked;
+        if (kf_json_to_msgpack (line, len, &pk, json_err, sizeof json_err) != 0
+        ||  !kf_mp_unpack_one (buffer.data, buffer.size, &unpacked)) {
+            snprintf (err, errlen, "%s line %d: not JSON", path, number);
+            added = -1;
+            break;
+        }
+        char *name = kf_mp_dup_str (&unpacked.data, "intent");
+        char **lists [3];
+        int counts [3] = {
+            s_string_array (&unpacked.data, "examples", &lists [0]),
+            s_string_array (&unpacked.data, "keywords", &lists [1]),
+            s_string_array (&unpacked.data, "patterns", &lists [2])
+        };
+        if (!name || !*name || counts [0] < 0 || counts [1] < 0 || counts [2] < 0) {
+            snprintf (err, errlen, "%s line %d: want intent, examples, keywords, patterns", path,
+                      number);
+            added = -1;
+        }
+        else
+        if (kf_intent_model_add (self, name, (const char **) lists [0], counts [0],
+                                 (const char **) lists [1], counts [1],
+                                 (const char **) lists [2], counts [2]) < 0) {
+            snprintf (err, errlen, "%s line %d: intent %s repeated or too many", path, number, name);
+            added = -1;
+        }
+        else
+            added++;
+        for (int l = 0; l < 3; l++)
+            if (lists [l]) {
+                for (int i = 0; lists [l][i]; i++)
+                    free (lists [l][i]);
+                free (lists [l]);
+            }
+        free (name);
+        msgpack_unpacked_destroy (&unpacked);
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    free (line);
+    fclose (file);
+    return added;
+}
+
+//  =========================================================================================
+//  Training
+
+typedef struct {
+    int *rows;
+    int count;
+    int intent;
+} s_sample_t;
+
+static void
+s_train_logreg (kf_intent_model_t *self, s_sample_t *samples, int sample_count)
+{
+    int k_count = self->count;
+    int *order = kf_malloc (sizeof *order * (sample_count ? sample_count : 1));
+    for (int i = 0; i < sample_count; i++)
+        order [i] = i;
+    uint32_t seed = 12345;
+    for (int epoch = 0; epoch < S_LR_EPOCHS; epoch++) {
+        for (int i = sample_count - 1; i > 0; i--) {       //  Fisher-Yates, deterministic
+            seed = seed * 1664525 + 1013904223;
+            int j = (int) ((seed >> 8) % (uint32_t) (i + 1)), t = order [i];
+            order [i] = order [j];
+            order [j] = t;
+        }
+        double rate = S_LR_RATE / (1 + 0.1 * epoch);
+        for (int o = 0; o < sample_count; o++) {
+            const s_sample_t *sample = &samples [order [o]];
+            double x = sample->count ? 1 / sqrt (sample->count) : 0, p [KF_INTENT_MAX], top = -1e300;
+            for (int k = 0; k < k_count; k++) {
+                p [k] = self->bias [k];
+                for (int f = 0; f < sample->count; f++)
+                    p [k] += self->weights [(size_t) sample->rows [f] * k_count + k] * x;
+                top = fmax (top, p [k]);
+            }
+            double sum = 0;
+            for (int k = 0; k < k_count; k++)
+                sum += p [k] = exp (p [k] - top);
+            for (int k = 0; k < k_count; k++) {
+                double gradient = p [k] / sum - (k == sample->intent);
+                self->bias [k] -= rate * gradient;
+                for (int f = 0; f < sample->count; f++) {
+                    float *w = &self->weights [(size_t) sample->rows [f] * k_count + k];
+                    *w -= (float) (rate * (gradient * x + S_LR_L2 * *w));
+                }
+            }
+        }
+    }
+    free (order);
+}
+
+static void
+s_train_bayes (kf_intent_model_t *self, s_sample_t *samples, int sample_count)
+{
+    int k_count = self->count;
+    double totals [KF_INTENT_MAX] = { 0 }, docs [KF_INTENT_MAX] = { 0 };
+    for (int s = 0; s < sample_count; s++) {
+        docs [samples [s].intent]++;
+        totals [samples [s].intent] += samples [s].count;
+        for (int f = 0; f < samples [s].count; f++)
+            self->weights [(size_t) samples [s].rows [f] * k_count + samples [s].intent] += 1;
+    }
+    for (int k = 0; k < k_count; k++) {
+        double denominator = totals [k] + S_NB_ALPHA * self->feature_count;
+        self->bias [k] = log ((docs [k] + 1) / (sample_count + k_count));
+        for (int f = 0; f < self->feature_count; f++) {
+            float *w = &self->weights [(size_t) f * k_count + k];
+            *w = (float) log ((*w + S_NB_ALPHA) / denominator);
+        }
+    }
+}
+
+int
+kf_intent_model_train (kf_intent_model_t *self)
+{
+    assert (!self->trained);
+    if (self->count == 0)
+        return -1;
+    int sample_count = 0;
+    for (int k = 0; k < self->count; k++)
+        sample_count += self->intents [k].example_count;
+    s_sample_t *samples = kf_calloc (sample_count ? sample_count : 1, sizeof *samples);
+    s_hashes_t *hashes = kf_malloc (sizeof *hashes);
+    int s = 0;
+    for (int k = 0; k < self->count; k++)
+        for (int e = 0; e < self->intents [k].example_count; e++) {
+            const char *example = self->intents [k].examples [e];
+            char *normal = s_normalize (example, strlen (example));
+            s_clause_t clauses [S_MAX_CLAUSES];
+            int clause_count = s_split_clauses (normal, clauses);
+            hashes->count = 0;
+            for (int c = 0; c < clause_count; c++)
+                s_features (clauses [c].start, clauses [c].len, hashes);
+            samples [s].rows = kf_malloc (sizeof (int) * (hashes->count ? hashes->count : 1));
+            for (int h = 0; h < hashes->count; h++)
+                samples [s].rows [h] = s_insert (self, hashes->hashes [h]);
+            samples [s].count = s_unique (samples [s].rows, hashes->count);
+            samples [s++].intent = k;
+            free (normal);
+        }
+    self->weights = kf_calloc ((size_t) (self->feature_count ? self->feature_count : 1) * self->count,
+                               sizeof *self->weights);
+    if (self->algo == KF_INTENT_NAIVE_BAYES)
+        s_train_bayes (self, samples, sample_count);
+    else
+        s_train_logreg (self, samples, sample_count);
+    for (s = 0; s < sample_count; s++)
+        free (samples [s].rows);
+    free (samples);
+    free (hashes);
+    self->trained = true;
+    return 0;
+}
+
+int
+kf_intent_model_count (const kf_intent_model_t *self)
+{
+    return self->count;
+}
+
+const char *
+kf_intent_model_name (const kf_intent_model_t *self, int intent)
+{
+    return intent >= 0 && intent < self->count ? self->intents [intent].name : NULL;
+}
+
+int
+kf_intent_model_find (const kf_intent_model_t *self, const char *name)
+{
+    for (int k = 0; k < self->count; k++)
+        if (strcmp (self->intents [k].name, name) == 0)
+            return k;
+    return -1;
+}
+
+int
+kf_intent_model_features (const kf_intent_model_t *self)
+{
+    return self->feature_count;
+}
+
+//  =========================================================================================
+//  Classification
+
+//  Explicit requests for a person, normalized; and what negates one right before it
+static const char *s_transfer_terms [] = {
+    "转人工", "人工客服", "找真人", "真人客服", "人工服务", "转接人工", "接人工", "转真人", "转接真人",
+    "human agent", "real person", "human please", "live agent", NULL
+};
+static const char *s_negations [] = { "不用", "不要", "别", "无需", "不需要", "不必", NULL };
+
+static bool
+s_is_transfer (const char *s, size_t len)
+{
+    bool is_only_person = len > 0;      //  A clause of 人工 alone, repeated or not
+    for (size_t i = 0; i < len; i++)
+        if (s [i] != ' ') {
+            if (len - i >= 6 && memcmp (s + i, "人工", 6) == 0)
+                i += 5;
+            else
+                is_only_person = false;
+        }
+    if (is_only_person)
+        return true;
+    for (int t = 0; s_transfer_terms [t]; t++) {
+        const char *hit = memmem (s, len, s_transfer_terms [t], strlen (s_transfer_terms [t]));
+        if (!hit)
+            continue;
+        bool is_negated = false;
+        for (int n = 0; s_negations [n] && !is_negated; n++) {
+            size_t nlen = strlen (s_negations [n]);
+            size_t window = (size_t) (hit - s) < nlen + 6 ? (size_t) (hit - s) : nlen + 6;
+            is_negated = memmem (hit - window, window, s_negations [n], nlen) != NULL;
+        }
+        if (!is_negated)
+            return true;
+    }
+    return false;
+}
+
+static bool
+s_pattern_match (const s_pattern_t *pattern, const char *s, size_t len)
+{
+    if (pattern->part_count == 0)
+        return false;
+    const char *at = s, *end = s + len;
+    for (int p = 0; p < pattern->part_count; p++) {
+        size_t n = strlen (pattern->parts [p]);
+        const char *hit = memmem (at, end - at, pattern->parts [p], n);
+        if (!hit)
+            return false;
+        at = hit + n;
+    }
+    return true;
+}
+
+//  One scored piece of text (a clause or the whole message)
+typedef struct {
+    int intent;
+    double confidence;
+    int pattern;                //  Intent of the first pattern hit, -1 when none
+    bool is_transfer;
+} s_scored_t;
+
+//  Scores feature rows `rows` (`count` known, `total` extracted) plus keyword boosts in `s`
+static void
+s_score (const kf_intent_model_t *self, const int *rows, int count, int total, const char *s,
+         size_t len, s_scored_t *scored)
+{
+    int k_count = self->count;
+    double scores [KF_INTENT_MAX], top = -1e300;
+    double x = self->algo == KF_INTENT_LOGREG ? (total ? 1 / sqrt (total) : 0) : 1;
+    for (int k = 0; k < k_count; k++) {
+        double sum = 0;
+        for (int f = 0; f < count; f++)
+            sum += self->weights [(size_t) rows [f] * k_count + k];
+        scores [k] = self->bias [k] + sum * x;
+        for (int w = 0; w < self->intents [k].keyword_count; w++) {
+            const char *keyword = self->intents [k].keywords [w];
+            if (*keyword && memmem (s, len, keyword, strlen (keyword)))
+                scores [k] += KF_INTENT_KEYWORD_BOOST;
+        }
+    }
+    //  Naive Bayes sums a log-likelihood per feature and is overconfident: a temperature that
+    //  grows with the features
+    double temperature = self->algo == KF_INTENT_LOGREG ? 1 : fmax (1, total / 4.0);
+    int best = 0;
+    for (int k = 0; k < k_count; k++) {
+        top = fmax (top, scores [k]);
+        if (scores [k] > scores [best])
+            best = k;
+    }
+    double sum = 0;
+    for (int k = 0; k < k_count; k++)
+        sum += exp ((scores [k] - top) / temperature);
+    scored->intent = best;
+    scored->confidence = 1 / sum;
+    scored->pattern = -1;
+    for (int k = 0; k < k_count && scored->pattern < 0; k++)
+        for (int p = 0; p < self->intents [k].pattern_count && scored->pattern < 0; p++)
+            if (s_pattern_match (&self->intents [k].patterns [p], s, len))
+                scored->pattern = k;
+    scored->is_transfer = self->transfer >= 0 && s_is_transfer (s, len);
+}
+
+//  Final intent and confidence of a scored piece: the override, a pattern, or the model
+static void
+s_decide (const kf_intent_model_t *self, const s_scored_t *scored, int *intent, double *confidence,
+          kf_intent_source_t *source)
+{
+    if (scored->is_transfer) {
+        *intent = self->transfer, *confidence = 1, *source = KF_INTENT_BY_OVERRIDE;
+    }
+    else
+    if (scored->pattern >= 0) {
+        *intent = scored->pattern, *source = KF_INTENT_BY_PATTERN;
+        *confidence = scored->pattern == scored->intent ? fmax (scored->confidence, S_PATTERN_CONFIDENCE)
+                                                         : S_PATTERN_CONFIDENCE;
+    }
+    else
+        *intent = scored->intent, *confidence = scored->confidence, *source = KF_INTENT_BY_MODEL;
+}
+
+void
+kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
+                    kf_intent_result_t *result)
+{
+    assert (self->trained);
+    memset (result, 0, sizeof *result);
+    result->intent = -1;
+    result->name = "";
+    if (self->count == 0)
+        return;
+    char *normal = s_normalize (text, len);
+    s_clause_t clauses [S_MAX_CLAUSES];
+    int clause_count = s_split_clauses (normal, clauses);
+
+    //  Features of each clause, then of the whole message
+    s_hashes_t hashes;
+    int rows [S_MAX_FEATURES], all [S_MAX_FEATURES], all_count = 0, all_total = 0;
+    s_scored_t scored [S_MAX_CLAUSES], whole;
+    bool any_transfer = false;
+    int pattern = -1;
+    for (int c = 0; c < clause_count; c++) {
+        hashes.count = 0;
+        s_features (clauses [c].start, clauses [c].len, &hashes);
+        int count = 0;
+        for (int h = 0; h < hashes.count; h++) {
+            int row = s_lookup (self, hashes.hashes [h]);
+            if (row >= 0) {
+                rows [count++] = row;
+                if (all_count < S_MAX_FEATURES)
+                    all [all_count++] = row;
+            }
+        }
+        all_total += hashes.count;
+        count = s_unique (rows, count);
+        s_score (self, rows, count, hashes.count, clauses [c].start, clauses [c].len, &scored [c]);
+        any_transfer |= scored [c].is_transfer;
+        if (pattern < 0)
+            pattern = scored [c].pattern;
+    }
+    all_count = s_unique (all, all_count);
+    s_score (self, all, all_count, all_total, normal, 0, &whole);     //  Rules come from clauses
+    whole.is_transfer = any_transfer;
+    whole.pattern = pattern;
+    free (normal);
+
+    kf_intent_source_t sub_source [KF_INTENT_MAX_SUBTASKS];
+    //  Sub-tasks: distinct confident non-chitchat intents of the clauses, in message order
+    for (int c = 0; c < clause_count && clause_count > 1; c++) {
+        int intent;
+        double confidence;
+        kf_intent_source_t source;
+        s_decide (self, &scored [c], &intent, &confidence, &source);
+        if (intent == self->chitchat || confidence < KF_INTENT_SUB_THRESHOLD)
+            continue;
+        bool is_new = true;
+        for (int t = 0; t < result->sub_task_count; t++)
+            is_new &= result->sub_tasks [t] != intent;
+        if (is_new && result->sub_task_count < KF_INTENT_MAX_SUBTASKS) {
+            sub_source [result->sub_task_count] = source;
+            result->sub_tasks [result->sub_task_count] = intent;
+            result->sub_confidence [result->sub_task_count++] = confidence;
+        }
+    }
+    if (result->sub_task_count < 2)
+        result->sub_task_count = 0;
+
+    s_decide (self, &whole, &result->intent, &result->confidence, &result->source);
+    if (result->sub_task_count && !any_transfer) {
+        int chosen = 0;
+        for (int t = 0; t < result->sub_task_count; t++)
+            if (result->sub_tasks [t] == self->emotion) {
+                chosen = t;
+                break;
+            }
+        result->intent = result->sub_tasks [chosen];
+        result->confidence = result->sub_confidence [chosen];
+        result->source = sub_source [chosen];
+    }
+    result->name = self->intents [result->intent].name;
+}
