@@ -22,7 +22,7 @@ typedef struct {
 struct _kf_kb_suggest_t {
     s_entry_t *entries;
     int count;
-    kf_dict_t *grams;           //  One or two characters -> s_postings_t
+    kf_dict_t *grams;           //  Bot id, NUL, one or two characters -> s_postings_t
     s_postings_t **lists;       //  Every posting list, to free them
     int list_count;
 };
@@ -43,13 +43,38 @@ s_char_len (const char *s, size_t len)
     return n > 0 ? n : 1;
 }
 
+//  The posting-list key of a gram in a bot: each bot has its own lists, so a search never walks
+//  another bot's questions. Returns the key's length (0 when it does not fit).
+static size_t
+s_gram_key (char *key, size_t size, const char *bot_id, const char *gram, size_t len)
+{
+    size_t bot_len = strlen (bot_id);
+    if (bot_len + 1 + len > size)
+        return 0;
+    memcpy (key, bot_id, bot_len + 1);
+    memcpy (key + bot_len + 1, gram, len);
+    return bot_len + 1 + len;
+}
+
+static s_postings_t *
+s_find_list (kf_kb_suggest_t *self, const char *bot_id, const char *gram, size_t len)
+{
+    char key [320];
+    size_t key_len = s_gram_key (key, sizeof key, bot_id, gram, len);
+    return key_len ? kf_dict_get (self->grams, key, key_len) : NULL;
+}
+
 static void
 s_post (kf_kb_suggest_t *self, const char *gram, size_t len, int entry)
 {
-    s_postings_t *list = kf_dict_get (self->grams, gram, len);
+    char key [320];
+    size_t key_len = s_gram_key (key, sizeof key, self->entries [entry].item->bot_id, gram, len);
+    if (!key_len)
+        return;
+    s_postings_t *list = kf_dict_get (self->grams, key, key_len);
     if (!list) {
         list = kf_calloc (1, sizeof *list);
-        kf_dict_put (self->grams, gram, len, list);
+        kf_dict_put (self->grams, key, key_len, list);
         self->lists = kf_realloc (self->lists, (self->list_count + 1) * sizeof (s_postings_t *));
         self->lists [self->list_count++] = list;
     }
@@ -155,7 +180,7 @@ kf_kb_suggest_find (kf_kb_suggest_t *self, const char *bot_id, const char *keywo
             gram += (size_t) s_char_len (key + at + first, key_len - at - first);
         if (at + first >= key_len && at > 0)
             break;              //  The last character was covered by the pair before it
-        s_postings_t *list = kf_dict_get (self->grams, key + at, gram);
+        s_postings_t *list = s_find_list (self, bot_id, key + at, gram);
         if (!list)
             is_missing = true;
         else

@@ -417,6 +417,14 @@ s_test_suggest (kf_client_t *client)
     reply = h_call (client, "suggest", "{\"keyword\":\"周年庆\",\"bot_id\":\"kbt\"}");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
+    //  Each bot sees its own questions only, for words inside questions as for prefixes
+    reply = h_call (client, "suggest", "{\"keyword\":\"卡怎么\",\"bot_id\":\"kbt\"}");
+    CHECK (reply->ok && kf_mp_get (reply->result, "data")->via.array.size == 1);
+    CHECK_STR (h_str (&kf_mp_get (reply->result, "data")->via.array.ptr [0], "question"), "星光卡怎么激活");
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "suggest", "{\"keyword\":\"星光卡\"}");
+    CHECK (reply->ok && kf_mp_get (reply->result, "data")->via.array.size == 0);
+    kf_reply_destroy (&reply);
     s_expect_error (h_call (client, "suggest", "{}"), 400, "missing_argument");
     s_expect_error (h_call (client, "suggest", "{\"keyword\":\"退\",\"number\":11}"), 400, "invalid_param");
 }
