@@ -5,11 +5,12 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/rich_content.h"
+#include "common/text_norm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct s_entry_t {
+typedef struct _kf_answer_entry_t {
     char *key;
     size_t key_len;
     char *bot_id;
@@ -18,7 +19,7 @@ typedef struct s_entry_t {
     char *shared;               //  Packed pairs: intent, confidence, sources
     size_t shared_size;
     size_t bytes;               //  What this entry costs, roughly
-    struct s_entry_t *prev, *next;      //  LRU: head is the most recent
+    struct _kf_answer_entry_t *prev, *next;      //  LRU: head is the most recent
 } s_entry_t;
 
 struct _kf_answer_cache_t {
@@ -157,25 +158,34 @@ kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_
         s_drop (self, self->tail);
 }
 
-bool
-kf_answer_cache_get (kf_answer_cache_t *self, const char *bot_id, const char *question,
-                     int64_t version, const msgpack_object *labels, msgpack_packer *pk)
+const kf_answer_entry_t *
+kf_answer_cache_find (kf_answer_cache_t *self, const char *bot_id, const char *message,
+                      size_t len, int64_t version)
 {
     if (!self->head) {
         self->misses++;
-        return false;
+        return NULL;
     }
+    char *question = kf_text_normalize (message, len);
     char *key;
     size_t key_len = s_key (bot_id, version, question, strlen (question), &key);
     s_entry_t *entry = kf_dict_get (self->entries, key, key_len);
     free (key);
+    free (question);
     if (!entry) {
         self->misses++;
-        return false;
+        return NULL;
     }
     self->hits++;
     s_unlink (self, entry);
     s_push_front (self, entry);
+    return entry;
+}
+
+void
+kf_answer_cache_pack (const kf_answer_entry_t *entry, const msgpack_object *labels,
+                      msgpack_packer *pk)
+{
     const kf_variant_t *answer = &entry->answers [kf_variant_pick (entry->answers,
                                                                    entry->answer_count, labels)];
     msgpack_pack_map (pk, 11);
@@ -194,7 +204,6 @@ kf_answer_cache_get (kf_answer_cache_t *self, const char *bot_id, const char *qu
     kf_mp_pack_kv_int (pk, "completion_tokens", 0);
     kf_mp_pack_kv_int (pk, "total_tokens", 0);
     kf_mp_pack_kv_bool (pk, "cached", true);
-    return true;
 }
 
 size_t

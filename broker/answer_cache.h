@@ -23,11 +23,19 @@ void kf_answer_cache_destroy (kf_answer_cache_t **self_p);
 void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_object *result,
                           const msgpack_object *cache);
 
-//  Looks up (bot, normalized question, version). On a hit packs a result map as a worker would
-//  send it, with the answer for `labels` (a string map or NULL) and "cached": true, and returns
-//  true. Counts hits and misses.
-bool kf_answer_cache_get (kf_answer_cache_t *self, const char *bot_id, const char *question,
-                          int64_t version, const msgpack_object *labels, msgpack_packer *pk);
+//  An entry found by kf_answer_cache_find; valid until the next call that changes the cache.
+typedef struct _kf_answer_entry_t kf_answer_entry_t;
+
+//  Looks up (bot, `message` as normalized by kf_text_normalize, version) and counts a hit or a
+//  miss. Costs nothing more while the cache is empty (the message is normalized only when there
+//  is something to find). Returns the entry or NULL.
+const kf_answer_entry_t *kf_answer_cache_find (kf_answer_cache_t *self, const char *bot_id,
+                                               const char *message, size_t len, int64_t version);
+
+//  Packs the result map of an entry as a worker would send it, with the answer for `labels` (a
+//  string map or NULL) and "cached": true.
+void kf_answer_cache_pack (const kf_answer_entry_t *entry, const msgpack_object *labels,
+                           msgpack_packer *pk);
 
 //  Drops every entry of `bot_id` (every entry when NULL). Returns how many.
 size_t kf_answer_cache_invalidate (kf_answer_cache_t *self, const char *bot_id);

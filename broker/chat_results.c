@@ -254,21 +254,23 @@ s_pack_cached_token (msgpack_packer *pk, void *arg)
 bool
 kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
 {
-    char *question = kf_text_normalize (job->message, job->message_len);
+    const kf_answer_entry_t *entry = kf_answer_cache_find (self->cache, job->session->bot_id,
+                                                           job->message, job->message_len,
+                                                           kf_store_kb_version (self->store));
+    if (!entry)
+        return false;           //  The common path: nothing unpacked, nothing allocated
     msgpack_unpacked params;
     bool has_params = kf_mp_unpack_one (job->params.data, job->params.size, &params);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    bool is_hit = kf_answer_cache_get (self->cache, job->session->bot_id, question,
-                                       kf_store_kb_version (self->store),
-                                       has_params ? kf_mp_get (&params.data, "labels") : NULL, &pk);
-    free (question);
+    kf_answer_cache_pack (entry, has_params ? kf_mp_get (&params.data, "labels") : NULL, &pk);
     if (has_params)
         msgpack_unpacked_destroy (&params);
     msgpack_unpacked result;
-    if (is_hit && kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
+    bool is_hit = kf_mp_unpack_one (buffer.data, buffer.size, &result);
+    if (is_hit) {
         if (job->stream) {
             s_done_ctx_t ctx = { job, &result.data, 0 };
             kf_cj_publish (self, job, "meta", 7, s_pack_cached_meta, &ctx, false);
@@ -277,8 +279,6 @@ kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
         s_complete (self, job, &result.data);
         msgpack_unpacked_destroy (&result);
     }
-    else
-        is_hit = false;
     msgpack_sbuffer_destroy (&buffer);
     return is_hit;
 }

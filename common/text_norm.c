@@ -15,8 +15,8 @@ static const char *s_fillers [] = {
 static const char *s_question_words [] = { "怎么样", "怎样", "如何", "咋", NULL };
 static const char *s_particles = "吗呢啊呀吧哈哦嘛啦呐";
 
-static uint32_t
-s_t2s_lookup (uint32_t cp)
+uint32_t
+kf_text_simplified (uint32_t cp)
 {
     size_t low = 0, high = sizeof s_t2s / sizeof s_t2s [0];
     while (low < high) {
@@ -56,7 +56,7 @@ s_map (uint32_t cp)
     if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7)
         cp += 32;
     if (s_is_cjk (cp))
-        return s_t2s_lookup (cp);
+        return kf_text_simplified (cp);
     return s_is_word_char (cp) ? cp : 0;
 }
 

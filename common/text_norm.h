@@ -10,6 +10,9 @@
 //  Invalid bytes are dropped. Words are separated by single spaces; no leading or trailing space.
 char *kf_text_normalize (const char *s, size_t len);
 
+//  The simplified form of a traditional Chinese character (common ones), else `cp` unchanged.
+uint32_t kf_text_simplified (uint32_t cp);
+
 //  Term kinds, so a scorer can weigh them: single CJK characters, CJK bigrams, and latin/digit words.
 typedef enum { KF_TERM_UNIGRAM = 0, KF_TERM_BIGRAM, KF_TERM_WORD } kf_term_kind_t;
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/t2s_table.h"
+#include "common/text_norm.h"
 #include "workers/emotion_lexicon.h"
 
 #define S_LEXICON_SIZE      (sizeof s_lexicon / sizeof s_lexicon [0])
@@ -40,22 +40,6 @@ typedef struct {
     char *text;                 //  Folded UTF-8
     size_t count;               //  Characters
 } s_folded_t;
-
-static uint32_t
-s_t2s_lookup (uint32_t cp)
-{
-    size_t lo = 0, hi = sizeof s_t2s / sizeof s_t2s [0];
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s_t2s [mid][0] == cp)
-            return s_t2s [mid][1];
-        if (s_t2s [mid][0] < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return cp;
-}
 
 static uint32_t
 s_fold_width (uint32_t cp)
@@ -102,7 +86,7 @@ s_fold (s_folded_t *f, const char *s, size_t len)
         }
         i += n;
         cp = s_fold_width (cp);
-        uint32_t folded = cp >= 'A' && cp <= 'Z' ? cp + 32 : s_t2s_lookup (cp);
+        uint32_t folded = cp >= 'A' && cp <= 'Z' ? cp + 32 : kf_text_simplified (cp);
         if (!s_is_word_char (folded) && folded != ' ')
             clause++;               //  Punctuation and emoji end a clause on both sides
         f->orig [f->count] = cp;

@@ -34,7 +34,10 @@ s_get (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t 
     msgpack_packer pk;
     msgpack_packer_init (&pk, &out, msgpack_sbuffer_write);
     *reply = 0;
-    if (kf_answer_cache_get (cache, bot, question, version, l, &pk)) {
+    const kf_answer_entry_t *entry = kf_answer_cache_find (cache, bot, question, strlen (question),
+                                                           version);
+    if (entry) {
+        kf_answer_cache_pack (entry, l, &pk);
         CHECK (kf_mp_unpack_one (out.data, out.size, &result));
         CHECK (kf_mp_get_bool (&result.data, "cached", false));
         CHECK (kf_mp_str_eq (&result.data, "intent", "knowledge_qa"));
