@@ -96,6 +96,45 @@ s_exec (sqlite3 *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
+//  The sample bot's intents (deploy/sample-intents.jsonl, embedded at build time)
+extern const char kf_sample_intents [];
+
+//  Inserts the default bot's intents, one JSONL line each ({"intent", "description"?, "examples",
+//  "keywords"?, "patterns"?}), inside migration 9's transaction. SQLite's JSON functions take the
+//  lines apart, so the arrays are stored exactly as the file has them.
+static int
+s_seed_intents (sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (db,
+            "INSERT INTO intents (bot_id, name, description, examples, keywords, patterns,"
+            " created_at, updated_at) VALUES ('default', json_extract (?1, '$.intent'),"
+            " coalesce (json_extract (?1, '$.description'), ''),"
+            " json (coalesce (json_extract (?1, '$.examples'), '[]')),"
+            " json (coalesce (json_extract (?1, '$.keywords'), '[]')),"
+            " json (coalesce (json_extract (?1, '$.patterns'), '[]')), 0, 0)",
+            -1, &stmt, NULL) != SQLITE_OK) {
+        snprintf (err, errlen, "seeding intents: %s", sqlite3_errmsg (db));
+        return -1;
+    }
+    int rc = 0;
+    for (const char *line = kf_sample_intents; *line && rc == 0; ) {
+        const char *end = strchr (line, '\n');
+        size_t len = end ? (size_t) (end - line) : strlen (line);
+        if (len > 0 && line [0] == '{') {
+            sqlite3_bind_text (stmt, 1, line, (int) len, SQLITE_STATIC);
+            if (sqlite3_step (stmt) != SQLITE_DONE) {
+                snprintf (err, errlen, "seeding intents: %s", sqlite3_errmsg (db));
+                rc = -1;
+            }
+            sqlite3_reset (stmt);
+        }
+        line += len + (end != NULL);
+    }
+    sqlite3_finalize (stmt);
+    return rc;
+}
+
 static int
 s_migrate (sqlite3 *db, char *err, size_t errlen)
 {
@@ -110,6 +149,7 @@ s_migrate (sqlite3 *db, char *err, size_t errlen)
         char sql [64];
         snprintf (sql, sizeof sql, "PRAGMA user_version = %d; COMMIT", i + 1);
         if (s_exec (db, "BEGIN", err, errlen) || s_exec (db, kf_migrations [i], err, errlen)
+        ||  (i + 1 == 9 && s_seed_intents (db, err, errlen))
         ||  s_exec (db, sql, err, errlen)) {
             sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
             return -1;

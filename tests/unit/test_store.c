@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "testutil.h"
+#include <sqlite3.h>
 #include <unistd.h>
 
 //  Unpacks what `pk` wrote into `buffer`
@@ -40,6 +41,17 @@ main (void)
     CHECK (store);
     kf_history_t *history = kf_history_new (store);
     CHECK (history);
+
+    //  Migration 9 seeds the default bot's six intents from deploy/sample-intents.jsonl, whole
+    sqlite3_stmt *seeded;
+    CHECK_INT (sqlite3_prepare_v2 (kf_store_db (store), "SELECT count (*), min (json_array_length"
+               " (examples)), sum (name = 'transfer_to_human') FROM intents WHERE bot_id = 'default'",
+               -1, &seeded, NULL), SQLITE_OK);
+    CHECK_INT (sqlite3_step (seeded), SQLITE_ROW);
+    CHECK_INT (sqlite3_column_int (seeded, 0), 6);
+    CHECK (sqlite3_column_int (seeded, 1) >= 30);
+    CHECK_INT (sqlite3_column_int (seeded, 2), 1);
+    sqlite3_finalize (seeded);
 
     //  A session and a turn, pending then completed
     kf_session_row_t row = { .id = "s_test1", .user_id = "u1", .channel = "web", .bot_id = "default",
