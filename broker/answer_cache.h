@@ -18,8 +18,8 @@ kf_answer_cache_t *kf_answer_cache_new (size_t max_bytes);
 //  Frees every entry; nulls *self_p.
 void kf_answer_cache_destroy (kf_answer_cache_t **self_p);
 
-//  Keeps a worker's cacheable result: `result` is its result map (intent, confidence and sources
-//  are kept), `cache` its "cache" map {question, kb_version, answers}. Ignores malformed input.
+//  Keeps a worker's cacheable result: `result` is its result map (intent, intent_confidence,
+//  confidence and sources are kept), `cache` its "cache" map {question, kb_version, answers}. Ignores malformed input.
 void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_object *result,
                           const msgpack_object *cache);
 
@@ -33,7 +33,8 @@ const kf_answer_entry_t *kf_answer_cache_find (kf_answer_cache_t *self, const ch
                                                const char *message, size_t len, int64_t version);
 
 //  Packs the result map of an entry as a worker would send it, with the answer for `labels` (a
-//  string map or NULL) and "cached": true.
+//  string map or NULL), no sub_tasks, handoff_reason 0 and "cached": true (no emotion_score: that
+//  is the message's, which the caller scores).
 void kf_answer_cache_pack (const kf_answer_entry_t *entry, const msgpack_object *labels,
                            msgpack_packer *pk);
 

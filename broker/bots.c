@@ -1,4 +1,5 @@
-/*  bots.c - bot profiles and input definitions: SQLite rows of JSON, cached as msgpack. */
+/*  bots.c - bot profiles, input definitions and handoff thresholds: SQLite rows of JSON, cached
+    as msgpack (thresholds as numbers). */
 #include "broker/bots.h"
 #include "common/clock.h"
 #include "common/dict.h"
@@ -8,6 +9,7 @@
 #include "common/utf8.h"
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@ typedef struct {
     bool exists;                //  False: a known absence
     msgpack_unpacked profile;   //  Map
     msgpack_unpacked parameters;    //  Array
+    kf_handoff_limits_t handoff;    //  Thresholds, defaults filled in
     int64_t updated_at;
 } s_bot_t;
 
@@ -38,12 +41,12 @@ kf_bots_new (kf_store_t *store)
     self->store = store;
     self->cache = kf_dict_new ();
     sqlite3 *db = kf_store_db (store);
-    if (sqlite3_prepare_v2 (db, "SELECT profile, parameters, updated_at FROM bots WHERE bot_id = ?",
-                            -1, &self->load, NULL) != SQLITE_OK
-    ||  sqlite3_prepare_v2 (db, "INSERT INTO bots (bot_id, profile, parameters, updated_at)"
-                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (bot_id) DO UPDATE SET"
-                            " profile = ?2, parameters = ?3, updated_at = ?4", -1, &self->save, NULL)
-                            != SQLITE_OK) {
+    if (sqlite3_prepare_v2 (db, "SELECT profile, parameters, updated_at, handoff FROM bots"
+                            " WHERE bot_id = ?", -1, &self->load, NULL) != SQLITE_OK
+    ||  sqlite3_prepare_v2 (db, "INSERT INTO bots (bot_id, profile, parameters, updated_at, handoff)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (bot_id) DO UPDATE SET"
+                            " profile = ?2, parameters = ?3, updated_at = ?4, handoff = ?5", -1,
+                            &self->save, NULL) != SQLITE_OK) {
         kf_error ("bots: prepare failed: %s", sqlite3_errmsg (db));
         kf_bots_destroy (&self);
     }
@@ -89,6 +92,26 @@ s_from_json (const char *json, msgpack_unpacked *out)
     return is_ok;
 }
 
+static const kf_handoff_limits_t s_handoff_defaults = {
+    KF_HANDOFF_FAILED_ATTEMPTS, KF_HANDOFF_EMOTION_BELOW, KF_HANDOFF_REPEATED_QUESTION
+};
+
+//  Thresholds from a map (stored JSON or an update): the values it has (numbers in range) replace
+//  those of `limits`
+static void
+s_handoff_apply (kf_handoff_limits_t *limits, const msgpack_object *map)
+{
+    int64_t value;
+    if (kf_mp_int (kf_mp_get (map, "failed_attempts"), &value) && value >= 0 && value <= 100)
+        limits->failed_attempts = value;
+    double below = kf_mp_get_double (map, "emotion_below", -1);
+    if (below >= 0 && below <= 1)
+        limits->emotion_below = below;
+    if (kf_mp_int (kf_mp_get (map, "repeated_question"), &value) && value >= 0 && value <= 100
+    &&  value != 1)
+        limits->repeated_question = value;
+}
+
 //  The cached bot, loaded on a miss. NULL only on a database error.
 static s_bot_t *
 s_get (kf_bots_t *self, const char *bot_id, size_t len)
@@ -99,12 +122,18 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
     bot = kf_calloc (1, sizeof *bot);
     msgpack_unpacked_init (&bot->profile);
     msgpack_unpacked_init (&bot->parameters);
+    bot->handoff = s_handoff_defaults;
     sqlite3_bind_text (self->load, 1, bot_id, (int) len, SQLITE_TRANSIENT);
     int rc = sqlite3_step (self->load);
     if (rc == SQLITE_ROW) {
         bot->exists = s_from_json ((const char *) sqlite3_column_text (self->load, 0), &bot->profile)
                    && s_from_json ((const char *) sqlite3_column_text (self->load, 1), &bot->parameters);
         bot->updated_at = sqlite3_column_int64 (self->load, 2);
+        msgpack_unpacked handoff;
+        if (s_from_json ((const char *) sqlite3_column_text (self->load, 3), &handoff)) {
+            s_handoff_apply (&bot->handoff, &handoff.data);
+            msgpack_unpacked_destroy (&handoff);
+        }
     }
     sqlite3_reset (self->load);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -116,7 +145,10 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         //  profile must not cost a query each time), but clients choose bot ids freely: past the
         //  bound an absence is answered without being remembered
         s_bot_free (bot);
-        static s_bot_t absent = { .exists = false };
+        static s_bot_t absent = {
+            .exists = false, .handoff = { KF_HANDOFF_FAILED_ATTEMPTS, KF_HANDOFF_EMOTION_BELOW,
+                                          KF_HANDOFF_REPEATED_QUESTION }
+        };
         return &absent;
     }
     kf_dict_put (self->cache, bot_id, len, bot);
@@ -130,7 +162,7 @@ kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, msgpack_p
     if (!bot || !bot->exists)
         return bot ? 0 : -1;
     const msgpack_object *profile = &bot->profile.data;
-    msgpack_pack_map (pk, 8);
+    msgpack_pack_map (pk, 9);
     kf_mp_pack_cstr (pk, "bot_id");
     kf_mp_pack_str (pk, bot_id, len);
     for (int i = 0; s_text_fields [i]; i++) {
@@ -152,8 +184,66 @@ kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, msgpack_p
     msgpack_pack_map (pk, 3);
     for (int i = 0; s_switches [i]; i++)
         kf_mp_pack_kv_bool (pk, s_switches [i], kf_mp_get_bool (switches, s_switches [i], true));
+    kf_mp_pack_cstr (pk, "handoff");
+    kf_handoff_limits_pack (&bot->handoff, pk);
     kf_mp_pack_kv_int (pk, "updated_at", bot->updated_at);
     return 1;
+}
+
+void
+kf_handoff_limits_pack (const kf_handoff_limits_t *limits, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "failed_attempts", limits->failed_attempts);
+    kf_mp_pack_kv_double (pk, "emotion_below", limits->emotion_below);
+    kf_mp_pack_kv_int (pk, "repeated_question", limits->repeated_question);
+}
+
+void
+kf_bots_handoff (kf_bots_t *self, const char *bot_id, size_t len, kf_handoff_limits_t *limits)
+{
+    s_bot_t *bot = s_get (self, bot_id, len);
+    *limits = bot ? bot->handoff : s_handoff_defaults;
+}
+
+//  Checks params.handoff: a map of known thresholds, each a number in its range (nil: keep)
+static int
+s_check_handoff (const msgpack_object *handoff, kf_error_t *err)
+{
+    if (!handoff || handoff->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (handoff->type != MSGPACK_OBJECT_MAP)
+        return kf_error_set (err, KF_E_INVALID_PARAM, "params.handoff must be a map");
+    for (uint32_t i = 0; i < handoff->via.map.size; i++) {
+        const msgpack_object *key = &handoff->via.map.ptr [i].key;
+        const msgpack_object *value = &handoff->via.map.ptr [i].val;
+        int64_t n;
+        if (value->type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (kf_mp_str_eq_key (key, "failed_attempts")) {
+            if (!kf_mp_int (value, &n) || n < 0 || n > 100)
+                return kf_error_set (err, KF_E_INVALID_PARAM, "params.handoff.failed_attempts must"
+                                     " be an integer between 0 and 100 (0: never)");
+        }
+        else
+        if (kf_mp_str_eq_key (key, "emotion_below")) {
+            double below = value->type == MSGPACK_OBJECT_FLOAT32 || value->type == MSGPACK_OBJECT_FLOAT64
+                         ? value->via.f64 : kf_mp_int (value, &n) ? (double) n : -1;
+            if (below < 0 || below > 1)
+                return kf_error_set (err, KF_E_INVALID_PARAM, "params.handoff.emotion_below must"
+                                     " be a number between 0 and 1 (0: never)");
+        }
+        else
+        if (kf_mp_str_eq_key (key, "repeated_question")) {
+            if (!kf_mp_int (value, &n) || n < 0 || n > 100 || n == 1)
+                return kf_error_set (err, KF_E_INVALID_PARAM, "params.handoff.repeated_question"
+                                     " must be 0 (never) or an integer between 2 and 100");
+        }
+        else
+            return kf_error_set (err, KF_E_INVALID_PARAM, "params.handoff holds failed_attempts,"
+                                 " emotion_below and repeated_question only");
+    }
+    return 0;
 }
 
 int
@@ -322,6 +412,8 @@ s_check_update (const msgpack_object *params, kf_error_t *err)
                                      " satisfaction_survey and predictive_input, each a boolean");
         }
     }
+    if (s_check_handoff (kf_mp_get (params, "handoff"), err))
+        return -1;
     const msgpack_object *list = kf_mp_get (params, "parameters");
     if (list && list->type != MSGPACK_OBJECT_NIL) {
         if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > 20)
@@ -398,10 +490,17 @@ kf_bots_update (kf_bots_t *self, const char *bot_id, size_t len, const msgpack_o
     if (!list || list->type == MSGPACK_OBJECT_NIL)
         list = bot->exists ? &bot->parameters.data : NULL;
     parameters_json = list ? kf_json_from_msgpack (list) : kf_strdup ("[]");
+    kf_handoff_limits_t limits = bot->handoff;
+    s_handoff_apply (&limits, kf_mp_get (params, "handoff"));
+    char handoff_json [128];
+    snprintf (handoff_json, sizeof handoff_json, "{\"failed_attempts\":%lld,\"emotion_below\":%.6g,"
+              "\"repeated_question\":%lld}", (long long) limits.failed_attempts, limits.emotion_below,
+              (long long) limits.repeated_question);
     sqlite3_bind_text (self->save, 1, bot_id, (int) len, SQLITE_TRANSIENT);
     sqlite3_bind_text (self->save, 2, profile_json ? profile_json : "{}", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text (self->save, 3, parameters_json, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (self->save, 4, kf_now_ms ());
+    sqlite3_bind_text (self->save, 5, handoff_json, -1, SQLITE_TRANSIENT);
     int rc = kf_store_write_step (self->store, self->save);
     free (profile_json);
     free (parameters_json);

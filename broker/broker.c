@@ -7,6 +7,7 @@
 #include "broker/checkpointer.h"
 #include "broker/conversations.h"
 #include "broker/answer_cache.h"
+#include "broker/escalations.h"
 #include "broker/kb_items.h"
 #include "broker/history.h"
 #include "broker/stop_method.h"
@@ -507,10 +508,11 @@ kf_broker_run (const kf_broker_config_t *config)
         goto done;
     checkpointer = kf_checkpointer_new (config->db_path, 200);
     kf_store_set_autocheckpoint (self.store, checkpointer == NULL);
-    self.sessions = kf_sessions_new (self.store);
-    if (!(self.conversations = kf_conversations_new (self.store))
+    if (!(self.sessions = kf_sessions_new (self.store))
+    ||  !(self.conversations = kf_conversations_new (self.store))
     ||  !(self.bots = kf_bots_new (self.store))
     ||  !(self.history = kf_history_new (self.store))
+    ||  !(self.escalations = kf_escalations_new (self.store))
     ||  !(self.kb_catalog = kf_kb_catalog_new (self.store))
     ||  !(self.kb_items = kf_kb_items_new (self.store, self.kb_catalog)))
         goto done;
@@ -545,6 +547,7 @@ done:
     kf_stream_hub_destroy (&self.hub);
     kf_worker_pool_destroy (&self.pool);
     kf_history_destroy (&self.history);
+    kf_escalations_destroy (&self.escalations);
     kf_kb_items_destroy (&self.kb_items);
     kf_answer_cache_destroy (&self.cache);
     kf_kb_catalog_destroy (&self.kb_catalog);

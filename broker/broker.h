@@ -62,6 +62,7 @@ typedef struct {
     struct _kf_kb_catalog_t *kb_catalog;    //  Category trees and synonym groups
     struct _kf_kb_items_t *kb_items;        //  Knowledge items
     struct _kf_answer_cache_t *cache;       //  Hot answers, answered without a worker
+    struct _kf_escalations_t *escalations;  //  Conversations handed to people (handoff.h)
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
@@ -172,6 +173,19 @@ kf_method_fn kf_method_kb_synonyms_query;
 kf_method_fn kf_method_kb_synonyms_delete;
 kf_method_fn kf_method_suggest;
 kf_method_fn kf_method_cache_invalidate;
+
+//  Intents and chit-chat (intent_methods.c), tickets and intent.execute (ticket_methods.c).
+kf_method_fn kf_method_intent_create;
+kf_method_fn kf_method_intent_query;
+kf_method_fn kf_method_intent_update;
+kf_method_fn kf_method_intent_delete;
+kf_method_fn kf_method_chitchat_create;
+kf_method_fn kf_method_chitchat_query;
+kf_method_fn kf_method_chitchat_update;
+kf_method_fn kf_method_chitchat_delete;
+kf_method_fn kf_method_intent_execute;
+kf_method_fn kf_method_tickets_query;
+kf_method_fn kf_method_tickets_update;
 
 //  Chat jobs (chat_jobs.c: accept, dispatch, sweep deadlines, recover the jobs of a lost worker,
 //  free what is left at shutdown; chat_results.c: worker events and answers).

@@ -1,5 +1,8 @@
 /*  chat_jobs.c - the life of a chat job in the broker: accepted (validated, session found or made),
-    queued behind its session's job in flight, dispatched to the least-loaded worker, streamed,
+    queued behind its session's job in flight, started (given to people instead when they have the
+    session: the decision is made here, at the start, since the turn ahead may have handed the
+    session over; counted for repeats; answered from the cache when that is safe), dispatched to
+    the least-loaded worker, streamed,
     finished (turn stored, reply queued for after the commit), or failed: deadline passed, worker
     lost after streaming began. A job whose worker is lost before it published anything is
     dispatched again, up to max_attempts. Every accepted job ends in exactly one reply. The job's
@@ -10,10 +13,12 @@
 #include "broker/stop_method.h"
 #include "broker/upstream_limits.h"
 #include "common/clock.h"
+#include "common/emotion.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/text_norm.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,14 +102,49 @@ kf_cj_store_rows (kf_broker_t *self, kf_job_t *job)
     kf_store_turn_insert (self->store, &answer);
 }
 
-//  The job becomes its session's active job: ids allocated, the user turn stored, ready to dispatch
+//  Whether the hot-answer cache may answer: it knows only the message, so not when the worker must
+//  see the turn - a question repeated (the worker counts toward a handoff), an upset customer (an
+//  empathetic reply, perhaps a handoff), a dialog waiting for the customer's answer (slots)
+static bool
+s_is_cacheable (const kf_job_t *job)
+{
+    return job->repeat_count < 2 && !job->session->is_dialog_open
+        && job->emotion_score >= KF_EMOTION_UPSET_BELOW;
+}
+
+//  The key a message counts under for repeats: its normalized text without the spaces that
+//  punctuation became (我的快递，到哪了？ repeats 我的快递到哪了). Heap; "" when nothing is left
+//  (greetings and particles only: 你好 never counts).
+static char *
+s_repeat_key (const char *message, size_t len)
+{
+    char *key = kf_text_normalize (message, len);
+    char *to = key;
+    for (const char *from = key; *from; from++)
+        if (*from != ' ')
+            *to++ = *from;
+    *to = 0;
+    return key;
+}
+
+//  The job becomes its session's active job: ids allocated, the user turn stored, ready to
+//  dispatch; or, when people have the session, the turn goes to them and the job ends at once
 static void
 s_begin (kf_broker_t *self, kf_job_t *job)
 {
-    job->session->active = job;
+    kf_session_t *session = job->session;
+    session->active = job;
+    if (session->handoff != KF_HANDOFF_BOT) {
+        kf_cj_answer_held (self, job);
+        return;
+    }
     kf_cj_store_rows (self, job);
-    if (!kf_cj_answer_from_cache (self, job))
-        s_ready_push (self, job, false);
+    job->repeat_count = kf_session_count_repeat (session, s_repeat_key (job->message,
+                                                                         job->message_len));
+    job->emotion_score = kf_emotion_score (job->message, job->message_len);
+    if (s_is_cacheable (job) && kf_cj_answer_from_cache (self, job))
+        return;
+    s_ready_push (self, job, false);
 }
 
 static void
@@ -293,6 +333,12 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     s_chat_params_t p;
     if (s_validate (self, req->params, &p, &err))
         goto rejected;
+    if (p.is_stream && ((req->id_len >= 6 && memcmp (req->id, "agent.", 6) == 0)
+                        || (req->id_len >= 8 && memcmp (req->id, "session.", 8) == 0))) {
+        kf_error_set (&err, KF_E_INVALID_PARAM, "a streamed chat's id is its topic; ids starting"
+                      " with \"agent.\" or \"session.\" are the handoff's topics (use random ids)");
+        goto rejected;
+    }
     if (p.is_stream && kf_stream_hub_is_open (self->hub, req->id, req->id_len)) {
         kf_error_set (&err, KF_E_CONFLICT, "a stream with id %.*s is still open; ids must be unique",
                       (int) req->id_len, req->id);
@@ -326,6 +372,7 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     job->labels_json = p.labels ? kf_json_from_msgpack (p.labels) : NULL;
     job->is_stream = p.is_stream;
     job->session = session;
+    job->emotion_score = -1;
     job->accepted_us = kf_mono_us ();
     job->deadline_us = job->accepted_us + kf_llm_job_timeout_ms (self, session->bot_id) * 1000LL;
     s_pack_worker_params (job, &p, session);
@@ -379,7 +426,7 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_mp_pack_cstr (&pk, "params");
     pk.callback (pk.data, job->params.data, job->params.size);
     kf_mp_pack_cstr (&pk, "context");
-    msgpack_pack_map (&pk, 5);
+    msgpack_pack_map (&pk, 8);
     kf_mp_pack_kv_str (&pk, "session_id", session->id);
     kf_mp_pack_kv_str (&pk, "upstream_conversation_id",
                        session->upstream_conversation_id ? session->upstream_conversation_id : "");
@@ -394,6 +441,13 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
         kf_mp_pack_kv_str (&pk, "role", role);
         kf_mp_pack_kv_str (&pk, "content", content);
     }
+    kf_mp_pack_cstr (&pk, "slots");
+    pk.callback (pk.data, session->slots, session->slots_size);
+    kf_mp_pack_kv_int (&pk, "repeat_count", job->repeat_count);
+    kf_handoff_limits_t limits;
+    kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
+    kf_mp_pack_cstr (&pk, "handoff");
+    kf_handoff_limits_pack (&limits, &pk);
     const void *data [5] = { worker->identity, "KFW1", "JOB", job->id_str, body.data };
     size_t size [5] = { worker->identity_len, 4, 3, strlen (job->id_str), body.size };
     int rc = kf_frames_send (self->workers, 5, data, size, ZMQ_DONTWAIT);

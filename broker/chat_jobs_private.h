@@ -32,7 +32,10 @@ struct kf_job_t {
     uint64_t batch;             //  Store batch its first rows went into
     bool is_ready;              //  On the ready queue
     int64_t accepted_us, deadline_us;
-    int64_t user_message_id, message_id;
+    int64_t user_message_id, message_id;   //  The same id when people have the session (no
+                                            //  answer row: the user turn is the only one)
+    int64_t repeat_count;       //  Times in a row the customer sent this message (at start)
+    double emotion_score;       //  Of the message, scored at start; < 0 before
     kf_job_t *ready_prev, *ready_next;
     kf_job_t *live_prev, *live_next;
     kf_job_t *session_next;     //  Waiting behind the session's active job
@@ -71,4 +74,9 @@ int64_t kf_cj_publish (kf_broker_t *self, kf_job_t *job, const char *event, int 
 //  and events as a worker's answer (meta, one token, done), "cached": true. Returns true when it
 //  did (the job is finished and freed).
 bool kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job);
+
+//  Answers a job of a session people have (PROTOCOL.md 13.2): the customer's turn is stored (no
+//  answer row), published on agent.messages, and the chat answered at once with an empty reply,
+//  "to_agent": true (meta and done when streamed, no tokens). The job is finished and freed.
+void kf_cj_answer_held (kf_broker_t *self, kf_job_t *job);
 #endif

@@ -6,8 +6,11 @@
     chat_jobs_private.h. */
 #include "broker/chat_jobs_private.h"
 #include "broker/answer_cache.h"
+#include "broker/handoff.h"
 #include "broker/stop_method.h"
+#include "broker/tickets.h"
 #include "common/clock.h"
+#include "common/emotion.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/text_norm.h"
@@ -115,73 +118,260 @@ s_is_stopped (kf_job_t *job, const msgpack_object *result)
     return job->stop && kf_mp_get_bool (result, "stopped", false);
 }
 
-//  Packs the chat result: the worker's answer plus what only the broker knows
-static void
-s_pack_result (msgpack_packer *pk, kf_job_t *job, const msgpack_object *result, int64_t latency_ms,
-               int64_t last_seq, bool as_fields)
-{
-    static const char *copied [] = { "reply", "response_type", "response_content", "intent",
-                                     "confidence", "sources", "suggestions", "escalate_to_human",
-                                     "usage", NULL };
-    int count = 9 + 7 + (last_seq >= 0);
-    if (!as_fields)
-        msgpack_pack_map (pk, count);
-    kf_mp_pack_kv_str (pk, "session_id", job->session->id);
-    kf_mp_pack_kv_int (pk, "message_id", job->message_id);
-    kf_mp_pack_kv_int (pk, "turn_count", job->session->turn_count);
-    kf_mp_pack_kv_int (pk, "failed_attempts", job->session->failed_attempts);
-    kf_mp_pack_kv_int (pk, "latency_ms", latency_ms);
-    if (last_seq >= 0)
-        kf_mp_pack_kv_int (pk, "last_seq", last_seq);
-    for (int i = 0; copied [i]; i++) {
-        const msgpack_object *value = kf_mp_get (result, copied [i]);
-        kf_mp_pack_cstr (pk, copied [i]);
-        if (value)
-            msgpack_pack_object (pk, *value);
-        else
-            msgpack_pack_nil (pk);
-    }
-    kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (result, "cached", false));
-    kf_mp_pack_kv_bool (pk, "stopped", s_is_stopped (job, result));
-}
-
+//  A chat's answer being packed: what the worker (or the cache, or the broker's stand-in) said,
+//  and what only the broker knows
 typedef struct {
     kf_job_t *job;
-    const msgpack_object *result;
+    const msgpack_object *result;   //  The result map
     int64_t latency_ms;
-} s_done_ctx_t;
+    const char *reply;              //  The answer's text, type and rich content: the result's,
+    size_t reply_len;               //  or those of the ticket it created
+    const char *response_type;
+    const msgpack_object *response_content;     //  NULL: nil
+    int handoff_reason;             //  0, or why this answer handed the session to people
+    const msgpack_sbuffer *card;    //  The escalation card it made (packed), NULL: none
+    const msgpack_sbuffer *ticket;  //  The ticket it created (packed), NULL: none
+    bool is_to_agent;               //  People have the session: the message went to them
+} s_answer_t;
+
+#define S_RESULT_PAIRS 26           //  Pairs of the result (done: the same), without last_seq
+
+static void
+s_pack_copied (msgpack_packer *pk, const msgpack_object *result, const char *key)
+{
+    const msgpack_object *value = kf_mp_get (result, key);
+    kf_mp_pack_cstr (pk, key);
+    if (value)
+        msgpack_pack_object (pk, *value);
+    else
+        msgpack_pack_nil (pk);
+}
+
+static void
+s_pack_packed (msgpack_packer *pk, const char *key, const msgpack_sbuffer *packed)
+{
+    kf_mp_pack_cstr (pk, key);
+    if (packed && packed->size)
+        pk->callback (pk->data, packed->data, packed->size);
+    else
+        msgpack_pack_nil (pk);
+}
+
+//  The worker's fields a result and a done event copy (nil when absent); emotion_score falls back
+//  on the broker's own score of the message (a cached answer, a message to people)
+static void
+s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const msgpack_object *result)
+{
+    static const char *copied [] = { "intent", "intent_confidence", "confidence", "sources",
+                                     "suggestions", "sub_tasks", "escalate_to_human", NULL };
+    for (int i = 0; copied [i]; i++)
+        s_pack_copied (pk, result, copied [i]);
+    if (!kf_mp_get (result, "emotion_score") && job->emotion_score >= 0)
+        kf_mp_pack_kv_double (pk, "emotion_score", job->emotion_score);
+    else
+        s_pack_copied (pk, result, "emotion_score");
+}
+
+//  Packs the chat result (S_RESULT_PAIRS pairs, plus last_seq when >= 0)
+static void
+s_pack_result (msgpack_packer *pk, const s_answer_t *answer, int64_t last_seq, bool as_fields)
+{
+    kf_job_t *job = answer->job;
+    kf_session_t *session = job->session;
+    if (!as_fields)
+        msgpack_pack_map (pk, S_RESULT_PAIRS + (last_seq >= 0));
+    kf_mp_pack_kv_str (pk, "session_id", session->id);
+    kf_mp_pack_kv_int (pk, "message_id", job->message_id);
+    kf_mp_pack_kv_int (pk, "turn_count", session->turn_count);
+    kf_mp_pack_kv_int (pk, "failed_attempts", session->failed_attempts);
+    kf_mp_pack_kv_int (pk, "latency_ms", answer->latency_ms);
+    if (last_seq >= 0)
+        kf_mp_pack_kv_int (pk, "last_seq", last_seq);
+    kf_mp_pack_cstr (pk, "reply");
+    kf_mp_pack_str (pk, answer->reply, answer->reply_len);
+    kf_mp_pack_kv_str (pk, "response_type", answer->response_type);
+    kf_mp_pack_cstr (pk, "response_content");
+    if (answer->response_content)
+        msgpack_pack_object (pk, *answer->response_content);
+    else
+        msgpack_pack_nil (pk);
+    s_pack_worker_fields (pk, job, answer->result);                 //  8
+    s_pack_copied (pk, answer->result, "usage");
+    kf_mp_pack_kv_int (pk, "handoff_reason", answer->handoff_reason);
+    kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (session->handoff));
+    kf_mp_pack_cstr (pk, "escalation_id");
+    if (session->escalation_id > 0)
+        msgpack_pack_int64 (pk, session->escalation_id);
+    else
+        msgpack_pack_nil (pk);
+    kf_mp_pack_kv_str (pk, "agent_id", session->agent_id);
+    s_pack_packed (pk, "escalation_card", answer->card);
+    s_pack_packed (pk, "ticket", answer->ticket);
+    kf_mp_pack_kv_bool (pk, "to_agent", answer->is_to_agent);
+    kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (answer->result, "cached", false));
+    kf_mp_pack_kv_bool (pk, "stopped", s_is_stopped (job, answer->result));
+}
 
 static void
 s_pack_done_fields (msgpack_packer *pk, void *arg)
 {
-    s_done_ctx_t *ctx = arg;
-    s_pack_result (pk, ctx->job, ctx->result, ctx->latency_ms, -1, true);
+    s_pack_result (pk, arg, -1, true);
 }
 
-//  Stores the answer, updates the session, publishes done and queues the reply
+static void
+s_pack_token (msgpack_packer *pk, void *arg)
+{
+    s_answer_t *answer = arg;
+    kf_mp_pack_cstr (pk, "content");
+    kf_mp_pack_str (pk, answer->reply, answer->reply_len);
+}
+
+//  Publishes done (when streamed), queues the reply, answers a waiting chat.stop and finishes the
+//  job (freed)
+static void
+s_reply (kf_broker_t *self, s_answer_t *answer)
+{
+    kf_job_t *job = answer->job;
+    int64_t last_seq = -1;
+    if (job->stream)
+        last_seq = kf_cj_publish (self, job, "done", S_RESULT_PAIRS, s_pack_done_fields, answer, true);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    s_pack_result (&pk, answer, last_seq, false);
+    kf_broker_reply_ok (self, job->routing, job->routing_len, job->request_id, job->request_id_len,
+                        buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    if (job->stop)
+        kf_stop_ended (self, job, s_is_stopped (job, answer->result), answer->reply,
+                       answer->reply_len, NULL);
+    kf_latency_add (&self->latency, kf_mono_us () - job->accepted_us);
+    self->counters.done++;
+    kf_cj_finish (self, job);
+}
+
+//  The reason of a worker's handoff: its handoff_reason when 2-5; a worker that escalates without
+//  one (an older or third-party worker) counts as the keyword reason, 2
+static int
+s_handoff_reason (const msgpack_object *result)
+{
+    int64_t reason = kf_mp_get_int (result, "handoff_reason", 0);
+    return reason >= 2 && reason <= 5 ? (int) reason : 2;
+}
+
+//  The answer's own text, type and rich content from the result map
+static void
+s_answer_from_result (s_answer_t *answer, char *type_buffer, size_t type_size)
+{
+    const msgpack_object *result = answer->result;
+    answer->reply = "";
+    answer->reply_len = 0;
+    kf_mp_str (kf_mp_get (result, "reply"), &answer->reply, &answer->reply_len);
+    const char *type;
+    size_t len;
+    snprintf (type_buffer, type_size, "text");
+    if (kf_mp_str (kf_mp_get (result, "response_type"), &type, &len) && len < type_size)
+        snprintf (type_buffer, type_size, "%.*s", (int) len, type);
+    answer->response_type = type_buffer;
+    const msgpack_object *content = kf_mp_get (result, "response_content");
+    answer->response_content = content && content->type != MSGPACK_OBJECT_NIL ? content : NULL;
+}
+
+//  ==== Ticket hook (B2's broker/tickets.h) ====================================================
+//  A result with `ticket` {type, fields}: the broker creates the ticket and answers with its
+//  confirmation and form_show card instead of the worker's empty reply. A ticket the broker
+//  refuses (a field that does not pass its checks) is answered with an apology and logged.
+typedef struct {
+    kf_ticket_made_t made;
+    msgpack_unpacked content;       //  made.content unpacked
+    bool is_made;
+} s_ticket_t;
+
+static void
+s_ticket_make (kf_broker_t *self, kf_job_t *job, s_answer_t *answer, s_ticket_t *ticket)
+{
+    memset (ticket, 0, sizeof *ticket);
+    msgpack_unpacked_init (&ticket->content);
+    const msgpack_object *wanted = kf_mp_get (answer->result, "ticket");
+    if (!wanted || wanted->type != MSGPACK_OBJECT_MAP || s_is_stopped (job, answer->result))
+        return;
+    kf_error_t err;
+    if (kf_tickets_from_chat (self, job->session, job->message_id, wanted, &ticket->made, &err)) {
+        kf_warn ("session %s: the worker's ticket was refused: %s", job->session->id, err.message);
+        answer->reply = "抱歉，工单暂时没能创建成功，请稍后再试，或输入“转人工”联系人工客服。";
+        answer->reply_len = strlen (answer->reply);
+        answer->response_type = "text";
+        answer->response_content = NULL;
+        return;
+    }
+    ticket->is_made = true;
+    answer->reply = ticket->made.reply;
+    answer->reply_len = strlen (ticket->made.reply);
+    answer->response_type = "form_show";
+    answer->response_content = kf_mp_unpack_one (ticket->made.content.data, ticket->made.content.size,
+                                                 &ticket->content) ? &ticket->content.data : NULL;
+    answer->ticket = &ticket->made.ticket;
+}
+
+static void
+s_ticket_free (s_ticket_t *ticket)
+{
+    if (ticket->is_made)
+        kf_ticket_made_free (&ticket->made);
+    msgpack_unpacked_destroy (&ticket->content);
+}
+//  ==== End of the ticket hook ================================================================
+
+//  Hands the session to people when the answer says so (and the bot still has it, open)
+static void
+s_escalate (kf_broker_t *self, s_answer_t *answer, const char *intent, msgpack_sbuffer *card)
+{
+    kf_job_t *job = answer->job;
+    kf_session_t *session = job->session;
+    if (!kf_mp_get_bool (answer->result, "escalate_to_human", false)
+    ||  s_is_stopped (job, answer->result))
+        return;
+    answer->handoff_reason = s_handoff_reason (answer->result);
+    if (session->handoff != KF_HANDOFF_BOT || session->is_closed)
+        return;                     //  handoff.request or session.close while it was answered
+    double emotion = kf_mp_get_double (answer->result, "emotion_score", job->emotion_score);
+    kf_escalation_in_t in = {
+        .session = session, .reason = answer->handoff_reason, .intent = intent,
+        .emotion_score = emotion, .created_at = kf_now_ms ()
+    };
+    kf_error_t err;
+    if (kf_handoff_escalate (self, &in, card, &err) > 0)
+        answer->card = card;
+    else
+        kf_warn ("session %s: could not hand over: %s", session->id, err.message);
+}
+
+//  Stores the answer, updates the session, hands it over or creates a ticket when the answer
+//  says so, publishes done and queues the reply
 static void
 s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
 {
     kf_session_t *session = job->session;
-    int64_t now_us = kf_mono_us ();
-    int64_t latency_ms = (now_us - job->accepted_us) / 1000;
-    const char *reply = "", *intent = NULL, *response_type = "text";
-    size_t reply_len = 0, len;
-    kf_mp_str (kf_mp_get (result, "reply"), &reply, &reply_len);
-    char intent_buffer [64] = "", type_buffer [32] = "text";
+    s_answer_t answer = {
+        .job = job, .result = result, .latency_ms = (kf_mono_us () - job->accepted_us) / 1000
+    };
+    char type_buffer [32], intent_buffer [64] = "";
+    s_answer_from_result (&answer, type_buffer, sizeof type_buffer);
+    s_ticket_t ticket;
+    s_ticket_make (self, job, &answer, &ticket);
+    const char *intent;
+    size_t len;
     if (kf_mp_str (kf_mp_get (result, "intent"), &intent, &len) && len < sizeof intent_buffer)
         snprintf (intent_buffer, sizeof intent_buffer, "%.*s", (int) len, intent);
-    if (kf_mp_str (kf_mp_get (result, "response_type"), &response_type, &len) && len < sizeof type_buffer)
-        snprintf (type_buffer, sizeof type_buffer, "%.*s", (int) len, response_type);
     const msgpack_object *usage = kf_mp_get (result, "usage");
     kf_turn_row_t turn = {
         .id = job->message_id, .session_id = session->id, .role = "assistant",
-        .content = reply, .content_len = reply_len, .response_type = type_buffer,
-        .intent = *intent_buffer ? intent_buffer : NULL,
+        .content = answer.reply, .content_len = answer.reply_len,
+        .response_type = answer.response_type, .intent = *intent_buffer ? intent_buffer : NULL,
         .confidence = kf_mp_get_double (result, "confidence", -1),
         .sources = kf_mp_get (result, "sources"), .suggestions = kf_mp_get (result, "suggestions"),
-        .response_content = kf_mp_get (result, "response_content"),
-        .latency_ms = latency_ms,
+        .response_content = answer.response_content, .latency_ms = answer.latency_ms,
         .prompt_tokens = kf_mp_get_int (usage, "prompt_tokens", 0),
         .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
         .created_at = kf_now_ms ()
@@ -192,10 +382,12 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     int64_t failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
     session->failed_attempts = failed_attempts < 0 ? 0 : failed_attempts;
     session->updated_at = turn.created_at;
-    kf_store_session_update (self->store, session->id, session->turn_count,
-                             session->failed_attempts, job->labels_json, session->updated_at);
+    kf_session_set_slots (session, kf_mp_get (result, "slots"));
+    if (strcmp (intent_buffer, "chitchat") == 0)
+        kf_session_reset_repeat (session);      //  你好 three times is no repeated question
+    kf_sessions_save (self->sessions, session, job->labels_json);
     kf_session_remember (session, "user", job->message, job->message_len);
-    kf_session_remember (session, "assistant", reply, reply_len);
+    kf_session_remember (session, "assistant", answer.reply, answer.reply_len);
     const char *conversation;
     if (kf_mp_str (kf_mp_get (result, "upstream_conversation_id"), &conversation, &len))
         kf_session_set_conversation (self->sessions, session, conversation, len);
@@ -205,47 +397,30 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     const msgpack_object *cache = kf_mp_get (result, "cache");
     if (cache && !kf_mp_get_bool (result, "cached", false) && !s_is_stopped (job, result))
         kf_answer_cache_put (self->cache, session->bot_id, result, cache);
-    int64_t last_seq = -1;
-    if (job->stream) {
-        s_done_ctx_t ctx = { job, result, latency_ms };
-        last_seq = kf_cj_publish (self, job, "done", 16, s_pack_done_fields, &ctx, true);
-    }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    s_pack_result (&pk, job, result, latency_ms, last_seq, false);
-    kf_broker_reply_ok (self, job->routing, job->routing_len, job->request_id, job->request_id_len,
-                        buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
-    if (job->stop)
-        kf_stop_ended (self, job, s_is_stopped (job, result), reply, reply_len, NULL);
-    kf_latency_add (&self->latency, now_us - job->accepted_us);
-    self->counters.done++;
-    kf_cj_finish (self, job);
+    msgpack_sbuffer card;
+    msgpack_sbuffer_init (&card);
+    s_escalate (self, &answer, *intent_buffer ? intent_buffer : NULL, &card);
+    if (job->stream && ticket.is_made)
+        kf_cj_publish (self, job, "token", 1, s_pack_token, &answer, false);
+    s_reply (self, &answer);        //  Frees the job
+    msgpack_sbuffer_destroy (&card);
+    s_ticket_free (&ticket);
 }
 
-//  Packs the meta fields of a cached result: the ones a worker's meta event has
+//  Packs the meta event of an answer the broker makes itself (cache, people): the fields a
+//  worker's meta has, and for a message to people its state
 static void
-s_pack_cached_meta (msgpack_packer *pk, void *arg)
+s_pack_own_meta (msgpack_packer *pk, void *arg)
 {
-    s_done_ctx_t *ctx = arg;
-    static const char *copied [] = { "intent", "confidence", "sources", "suggestions",
-                                     "escalate_to_human", NULL };
-    kf_mp_pack_kv_str (pk, "session_id", ctx->job->session->id);
-    kf_mp_pack_kv_int (pk, "message_id", ctx->job->message_id);
-    for (int i = 0; copied [i]; i++) {
-        kf_mp_pack_cstr (pk, copied [i]);
-        msgpack_pack_object (pk, *kf_mp_get (ctx->result, copied [i]));
+    s_answer_t *answer = arg;
+    kf_mp_pack_kv_str (pk, "session_id", answer->job->session->id);
+    kf_mp_pack_kv_int (pk, "message_id", answer->job->message_id);
+    s_pack_worker_fields (pk, answer->job, answer->result);         //  8
+    s_pack_copied (pk, answer->result, "handoff_reason");
+    if (answer->is_to_agent) {
+        kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (answer->job->session->handoff));
+        kf_mp_pack_kv_bool (pk, "to_agent", true);
     }
-}
-
-static void
-s_pack_cached_token (msgpack_packer *pk, void *arg)
-{
-    s_done_ctx_t *ctx = arg;
-    kf_mp_pack_cstr (pk, "content");
-    msgpack_pack_object (pk, *kf_mp_get (ctx->result, "reply"));
 }
 
 //  Answers a job from the hot-answer cache when it holds the answer: no worker, the same rows
@@ -272,15 +447,68 @@ kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
     bool is_hit = kf_mp_unpack_one (buffer.data, buffer.size, &result);
     if (is_hit) {
         if (job->stream) {
-            s_done_ctx_t ctx = { job, &result.data, 0 };
-            kf_cj_publish (self, job, "meta", 7, s_pack_cached_meta, &ctx, false);
-            kf_cj_publish (self, job, "token", 1, s_pack_cached_token, &ctx, false);
+            s_answer_t answer = { .job = job, .result = &result.data };
+            char type_buffer [32];
+            s_answer_from_result (&answer, type_buffer, sizeof type_buffer);
+            kf_cj_publish (self, job, "meta", 11, s_pack_own_meta, &answer, false);
+            kf_cj_publish (self, job, "token", 1, s_pack_token, &answer, false);
         }
         s_complete (self, job, &result.data);
         msgpack_unpacked_destroy (&result);
     }
     msgpack_sbuffer_destroy (&buffer);
     return is_hit;
+}
+
+void
+kf_cj_answer_held (kf_broker_t *self, kf_job_t *job)
+{
+    kf_session_t *session = job->session;
+    job->is_started = true;
+    job->batch = kf_store_batch (self->store);
+    job->user_message_id = job->message_id = kf_store_next_message_id (self->store);
+    job->emotion_score = kf_emotion_score (job->message, job->message_len);
+    kf_turn_row_t turn = {
+        .id = job->user_message_id, .session_id = session->id, .role = "user",
+        .content = job->message, .content_len = job->message_len, .confidence = -1,
+        .latency_ms = -1, .created_at = kf_now_ms ()
+    };
+    kf_store_turn_insert (self->store, &turn);
+    session->updated_at = turn.created_at;
+    kf_sessions_save (self->sessions, session, job->labels_json);
+    kf_session_remember (session, "user", job->message, job->message_len);
+    kf_handoff_user_message (self, session, turn.id, job->message, job->message_len,
+                             job->emotion_score, turn.created_at);
+    //  The result's stand-in: nothing from the bot
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 7);
+    kf_mp_pack_kv_str (&pk, "response_type", "text");
+    const char *empty_lists [] = { "sources", "suggestions", "sub_tasks" };
+    for (int i = 0; i < 3; i++) {
+        kf_mp_pack_cstr (&pk, empty_lists [i]);
+        msgpack_pack_array (&pk, 0);
+    }
+    kf_mp_pack_kv_bool (&pk, "escalate_to_human", false);
+    kf_mp_pack_kv_int (&pk, "handoff_reason", 0);
+    kf_mp_pack_cstr (&pk, "usage");
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_int (&pk, "prompt_tokens", 0);
+    kf_mp_pack_kv_int (&pk, "completion_tokens", 0);
+    kf_mp_pack_kv_int (&pk, "total_tokens", 0);
+    msgpack_unpacked result;
+    kf_mp_unpack_one (buffer.data, buffer.size, &result);
+    s_answer_t answer = {
+        .job = job, .result = &result.data, .reply = "", .response_type = "text",
+        .latency_ms = (kf_mono_us () - job->accepted_us) / 1000, .is_to_agent = true
+    };
+    if (job->stream)
+        kf_cj_publish (self, job, "meta", 13, s_pack_own_meta, &answer, false);
+    s_reply (self, &answer);        //  Frees the job
+    msgpack_unpacked_destroy (&result);
+    msgpack_sbuffer_destroy (&buffer);
 }
 
 void
@@ -315,6 +543,10 @@ kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, si
 void
 kf_chat_end_stopped (kf_broker_t *self, kf_job_t *job, const char *text, size_t len)
 {
+    if (!job->is_started && job->session->handoff != KF_HANDOFF_BOT) {
+        kf_cj_answer_held (self, job);   //  Queued, and people took the session meanwhile
+        return;
+    }
     if (!job->is_started)
         kf_cj_store_rows (self, job);    //  Queued behind its session: the customer's turn counts
     msgpack_sbuffer buffer;

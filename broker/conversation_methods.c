@@ -3,6 +3,7 @@
     records.save (messages written elsewhere, imported into a conversation). */
 #include "broker/broker.h"
 #include "broker/conversations.h"
+#include "broker/handoff.h"
 #include "common/clock.h"
 #include "common/json_codec.h"
 #include "common/utf8.h"
@@ -178,6 +179,7 @@ kf_method_conversations_delete (kf_broker_t *self, const char *routing, size_t r
         kf_error_set (&err, KF_E_INTERNAL, "could not delete the conversation");
         goto failed;
     }
+    kf_handoff_close (self, session, kf_now_ms ());     //  Its open escalation, if any
     kf_result_t r;
     kf_result_init (&r);
     msgpack_pack_map (&r.pk, 2);

@@ -1,8 +1,10 @@
 /*  lifecycle_methods.c - the client methods that follow a conversation after its answers:
-    session.close (with satisfaction) and feedback on answers. Idle sessions close themselves here
-    too (kf_lifecycle_close_idle, on the broker's timer). */
+    session.close (with satisfaction, and the handoff it records: an open escalation closes with
+    its session) and feedback on answers. Idle sessions close themselves here too
+    (kf_lifecycle_close_idle, on the broker's timer), their escalations with them. */
 #include "broker/broker.h"
 #include "broker/conversations.h"
+#include "broker/handoff.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -31,10 +33,6 @@ kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_
         kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.reason is required (1 ended, 2 transferred to a human)");
         goto failed;
     }
-    if (reason == 2 && bot2human == 0) {
-        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.bot2human_reason (1-5) is required when reason is 2");
-        goto failed;
-    }
     if (reason == 1 && bot2human != 0) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.bot2human_reason goes only with reason 2");
         goto failed;
@@ -46,7 +44,17 @@ kf_method_session_close (kf_broker_t *self, const char *routing, size_t routing_
         kf_error_set (&err, KF_E_SESSION_CLOSED, "session %s is already closed", session->id);
         goto failed;
     }
+    //  A transfer records why the bot handed over: the caller's code, else the reason of the
+    //  session's latest escalation (open or not)
+    if (reason == 2 && bot2human == 0)
+        bot2human = kf_escalations_latest_reason (self->escalations, session->id);
+    if (reason == 2 && bot2human <= 0) {
+        kf_error_set (&err, KF_E_MISSING_ARGUMENT, "params.bot2human_reason (1-5) is required when"
+                      " reason is 2 and the session was never handed over (handoff.request)");
+        goto failed;
+    }
     int64_t now = kf_now_ms ();
+    kf_handoff_close (self, session, now);
     if (kf_store_session_close (self->store, session->id, reason, satisfaction, bot2human, now)) {
         kf_error_set (&err, KF_E_INTERNAL, "could not store the closing");
         goto failed;
@@ -162,6 +170,7 @@ kf_lifecycle_close_idle (kf_broker_t *self)
         kf_sessions_close_idle (self->sessions, before, s_reopen, self);
     if (closed > 0)
         kf_info ("closed %lld idle sessions", (long long) closed);
+    kf_handoff_sweep (self);        //  Their escalations, and those of deleted conversations
 }
 
 void

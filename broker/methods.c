@@ -3,6 +3,7 @@
     *_methods.c files of their modules. Each validates its params and answers exactly once. */
 #include "broker/broker.h"
 #include "broker/answer_cache.h"
+#include "broker/handoff.h"
 #include "broker/history.h"
 #include "broker/stop_method.h"
 #include "common/clock.h"
@@ -275,6 +276,22 @@ static const struct {
     { "conversations.rename", kf_method_conversations_rename },
     { "conversations.delete", kf_method_conversations_delete },
     { "records.save",   kf_method_records_save },
+    { "handoff.request", kf_method_handoff_request },
+    { "agent.assign",   kf_method_agent_assign },
+    { "agent.reply",    kf_method_agent_reply },
+    { "agent.resolve",  kf_method_agent_resolve },
+    { "escalations.list", kf_method_escalations_list },
+    { "intent.create",  kf_method_intent_create },
+    { "intent.query",   kf_method_intent_query },
+    { "intent.update",  kf_method_intent_update },
+    { "intent.delete",  kf_method_intent_delete },
+    { "intent.execute", kf_method_intent_execute },
+    { "chitchat.create", kf_method_chitchat_create },
+    { "chitchat.query", kf_method_chitchat_query },
+    { "chitchat.update", kf_method_chitchat_update },
+    { "chitchat.delete", kf_method_chitchat_delete },
+    { "tickets.query",  kf_method_tickets_query },
+    { "tickets.update", kf_method_tickets_update },
 };
 
 void

@@ -1,18 +1,38 @@
-/*  sessions.c - session cache with recent-turn rings and per-session job queues. */
+/*  sessions.c - session cache with recent-turn rings, per-session job queues, and the handoff,
+    dialog and repeat state stored with each session. */
 #include "broker/sessions.h"
 #include "common/clock.h"
 #include "common/dict.h"
+#include "common/json_codec.h"
 #include "common/log.h"
+#include "common/mpack.h"
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+enum { S_LOAD_STATE, S_SAVE, S_STATEMENTS };
+
+//  The columns of issue 5 are read and written here, beside the session's counters, so one UPDATE
+//  per answered turn stores all of it
+static const char *s_sql [S_STATEMENTS] = {
+    [S_LOAD_STATE] =
+        "SELECT handoff_state, escalation_id, slots, repeat_key, repeat_count,"
+        " (SELECT agent_id FROM escalations e WHERE e.id = s.escalation_id)"
+        " FROM sessions s WHERE id = ?",
+    [S_SAVE] =
+        "UPDATE sessions SET turn_count = ?2, failed_attempts = ?3, updated_at = ?4,"
+        " labels = coalesce (?5, labels), slots = ?6, repeat_key = ?7, repeat_count = ?8,"
+        " handoff_state = ?9, escalation_id = ?10 WHERE id = ?1",
+};
+
 struct _kf_sessions_t {
     kf_store_t *store;          //  Borrowed
     kf_dict_t *cache;           //  Id -> kf_session_t (owned)
     int random_fd;              //  /dev/urandom, for session ids
+    sqlite3_stmt *stmt [S_STATEMENTS];
 };
 
 kf_sessions_t *
@@ -22,6 +42,8 @@ kf_sessions_new (kf_store_t *store)
     self->store = store;
     self->cache = kf_dict_new ();
     self->random_fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (kf_store_prepare (store, s_sql, self->stmt, S_STATEMENTS, "sessions"))
+        kf_sessions_destroy (&self);
     return self;
 }
 
@@ -32,6 +54,10 @@ s_session_free (kf_session_t *session)
     free (session->channel);
     free (session->bot_id);
     free (session->upstream_conversation_id);
+    free (session->agent_id);
+    free (session->slots);
+    free (session->slots_json);
+    free (session->repeat_key);
     for (int i = 0; i < KF_SESSION_RECENT; i++) {
         free (session->recent_role [i]);
         free (session->recent_content [i]);
@@ -50,6 +76,7 @@ kf_sessions_destroy (kf_sessions_t **self_p)
     while (kf_dict_next (self->cache, &cursor, NULL, &value))
         s_session_free (value);
     kf_dict_destroy (&self->cache);
+    kf_store_finalize (self->stmt, S_STATEMENTS);
     if (self->random_fd >= 0)
         close (self->random_fd);
     free (self);
@@ -83,6 +110,9 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     session->created_at = session->updated_at = kf_now_ms ();
     session->last_used_us = kf_mono_us ();
     session->created_batch = kf_store_batch (self->store) + 1;     //  0 means "from the database"
+    session->slots = kf_strndup ("\x80", 1);                       //  {}
+    session->slots_size = 1;
+    session->slots_json = kf_strdup ("{}");
     kf_session_row_t row = {
         .user_id = session->user_id, .channel = session->channel, .bot_id = session->bot_id,
         .state = "open", .created_at = session->created_at, .updated_at = session->updated_at
@@ -94,6 +124,141 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     }
     kf_dict_put (self->cache, session->id, strlen (session->id), session);
     return session;
+}
+
+//  Copies `slots` (a map) into the session as msgpack and JSON
+static void
+s_slots_put (kf_session_t *session, const msgpack_object *slots)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_object (&pk, *slots);
+    free (session->slots);
+    free (session->slots_json);
+    session->slots_size = buffer.size;
+    session->slots = msgpack_sbuffer_release (&buffer);
+    session->slots_json = kf_json_from_msgpack (slots);
+    const msgpack_object *awaiting = kf_mp_get (slots, "awaiting");
+    session->is_dialog_open = awaiting && awaiting->type != MSGPACK_OBJECT_NIL
+        && !(awaiting->type == MSGPACK_OBJECT_STR && awaiting->via.str.size == 0)
+        && !(awaiting->type == MSGPACK_OBJECT_ARRAY && awaiting->via.array.size == 0)
+        && !(awaiting->type == MSGPACK_OBJECT_MAP && awaiting->via.map.size == 0)
+        && !(awaiting->type == MSGPACK_OBJECT_BOOLEAN && !awaiting->via.boolean);
+}
+
+void
+kf_session_set_slots (kf_session_t *session, const msgpack_object *slots)
+{
+    if (slots && slots->type == MSGPACK_OBJECT_MAP)
+        s_slots_put (session, slots);
+}
+
+//  Reads the handoff, slots and repeat columns of a session being loaded. A stored slots text that
+//  is not a JSON object reads as {}.
+static void
+s_load_state (kf_sessions_t *self, kf_session_t *session)
+{
+    sqlite3_stmt *stmt = self->stmt [S_LOAD_STATE];
+    sqlite3_bind_text (stmt, 1, session->id, -1, SQLITE_STATIC);
+    const char *json = NULL;
+    if (sqlite3_step (stmt) == SQLITE_ROW) {
+        const char *state = (const char *) sqlite3_column_text (stmt, 0);
+        session->handoff = state && strcmp (state, "pending") == 0 ? KF_HANDOFF_PENDING
+                         : state && strcmp (state, "assigned") == 0 ? KF_HANDOFF_ASSIGNED
+                         : KF_HANDOFF_BOT;
+        session->escalation_id = sqlite3_column_int64 (stmt, 1);
+        json = (const char *) sqlite3_column_text (stmt, 2);
+        if (sqlite3_column_type (stmt, 3) != SQLITE_NULL)
+            session->repeat_key = kf_strdup ((const char *) sqlite3_column_text (stmt, 3));
+        session->repeat_count = sqlite3_column_int64 (stmt, 4);
+        if (session->handoff == KF_HANDOFF_ASSIGNED && sqlite3_column_type (stmt, 5) != SQLITE_NULL)
+            session->agent_id = kf_strdup ((const char *) sqlite3_column_text (stmt, 5));
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_unpacked slots;
+    msgpack_unpacked_init (&slots);
+    if (json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
+    &&  kf_mp_unpack_one (buffer.data, buffer.size, &slots) && slots.data.type == MSGPACK_OBJECT_MAP)
+        s_slots_put (session, &slots.data);
+    else {
+        session->slots = kf_strndup ("\x80", 1);
+        session->slots_size = 1;
+        session->slots_json = kf_strdup ("{}");
+    }
+    msgpack_unpacked_destroy (&slots);
+    msgpack_sbuffer_destroy (&buffer);
+    sqlite3_reset (stmt);
+}
+
+int
+kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels_json)
+{
+    sqlite3_stmt *stmt = self->stmt [S_SAVE];
+    sqlite3_bind_text (stmt, 1, session->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 2, session->turn_count);
+    sqlite3_bind_int64 (stmt, 3, session->failed_attempts);
+    sqlite3_bind_int64 (stmt, 4, session->updated_at);
+    if (labels_json)
+        sqlite3_bind_text (stmt, 5, labels_json, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 5);
+    sqlite3_bind_text (stmt, 6, session->slots_json, -1, SQLITE_TRANSIENT);
+    if (session->repeat_key)
+        sqlite3_bind_text (stmt, 7, session->repeat_key, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 7);
+    sqlite3_bind_int64 (stmt, 8, session->repeat_count);
+    sqlite3_bind_text (stmt, 9, kf_handoff_name (session->handoff), -1, SQLITE_STATIC);
+    if (session->escalation_id > 0)
+        sqlite3_bind_int64 (stmt, 10, session->escalation_id);
+    else
+        sqlite3_bind_null (stmt, 10);
+    return kf_store_write_step (self->store, stmt);
+}
+
+int64_t
+kf_session_count_repeat (kf_session_t *session, char *key)
+{
+    if (!key || !*key) {
+        free (key);
+        return 0;
+    }
+    if (session->repeat_key && strcmp (session->repeat_key, key) == 0) {
+        free (key);
+        return ++session->repeat_count;
+    }
+    free (session->repeat_key);
+    session->repeat_key = key;
+    return session->repeat_count = 1;
+}
+
+void
+kf_session_reset_repeat (kf_session_t *session)
+{
+    free (session->repeat_key);
+    session->repeat_key = NULL;
+    session->repeat_count = 0;
+}
+
+void
+kf_session_set_handoff (kf_session_t *session, kf_handoff_t state, int64_t escalation_id,
+                        const char *agent_id, size_t agent_len)
+{
+    session->handoff = state;
+    session->escalation_id = escalation_id;
+    free (session->agent_id);
+    session->agent_id = agent_id ? kf_strndup (agent_id, agent_len) : NULL;
+}
+
+const char *
+kf_handoff_name (kf_handoff_t state)
+{
+    return state == KF_HANDOFF_PENDING ? "pending" : state == KF_HANDOFF_ASSIGNED ? "assigned" : "bot";
 }
 
 static void
@@ -128,6 +293,7 @@ kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
     session->updated_at = row.updated_at;
     session->upstream_conversation_id = row.upstream_conversation_id;
     session->last_used_us = kf_mono_us ();
+    s_load_state (self, session);
     kf_store_recent_turns (self->store, session->id, KF_SESSION_RECENT, s_on_recent, session);
     kf_dict_put (self->cache, session->id, strlen (session->id), session);
     return session;

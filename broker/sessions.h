@@ -1,15 +1,25 @@
 /*  sessions.h - the broker's cache of sessions in front of the store: counters, the last turns a
-    job needs as context, and the per-session queue that keeps one job in flight per session. */
+    job needs as context, the per-session queue that keeps one job in flight per session, and the
+    state issue 5 added: who has the conversation (the bot or people, PROTOCOL.md 13), the dialog
+    state the worker keeps in `slots`, and how often in a row the customer asked the same thing. */
 #ifndef KF_SESSIONS_H
 #define KF_SESSIONS_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <msgpack.h>
 #include "broker/store.h"
 
 #define KF_SESSION_RECENT 6     //  Turns sent with each job as context
 
 typedef struct kf_job_t kf_job_t;
+
+//  Who answers the session (sessions.handoff_state)
+typedef enum {
+    KF_HANDOFF_BOT = 0,         //  The bot (workers, the answer cache)
+    KF_HANDOFF_PENDING,         //  Handed to people, waiting for an agent: the bot is silent
+    KF_HANDOFF_ASSIGNED         //  An agent has it: the bot is silent
+} kf_handoff_t;
 
 typedef struct {
     char id [32];
@@ -28,11 +38,21 @@ typedef struct {
     uint64_t created_batch;     //  Store batch of its insert (0 when loaded from the database)
     bool is_closed;             //  Closed: refuses chat
     bool is_hidden;             //  Deleted while a job ran: invisible, evicted once idle
+    kf_handoff_t handoff;       //  Who answers
+    int64_t escalation_id;      //  The open escalation while with people, else 0
+    char *agent_id;             //  The assigned agent, owned; NULL unless KF_HANDOFF_ASSIGNED
+    char *slots;                //  Dialog state: a packed msgpack map, owned (never NULL)
+    size_t slots_size;
+    char *slots_json;           //  The same as JSON, owned, as stored
+    bool is_dialog_open;        //  slots has a non-empty "awaiting": the worker asked something
+    char *repeat_key;           //  Last counted question, normalized (kf_text_normalize); owned
+    int64_t repeat_count;       //  Times in a row it was asked (0: none)
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;
 
-//  Creates the cache over `store` (borrowed).
+//  Creates the cache over `store` (borrowed), with its statements on the store's connection.
+//  Returns NULL (logged) when they cannot be prepared.
 kf_sessions_t *kf_sessions_new (kf_store_t *store);
 
 //  Destroys the cache (not the store); nulls *self_p.
@@ -51,6 +71,32 @@ kf_session_t *kf_sessions_get (kf_sessions_t *self, const char *id, size_t len);
 //  user is reported absent, so no one learns another user's session exists.
 kf_session_t *kf_sessions_find (kf_sessions_t *self, const char *id, size_t len,
                                 const char *user_id, size_t user_len);
+
+//  Stores what the cache holds of a session's changing state in the open batch: turn_count,
+//  failed_attempts, updated_at, the labels (`labels_json`, NULL keeps the stored ones), slots,
+//  repeat_key and repeat_count, handoff_state and escalation_id. Returns 0 or -1.
+int kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels_json);
+
+//  Replaces the session's slots with `slots` (a map; anything else is ignored: the session keeps
+//  its slots). Not stored until kf_sessions_save.
+void kf_session_set_slots (kf_session_t *session, const msgpack_object *slots);
+
+//  Counts a customer message for repeats: `key` is its normalized text (heap, taken over; NULL or
+//  "" for a message with nothing left after normalizing, which counts 0 and leaves the key as it
+//  was). The same key as the last counted one adds 1, another starts again at 1. Returns the new
+//  count. Not stored until kf_sessions_save.
+int64_t kf_session_count_repeat (kf_session_t *session, char *key);
+
+//  Forgets repeats: count 0, no key (a chit-chat answer, a resolved handoff).
+void kf_session_reset_repeat (kf_session_t *session);
+
+//  Sets who answers: `state`, the open escalation (0 none) and the assigned agent (NULL none;
+//  copied). Not stored until kf_sessions_save.
+void kf_session_set_handoff (kf_session_t *session, kf_handoff_t state, int64_t escalation_id,
+                             const char *agent_id, size_t agent_len);
+
+//  "bot", "pending" or "assigned".
+const char *kf_handoff_name (kf_handoff_t state);
 
 //  Appends a turn to the session's recent-turn ring (copies the text).
 void kf_session_remember (kf_session_t *session, const char *role, const char *content, size_t len);

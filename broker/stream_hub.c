@@ -1,4 +1,5 @@
-/*  stream_hub.c - held, sequenced, retried and retained token streams on an XPUB socket. */
+/*  stream_hub.c - held, sequenced, retried and retained token streams on an XPUB socket, and
+    one-off notifications on other topics. */
 #include "broker/stream_hub.h"
 #include "common/clock.h"
 #include "common/dict.h"
@@ -34,6 +35,15 @@ struct _kf_stream_t {
     kf_stream_t *waiting_next;  //  Streams waiting for their subscriber
 };
 
+//  A notification waiting to be sent (kf_stream_hub_notify)
+typedef struct s_notice_t {
+    char *topic;
+    size_t topic_len;
+    char *body;
+    size_t body_len;
+    struct s_notice_t *next;
+} s_notice_t;
+
 struct _kf_stream_hub_t {
     void *xpub;
     int64_t wait_us, retention_us;
@@ -42,6 +52,7 @@ struct _kf_stream_hub_t {
     kf_stream_t *pending;       //  Streams with unsent events
     kf_stream_t *waiting;       //  Streams not yet live
     kf_stream_t *retired_head, *retired_tail;
+    s_notice_t *notices_head, *notices_tail;    //  Notifications, oldest first
     size_t open_count, retired_count, backlog;
     int64_t stall_us;           //  Push-back tolerated before publishing lossy
     int64_t blocked_since_us;   //  When the socket started pushing back, 0 when it is not
@@ -93,6 +104,13 @@ kf_stream_hub_destroy (kf_stream_hub_t **self_p)
     void *value;
     while (kf_dict_next (self->streams, &cursor, NULL, &value))
         s_stream_free (value);
+    while (self->notices_head) {
+        s_notice_t *notice = self->notices_head;
+        self->notices_head = notice->next;
+        free (notice->topic);
+        free (notice->body);
+        free (notice);
+    }
     kf_dict_destroy (&self->streams);
     kf_dict_destroy (&self->subscriptions);
     free (self);
@@ -203,6 +221,47 @@ kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body,
     }
 }
 
+void
+kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len, const char *body,
+                      size_t body_len)
+{
+    s_notice_t *notice = kf_calloc (1, sizeof *notice);
+    notice->topic = kf_strndup (topic, topic_len);
+    notice->topic_len = topic_len;
+    notice->body = kf_calloc (1, body_len + 1);
+    memcpy (notice->body, body, body_len);
+    notice->body_len = body_len;
+    if (self->notices_tail)
+        self->notices_tail->next = notice;
+    else
+        self->notices_head = notice;
+    self->notices_tail = notice;
+    self->backlog++;
+}
+
+//  Sends the queued notifications in order. Returns false when the socket pushed back.
+static bool
+s_send_notices (kf_stream_hub_t *self)
+{
+    while (self->notices_head) {
+        s_notice_t *notice = self->notices_head;
+        if (zmq_send (self->xpub, notice->topic, notice->topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+            if (errno != EAGAIN)
+                kf_warn ("topic %s: publish failed: %s", notice->topic, zmq_strerror (errno));
+            return false;
+        }
+        zmq_send (self->xpub, notice->body, notice->body_len, 0);
+        self->notices_head = notice->next;
+        if (!self->notices_head)
+            self->notices_tail = NULL;
+        self->backlog--;
+        free (notice->topic);
+        free (notice->body);
+        free (notice);
+    }
+    return true;
+}
+
 //  Sends a live stream's unsent events. Returns false when the socket pushed back (EAGAIN).
 static bool
 s_send_events (kf_stream_hub_t *self, kf_stream_t *stream)
@@ -276,7 +335,7 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
             link = &stream->waiting_next;
     }
     bool is_lossy = self->blocked_since_us && now_us - self->blocked_since_us >= self->stall_us;
-    if (self->pending) {
+    if (self->pending || self->notices_head) {
         //  Lets libzmq process its queued commands: a subscriber that drained its pipe is only
         //  writable again after that (an XPUB that is never read from would stay blocked)
         int events;
@@ -304,6 +363,8 @@ kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
             link = &stream->pending_next;
         }
     }
+    if (!s_send_notices (self))
+        is_blocked = true;
     if (is_lossy) {
         int on = 1;
         zmq_setsockopt (self->xpub, ZMQ_XPUB_NODROP, &on, sizeof on);
@@ -348,7 +409,7 @@ kf_stream_hub_drain (kf_stream_hub_t *self, int timeout_ms)
 long
 kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us)
 {
-    if (self->pending)
+    if (self->pending || self->notices_head)
         return 1;                       //  Pushed back by the socket: retry soon
     long timeout = -1;
     for (kf_stream_t *stream = self->waiting; stream; stream = stream->waiting_next) {

@@ -44,6 +44,14 @@ int64_t kf_stream_next_seq (kf_stream_t *stream);
 void kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
                         bool is_last);
 
+//  Queues one notification: a packed msgpack map published once on `topic` (any topic, e.g.
+//  "agent.escalations") at the next kf_stream_hub_flush, after the events queued before it. No
+//  hold, no seq and no retention: whoever is subscribed when it is sent gets it (with the same
+//  NODROP retry and stall rule as streams), nobody can fetch it later; the caller's ids and its
+//  list methods are the repair path. The hub copies `topic` and `body`.
+void kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len,
+                           const char *body, size_t body_len);
+
 //  Sends what can be sent now, releases the wait of streams whose wait passed, and forgets ended
 //  streams past retention. Call once per loop iteration, after the database commit.
 void kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us);
@@ -60,7 +68,7 @@ long kf_stream_hub_timeout (kf_stream_hub_t *self, int64_t now_us);
 int kf_stream_hub_fetch_pack (kf_stream_hub_t *self, const char *topic, size_t len, int64_t from_seq,
                               msgpack_packer *pk);
 
-//  Open streams, and events waiting to be sent.
+//  Open streams, and events (notifications included) waiting to be sent.
 size_t kf_stream_hub_open_count (kf_stream_hub_t *self);
 size_t kf_stream_hub_backlog (kf_stream_hub_t *self);
 #endif

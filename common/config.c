@@ -1,18 +1,22 @@
-/*  config.c - the LLM upstream configuration: a line-by-line INI reader that knows its keys from
-    two small tables, ${NAME} expansion, the KEFU_LLM_* shortcut, and the checks that need the
-    whole file (required keys, upstreams named by bots) after its last line. Error messages show
-    key names, section names and the values of enumerations and numbers, never a string value:
-    the API key, and URLs (which may hold credentials), stay out of them. */
+/*  config.c - the LLM upstream and business API configuration: its keys in three small tables,
+    each value checked and stored by its type, the KEFU_LLM_* shortcut, and the checks that need
+    the whole file (required keys, upstreams and business APIs named by bots) after its last line.
+    Lines, headers and ${NAME} expansion are common/ini.c's. Error messages show key names,
+    section names and the values of enumerations and numbers, never a string value: the API
+    key, and URLs (which may hold credentials), stay out of them. */
 #include "common/config.h"
+#include "common/ini.h"
 #include "common/log.h"
-#include "common/utf8.h"
-#include <errno.h>
-#include <stdarg.h>
+#include "common/text_template.h"
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+_Static_assert (KF_CONFIG_VALUE_MAX == KF_INI_VALUE_MAX, "one value size");
+_Static_assert (sizeof (kf_llm_kind_t) == sizeof (int) && sizeof (kf_llm_mode_t) == sizeof (int),
+                "kf_ini_choice stores an int");
 
 //  What a key holds, and so how its value is checked
 typedef enum {
@@ -24,14 +28,19 @@ typedef enum {
     S_BOOL,
     S_INT,                      //  int from min to max
     S_REAL,                     //  double from min to max
-    S_NAME,                     //  An upstream's name, resolved after the last line
-    S_HEADERS                   //  "Name: value" lines separated by |
+    S_NAME,                     //  An upstream's or business's name, resolved after the last line
+    S_HEADERS,                  //  "Name: value" lines separated by |
+    S_URL_TEMPLATE,             //  S_URL with entity placeholders
+    S_BODY_TEMPLATE,            //  S_TEXT with entity placeholders
+    S_METHOD,                   //  GET | POST into a bool is_post
+    S_REQUIRES,                 //  KF_BUSINESS_NEEDS_* bits
+    S_REGEX                     //  A POSIX extended regular expression
 } s_type_t;
 
 typedef struct {
     const char *name;
     s_type_t type;
-    size_t offset;              //  Of the field in s_upstream_t or s_bot_t
+    size_t offset;              //  Of the field in s_upstream_t, s_business_t or s_bot_t
     double min, max;            //  S_INT, S_REAL
     bool may_be_empty;          //  Strings
 } s_key_t;
@@ -44,20 +53,37 @@ typedef struct {
 } s_upstream_t;
 
 typedef struct {
+    kf_business_config_t pub;   //  First: callers get its address
+    const char *source;
+    int line;
+    uint32_t seen;              //  One bit per entry of s_business_keys
+} s_business_t;
+
+typedef struct {
     kf_bot_llm_t pub;           //  First: callers get its address
     char *upstream_name;        //  NULL: none named
+    char *business_name;        //  NULL: none named
     const char *source;
     int line;                   //  Of its header; 0 from the environment
     int upstream_line;          //  Of its upstream key
+    int business_line;          //  Of its business key
     uint32_t seen;              //  One bit per entry of s_bot_keys
 } s_bot_t;
 
 struct _kf_config_t {
     s_upstream_t **upstreams;   //  In the order they were defined
     size_t upstream_count;
+    s_business_t **businesses;
+    size_t business_count;
     s_bot_t **bots;
     size_t bot_count;
 };
+
+//  Headers are stored as a list and its count, next to each other in both sections
+_Static_assert (offsetof (kf_upstream_config_t, header_count)
+                == offsetof (kf_upstream_config_t, headers) + sizeof (void *), "headers, count");
+_Static_assert (offsetof (kf_business_config_t, header_count)
+                == offsetof (kf_business_config_t, headers) + sizeof (void *), "headers, count");
 
 #define S_UP(n, t, f, lo, hi)   { n, t, offsetof (s_upstream_t, pub.f), lo, hi, false }
 static const s_key_t s_upstream_keys [] = {
@@ -81,71 +107,43 @@ static const s_key_t s_upstream_keys [] = {
     S_UP ("fallback_reply", S_TEXT, fallback_reply, 0, 0),
     S_UP ("headers", S_HEADERS, headers, 0, 0)
 };
+#define S_BIZ(n, t, f, lo, hi)  { n, t, offsetof (s_business_t, pub.f), lo, hi, false }
+static const s_key_t s_business_keys [] = {
+    S_BIZ ("url", S_URL_TEMPLATE, url, 0, 0),
+    S_BIZ ("method", S_METHOD, is_post, 0, 0),
+    S_BIZ ("body", S_BODY_TEMPLATE, body, 0, 0),
+    S_BIZ ("headers", S_HEADERS, headers, 0, 0),
+    S_BIZ ("timeout_ms", S_INT, timeout_ms, 1, 60000),
+    S_BIZ ("requires", S_REQUIRES, requires, 0, 0),
+    S_BIZ ("reply", S_TEXT, reply, 0, 0),
+    S_BIZ ("not_found_reply", S_TEXT, not_found_reply, 0, 0),
+    S_BIZ ("error_reply", S_TEXT, error_reply, 0, 0),
+    S_BIZ ("ask_reply", S_TEXT, ask_reply, 0, 0)
+};
 static const s_key_t s_bot_keys [] = {
     { "upstream", S_NAME, offsetof (s_bot_t, upstream_name), 0, 0, false },
-    { "llm", S_MODE, offsetof (s_bot_t, pub.llm), 0, 0, false }
+    { "llm", S_MODE, offsetof (s_bot_t, pub.llm), 0, 0, false },
+    { "business", S_NAME, offsetof (s_bot_t, business_name), 0, 0, false },
+    { "order_pattern", S_REGEX, offsetof (s_bot_t, pub.order_pattern), 0, 0, false }
 };
 #define S_COUNT(table)          (sizeof table / sizeof table [0])
 
+//  The entities templates may name (config.h, [business])
+static const char *const s_entities [] = { "order_no", "phone", "user_id", "session_id", "bot_id" };
+
 //  Reading state: where we are, for errors, and the section lines go to
 typedef struct {
+    kf_ini_t ini;               //  Source, line and the caller's error buffer
     kf_config_t *config;
-    const char *source;         //  The path, or the environment variable being read
-    int line;                   //  0: the source as a whole
-    char *err;
-    size_t errlen;
-    s_upstream_t *upstream;     //  The section being read: one of these, or neither
+    s_upstream_t *upstream;     //  The section being read: one of these, or none
+    s_business_t *business;
     s_bot_t *bot;
 } s_parser_t;
 
-#define S_ECHO_MAX  64          //  Bytes of a bad value shown in an error
+#define s_fail(p, ...)  kf_ini_fail (&(p)->ini, __VA_ARGS__)
 
-//  Writes "SOURCE:LINE: what" (or "SOURCE: what") into the caller's buffer; returns -1.
-static int
-s_fail (s_parser_t *p, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
-static int
-s_fail (s_parser_t *p, const char *format, ...)
-{
-    if (!p->err || p->errlen == 0)
-        return -1;
-    int used = p->line ? snprintf (p->err, p->errlen, "%s:%d: ", p->source, p->line)
-                       : snprintf (p->err, p->errlen, "%s: ", p->source);
-    if (used >= 0 && (size_t) used < p->errlen) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (p->err + used, p->errlen - (size_t) used, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
-//  How many bytes of `value` an error may show: at most S_ECHO_MAX, whole characters
-static int
-s_echo_len (const char *value)
-{
-    size_t len = strlen (value);
-    if (len > S_ECHO_MAX)
-        len = kf_utf8_complete_prefix (value, S_ECHO_MAX);
-    return (int) len;
-}
-
-//  A hint for values that fail to parse because a comment followed them
-static const char *
-s_hint (const char *value)
-{
-    return strpbrk (value, "#;") ? " (comments go on lines of their own)" : "";
-}
-
-static char *
-s_trim (char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t len = strlen (s);
-    while (len && (s [len - 1] == ' ' || s [len - 1] == '\t'))
-        s [--len] = 0;
-    return s;
-}
+//  ---------------------------------------------------------------------------------------------
+//  Sections: made, found, freed
 
 static void
 s_wipe_free (char *s)
@@ -154,6 +152,14 @@ s_wipe_free (char *s)
         explicit_bzero (s, strlen (s));
         free (s);
     }
+}
+
+static void
+s_headers_free (const char *const *headers, int count)
+{
+    for (int i = 0; i < count; i++)
+        s_wipe_free ((char *) headers [i]);
+    free ((char **) headers);
 }
 
 static void
@@ -166,9 +172,22 @@ s_upstream_free (s_upstream_t *self)
     free ((char *) pub->model);
     free ((char *) pub->system_prompt);
     free ((char *) pub->fallback_reply);
-    for (int i = 0; i < pub->header_count; i++)
-        free ((char *) pub->headers [i]);
-    free ((char **) pub->headers);
+    s_headers_free (pub->headers, pub->header_count);
+    free (self);
+}
+
+static void
+s_business_free (s_business_t *self)
+{
+    kf_business_config_t *pub = &self->pub;
+    free ((char *) pub->name);
+    s_wipe_free ((char *) pub->url);    //  A key may hide in its query
+    free ((char *) pub->body);
+    s_headers_free (pub->headers, pub->header_count);
+    free ((char *) pub->reply);
+    free ((char *) pub->not_found_reply);
+    free ((char *) pub->error_reply);
+    free ((char *) pub->ask_reply);
     free (self);
 }
 
@@ -176,9 +195,25 @@ static void
 s_bot_free (s_bot_t *self)
 {
     free ((char *) self->pub.bot_id);
+    free ((char *) self->pub.order_pattern);
     free (self->upstream_name);
+    free (self->business_name);
     free (self);
 }
+
+//  Appends `item` to a config's array of sections, or puts it in `slot` (freeing what was there)
+#define S_ADD(config, array, count, item, slot, free_fn)                                    \
+    do {                                                                                    \
+        if (slot) {                                                                         \
+            free_fn (*(slot));                                                              \
+            *(slot) = (item);                                                               \
+        }                                                                                   \
+        else {                                                                              \
+            (config)->array = kf_realloc ((config)->array,                                  \
+                                          ((config)->count + 1) * sizeof (item));           \
+            (config)->array [(config)->count++] = (item);                                   \
+        }                                                                                   \
+    } while (0)
 
 //  A new section with every default, in the config (replacing `slot` when not NULL)
 static s_upstream_t *
@@ -200,18 +235,28 @@ s_upstream_new (s_parser_t *p, const char *name, s_upstream_t **slot)
     pub->breaker_failures = 5;
     pub->breaker_cooldown_ms = 30000;
     pub->fallback_reply = kf_strdup (KF_CONFIG_DEFAULT_FALLBACK_REPLY);
-    self->source = p->source;
-    self->line = p->line;
-    kf_config_t *config = p->config;
-    if (slot) {
-        s_upstream_free (*slot);
-        *slot = self;
-    }
-    else {
-        config->upstreams = kf_realloc (config->upstreams,
-                                        (config->upstream_count + 1) * sizeof (s_upstream_t *));
-        config->upstreams [config->upstream_count++] = self;
-    }
+    self->source = p->ini.source;
+    self->line = p->ini.line;
+    S_ADD (p->config, upstreams, upstream_count, self, slot, s_upstream_free);
+    return self;
+}
+
+static s_business_t *
+s_business_new (s_parser_t *p, const char *name)
+{
+    s_business_t *self = kf_calloc (1, sizeof *self);
+    kf_business_config_t *pub = &self->pub;
+    pub->name = kf_strdup (name);
+    pub->body = kf_strdup (KF_CONFIG_DEFAULT_BUSINESS_BODY);
+    pub->timeout_ms = 3000;
+    pub->requires = KF_BUSINESS_NEEDS_ORDER_NO;
+    pub->not_found_reply = kf_strdup (KF_CONFIG_DEFAULT_NOT_FOUND_REPLY);
+    pub->error_reply = kf_strdup (KF_CONFIG_DEFAULT_ERROR_REPLY);
+    pub->ask_reply = kf_strdup (KF_CONFIG_DEFAULT_ASK_REPLY);
+    self->source = p->ini.source;
+    self->line = p->ini.line;
+    s_business_t **slot = NULL;
+    S_ADD (p->config, businesses, business_count, self, slot, s_business_free);
     return self;
 }
 
@@ -221,26 +266,28 @@ s_bot_new (s_parser_t *p, const char *bot_id, s_bot_t **slot)
     s_bot_t *self = kf_calloc (1, sizeof *self);
     self->pub.bot_id = kf_strdup (bot_id);
     self->pub.llm = KF_LLM_FALLBACK;
-    self->source = p->source;
-    self->line = p->line;
-    kf_config_t *config = p->config;
-    if (slot) {
-        s_bot_free (*slot);
-        *slot = self;
-    }
-    else {
-        config->bots = kf_realloc (config->bots, (config->bot_count + 1) * sizeof (s_bot_t *));
-        config->bots [config->bot_count++] = self;
-    }
+    self->pub.order_pattern = kf_strdup (KF_CONFIG_DEFAULT_ORDER_PATTERN);
+    self->source = p->ini.source;
+    self->line = p->ini.line;
+    S_ADD (p->config, bots, bot_count, self, slot, s_bot_free);
     return self;
 }
 
 static s_upstream_t **
-s_find_upstream (kf_config_t *config, const char *name)
+s_find_upstream (const kf_config_t *config, const char *name)
 {
     for (size_t i = 0; i < config->upstream_count; i++)
         if (strcmp (config->upstreams [i]->pub.name, name) == 0)
             return &config->upstreams [i];
+    return NULL;
+}
+
+static s_business_t **
+s_find_business (const kf_config_t *config, const char *name)
+{
+    for (size_t i = 0; i < config->business_count; i++)
+        if (strcmp (config->businesses [i]->pub.name, name) == 0)
+            return &config->businesses [i];
     return NULL;
 }
 
@@ -254,7 +301,7 @@ s_find_bot (const kf_config_t *config, const char *bot_id)
 }
 
 static bool
-s_is_upstream_name (const char *name)
+s_is_section_name (const char *name)
 {
     size_t len = strlen (name);
     if (len == 0 || len > 64)
@@ -266,155 +313,127 @@ s_is_upstream_name (const char *name)
     return true;
 }
 
-//  "[upstream deepseek]" or "[bot default]" for the section being read
+//  "[upstream deepseek]", "[business orders]" or "[bot default]" for the section being read
 static const char *
 s_section_name (s_parser_t *p, char *buf, size_t size)
 {
     if (p->upstream)
         snprintf (buf, size, "[upstream %s]", p->upstream->pub.name);
     else
+    if (p->business)
+        snprintf (buf, size, "[business %s]", p->business->pub.name);
+    else
         snprintf (buf, size, "[bot %s]", p->bot->pub.bot_id);
     return buf;
 }
 
-//  A section header, `text` trimmed and starting with '['
+//  kf_ini_section_fn: a header `[type name]`
 static int
-s_section (s_parser_t *p, char *text)
+s_on_section (void *arg, kf_ini_t *ini, char *type, char *name)
 {
+    (void) ini;
+    s_parser_t *p = arg;
     p->upstream = NULL;
+    p->business = NULL;
     p->bot = NULL;
-    size_t len = strlen (text);
-    if (text [len - 1] != ']')
-        return s_fail (p, "a section header must end with ']'%s", s_hint (text));
-    text [len - 1] = 0;
-    char *inner = s_trim (text + 1);
-    char *name = inner + strcspn (inner, " \t");
-    if (*name)
-        *name++ = 0;
-    name = s_trim (name);
-    bool is_upstream = strcmp (inner, "upstream") == 0;
-    if (!is_upstream && strcmp (inner, "bot") != 0)
-        return s_fail (p, "unknown section type '%.*s' (upstream or bot)", s_echo_len (inner),
-                       inner);
+    bool is_upstream = strcmp (type, "upstream") == 0, is_business = strcmp (type, "business") == 0;
+    if (!is_upstream && !is_business && strcmp (type, "bot") != 0)
+        return s_fail (p, "unknown section type '%.*s' (upstream, business or bot)",
+                       kf_ini_echo_len (type), type);
     if (!*name)
-        return s_fail (p, "section [%s] needs a name", inner);
-    if (is_upstream) {
-        if (!s_is_upstream_name (name))
-            return s_fail (p, "bad upstream name '%.*s' (letters, digits, '_', '-', '.', "
-                           "at most 64 bytes)", s_echo_len (name), name);
+        return s_fail (p, "section [%s] needs a name", type);
+    if (is_upstream || is_business) {
+        if (!s_is_section_name (name))
+            return s_fail (p, "bad %s name '%.*s' (letters, digits, '_', '-', '.', at most 64 "
+                           "bytes)", type, kf_ini_echo_len (name), name);
+        if (is_business) {
+            s_business_t **slot = s_find_business (p->config, name);
+            if (slot)
+                return s_fail (p, "duplicate section [business %s] (first at line %d)", name,
+                               (*slot)->line);
+            p->business = s_business_new (p, name);
+            return 0;
+        }
         s_upstream_t **slot = s_find_upstream (p->config, name);
         if (slot && (*slot)->line)
             return s_fail (p, "duplicate section [upstream %s] (first at line %d)", name,
                            (*slot)->line);
         p->upstream = s_upstream_new (p, name, slot);
+        return 0;
     }
-    else {
-        if (strlen (name) > 64)
-            return s_fail (p, "bot id longer than 64 bytes");
-        s_bot_t **slot = s_find_bot (p->config, name);
-        if (slot && (*slot)->line)
-            return s_fail (p, "duplicate section [bot %s] (first at line %d)", name, (*slot)->line);
-        p->bot = s_bot_new (p, name, slot);
-    }
+    if (strlen (name) > 64)
+        return s_fail (p, "bot id longer than 64 bytes");
+    s_bot_t **slot = s_find_bot (p->config, name);
+    if (slot && (*slot)->line)
+        return s_fail (p, "duplicate section [bot %s] (first at line %d)", name, (*slot)->line);
+    p->bot = s_bot_new (p, name, slot);
     return 0;
 }
 
-static bool
-s_is_var_name (const char *s, size_t len)
-{
-    if (len == 0 || len > 128 || (*s >= '0' && *s <= '9'))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s [i] >= 'a' && s [i] <= 'z') || (s [i] >= 'A' && s [i] <= 'Z')
-          ||  (s [i] >= '0' && s [i] <= '9') || s [i] == '_'))
-            return false;
-    return true;
-}
+//  ---------------------------------------------------------------------------------------------
+//  Values: checked by type, stored
 
-//  Expands ${NAME} and $${ in `raw` into `out` (KF_CONFIG_VALUE_MAX + 1 bytes)
+//  `field` is a header list, followed by its count
 static int
-s_expand (s_parser_t *p, const char *key, const char *raw, char *out)
+s_store_headers (s_parser_t *p, void *field, const char *value)
 {
-    size_t used = 0;
-    const char *s = raw;
-    while (*s) {
-        const char *piece = s;
-        size_t len = 1;
-        if (s [0] == '$' && s [1] == '$' && s [2] == '{') {
-            len = 2;
-            s += 3;
-            piece = "${";
-        }
-        else if (s [0] == '$' && s [1] == '{') {
-            const char *end = strchr (s + 2, '}');
-            if (!end)
-                return s_fail (p, "unterminated ${ in the value of '%s'", key);
-            size_t name_len = (size_t) (end - s - 2);
-            //  A bad name is not shown: it may be a key pasted in the wrong place
-            if (!s_is_var_name (s + 2, name_len))
-                return s_fail (p, "bad environment variable name in the value of '%s' (letters, "
-                               "digits and '_')", key);
-            char name [129];
-            memcpy (name, s + 2, name_len);
-            name [name_len] = 0;
-            piece = getenv (name);
-            if (!piece)
-                return s_fail (p, "environment variable %s is not set (in '%s')", name, key);
-            if (!*piece)
-                return s_fail (p, "environment variable %s is empty (in '%s')", name, key);
-            len = strlen (piece);
-            s = end + 1;
-        }
-        else
-            s++;
-        if (used + len > KF_CONFIG_VALUE_MAX)
-            return s_fail (p, "the value of '%s' is longer than %d bytes after expanding "
-                           "variables", key, KF_CONFIG_VALUE_MAX);
-        memcpy (out + used, piece, len);
-        used += len;
-    }
-    out [used] = 0;
+    char **lines;
+    int count;
+    if (kf_ini_headers (&p->ini, value, KF_CONFIG_HEADERS_MAX, &lines, &count))
+        return -1;
+    *(const char *const **) field = (const char *const *) lines;
+    *(int *) ((char *) field + sizeof (void *)) = count;
     return 0;
 }
 
-static bool
-s_has_control (const char *s, size_t len)
+//  kf_template_name_fn: a placeholder of a URL or body template must be an entity
+static int
+s_check_entity (void *arg, const char *name, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char) s [i] < 0x20 && s [i] != '\t') || s [i] == 0x7f)
-            return true;
-    return false;
+    s_parser_t *p = arg;
+    for (size_t i = 0; i < S_COUNT (s_entities); i++)
+        if (strlen (s_entities [i]) == len && memcmp (s_entities [i], name, len) == 0)
+            return 0;
+    return s_fail (p, "unknown placeholder {%.*s} (order_no, phone, user_id, session_id, bot_id)",
+                   len > 64 ? 64 : (int) len, name);
 }
 
-//  Splits `value` into header lines: "Name: value" separated by |; names are letters, digits
-//  and -. Values were checked for control characters (so CR and LF) already.
 static int
-s_store_headers (s_parser_t *p, kf_upstream_config_t *pub, const char *value)
+s_store_requires (s_parser_t *p, unsigned *field, const char *value)
 {
-    char copy [KF_CONFIG_VALUE_MAX + 1];
-    snprintf (copy, sizeof copy, "%s", value);
-    char **lines = kf_calloc (KF_CONFIG_HEADERS_MAX, sizeof (char *));
-    int count = 0, rc = 0;
-    for (char *next = copy, *line; rc == 0 && (line = strsep (&next, "|")) != NULL;) {
-        line = s_trim (line);
-        size_t name_len = strspn (line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                        "0123456789-");
-        if (name_len == 0 || line [name_len] != ':')
-            rc = s_fail (p, "headers must be \"Name: value\" lines separated by |");
-        else
-        if (count == KF_CONFIG_HEADERS_MAX)
-            rc = s_fail (p, "headers may hold at most %d lines", KF_CONFIG_HEADERS_MAX);
-        else
-            lines [count++] = kf_strdup (line);
+    unsigned bits = 0;
+    if (strcmp (value, "none") != 0) {
+        char copy [KF_CONFIG_VALUE_MAX + 1];
+        snprintf (copy, sizeof copy, "%s", value);
+        for (char *next = copy, *word; (word = strsep (&next, "|")) != NULL;) {
+            word = kf_ini_trim (word);
+            if (strcmp (word, "order_no") == 0)
+                bits |= KF_BUSINESS_NEEDS_ORDER_NO;
+            else
+            if (strcmp (word, "phone") == 0)
+                bits |= KF_BUSINESS_NEEDS_PHONE;
+            else
+                return s_fail (p, "requires must be order_no, phone, order_no|phone or none, "
+                               "not '%.*s'%s", kf_ini_echo_len (value), value, kf_ini_hint (value));
+        }
     }
+    *field = bits;
+    return 0;
+}
+
+static int
+s_store_regex (s_parser_t *p, const s_key_t *key, char **field, const char *value)
+{
+    regex_t regex;
+    int rc = regcomp (&regex, value, REG_EXTENDED | REG_ICASE);
     if (rc) {
-        for (int i = 0; i < count; i++)
-            free (lines [i]);
-        free (lines);
-        return rc;
+        char why [128];
+        regerror (rc, &regex, why, sizeof why);
+        return s_fail (p, "%s is not a POSIX extended regular expression: %s", key->name, why);
     }
-    pub->headers = (const char *const *) lines;
-    pub->header_count = count;
+    regfree (&regex);
+    free (*field);
+    *field = kf_strdup (value);
     return 0;
 }
 
@@ -423,77 +442,60 @@ static int
 s_store (s_parser_t *p, const s_key_t *key, char *base, const char *value)
 {
     void *field = base + key->offset;
-    int echo = s_echo_len (value);
     switch (key->type) {
         case S_TEXT:
         case S_SECRET:
         case S_NAME:
+        case S_BODY_TEMPLATE:
             if (!*value && !key->may_be_empty)
                 return key->type == S_SECRET
                      ? s_fail (p, "api_key is empty (leave it out for a server without keys)")
                      : s_fail (p, "%s must not be empty", key->name);
+            if (key->type == S_BODY_TEMPLATE && kf_template_each (value, s_check_entity, p))
+                return -1;
             free (*(char **) field);
             *(char **) field = kf_strdup (value);
             return 0;
         case S_HEADERS:
-            return s_store_headers (p, (kf_upstream_config_t *) base, value);
-        case S_URL: {
-            size_t skip = strncasecmp (value, "https://", 8) == 0 ? 8
-                        : strncasecmp (value, "http://", 7) == 0 ? 7 : 0;
-            if (!skip || !value [skip] || value [skip] == '/' || strpbrk (value, " \t"))
-                return s_fail (p, "%s must be an http:// or https:// URL without spaces",
-                               key->name);
+            return s_store_headers (p, field, value);
+        case S_URL:
+        case S_URL_TEMPLATE: {
+            if (kf_ini_url (&p->ini, key->name, value))
+                return -1;
+            if (key->type == S_URL_TEMPLATE && kf_template_each (value, s_check_entity, p))
+                return -1;
             *(char **) field = kf_strdup (value);
             return 0;
         }
+        case S_METHOD: {
+            static const char *const methods [] = { "GET", "POST", NULL };
+            int index;
+            if (kf_ini_choice (&p->ini, key->name, value, methods, &index))
+                return -1;
+            *(bool *) field = index == 1;
+            return 0;
+        }
+        case S_REQUIRES:
+            return s_store_requires (p, field, value);
+        case S_REGEX:
+            return s_store_regex (p, key, field, value);
         case S_KIND:
-            if (strcmp (value, "openai") == 0)
-                *(kf_llm_kind_t *) field = KF_LLM_OPENAI;
-            else if (strcmp (value, "dify") == 0)
-                *(kf_llm_kind_t *) field = KF_LLM_DIFY;
-            else
-                return s_fail (p, "%s must be openai or dify, not '%.*s'%s", key->name, echo, value,
-                               s_hint (value));
-            return 0;
-        case S_MODE:
-            if (strcmp (value, "off") == 0)
-                *(kf_llm_mode_t *) field = KF_LLM_OFF;
-            else if (strcmp (value, "fallback") == 0)
-                *(kf_llm_mode_t *) field = KF_LLM_FALLBACK;
-            else if (strcmp (value, "always") == 0)
-                *(kf_llm_mode_t *) field = KF_LLM_ALWAYS;
-            else
-                return s_fail (p, "%s must be off, fallback or always, not '%.*s'%s", key->name,
-                               echo, value, s_hint (value));
-            return 0;
+        case S_MODE: {
+            //  In the order of kf_llm_kind_t and kf_llm_mode_t
+            static const char *const kinds [] = { "openai", "dify", NULL };
+            static const char *const modes [] = { "off", "fallback", "always", NULL };
+            return kf_ini_choice (&p->ini, key->name, value, key->type == S_KIND ? kinds : modes,
+                                  field);
+        }
         case S_BOOL:
-            if (!strcasecmp (value, "true") || !strcasecmp (value, "yes") || !strcmp (value, "1"))
-                *(bool *) field = true;
-            else if (!strcasecmp (value, "false") || !strcasecmp (value, "no")
-                 ||  !strcmp (value, "0"))
-                *(bool *) field = false;
-            else
-                return s_fail (p, "%s must be true or false (yes/no, 1/0), not '%.*s'%s", key->name,
-                               echo, value, s_hint (value));
-            return 0;
+            return kf_ini_bool (&p->ini, key->name, value, field);
         case S_INT:
         case S_REAL: {
-            //  Plain decimals only: strtod would take "nan", "inf" and hex
-            bool is_int = key->type == S_INT;
-            const char *s = value + (*value == '-');
-            size_t digits = strspn (s, "0123456789");
-            if (!is_int && s [digits] == '.' && s [digits + 1] >= '0' && s [digits + 1] <= '9')
-                s += digits + 1 + strspn (s + digits + 1, "0123456789");
-            else
-                s += digits;
-            if (!digits || *s || strlen (value) > 32)
-                return s_fail (p, "%s must be a %s, not '%.*s'%s", key->name,
-                               is_int ? "whole number" : "number", echo, value, s_hint (value));
-            double number = strtod (value, NULL);
-            if (number < key->min || number > key->max)
-                return s_fail (p, "%s must be from %.15g to %.15g, not %.*s", key->name, key->min,
-                               key->max, echo, value);
-            if (is_int)
+            double number;
+            if (kf_ini_number (&p->ini, key->name, value, key->type == S_INT, key->min, key->max,
+                               &number))
+                return -1;
+            if (key->type == S_INT)
                 *(int *) field = (int) number;
             else
                 *(double *) field = number;
@@ -508,107 +510,50 @@ static int
 s_assign (s_parser_t *p, const char *key, const char *raw, bool expand)
 {
     char section [160];
-    const s_key_t *table = p->upstream ? s_upstream_keys : s_bot_keys;
-    size_t count = p->upstream ? S_COUNT (s_upstream_keys) : S_COUNT (s_bot_keys);
-    char *base = p->upstream ? (char *) p->upstream : (char *) p->bot;
-    uint32_t *seen = p->upstream ? &p->upstream->seen : &p->bot->seen;
+    const s_key_t *table = p->upstream ? s_upstream_keys : p->business ? s_business_keys : s_bot_keys;
+    size_t count = p->upstream ? S_COUNT (s_upstream_keys)
+                 : p->business ? S_COUNT (s_business_keys) : S_COUNT (s_bot_keys);
+    char *base = p->upstream ? (char *) p->upstream
+               : p->business ? (char *) p->business : (char *) p->bot;
+    uint32_t *seen = p->upstream ? &p->upstream->seen
+                   : p->business ? &p->business->seen : &p->bot->seen;
     size_t index = 0;
     while (index < count && strcmp (table [index].name, key) != 0)
         index++;
     if (index == count)
-        return s_fail (p, "unknown key '%.*s' in %s", s_echo_len (key), key,
+        return s_fail (p, "unknown key '%.*s' in %s", kf_ini_echo_len (key), key,
                        s_section_name (p, section, sizeof section));
     if (*seen & (1u << index))
         return s_fail (p, "duplicate key '%s' in %s", key,
                        s_section_name (p, section, sizeof section));
-    if (strlen (raw) > KF_CONFIG_VALUE_MAX)
-        return s_fail (p, "the value of '%s' is longer than %d bytes", key, KF_CONFIG_VALUE_MAX);
-
     char value [KF_CONFIG_VALUE_MAX + 1];
-    int rc = 0;
-    if (expand)
-        rc = s_expand (p, key, raw, value);
-    else
-        strcpy (value, raw);
-    if (rc == 0 && !kf_utf8_is_valid (value, strlen (value)))
-        rc = s_fail (p, "the value of '%s' is not valid UTF-8", key);
-    if (rc == 0 && s_has_control (value, strlen (value)))
-        rc = s_fail (p, "the value of '%s' holds a control character", key);
+    int rc = kf_ini_value (&p->ini, key, raw, expand, value);
     if (rc == 0)
         rc = s_store (p, &table [index], base, value);
     explicit_bzero (value, sizeof value);
     if (rc == 0) {
         *seen |= 1u << index;
-        if (p->bot && table [index].type == S_NAME)
-            p->bot->upstream_line = p->line;
+        if (p->bot && strcmp (key, "upstream") == 0)
+            p->bot->upstream_line = p->ini.line;
+        if (p->bot && strcmp (key, "business") == 0)
+            p->bot->business_line = p->ini.line;
     }
     return rc;
 }
 
-//  One line of the file, `len` bytes with its line end
+//  kf_ini_key_fn: a `key = value` line of the file
 static int
-s_line (s_parser_t *p, char *line, size_t len)
+s_on_key (void *arg, kf_ini_t *ini, char *key, char *raw)
 {
-    if (len && line [len - 1] == '\n')
-        line [--len] = 0;
-    if (len && line [len - 1] == '\r')
-        line [--len] = 0;
-    if (p->line == 1 && len >= 3 && memcmp (line, "\xEF\xBB\xBF", 3) == 0) {
-        line += 3;
-        len -= 3;
-    }
-    if (strlen (line) != len)
-        return s_fail (p, "NUL byte in the line");
-    if (!kf_utf8_is_valid (line, len))
-        return s_fail (p, "the line is not valid UTF-8");
-    if (s_has_control (line, len))
-        return s_fail (p, "control character in the line");
-    char *text = s_trim (line);
-    if (*text == 0 || *text == '#' || *text == ';')
-        return 0;
-    if (*text == '[')
-        return s_section (p, text);
-    //  The line is not shown: it may be a key pasted without its name
-    char *equals = strchr (text, '=');
-    if (!equals)
-        return s_fail (p, "expected 'key = value', a [section] or a comment");
-    *equals = 0;
-    char *key = s_trim (text);
-    if (!*key)
-        return s_fail (p, "no key before '='");
-    if (!p->upstream && !p->bot)
-        return s_fail (p, "key '%.*s' outside any section", s_echo_len (key), key);
-    return s_assign (p, key, s_trim (equals + 1), true);
+    (void) ini;
+    s_parser_t *p = arg;
+    if (!p->upstream && !p->business && !p->bot)
+        return s_fail (p, "key '%.*s' outside any section", kf_ini_echo_len (key), key);
+    return s_assign (p, key, raw, true);
 }
 
-static int
-s_read_file (s_parser_t *p, const char *path)
-{
-    p->source = path;
-    p->line = 0;
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return s_fail (p, "cannot open: %s", strerror (errno));
-    char *line = NULL;
-    size_t capacity = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline (&line, &capacity, file)) >= 0) {
-        p->line++;
-        rc = s_line (p, line, (size_t) len);
-    }
-    if (rc == 0 && ferror (file)) {
-        p->line = 0;
-        rc = s_fail (p, "cannot read: %s", strerror (errno));
-    }
-    if (line)
-        explicit_bzero (line, capacity);
-    free (line);
-    fclose (file);
-    p->upstream = NULL;
-    p->bot = NULL;
-    return rc;
-}
+//  ---------------------------------------------------------------------------------------------
+//  Sources: the environment, the file, then the checks across sections
 
 //  An environment variable; empty counts as unset
 static const char *
@@ -630,7 +575,7 @@ s_read_env (s_parser_t *p, bool has_file)
         //  A file may name them in ${}; without one they would be ignored without a word
         for (size_t i = 0; i < S_COUNT (others) && !has_file; i++)
             if (s_getenv (others [i])) {
-                p->source = others [i];
+                p->ini.source = others [i];
                 return s_fail (p, "set, but KEFU_LLM_BASE_URL is not");
             }
         return 0;
@@ -639,8 +584,8 @@ s_read_env (s_parser_t *p, bool has_file)
     const char *api_key = s_getenv ("KEFU_LLM_API_KEY");
     const char *model = s_getenv ("KEFU_LLM_MODEL");
     const char *mode = s_getenv ("KEFU_LLM_MODE");
-    p->source = "KEFU_LLM_BASE_URL";
-    p->line = 0;
+    p->ini.source = "KEFU_LLM_BASE_URL";
+    p->ini.line = 0;
     p->upstream = s_upstream_new (p, "default", NULL);
     const struct {
         const char *variable, *key, *value;
@@ -651,20 +596,20 @@ s_read_env (s_parser_t *p, bool has_file)
         { "KEFU_LLM_MODEL", "model", model }
     };
     for (size_t i = 0; i < S_COUNT (sets); i++) {
-        p->source = sets [i].variable;
+        p->ini.source = sets [i].variable;
         if (sets [i].value && s_assign (p, sets [i].key, sets [i].value, false))
             return -1;
     }
     if (p->upstream->pub.kind == KF_LLM_OPENAI && !model) {
-        p->source = "KEFU_LLM_MODEL";
+        p->ini.source = "KEFU_LLM_MODEL";
         return s_fail (p, "not set, and KEFU_LLM_KIND openai needs a model");
     }
     if (p->upstream->pub.kind == KF_LLM_DIFY && !api_key) {
-        p->source = "KEFU_LLM_API_KEY";
+        p->ini.source = "KEFU_LLM_API_KEY";
         return s_fail (p, "not set, and KEFU_LLM_KIND dify needs the app's API key");
     }
     p->upstream = NULL;
-    p->source = "KEFU_LLM_MODE";
+    p->ini.source = "KEFU_LLM_MODE";
     p->bot = s_bot_new (p, "*", NULL);
     if (s_assign (p, "upstream", "default", false)
     ||  s_assign (p, "llm", mode ? mode : "fallback", false))
@@ -682,55 +627,111 @@ s_has_key (uint32_t seen, const s_key_t *table, size_t count, const char *name)
     return false;
 }
 
-//  What needs every section read: required keys, the upstreams bots name
 static int
-s_check (s_parser_t *p)
+s_check_upstream (s_parser_t *p, s_upstream_t *upstream)
+{
+    const char *name = upstream->pub.name;
+    p->ini.source = upstream->source;
+    p->ini.line = upstream->line;
+#define S_HAS(key) s_has_key (upstream->seen, s_upstream_keys, S_COUNT (s_upstream_keys), key)
+    if (!S_HAS ("kind"))
+        return s_fail (p, "[upstream %s] needs kind (openai or dify)", name);
+    if (!S_HAS ("base_url"))
+        return s_fail (p, "[upstream %s] needs base_url", name);
+    if (upstream->pub.kind == KF_LLM_OPENAI && !S_HAS ("model"))
+        return s_fail (p, "[upstream %s] needs model (kind openai)", name);
+    if (upstream->pub.kind == KF_LLM_DIFY && !S_HAS ("api_key"))
+        return s_fail (p, "[upstream %s] needs api_key (kind dify)", name);
+#undef S_HAS
+    return 0;
+}
+
+static int
+s_check_business (s_parser_t *p, s_business_t *business)
+{
+    const char *name = business->pub.name;
+    p->ini.source = business->source;
+    p->ini.line = business->line;
+#define S_HAS(key) s_has_key (business->seen, s_business_keys, S_COUNT (s_business_keys), key)
+    if (!S_HAS ("url"))
+        return s_fail (p, "[business %s] needs url", name);
+    if (!S_HAS ("reply"))
+        return s_fail (p, "[business %s] needs reply (the answer template)", name);
+    if (S_HAS ("body") && !business->pub.is_post)
+        return s_fail (p, "[business %s] has a body but method GET (method = POST)", name);
+#undef S_HAS
+    return 0;
+}
+
+static int
+s_check_bot (s_parser_t *p, s_bot_t *bot)
 {
     kf_config_t *config = p->config;
-    for (size_t i = 0; i < config->upstream_count; i++) {
-        s_upstream_t *upstream = config->upstreams [i];
-        const char *name = upstream->pub.name;
-        p->source = upstream->source;
-        p->line = upstream->line;
-#define S_HAS(key) s_has_key (upstream->seen, s_upstream_keys, S_COUNT (s_upstream_keys), key)
-        if (!S_HAS ("kind"))
-            return s_fail (p, "[upstream %s] needs kind (openai or dify)", name);
-        if (!S_HAS ("base_url"))
-            return s_fail (p, "[upstream %s] needs base_url", name);
-        if (upstream->pub.kind == KF_LLM_OPENAI && !S_HAS ("model"))
-            return s_fail (p, "[upstream %s] needs model (kind openai)", name);
-        if (upstream->pub.kind == KF_LLM_DIFY && !S_HAS ("api_key"))
-            return s_fail (p, "[upstream %s] needs api_key (kind dify)", name);
-#undef S_HAS
+    p->ini.source = bot->source;
+    p->ini.line = bot->line;
+    if (bot->business_name) {
+        s_business_t **business = s_find_business (config, bot->business_name);
+        p->ini.line = bot->business_line;
+        if (!business)
+            return s_fail (p, "[bot %s] names unknown business '%.*s'", bot->pub.bot_id,
+                           kf_ini_echo_len (bot->business_name), bot->business_name);
+        bot->pub.business = &(*business)->pub;
     }
-    for (size_t i = 0; i < config->bot_count; i++) {
-        s_bot_t *bot = config->bots [i];
-        p->source = bot->source;
-        p->line = bot->line;
-        if (bot->upstream_name) {
-            s_upstream_t **upstream = s_find_upstream (config, bot->upstream_name);
-            p->line = bot->upstream_line;
-            if (!upstream)
-                return s_fail (p, "[bot %s] names unknown upstream '%.*s'", bot->pub.bot_id,
-                               s_echo_len (bot->upstream_name), bot->upstream_name);
-            bot->pub.upstream = &(*upstream)->pub;
-        }
-        else if (bot->pub.llm != KF_LLM_OFF)
+    p->ini.line = bot->line;
+    if (bot->upstream_name) {
+        s_upstream_t **upstream = s_find_upstream (config, bot->upstream_name);
+        p->ini.line = bot->upstream_line;
+        if (!upstream)
+            return s_fail (p, "[bot %s] names unknown upstream '%.*s'", bot->pub.bot_id,
+                           kf_ini_echo_len (bot->upstream_name), bot->upstream_name);
+        bot->pub.upstream = &(*upstream)->pub;
+    }
+    else
+    if (bot->pub.llm != KF_LLM_OFF) {
+        //  A section for a business API alone needs no `llm = off`
+        if (bot->business_name && !s_has_key (bot->seen, s_bot_keys, S_COUNT (s_bot_keys), "llm"))
+            bot->pub.llm = KF_LLM_OFF;
+        else
             return s_fail (p, "[bot %s] needs upstream (or llm = off)", bot->pub.bot_id);
     }
     return 0;
 }
 
+//  What needs every section read: required keys, the upstreams and APIs bots name
+static int
+s_check (s_parser_t *p)
+{
+    kf_config_t *config = p->config;
+    for (size_t i = 0; i < config->upstream_count; i++)
+        if (s_check_upstream (p, config->upstreams [i]))
+            return -1;
+    for (size_t i = 0; i < config->business_count; i++)
+        if (s_check_business (p, config->businesses [i]))
+            return -1;
+    for (size_t i = 0; i < config->bot_count; i++)
+        if (s_check_bot (p, config->bots [i]))
+            return -1;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------------
+//  Public interface
+
 kf_config_t *
 kf_config_load (const char *path, char *err, size_t errlen)
 {
     kf_config_t *self = kf_calloc (1, sizeof *self);
-    s_parser_t parser = { .config = self, .source = "", .err = err, .errlen = errlen };
+    s_parser_t parser = { .ini = { .source = "", .err = err, .errlen = errlen }, .config = self };
     if (err && errlen)
         *err = 0;
-    if (s_read_env (&parser, path != NULL)
-    ||  (path && s_read_file (&parser, path))
-    ||  s_check (&parser))
+    int rc = s_read_env (&parser, path != NULL);
+    if (rc == 0 && path) {
+        rc = kf_ini_read_file (&parser.ini, path, s_on_section, s_on_key, &parser);
+        parser.upstream = NULL;
+        parser.business = NULL;
+        parser.bot = NULL;
+    }
+    if (rc || s_check (&parser))
         kf_config_destroy (&self);
     return self;
 }
@@ -743,9 +744,12 @@ kf_config_destroy (kf_config_t **self_p)
     kf_config_t *self = *self_p;
     for (size_t i = 0; i < self->upstream_count; i++)
         s_upstream_free (self->upstreams [i]);
+    for (size_t i = 0; i < self->business_count; i++)
+        s_business_free (self->businesses [i]);
     for (size_t i = 0; i < self->bot_count; i++)
         s_bot_free (self->bots [i]);
     free (self->upstreams);
+    free (self->businesses);
     free (self->bots);
     free (self);
     *self_p = NULL;
@@ -754,7 +758,7 @@ kf_config_destroy (kf_config_t **self_p)
 const kf_upstream_config_t *
 kf_config_upstream (const kf_config_t *self, const char *name)
 {
-    s_upstream_t **upstream = s_find_upstream ((kf_config_t *) self, name);
+    s_upstream_t **upstream = s_find_upstream (self, name);
     return upstream ? &(*upstream)->pub : NULL;
 }
 
@@ -777,6 +781,19 @@ kf_config_bot (const kf_config_t *self, const char *bot_id)
     if (!bot)
         bot = s_find_bot (self, "*");
     return bot ? &(*bot)->pub : NULL;
+}
+
+const kf_business_config_t *
+kf_config_business (const kf_config_t *self, const char *name)
+{
+    s_business_t **business = name ? s_find_business (self, name) : NULL;
+    return business ? &(*business)->pub : NULL;
+}
+
+size_t
+kf_config_business_count (const kf_config_t *self)
+{
+    return self->business_count;
 }
 
 const char *

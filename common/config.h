@@ -1,8 +1,10 @@
-/*  config.h - the server configuration for LLM upstreams, read by the broker and by every worker
-    from the same file on every host: which upstreams there are (an OpenAI-compatible server or a
-    Dify app), how to call them, how many streams each may have open, and which bots use which
-    upstream when. API keys stay on the host that reads them: nothing here is sent over the wire,
-    and no error message (nor anything this module writes, which is nothing) shows a key.
+/*  config.h - the server configuration for LLM upstreams and business APIs, read by the broker and
+    by every worker from the same file on every host: which upstreams there are (an
+    OpenAI-compatible server or a Dify app), how to call them, how many streams each may have
+    open, which business HTTP APIs answer business_query turns (order status, logistics), and
+    which bots use which upstream and API when. API keys stay on the host that reads them: nothing
+    here is sent over the wire, and no error message (nor anything this module writes, which is
+    nothing) shows a key. The line reader itself is common/ini.h.
 
     The file is INI, UTF-8 (a byte order mark is allowed, CRLF line ends too):
 
@@ -54,11 +56,50 @@
                                 digits and -; tests pick the fake upstream's scenario this way)
     (The timeout and retry defaults are kf_upstream_request_defaults's.)
 
+    [business NAME] (NAME as for upstreams): the business's own HTTP API, called by a worker for
+    business_query turns (workers/business_stage.h). Templates hold placeholders {name}: the
+    entities order_no and phone (from this message or earlier ones of the session), user_id,
+    session_id and bot_id; an unknown value is empty. {{ stands for a literal {.
+        url                     http:// or https:// URL template; required. Placeholders are
+                                URL-encoded: https://api.shop.local/orders/{order_no}
+        method                  GET | POST; default GET
+        body                    POST only: the JSON body template, placeholders JSON-escaped
+                                inside its strings; default KF_CONFIG_DEFAULT_BUSINESS_BODY
+        headers                 as for upstreams ("Authorization: Bearer ${SHOP_API_KEY}"); never
+                                logged
+        timeout_ms              1..60000, the whole call (connect included); default 3000.
+                                Keep it under the broker's --job-timeout-ms (30000)
+        requires                the entities one of which the call needs before it is made,
+                                separated by |: order_no, phone, order_no|phone, or none;
+                                default order_no. Without one the bot answers ask_reply
+        reply                   the answer template; required. Besides the entities, {a.b.c}
+                                is a path into the API's JSON answer (object keys; a number
+                                picks an array element: {items.0.name}); strings as they are,
+                                numbers and booleans as JSON, objects and arrays as compact
+                                JSON. A path that is missing or null renders as the text after
+                                a |, when it has one ({logistics.latest|暂无物流信息}), else as
+                                nothing. A path that is not an entity is looked up in the
+                                answer first.
+        not_found_reply         the answer to HTTP 404 (entities only); default
+                                KF_CONFIG_DEFAULT_NOT_FOUND_REPLY
+        error_reply             the answer to a timeout, another status, a transport error or
+                                an answer that is not JSON (entities only); default
+                                KF_CONFIG_DEFAULT_ERROR_REPLY
+        ask_reply               the answer when no required entity is known; default
+                                KF_CONFIG_DEFAULT_ASK_REPLY
+
     [bot ID] (a bot id of at most 64 bytes, or * for every bot without its own section):
         upstream                an [upstream] of the file or the environment; required unless
                                 llm is off
         llm                     off | fallback (when the knowledge base has no answer above its
-                                threshold) | always; default fallback
+                                threshold) | always; default fallback, or off in a section that
+                                names a business and no upstream
+        business                a [business] of the file: the API of business_query turns;
+                                default none
+        order_pattern           a POSIX extended regular expression for order numbers, matched
+                                without regard to case (the number is then upper-cased);
+                                default KF_CONFIG_DEFAULT_ORDER_PATTERN. Phone numbers (mainland
+                                mobiles, 1[3-9] and 9 digits) are built in.
 
     The environment alone can configure one upstream: when KEFU_LLM_BASE_URL is set, it defines
     [upstream default] (kind KEFU_LLM_KIND, default openai; api_key KEFU_LLM_API_KEY; model
@@ -73,13 +114,26 @@
 #include <stddef.h>
 
 #define KF_CONFIG_VALUE_MAX     4096        //  Bytes of one value, before and after expansion
-#define KF_CONFIG_HEADERS_MAX   16          //  Extra header lines of one upstream
+#define KF_CONFIG_HEADERS_MAX   16          //  Extra header lines of one upstream or business
 
 #define KF_CONFIG_DEFAULT_SYSTEM_PROMPT \
     "你是本店的智能客服。请只根据提供的参考资料，用简洁、礼貌的中文回答顾客的问题；" \
     "参考资料中没有的信息不要编造，请如实说明无法确认，并建议顾客输入“转人工”联系人工客服。"
 #define KF_CONFIG_DEFAULT_FALLBACK_REPLY \
     "抱歉，智能助手暂时无法回答，您可以稍后再试或输入“转人工”。"
+
+#define KF_CONFIG_DEFAULT_ORDER_PATTERN "[A-Z]{2,5}-[0-9]{4}-[0-9]{3,8}|[0-9]{11,20}"
+#define KF_CONFIG_DEFAULT_BUSINESS_BODY "{\"order_no\":\"{order_no}\",\"phone\":\"{phone}\"}"
+#define KF_CONFIG_DEFAULT_ASK_REPLY \
+    "请提供您的订单号（例如 ORD-2024-001），我来帮您查询。"
+#define KF_CONFIG_DEFAULT_NOT_FOUND_REPLY \
+    "抱歉，没有查到相关记录，请核对您提供的订单号或手机号后再试。"
+#define KF_CONFIG_DEFAULT_ERROR_REPLY \
+    "抱歉，查询系统暂时繁忙，请稍后再试，或输入“转人工”由人工客服为您处理。"
+
+//  Entities a business call may need (kf_business_config_t.requires), one bit each.
+#define KF_BUSINESS_NEEDS_ORDER_NO  1u
+#define KF_BUSINESS_NEEDS_PHONE     2u
 
 //  The wire format of an upstream; the worker maps it onto kf_upstream_kind_t.
 typedef enum {
@@ -123,11 +177,29 @@ typedef struct {
     int header_count;
 } kf_upstream_config_t;
 
+//  One [business] section. Strings are owned by the config and live as long as it.
+typedef struct {
+    const char *name;           //  The section's NAME
+    const char *url;            //  URL template; may hold keys: log it through kf_upstream_url_for_log
+    bool is_post;               //  POST (with body) rather than GET
+    const char *body;           //  JSON body template (POST)
+    const char *const *headers; //  "Name: value" lines (no CR/LF), NULL when none. Never log them
+    int header_count;
+    int timeout_ms;             //  The whole call
+    unsigned requires;          //  KF_BUSINESS_NEEDS_* bits, any one suffices; 0: none needed
+    const char *reply;          //  Templates, none NULL
+    const char *not_found_reply;
+    const char *error_reply;
+    const char *ask_reply;
+} kf_business_config_t;
+
 //  One [bot] section.
 typedef struct {
     const char *bot_id;         //  The section's ID, "*" for the default
     kf_llm_mode_t llm;
     const kf_upstream_config_t *upstream;   //  NULL only when llm is off and none was named
+    const kf_business_config_t *business;   //  NULL: business_query has no API to call
+    const char *order_pattern;  //  POSIX ERE for order numbers (checked at load), never NULL
 } kf_bot_llm_t;
 
 //  Reads the configuration from the file at `path` (NULL: the environment only) and the KEFU_LLM_*
@@ -150,9 +222,16 @@ const kf_upstream_config_t *kf_config_upstream (const kf_config_t *self, const c
 size_t kf_config_upstream_count (const kf_config_t *self);
 const kf_upstream_config_t *kf_config_upstream_at (const kf_config_t *self, size_t index);
 
-//  The LLM settings of bot `bot_id`: its own section, else [bot *], else NULL. NULL, or llm
-//  KF_LLM_OFF, means the bot does not use an LLM. A NULL bot_id looks up [bot *] only.
+//  The settings of bot `bot_id`: its own section, else [bot *], else NULL. NULL, or llm
+//  KF_LLM_OFF, means the bot does not use an LLM; NULL, or business NULL, that it calls no
+//  business API. A NULL bot_id looks up [bot *] only.
 const kf_bot_llm_t *kf_config_bot (const kf_config_t *self, const char *bot_id);
+
+//  The [business] section named `name`, or NULL.
+const kf_business_config_t *kf_config_business (const kf_config_t *self, const char *name);
+
+//  How many [business] sections there are (a worker makes its business client when there is one).
+size_t kf_config_business_count (const kf_config_t *self);
 
 //  "openai", "dify"; "off", "fallback", "always" (for logs).
 const char *kf_config_kind_name (kf_llm_kind_t kind);

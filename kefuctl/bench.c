@@ -218,6 +218,28 @@ s_prepare (s_bench_t *bench, kf_client_t *client)
     close (saved);
     if (rc)
         return NULL;
+    //  Each session asks one question over and over (sessions are used in turn, questions too):
+    //  the bot would hand such a session to people (repeated question, issue 5) and the rest of
+    //  its chats would never reach a worker. The bench measures the bot: handoffs off.
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_str (&pk, "bot_id", "default");
+    kf_mp_pack_cstr (&pk, "handoff");
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_int (&pk, "failed_attempts", 0);
+    kf_mp_pack_kv_int (&pk, "emotion_below", 0);
+    kf_mp_pack_kv_int (&pk, "repeated_question", 0);
+    kf_reply_t *update = NULL;
+    rc = kf_client_call (client, "bot.update", params.data, params.size, &update);
+    msgpack_sbuffer_destroy (&params);
+    if (rc || !update->ok) {
+        kf_reply_destroy (&update);
+        return NULL;
+    }
+    kf_reply_destroy (&update);
     usleep (600000);                            //  Workers poll the knowledge-base version
     char **sessions = kf_calloc (bench->sessions, sizeof (char *));
     for (int i = 0; i < bench->sessions; i++) {

@@ -1,6 +1,8 @@
 /*  chat_cmd.c - `kefuctl chat`: one message from the arguments, or an interactive session; tokens are
-    printed as they stream. */
+    printed as they stream. An interactive session also watches its session topic, so when the bot
+    hands the conversation to a person, the agent's replies appear as they are sent. */
 #include "kefuctl/kefuctl.h"
+#include "common/kefu_watch.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include <errno.h>
@@ -15,6 +17,8 @@ typedef struct {
     char session_id [64];
     bool is_stream;
     bool is_tty;
+    const char *streams;        //  Stream endpoint, for the session's watch
+    kf_watch_t *watch;          //  session.<id> in an interactive session, once the id is known
 } s_chat_t;
 
 static void
@@ -74,15 +78,70 @@ s_send (kf_client_t *client, s_chat_t *chat, const char *message)
         if (session)
             snprintf (chat->session_id, sizeof chat->session_id, "%s", session);
         free (session);
+        if (kf_mp_get_bool (reply->result, "escalate_to_human", false))
+            printf ("[已转接人工客服，请稍候；人工客服的回复会显示在这里]\n");
     }
     kf_reply_destroy (&reply);
     return rc;
 }
 
-int
-kefuctl_chat (kf_client_t *client, int argc, char **argv)
+//  Prints one event of the session topic: an agent's reply or a change of hands
+static void
+s_print_session_event (s_chat_t *chat, const msgpack_object *event)
 {
-    s_chat_t chat = { .channel = "api", .is_stream = true, .is_tty = isatty (0) && isatty (1) };
+    const char *text;
+    size_t len;
+    if (kf_mp_str_eq (event, "event", "agent_message")
+    &&  kf_mp_str (kf_mp_get (event, "content"), &text, &len)) {
+        char *agent = kf_mp_dup_str (event, "agent_id");
+        printf ("%s人工客服 %s: %.*s\n", chat->is_tty ? "\r" : "", agent ? agent : "", (int) len, text);
+        free (agent);
+    }
+    else
+    if (kf_mp_str_eq (event, "event", "handoff")) {
+        char *state = kf_mp_dup_str (event, "state");
+        if (state && strcmp (state, "assigned") == 0)
+            printf ("%s[人工客服已接入]\n", chat->is_tty ? "\r" : "");
+        else
+        if (state && strcmp (state, "resolved") == 0)
+            printf ("%s[人工客服已结束服务，智能客服继续为您服务]\n", chat->is_tty ? "\r" : "");
+        free (state);
+    }
+    else
+        return;
+    if (chat->is_tty)
+        printf ("你: ");
+    fflush (stdout);
+}
+
+//  Waits until stdin has a line, printing the session's events meanwhile. -1 when interrupted.
+static int
+s_wait_input (s_chat_t *chat)
+{
+    while (chat->watch) {
+        zmq_pollitem_t items [2] = {
+            { NULL, 0, ZMQ_POLLIN, 0 },
+            { kf_watch_socket (chat->watch), 0, ZMQ_POLLIN, 0 }
+        };
+        if (zmq_poll (items, 2, -1) == -1)
+            return errno == EINTR ? 0 : -1;
+        if (items [0].revents & ZMQ_POLLIN)
+            return 0;
+        msgpack_unpacked event;
+        char topic [96];
+        while (kf_watch_next (chat->watch, 0, topic, sizeof topic, &event) == 1) {
+            s_print_session_event (chat, &event.data);
+            msgpack_unpacked_destroy (&event);
+        }
+    }
+    return 0;
+}
+
+int
+kefuctl_chat (const kefuctl_options_t *options, kf_client_t *client, int argc, char **argv)
+{
+    s_chat_t chat = { .channel = "api", .is_stream = true, .is_tty = isatty (0) && isatty (1),
+                      .streams = options->streams };
     int i = 0;
     for (; i < argc && strncmp (argv [i], "--", 2) == 0; i++) {
         const char *value = i + 1 < argc ? argv [i + 1] : NULL;
@@ -119,20 +178,32 @@ kefuctl_chat (kf_client_t *client, int argc, char **argv)
     if (chat.is_tty)
         printf ("kefu 智能客服 — 输入问题后回车，Ctrl-D 退出。试试：怎么申请退货？\n");
     char line [16384];
+    int rc = 0;
     while (true) {
         if (chat.is_tty) {
             printf ("你: ");
             fflush (stdout);
         }
-        if (!fgets (line, sizeof line, stdin))
+        if (s_wait_input (&chat) == -1 || !fgets (line, sizeof line, stdin))
             break;
         line [strcspn (line, "\r\n")] = 0;
         if (*line == 0)
             continue;
-        if (s_send (client, &chat, line) == 3)
-            return 3;
+        if (s_send (client, &chat, line) == 3) {
+            rc = 3;
+            break;
+        }
+        //  On a terminal only: stdin is read a line at a time there, so polling its descriptor
+        //  says truly whether a line waits (a pipe's lines may sit in stdio's buffer)
+        if (!chat.watch && chat.is_tty && *chat.session_id && chat.streams) {
+            char topic [96];
+            snprintf (topic, sizeof topic, "session.%s", chat.session_id);
+            const char *topics [] = { topic };
+            chat.watch = kf_watch_new (chat.streams, topics, 1);
+        }
     }
-    if (chat.is_tty)
+    if (chat.is_tty && rc == 0)
         printf ("\n");
-    return 0;
+    kf_watch_destroy (&chat.watch);
+    return rc;
 }

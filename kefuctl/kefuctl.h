@@ -40,10 +40,11 @@ typedef struct {
 extern const kefuctl_kb_column_t kefuctl_kb_columns [];
 extern const int kefuctl_kb_column_count;
 
-int kefuctl_chat (kf_client_t *client, int argc, char **argv);
+int kefuctl_chat (const kefuctl_options_t *options, kf_client_t *client, int argc, char **argv);
 int kefuctl_kb_import (kf_client_t *client, int argc, char **argv);
 int kefuctl_kb_export (kf_client_t *client, int argc, char **argv);
 int kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv);
 int kefuctl_sessions (kf_client_t *client, int argc, char **argv);
 int kefuctl_export (kf_client_t *client, int argc, char **argv);
+int kefuctl_agent (const kefuctl_options_t *options, kf_client_t *client, int argc, char **argv);
 #endif

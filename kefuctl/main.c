@@ -27,6 +27,7 @@ s_usage (void)
         "  history SESSION_ID [LIMIT [OFFSET]]\n"
         "  sessions USER_ID       a user's conversations, one JSON line each, newest first\n"
         "  export --session ID | --user ID   every message as a JSON line (audits, replay)\n"
+        "  agent list|take|reply|resolve|watch   a human agent's desk (kefuctl agent for usage)\n"
         "  stats | health\n"
         "  bench [--help]         measure throughput and latency (see BENCHMARKS.md)\n"
         "endpoints default to tcp://127.0.0.1:7700 and :7701, or $KEFU_REQUESTS / $KEFU_STREAMS\n");
@@ -160,7 +161,7 @@ main (int argc, char *argv [])
     kf_client_set_timeout (client, options.timeout_ms);
     int rc = 2;
     if (strcmp (command, "chat") == 0)
-        rc = kefuctl_chat (client, argc - i, argv + i);
+        rc = kefuctl_chat (&options, client, argc - i, argv + i);
     else
     if (strcmp (command, "call") == 0 && i < argc)
         rc = s_call (client, argv [i], i + 1 < argc ? argv [i + 1] : NULL);
@@ -176,6 +177,9 @@ main (int argc, char *argv [])
     else
     if (strcmp (command, "export") == 0)
         rc = kefuctl_export (client, argc - i, argv + i);
+    else
+    if (strcmp (command, "agent") == 0)
+        rc = kefuctl_agent (&options, client, argc - i, argv + i);
     else
     if (strcmp (command, "stats") == 0 || strcmp (command, "health") == 0)
         rc = s_call (client, command, NULL);

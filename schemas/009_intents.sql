@@ -67,11 +67,12 @@ CREATE TABLE escalations (
     emotion_score   REAL,
     failed_attempts INTEGER NOT NULL DEFAULT 0,
     card            TEXT NOT NULL,              -- JSON of the escalation card as published
-    status          TEXT NOT NULL DEFAULT 'pending',    -- pending, assigned, resolved
+    status          TEXT NOT NULL DEFAULT 'pending',    -- pending, assigned, resolved, closed
     agent_id        TEXT,
     created_at      INTEGER NOT NULL,
     assigned_at     INTEGER,
-    resolved_at     INTEGER
+    resolved_at     INTEGER,                    -- resolved by an agent, or closed with its session
+    note            TEXT                        -- agent.resolve's note
 );
 CREATE INDEX escalations_status ON escalations (status, id);
 CREATE INDEX escalations_session ON escalations (session_id, id);

@@ -2,6 +2,7 @@
     See intent_classifier.h for the contract. Both models are linear over binary features, so a
     trained model is a feature table (hash -> row) and a row of per-intent weights per feature. */
 #include "workers/intent_classifier.h"
+#include "workers/intent_text.h"
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -13,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MAX_CLAUSES 8
 #define S_MAX_FEATURES 1536             //  Per message; more are ignored
-#define S_PREP_CAP (KF_INTENT_MAX_TEXT * 7 + 16)
 #define S_LR_EPOCHS 40
 #define S_LR_RATE 0.5
 #define S_LR_L2 1e-5
@@ -93,119 +92,6 @@ kf_intent_model_destroy (kf_intent_model_t **self_p)
     free (self->weights);
     free (self);
     *self_p = NULL;
-}
-
-//  =========================================================================================
-//  Text preparation: greetings the normalizer drops become latin marker words, clause boundaries
-//  become the word "xbrk"; then one kf_text_normalize
-
-typedef struct {
-    const char *from, *to;
-    bool at_start;              //  Only at the start of a clause
-} s_rewrite_t;
-
-static const s_rewrite_t s_rewrites [] = {
-    //  Greetings and thanks kf_text_normalize removes as fillers: chitchat needs them
-    { "你好", " xhi ", false }, { "您好", " xhi ", false }, { "謝謝", " xthanks ", false },
-    { "谢谢", " xthanks ", false }, { "在吗", " xzaima ", false }, { "在嗎", " xzaima ", false },
-    { "请问", " xplease ", false }, { "請問", " xplease ", false },
-    //  Clause boundaries
-    { "，", " xbrk ", false }, { "。", " xbrk ", false }, { "！", " xbrk ", false },
-    { "？", " xbrk ", false }, { "；", " xbrk ", false }, { "～", " xbrk ", false },
-    { ",", " xbrk ", false }, { ";", " xbrk ", false }, { "!", " xbrk ", false },
-    { "?", " xbrk ", false }, { "~", " xbrk ", false }, { "\n", " xbrk ", false },
-    { "顺便", " xbrk ", false }, { "順便", " xbrk ", false }, { "另外", " xbrk ", false },
-    { "同时", " xbrk ", false }, { "顺带", " xbrk ", false }, { " and also ", " xbrk ", false },
-    { " also ", " xbrk ", false }, { " and ", " xbrk ", false },
-    { "还有", " xbrk ", true }, { "還有", " xbrk ", true }, { "然后", " xbrk ", true },
-    { "再者", " xbrk ", true },
-    { NULL, NULL, false }
-};
-
-static const s_rewrite_t s_full_stop = { ".", " xbrk ", false };
-
-//  Writes the prepared form of `text` into `out` (S_PREP_CAP bytes) and returns its length
-static size_t
-s_prepare (const char *text, size_t len, char *out)
-{
-    if (len > KF_INTENT_MAX_TEXT) {
-        len = KF_INTENT_MAX_TEXT;
-        while (len > 0 && ((unsigned char) text [len] & 0xC0) == 0x80)
-            len--;              //  Cut on a character boundary
-    }
-    size_t used = 0;
-    bool at_start = true;
-    for (size_t i = 0; i < len;) {
-        const s_rewrite_t *hit = NULL;
-        for (const s_rewrite_t *r = s_rewrites; r->from && !hit; r++) {
-            size_t n = strlen (r->from);
-            if ((!r->at_start || at_start) && n <= len - i && strncasecmp (text + i, r->from, n) == 0)
-                hit = r;
-        }
-        //  A full stop is a boundary unless it is inside a number
-        if (!hit && text [i] == '.' && !(i + 1 < len && text [i + 1] >= '0' && text [i + 1] <= '9'))
-            hit = &s_full_stop;
-        if (hit) {
-            size_t n = strlen (hit->to);
-            memcpy (out + used, hit->to, n);
-            used += n;
-            //  A latin connective keeps its surrounding spaces out of the next match
-            size_t from_len = strlen (hit->from);
-            i += hit->from [from_len - 1] == ' ' ? from_len - 1 : from_len;
-            at_start = strcmp (hit->to, " xbrk ") == 0;
-        }
-        else {
-            out [used++] = text [i];
-            if (text [i] != ' ')
-                at_start = false;
-            i++;
-        }
-    }
-    out [used] = 0;
-    return used;
-}
-
-//  The normalized prepared form of `text`: a heap string
-static char *
-s_normalize (const char *text, size_t len)
-{
-    char prepared [S_PREP_CAP];
-    size_t n = s_prepare (text, len, prepared);
-    return kf_text_normalize (prepared, n);
-}
-
-//  A clause: [start, end) of the normalized text, without the xbrk words
-typedef struct {
-    const char *start;
-    size_t len;
-} s_clause_t;
-
-static int
-s_split_clauses (const char *s, s_clause_t *clauses)
-{
-    int count = 0;
-    const char *start = s;
-    for (const char *p = s;; ) {
-        const char *space = strchr (p, ' ');
-        const char *end = space ? space : p + strlen (p);
-        bool is_break = end - p == 4 && memcmp (p, "xbrk", 4) == 0;
-        if (is_break || !space) {
-            const char *clause_end = is_break ? p : end;
-            while (clause_end > start && clause_end [-1] == ' ')
-                clause_end--;
-            if (clause_end > start) {
-                if (count == S_MAX_CLAUSES)
-                    clauses [count - 1].len = clause_end - clauses [count - 1].start;
-                else
-                    clauses [count++] = (s_clause_t) { start, clause_end - start };
-            }
-            start = space ? space + 1 : end;
-        }
-        if (!space)
-            break;
-        p = space + 1;
-    }
-    return count;
 }
 
 //  =========================================================================================
@@ -369,7 +255,7 @@ s_copy_strings (const char **strings, int count, bool is_normalized)
 {
     char **copy = kf_calloc (count ? count : 1, sizeof *copy);
     for (int i = 0; i < count; i++)
-        copy [i] = is_normalized ? s_normalize (strings [i], strlen (strings [i]))
+        copy [i] = is_normalized ? kf_intent_normal (strings [i], strlen (strings [i]))
                                  : kf_strdup (strings [i]);
     return copy;
 }
@@ -395,7 +281,7 @@ kf_intent_model_add (kf_intent_model_t *self, const char *name, const char **exa
         for (const char *part = patterns [p];; ) {
             const char *star = strchr (part, '*');
             size_t n = star ? (size_t) (star - part) : strlen (part);
-            char *normal = s_normalize (part, n);
+            char *normal = kf_intent_normal (part, n);
             if (*normal)
                 pattern->parts [pattern->part_count++] = normal;
             else
@@ -585,9 +471,9 @@ kf_intent_model_train (kf_intent_model_t *self)
     for (int k = 0; k < self->count; k++)
         for (int e = 0; e < self->intents [k].example_count; e++) {
             const char *example = self->intents [k].examples [e];
-            char *normal = s_normalize (example, strlen (example));
-            s_clause_t clauses [S_MAX_CLAUSES];
-            int clause_count = s_split_clauses (normal, clauses);
+            char *normal = kf_intent_normal (example, strlen (example));
+            kf_intent_clause_t clauses [KF_INTENT_MAX_CLAUSES];
+            int clause_count = kf_intent_split_clauses (normal, clauses);
             hashes->count = 0;
             for (int c = 0; c < clause_count; c++)
                 s_features (clauses [c].start, clauses [c].len, hashes);
@@ -676,6 +562,19 @@ s_is_transfer (const char *s, size_t len)
             return true;
     }
     return false;
+}
+
+bool
+kf_intent_is_transfer (const char *text, size_t len)
+{
+    char *normal = kf_intent_normal (text, len);
+    kf_intent_clause_t clauses [KF_INTENT_MAX_CLAUSES];
+    int clause_count = kf_intent_split_clauses (normal, clauses);
+    bool is_transfer = false;
+    for (int c = 0; c < clause_count && !is_transfer; c++)
+        is_transfer = s_is_transfer (clauses [c].start, clauses [c].len);
+    free (normal);
+    return is_transfer;
 }
 
 static bool
@@ -771,14 +670,15 @@ kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
     result->name = "";
     if (self->count == 0)
         return;
-    char *normal = s_normalize (text, len);
-    s_clause_t clauses [S_MAX_CLAUSES];
-    int clause_count = s_split_clauses (normal, clauses);
+    kf_intent_breaks_t breaks = { .count = 0 };
+    char *normal = kf_intent_prepare (text, len, &breaks);
+    kf_intent_clause_t clauses [KF_INTENT_MAX_CLAUSES];
+    int clause_count = kf_intent_split_clauses (normal, clauses);
 
     //  Features of each clause, then of the whole message
     s_hashes_t hashes;
     int rows [S_MAX_FEATURES], all [S_MAX_FEATURES], all_count = 0, all_total = 0;
-    s_scored_t scored [S_MAX_CLAUSES], whole;
+    s_scored_t scored [KF_INTENT_MAX_CLAUSES], whole;
     bool any_transfer = false;
     int pattern = -1;
     for (int c = 0; c < clause_count; c++) {
@@ -820,6 +720,8 @@ kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
             is_new &= result->sub_tasks [t] != intent;
         if (is_new && result->sub_task_count < KF_INTENT_MAX_SUBTASKS) {
             sub_source [result->sub_task_count] = source;
+            kf_intent_clause_span (&breaks, &clauses [c], &result->sub_offset [result->sub_task_count],
+                           &result->sub_len [result->sub_task_count], text);
             result->sub_tasks [result->sub_task_count] = intent;
             result->sub_confidence [result->sub_task_count++] = confidence;
         }

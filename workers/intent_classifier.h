@@ -64,6 +64,9 @@ typedef struct {
     int sub_task_count;                 //  0, or 2..KF_INTENT_MAX_SUBTASKS
     int sub_tasks [KF_INTENT_MAX_SUBTASKS];         //  Intent indexes, message order, distinct
     double sub_confidence [KF_INTENT_MAX_SUBTASKS];
+    size_t sub_offset [KF_INTENT_MAX_SUBTASKS];     //  Each sub_task's clause: byte offset and
+    size_t sub_len [KF_INTENT_MAX_SUBTASKS];        //  length in the classified text, without
+                                                    //  its delimiters and outer spaces
 } kf_intent_result_t;
 
 //  Creates an empty model. Never NULL.
@@ -94,6 +97,15 @@ int kf_intent_model_find (const kf_intent_model_t *self, const char *name);
 
 //  Number of distinct features the trained model knows.
 int kf_intent_model_features (const kf_intent_model_t *self);
+
+//  The text as the classifier's rules see it: kf_text_normalize'd, with greetings and thanks kept
+//  as the marker words xhi, xthanks, xzaima, xplease (kf_text_normalize drops them as fillers).
+//  A heap string the caller frees. Chit-chat tables match on this form.
+char *kf_intent_text_normalize (const char *text, size_t len);
+
+//  True when `text` (`len` bytes) explicitly asks for a person: the built-in override above, the
+//  same with or without a model (a bot without intents is routed by rules).
+bool kf_intent_is_transfer (const char *text, size_t len);
 
 //  Classifies UTF-8 `text` (`len` bytes) into `result`. The model must be trained.
 void kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,

@@ -15,6 +15,7 @@ struct _kf_kb_loader_t {
     pthread_cond_t changed;     //  Signals a new index, or stop
     kf_kb_index_t *ready;       //  Finished, not yet taken
     kf_kb_suggest_t *ready_suggest;     //  Its suggestions
+    kf_bot_models_t *ready_models;      //  Its bots' intent models and chit-chat tables
     int64_t ready_version;
     bool is_stopping;
 };
@@ -36,14 +37,17 @@ s_run (void *arg)
     while (!self->is_stopping) {
         pthread_mutex_unlock (&self->mutex);
         int64_t version;
-        kf_kb_index_t *index = kf_kb_source_poll (self->source, &version);
+        kf_bot_models_t *models;
+        kf_kb_index_t *index = kf_kb_source_poll (self->source, &version, &models);
         kf_kb_suggest_t *suggest = index ? kf_kb_suggest_new (index) : NULL;
         pthread_mutex_lock (&self->mutex);
         if (index) {
             kf_kb_suggest_destroy (&self->ready_suggest);   //  Superseded before it was taken
             kf_kb_index_destroy (&self->ready);
+            kf_bot_models_destroy (&self->ready_models);
             self->ready = index;
             self->ready_suggest = suggest;
+            self->ready_models = models;
             self->ready_version = version;
             pthread_cond_broadcast (&self->changed);
         }
@@ -84,6 +88,7 @@ kf_kb_loader_destroy (kf_kb_loader_t **self_p)
     pthread_join (self->thread, NULL);
     kf_kb_suggest_destroy (&self->ready_suggest);
     kf_kb_index_destroy (&self->ready);
+    kf_bot_models_destroy (&self->ready_models);
     kf_kb_source_destroy (&self->source);
     pthread_mutex_destroy (&self->mutex);
     pthread_cond_destroy (&self->changed);
@@ -92,7 +97,8 @@ kf_kb_loader_destroy (kf_kb_loader_t **self_p)
 }
 
 kf_kb_index_t *
-kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version, kf_kb_suggest_t **suggest)
+kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version, kf_kb_suggest_t **suggest,
+                   kf_bot_models_t **models)
 {
     pthread_mutex_lock (&self->mutex);
     if (!self->ready && wait_ms > 0) {
@@ -104,8 +110,10 @@ kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version, kf_kb_su
     }
     kf_kb_index_t *index = self->ready;
     *suggest = self->ready_suggest;
+    *models = self->ready_models;
     self->ready = NULL;
     self->ready_suggest = NULL;
+    self->ready_models = NULL;
     *version = self->ready_version;
     pthread_mutex_unlock (&self->mutex);
     return index;

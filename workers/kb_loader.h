@@ -5,6 +5,7 @@
 #ifndef KF_KB_LOADER_H
 #define KF_KB_LOADER_H
 #include <stdint.h>
+#include "workers/bot_models.h"
 #include "workers/kb_index.h"
 #include "workers/kb_suggest.h"
 
@@ -18,8 +19,9 @@ kf_kb_loader_t *kf_kb_loader_new (const char *path, int poll_ms);
 void kf_kb_loader_destroy (kf_kb_loader_t **self_p);
 
 //  Returns the newest finished index not yet taken (the caller owns it, and its suggestions in
-//  *suggest, to destroy before the index) and sets *version, or NULL. Waits up to `wait_ms` for
-//  one (0: do not wait). Older unclaimed versions are discarded.
+//  *suggest, to destroy before the index, and the bots' trained intent models and chit-chat tables
+//  of the same version in *models) and sets *version, or NULL. Waits up to `wait_ms` for one (0:
+//  do not wait). Older unclaimed versions are discarded.
 kf_kb_index_t *kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version,
-                                  kf_kb_suggest_t **suggest);
+                                  kf_kb_suggest_t **suggest, kf_bot_models_t **models);
 #endif

@@ -248,9 +248,89 @@ s_read_item (sqlite3_stmt *items, sqlite3_stmt *similar, sqlite3_stmt *variants,
     sqlite3_reset (variants);
 }
 
-//  Loads every answerable item (on shelf, in no disabled category) into a new index
+static void
+s_free_strings (char **strings, int count)
+{
+    for (int i = 0; i < count; i++)
+        free (strings [i]);
+    free (strings);
+}
+
+//  Adds every enabled intent row to `models`. Returns false when the rows could not be read to the
+//  end; a database without the table (before migration 9) has no intents, which is no failure.
+static bool
+s_load_intents (kf_kb_source_t *self, kf_bot_models_t *models)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (self->db, "SELECT bot_id, name, examples, keywords, patterns"
+                            " FROM intents WHERE enabled = 1 ORDER BY bot_id, id", -1, &stmt,
+                            NULL) != SQLITE_OK)
+        return true;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *bot_id = (const char *) sqlite3_column_text (stmt, 0);
+        const char *name = (const char *) sqlite3_column_text (stmt, 1);
+        char **lists [3];
+        int counts [3];
+        for (int l = 0; l < 3; l++)
+            counts [l] = s_json_strings ((const char *) sqlite3_column_text (stmt, 2 + l), &lists [l]);
+        if (bot_id && name && *name
+        &&  kf_bot_models_add_intent (models, bot_id, name, (const char **) lists [0], counts [0],
+                                      (const char **) lists [1], counts [1],
+                                      (const char **) lists [2], counts [2]) != 0)
+            kf_warn ("knowledge base: intent %s of bot %s skipped (repeated or more than %d)",
+                     name, bot_id, KF_INTENT_MAX);
+        for (int l = 0; l < 3; l++)
+            s_free_strings (lists [l], counts [l]);
+    }
+    sqlite3_finalize (stmt);
+    return rc == SQLITE_DONE;
+}
+
+//  Adds every chit-chat row to `models`; false when the rows could not be read to the end
+static bool
+s_load_chitchat (kf_kb_source_t *self, kf_bot_models_t *models)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (self->db, "SELECT bot_id, questions, reply FROM chitchat ORDER BY id",
+                            -1, &stmt, NULL) != SQLITE_OK)
+        return true;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *bot_id = (const char *) sqlite3_column_text (stmt, 0);
+        char **questions;
+        int count = s_json_strings ((const char *) sqlite3_column_text (stmt, 1), &questions);
+        if (bot_id)
+            kf_bot_models_add_chitchat (models, bot_id, (const char *const *) questions, count,
+                                        (const char *) sqlite3_column_text (stmt, 2));
+        s_free_strings (questions, count);
+    }
+    sqlite3_finalize (stmt);
+    return rc == SQLITE_DONE;
+}
+
+//  Builds and trains the bots' intent models and chit-chat tables; NULL when reading failed
+static kf_bot_models_t *
+s_load_models (kf_kb_source_t *self)
+{
+    kf_bot_models_t *models = kf_bot_models_new ();
+    if (!s_load_intents (self, models) || !s_load_chitchat (self, models)) {
+        s_failed (self, "reading intents failed");
+        kf_bot_models_destroy (&models);
+        return NULL;
+    }
+    double elapsed_ms;
+    int trained = kf_bot_models_train (models, &elapsed_ms);
+    if (trained)
+        kf_info ("intent models trained: %d bot(s) in %.1f ms (default bot %.1f ms)", trained,
+                 elapsed_ms, kf_bot_models_train_ms (models, "default"));
+    return models;
+}
+
+//  Loads every answerable item (on shelf, in no disabled category) into a new index, and the bots'
+//  intent models into *models
 static kf_kb_index_t *
-s_load (kf_kb_source_t *self)
+s_load (kf_kb_source_t *self, kf_bot_models_t **models)
 {
     sqlite3_stmt *items = NULL, *similar = NULL, *variants = NULL;
     kf_kb_index_t *index = NULL;
@@ -287,6 +367,9 @@ s_load (kf_kb_source_t *self)
         goto done;
     }
     kf_kb_index_build (index);
+    *models = s_load_models (self);
+    if (!*models)
+        kf_kb_index_destroy (&index);
 done:
     s_tree_free (&tree);
     sqlite3_finalize (items);
@@ -297,12 +380,13 @@ done:
 }
 
 kf_kb_index_t *
-kf_kb_source_poll (kf_kb_source_t *self, int64_t *version)
+kf_kb_source_poll (kf_kb_source_t *self, int64_t *version, kf_bot_models_t **models)
 {
+    *models = NULL;
     int64_t current = s_read_version (self);
     if (current < 0 || current == self->version)
         return NULL;
-    kf_kb_index_t *index = s_load (self);
+    kf_kb_index_t *index = s_load (self, models);
     if (!index)
         return NULL;
     self->is_failing = false;

@@ -36,6 +36,8 @@ typedef struct {
     msgpack_sbuffer inputs_buffer;  //  A copy of the job's params.inputs the prompt borrows
     msgpack_unpacked inputs;
     bool has_inputs;
+    msgpack_sbuffer turn_fields;    //  The turn's fields the result repeats (intent_confidence,
+    int turn_field_count;           //  sub_tasks, emotion_score, handoff_reason, slots), packed
 } s_job_t;
 
 struct _kf_llm_stage_t {
@@ -72,6 +74,7 @@ static void
 s_job_free (s_job_t *job)
 {
     msgpack_sbuffer_destroy (&job->sources);
+    msgpack_sbuffer_destroy (&job->turn_fields);
     free (job->fallback);
     for (int i = 0; i < job->suggestion_count; i++)
         free (job->suggestions [i]);
@@ -212,6 +215,9 @@ kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
     for (int i = 0; i < turn->context_count; i++)
         kf_pipeline_pack_source (&pk, &turn->hits [i]);
     entry->source_count = turn->context_count;
+    msgpack_sbuffer_init (&entry->turn_fields);
+    msgpack_packer_init (&pk, &entry->turn_fields, msgpack_sbuffer_write);
+    entry->turn_field_count = kf_pipeline_pack_turn_fields (turn, &pk);
     //  The knowledge base's own reply stands in when the upstream fails: its answer, its
     //  suggestions, or, when it had nothing to offer, the upstream's fallback reply
     bool has_kb_reply = turn->source || turn->suggestion_count > 0;
@@ -328,7 +334,8 @@ s_send_final (kf_llm_stage_t *self, s_job_t *job, const kf_up_event_t *error)
     msgpack_pack_map (&pk, 2);
     kf_mp_pack_kv_bool (&pk, "ok", true);
     kf_mp_pack_cstr (&pk, "result");
-    msgpack_pack_map (&pk, 11 + has_conversation + (error != NULL) + job->is_stopped);
+    msgpack_pack_map (&pk, 11 + job->turn_field_count + has_conversation + (error != NULL)
+                         + job->is_stopped);
     kf_mp_pack_kv_str (&pk, "reply", reply);
     kf_mp_pack_kv_str (&pk, "response_type", "text");
     kf_mp_pack_cstr (&pk, "response_content");
@@ -344,6 +351,7 @@ s_send_final (kf_llm_stage_t *self, s_job_t *job, const kf_up_event_t *error)
         kf_mp_pack_cstr (&pk, job->suggestions [i]);
     kf_mp_pack_kv_bool (&pk, "escalate_to_human", false);
     kf_mp_pack_kv_int (&pk, "failed_attempts", failed_attempts);
+    msgpack_sbuffer_write (&body, job->turn_fields.data, job->turn_fields.size);
     kf_mp_pack_cstr (&pk, "usage");
     msgpack_pack_map (&pk, 3);
     kf_mp_pack_kv_int (&pk, "prompt_tokens", job->prompt_tokens);

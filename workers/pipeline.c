@@ -1,39 +1,33 @@
-/*  pipeline.c - normalize, intent, retrieve and answer for one chat turn. */
+/*  pipeline.c - one chat turn: parse the job, run the stages in order, compose the answer of the
+    route, decide the handoff. The stages' contracts are in pipeline.h; packing is pipeline_pack.c. */
 #include "workers/pipeline.h"
+#include "common/emotion.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/text_norm.h"
+#include "workers/pipeline_stages.h"
+#include "workers/ticket_dialog.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-//  Small talk answered without the knowledge base. A later issue makes this table editable per bot.
-static const struct {
-    const char *text;           //  Normalized message
-    const char *reply;
-} s_chitchat [] = {
-    { "",          "您好，我是智能客服小快，请问有什么可以帮您？" },
-    { "hi",        "您好，我是智能客服小快，请问有什么可以帮您？" },
-    { "hello",     "您好，我是智能客服小快，请问有什么可以帮您？" },
-    { "在不在",    "在的，请问有什么可以帮您？" },
-    { "你是谁",    "我是本店的智能客服小快，可以帮您查询订单、物流、退换货、发票、优惠券等问题。" },
-    { "你是机器人", "我是本店的智能客服小快，遇到解决不了的问题，您可以输入“转人工”联系人工客服。" },
-    { "再见",      "感谢您的咨询，祝您生活愉快，再见！" },
-    { "拜拜",      "感谢您的咨询，祝您生活愉快，再见！" },
-    { "好的",      "好的，还有其他问题随时问我。" },
-    { "没有了",    "好的，感谢您的咨询，祝您购物愉快！" },
-    { "thanks",    "不客气，很高兴能帮到您！" },
-    { "thank you", "不客气，很高兴能帮到您！" },
-};
-
-static const char *s_transfer_words [] = {
-    "转人工", "人工客服", "找人工", "真人客服", "人工服务", "接人工", "要人工", NULL
-};
+//  A dialog yields to another request only when the classifier is this sure of it
+#define S_SIDE_CONFIDENCE 0.5
+//  emotion_sensitive needs the emotion score's agreement (the upset band) unless the classifier
+//  is this sure: "现在有什么活动" reads upset to the model (什么), not to the lexicon
+#define S_EMOTION_SURE 0.8
+//  A ticket dialog starts on a guess this sure, or on words that name a ticket: "火星上能送货吗"
+//  reads 0.34 ticket to the model and is a question
+#define S_TICKET_SURE 0.5
+//  The intent confidence of a turn the rules relabel
+#define S_RELABEL_CONFIDENCE 0.5
 
 static const char *s_no_answer =
     "抱歉，我暂时没有找到这个问题的答案。您可以换个说法再问一次，或者输入“转人工”联系人工客服。";
 static const char *s_suggest_intro = "抱歉，我不太确定您的意思，您是不是想问：";
-static const char *s_transfer_reply = "好的，正在为您转接人工客服，请稍候。";
+static const char *s_empathy_prefix = "非常抱歉给您带来不便。";
+static const char *s_empathy_apology =
+    "您反映的问题我已经记录下来了，如需人工客服协助处理，请输入“转人工”，我们会尽快为您解决。";
 
 void
 kf_pipeline_config_defaults (kf_pipeline_config_t *config)
@@ -55,46 +49,16 @@ kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hi
     return hits [0].confidence - hits [1].confidence >= config->ambiguity_margin;
 }
 
-//  True for a message that only thanks us ("谢谢！", "感谢您")
 static bool
-s_is_thanks (kf_turn_t *turn)
+s_is (const char *intent, const char *name)
 {
-    //  "谢谢" is a filler, so only an empty normalized text needs the raw one to tell it from "你好"
-    if (strcmp (turn->normalized, "感谢") == 0 || strcmp (turn->normalized, "感谢您") == 0)
-        return true;
-    return !*turn->normalized && memmem (turn->message, turn->message_len, "谢", 3) != NULL;
+    return strcmp (intent, name) == 0;
 }
 
-//  Stage: intent. Rules only for now: an explicit request for a person, small talk, else a question.
-//  Rules read the normalized text only ("轉人工" is "转人工"): the broker's answer cache keys on it,
-//  so two messages with the same normalized text must always be routed the same way.
+//  Reads the job's params and context into the turn
 static void
-s_stage_intent (kf_turn_t *turn)
+s_read_job (kf_turn_t *turn, const msgpack_object *job)
 {
-    turn->intent = "knowledge_qa";
-    turn->intent_confidence = 0.5;
-    for (int i = 0; s_transfer_words [i]; i++)
-        if (memmem (turn->normalized, strlen (turn->normalized), s_transfer_words [i],
-                    strlen (s_transfer_words [i]))) {
-            turn->intent = "transfer_to_human";
-            turn->intent_confidence = 1.0;
-            return;
-        }
-    //  "你好" and "谢谢" are fillers, so a message of only greetings or thanks normalizes to ""
-    for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
-        if (strcmp (turn->normalized, s_chitchat [i].text) == 0 || s_is_thanks (turn)) {
-            turn->intent = "chitchat";
-            turn->intent_confidence = 0.9;
-            return;
-        }
-}
-
-void
-kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_index_t *kb,
-                     const msgpack_object *job)
-{
-    (void) config;
-    memset (turn, 0, sizeof *turn);
     const msgpack_object *params = kf_mp_get (job, "params");
     const msgpack_object *context = kf_mp_get (job, "context");
     if (!kf_mp_str (kf_mp_get (params, "message"), &turn->message, &turn->message_len)) {
@@ -111,43 +75,117 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config, kf_kb_
         bot_len = sizeof turn->bot_id - 1;
     memcpy (turn->bot_id, bot_id, bot_len);
     turn->failed_attempts = kf_mp_get_int (context, "failed_attempts", 0);
+    turn->repeat_count = kf_mp_get_int (context, "repeat_count", 0);
+    kf_handoff_config_read (&turn->handoff, kf_mp_get (context, "handoff"));
+    kf_slots_read (&turn->slots, kf_mp_get (context, "slots"));
     turn->labels = kf_mp_get (params, "labels");
-    //  Stage: normalize
+    //  The broker scores every message for its answer cache; it may pass the score on (the same
+    //  function of the same text), sparing the worker a third of its per-message cost
+    const msgpack_object *score = kf_mp_get (context, "emotion_score");
+    turn->emotion_score = score && score->type == MSGPACK_OBJECT_FLOAT64 ? score->via.f64 : -1;
+    if (!(turn->emotion_score >= 0 && turn->emotion_score <= 1))
+        turn->emotion_score = -1;
+}
+
+//  Stage: entities. Order and phone numbers of this message, remembered in the slots so a later
+//  turn ("那它的物流到哪了？") can use them
+static void
+s_stage_entities (kf_turn_t *turn)
+{
+    kf_entity_rules_t rules = { turn->bot ? turn->bot->order_pattern : NULL };
+    kf_entities_extract (&rules, turn->message, turn->message_len, &turn->found);
+    if (turn->found.has_order_no)
+        snprintf (turn->slots.order_no, sizeof turn->slots.order_no, "%s", turn->found.order_no);
+    if (turn->found.has_phone)
+        snprintf (turn->slots.phone, sizeof turn->slots.phone, "%s", turn->found.phone);
+}
+
+//  Stage: route. A waiting or starting ticket dialog takes the message (unless it asks for a
+//  person, or is plainly another request: then the draft waits and a reminder follows the
+//  answer); otherwise the intent decides
+static void
+s_stage_route (kf_turn_t *turn)
+{
+    const char *intent = turn->intent;
+    turn->was_awaiting = kf_slots_is_awaiting (&turn->slots);
+    if (s_is (intent, KF_INTENT_TRANSFER)) {
+        turn->route = KF_ROUTE_TRANSFER;
+        return;
+    }
+    if (s_is (intent, KF_INTENT_TICKET) && !turn->slots.has_draft
+    &&  turn->intent_confidence < S_TICKET_SURE
+    &&  !kf_ticket_type_guess (turn->message, turn->message_len)
+    &&  !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))) {
+        turn->intent = intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+    }
+    if (turn->slots.has_draft || s_is (intent, KF_INTENT_TICKET)) {
+        bool is_other = turn->slots.has_draft && !s_is (intent, KF_INTENT_TICKET)
+                     && !s_is (intent, KF_INTENT_CHITCHAT) && turn->intent_confidence >= S_SIDE_CONFIDENCE;
+        kf_ticket_step_t step = kf_ticket_dialog_step (&turn->slots, turn->message, turn->message_len,
+                                                       &turn->found, is_other, &turn->reply);
+        if (step != KF_TICKET_SIDE) {
+            if (!s_is (intent, KF_INTENT_TICKET)) {     //  The dialog, not the model, decided
+                turn->intent = KF_INTENT_TICKET;
+                turn->intent_confidence = 1.0;
+            }
+            turn->route = KF_ROUTE_TICKET;
+            turn->has_ticket = step == KF_TICKET_COMPLETE;
+            if (turn->has_ticket)
+                turn->reply = kf_strdup ("");
+            return;
+        }
+        turn->reminder = kf_ticket_dialog_reminder (&turn->slots);
+    }
+    if (s_is (intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
+    &&  turn->intent_confidence < S_EMOTION_SURE && turn->sub_task_count == 0) {
+        turn->intent = intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+    }
+    if (s_is (intent, KF_INTENT_CHITCHAT))
+        turn->route = KF_ROUTE_CHITCHAT;
+    else
+    if (s_is (intent, KF_INTENT_EMOTION))
+        turn->route = KF_ROUTE_EMPATHY;
+    else
+    if (s_is (intent, KF_INTENT_BUSINESS) && turn->bot && turn->bot->business)
+        turn->route = KF_ROUTE_BUSINESS;
+    else
+        turn->route = KF_ROUTE_KNOWLEDGE;
+    kf_stage_intent_focus (turn);
+}
+
+void
+kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
+                     const kf_pipeline_env_t *env, const msgpack_object *job)
+{
+    (void) config;
+    memset (turn, 0, sizeof *turn);
+    s_read_job (turn, job);
+    turn->bot = env->server ? kf_config_bot (env->server, turn->bot_id) : NULL;
+    turn->llm_mode = turn->bot && turn->bot->upstream ? turn->bot->llm : KF_LLM_OFF;
+    kf_bot_models_get (env->models, turn->bot_id, &turn->model);
+    //  Stage: normalize (the answer cache's key)
     turn->normalized = kf_text_normalize (turn->message, turn->message_len);
-    s_stage_intent (turn);
-    //  Stage: retrieve
-    if (kb && strcmp (turn->intent, "knowledge_qa") == 0)
-        turn->hit_count = kf_kb_index_search (kb, turn->bot_id, turn->message, turn->message_len,
+    kf_stage_intent (turn);
+    //  Stage: emotion, of the raw text (punctuation and particles are cues)
+    if (turn->emotion_score < 0)
+        turn->emotion_score = kf_emotion_score (turn->message, turn->message_len);
+    s_stage_entities (turn);
+    s_stage_route (turn);
+    //  Stage: retrieve. Chit-chat too: a sure knowledge answer beats a small-talk guess
+    bool is_searched = turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY
+                    || turn->route == KF_ROUTE_BUSINESS
+                    || (turn->route == KF_ROUTE_CHITCHAT && turn->model.intents);
+    if (env->kb && is_searched)
+        turn->hit_count = kf_kb_index_search (env->kb, turn->bot_id, turn->query, turn->query_len,
                                               turn->hits, KF_PIPELINE_HITS);
 }
 
-static const char *
-s_chitchat_reply (kf_turn_t *turn)
+//  The knowledge answer: the item above the threshold, else an apology with suggestions
+static void
+s_answer_knowledge (kf_turn_t *turn, const kf_pipeline_config_t *config)
 {
-    if (s_is_thanks (turn))
-        return "不客气，很高兴能帮到您！还有其他问题随时问我。";
-    for (size_t i = 0; i < sizeof s_chitchat / sizeof s_chitchat [0]; i++)
-        if (strcmp (turn->normalized, s_chitchat [i].text) == 0)
-            return s_chitchat [i].reply;
-    return "不客气，很高兴能帮到您！";
-}
-
-//  Stage: answer. Knowledge item above the threshold, else an apology with suggestions.
-void
-kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
-{
-    turn->confidence = turn->intent_confidence;
-    if (strcmp (turn->intent, "transfer_to_human") == 0) {
-        turn->reply = kf_strdup (s_transfer_reply);
-        turn->escalate_to_human = true;
-        turn->is_answered = true;
-        return;
-    }
-    if (strcmp (turn->intent, "chitchat") == 0) {
-        turn->reply = kf_strdup (s_chitchat_reply (turn));
-        turn->is_answered = true;
-        return;
-    }
     turn->confidence = turn->hit_count ? turn->hits [0].confidence : 0;
     if (kf_pipeline_is_answer (config, turn->hits, turn->hit_count)) {
         turn->source = turn->hits [0].item;
@@ -157,6 +195,7 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         turn->reply = kf_strdup (turn->answer->answer);
         turn->is_answered = true;
         //  A sure answer depends on the message, the labels and the version only: cacheable
+        //  when nothing else shaped it (kf_pipeline_answer)
         turn->is_cacheable = turn->confidence >= config->sure_threshold;
         return;
     }
@@ -176,12 +215,147 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         used += snprintf (turn->reply + used, size - used, "\n%d. %s", i + 1, turn->suggestions [i]);
 }
 
+//  Replaces the reply with `head` + reply + `tail` (either may be NULL)
+static void
+s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail)
+{
+    const char *body = turn->reply ? turn->reply : "";
+    size_t size = (head ? strlen (head) : 0) + strlen (body) + (tail ? strlen (tail) + 2 : 0) + 1;
+    char *reply = kf_malloc (size);
+    snprintf (reply, size, "%s%s%s%s", head ? head : "", body, tail && *body ? "\n\n" : "",
+              tail ? tail : "");
+    free (turn->reply);
+    turn->reply = reply;
+}
+
+//  An upset customer: an empathetic prefix, then the answer to the question underneath, or an
+//  apology that the problem is recorded and a person can help. Unanswered without an item.
+static void
+s_answer_empathy (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    const char *prefix = kf_emotion_reply (turn->emotion_score);
+    s_answer_knowledge (turn, config);
+    if (!turn->source) {
+        free (turn->reply);
+        turn->reply = kf_strdup (s_empathy_apology);
+        turn->suggestion_count = 0;
+        turn->confidence = turn->intent_confidence;
+    }
+    s_wrap_reply (turn, *prefix ? prefix : s_empathy_prefix, NULL);
+}
+
+static void
+s_answer_chitchat (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    if (turn->hit_count && turn->hits [0].confidence >= config->sure_threshold) {
+        //  Small-talk classifiers err on short questions ("发票呢"): the knowledge base is sure
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = turn->hits [0].confidence;
+        turn->route = KF_ROUTE_KNOWLEDGE;
+        s_answer_knowledge (turn, config);
+        return;
+    }
+    char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
+    const char *reply = kf_chitchat_match (turn->model.chitchat, normal, NULL);
+    free (normal);
+    if (!reply && turn->llm_mode != KF_LLM_OFF) {
+        //  Small talk the table does not know ("你们几点下班"): a bot with an LLM lets it answer
+        //  rather than give the generic reply
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+        turn->route = KF_ROUTE_KNOWLEDGE;
+        s_answer_knowledge (turn, config);
+        return;
+    }
+    turn->reply = kf_strdup (reply ? reply : KF_CHITCHAT_GENERIC_REPLY);
+    turn->is_answered = true;
+}
+
+//  Stage: handoff. Decides the reason (handoff.h); a turn that escalates says so instead of its
+//  answer, drops a ticket draft (a person takes over) and is never cached
+static void
+s_stage_handoff (kf_turn_t *turn, bool goes_elsewhere)
+{
+    if (turn->has_ticket)
+        return;                 //  The ticket is the help; whoever reads it follows up
+    //  Small talk and dialog answers ("好的", a phone number) are not questions to count. A
+    //  ticket dialog is no reason to hand over for emotion: a complaint is upset by nature
+    //  ("我要投诉，快递员态度太差了" scores 0.05), and the ticket gets a person on it
+    bool is_question = turn->route != KF_ROUTE_CHITCHAT && turn->route != KF_ROUTE_TICKET;
+    kf_handoff_turn_t facts = {
+        .is_transfer = turn->route == KF_ROUTE_TRANSFER,
+        .emotion_score = turn->route == KF_ROUTE_TICKET ? 1 : turn->emotion_score,
+        .repeat_count = is_question ? turn->repeat_count : 0,
+        .is_answered = turn->is_answered || goes_elsewhere, .failed_attempts = turn->failed_attempts
+    };
+    turn->handoff_reason = kf_handoff_decide (&turn->handoff, &facts);
+    if (turn->handoff_reason == KF_HANDOFF_NONE)
+        return;
+    turn->escalate_to_human = true;
+    free (turn->reply);
+    turn->reply = kf_strdup (kf_handoff_reply (turn->handoff_reason));
+    free (turn->reminder);
+    turn->reminder = NULL;
+    turn->source = NULL;
+    turn->answer = NULL;
+    turn->suggestion_count = 0;
+    turn->is_cacheable = false;
+    kf_slots_clear_draft (&turn->slots);
+}
+
+void
+kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    turn->confidence = turn->intent_confidence;
+    switch (turn->route) {
+        case KF_ROUTE_TRANSFER:
+            turn->reply = kf_strdup (kf_handoff_reply (KF_HANDOFF_KEYWORD));
+            turn->is_answered = true;
+            break;
+        case KF_ROUTE_TICKET:
+            turn->is_answered = true;           //  The dialog's question or the ticket
+            if (!turn->has_ticket && turn->emotion_score < KF_EMOTION_UPSET_BELOW)
+                s_wrap_reply (turn, kf_emotion_reply (turn->emotion_score), NULL);
+            break;
+        case KF_ROUTE_CHITCHAT:
+            s_answer_chitchat (turn, config);
+            break;
+        case KF_ROUTE_EMPATHY:
+            s_answer_empathy (turn, config);
+            break;
+        case KF_ROUTE_BUSINESS:
+        case KF_ROUTE_KNOWLEDGE:
+            //  Business: the knowledge answer stands in until the business stage replaces it
+            s_answer_knowledge (turn, config);
+            break;
+    }
+    bool is_dialog = turn->was_awaiting || turn->slots.has_draft;
+    //  An LLM (knowledge turns) or the business API still answers: not a failure yet
+    bool goes_elsewhere = turn->route == KF_ROUTE_BUSINESS
+                       || (!is_dialog && turn->route == KF_ROUTE_KNOWLEDGE
+                           && s_is (turn->intent, KF_INTENT_KNOWLEDGE)
+                           && (turn->llm_mode == KF_LLM_ALWAYS
+                               || (turn->llm_mode == KF_LLM_FALLBACK && !turn->is_answered)));
+    s_stage_handoff (turn, goes_elsewhere);
+    if (turn->reminder)
+        s_wrap_reply (turn, NULL, turn->reminder);
+    turn->is_cacheable = turn->is_cacheable && turn->sub_task_count == 0 && !is_dialog
+                      && turn->route == KF_ROUTE_KNOWLEDGE && s_is (turn->intent, KF_INTENT_KNOWLEDGE);
+}
+
 bool
 kf_pipeline_needs_llm (const kf_turn_t *turn, kf_llm_mode_t mode)
 {
-    if (strcmp (turn->intent, "knowledge_qa") != 0)
+    if (turn->route != KF_ROUTE_KNOWLEDGE || !s_is (turn->intent, KF_INTENT_KNOWLEDGE)
+    ||  turn->escalate_to_human || turn->was_awaiting || turn->slots.has_draft)
         return false;
     return mode == KF_LLM_ALWAYS || (mode == KF_LLM_FALLBACK && !turn->is_answered);
+}
+
+bool
+kf_pipeline_needs_business (const kf_turn_t *turn)
+{
+    return turn->route == KF_ROUTE_BUSINESS && !turn->escalate_to_human;
 }
 
 void
@@ -196,125 +370,11 @@ kf_pipeline_use_llm (kf_turn_t *turn, const kf_pipeline_config_t *config)
 }
 
 void
-kf_pipeline_pack_source (msgpack_packer *pk, const kf_kb_hit_t *hit)
-{
-    const kf_kb_item_t *item = hit->item;
-    msgpack_pack_map (pk, 5);
-    kf_mp_pack_kv_int (pk, "id", item->id);
-    kf_mp_pack_kv_str (pk, "external_id", item->external_id);
-    kf_mp_pack_kv_str (pk, "question", item->question);
-    kf_mp_pack_kv_str (pk, "category", item->category);
-    kf_mp_pack_kv_double (pk, "score", hit->confidence);
-}
-
-int
-kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
-{
-    if (!pk)
-        return 5;
-    kf_mp_pack_kv_str (pk, "intent", turn->intent);
-    kf_mp_pack_kv_double (pk, "confidence", turn->confidence);
-    kf_mp_pack_cstr (pk, "sources");
-    if (turn->is_llm) {
-        msgpack_pack_array (pk, turn->context_count);
-        for (int i = 0; i < turn->context_count; i++)
-            kf_pipeline_pack_source (pk, &turn->hits [i]);
-    }
-    else
-    if (turn->source) {
-        msgpack_pack_array (pk, 1);
-        kf_pipeline_pack_source (pk, &turn->hits [0]);
-    }
-    else
-        msgpack_pack_array (pk, 0);
-    int suggestions = turn->is_llm ? 0 : turn->suggestion_count;
-    kf_mp_pack_cstr (pk, "suggestions");
-    msgpack_pack_array (pk, suggestions);
-    for (int i = 0; i < suggestions; i++)
-        kf_mp_pack_cstr (pk, turn->suggestions [i]);
-    kf_mp_pack_kv_bool (pk, "escalate_to_human", turn->escalate_to_human && !turn->is_llm);
-    return 5;
-}
-
-//  Packs what the broker's answer cache keeps: the key's parts and every answer of the item
-static void
-s_pack_cache (kf_turn_t *turn, msgpack_packer *pk)
-{
-    const kf_kb_item_t *item = turn->source;
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_str (pk, "question", turn->normalized);
-    kf_mp_pack_kv_int (pk, "kb_version", turn->kb_version);
-    kf_mp_pack_cstr (pk, "answers");
-    msgpack_pack_array (pk, item->answer_count);
-    for (int i = 0; i < item->answer_count; i++) {
-        const kf_variant_t *answer = &item->answers [i];
-        msgpack_pack_map (pk, 4);
-        kf_mp_pack_cstr (pk, "labels");
-        msgpack_pack_map (pk, answer->label_count);
-        for (int l = 0; l < answer->label_count; l++) {
-            kf_mp_pack_cstr (pk, answer->labels [l].key);
-            kf_mp_pack_cstr (pk, answer->labels [l].value);
-        }
-        kf_mp_pack_kv_str (pk, "answer", answer->answer);
-        kf_mp_pack_kv_str (pk, "response_type", answer->response_type);
-        kf_mp_pack_cstr (pk, "response_content");
-        kf_variant_pack_content (answer, pk);
-    }
-}
-
-void
-kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk)
-{
-    bool is_cached = turn->is_cacheable && turn->source && turn->kb_version > 0;
-    msgpack_pack_map (pk, 5 + is_cached + kf_pipeline_pack_meta_fields (turn, NULL));
-    kf_mp_pack_kv_str (pk, "reply", turn->reply ? turn->reply : "");
-    kf_mp_pack_kv_str (pk, "response_type", turn->answer ? turn->answer->response_type : "text");
-    kf_mp_pack_cstr (pk, "response_content");
-    if (turn->answer)
-        kf_variant_pack_content (turn->answer, pk);
-    else
-        msgpack_pack_nil (pk);
-    kf_pipeline_pack_meta_fields (turn, pk);
-    kf_mp_pack_kv_int (pk, "failed_attempts", turn->is_answered ? 0 : turn->failed_attempts + 1);
-    kf_mp_pack_cstr (pk, "usage");
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_int (pk, "prompt_tokens", 0);
-    kf_mp_pack_kv_int (pk, "completion_tokens", 0);
-    kf_mp_pack_kv_int (pk, "total_tokens", 0);
-    if (is_cached) {
-        kf_mp_pack_cstr (pk, "cache");
-        s_pack_cache (turn, pk);
-    }
-}
-
-void
 kf_turn_release (kf_turn_t *turn)
 {
     free (turn->normalized);
     free (turn->reply);
-    turn->normalized = turn->reply = NULL;
-}
-
-void
-kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len)
-{
-    msgpack_sbuffer_init (body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_str (&pk, "event", "token");
-    kf_mp_pack_cstr (&pk, "content");
-    kf_mp_pack_str (&pk, text, len);
-}
-
-void
-kf_pipeline_pack_failure (msgpack_sbuffer *body, const kf_error_t *err)
-{
-    msgpack_sbuffer_init (body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_bool (&pk, "ok", false);
-    kf_mp_pack_cstr (&pk, "error");
-    kf_error_pack (&pk, err);
+    free (turn->reminder);
+    kf_slots_release (&turn->slots);
+    turn->normalized = turn->reply = turn->reminder = NULL;
 }

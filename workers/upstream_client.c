@@ -8,16 +8,15 @@
     write callback then aborts the transfer, which closes the connection at once) and freed when
     the outermost call returns; a start from a callback is launched on the next on_timer.
 
-    Sockets: libcurl's socket callback keeps them in an epoll set of the client's (level-triggered,
-    EPOLLIN / EPOLLOUT as libcurl asks), and the owner polls only that set's descriptor. A wake-up
-    then costs what is ready, not what is open: at 2,500 streams per worker, passing every socket
-    to each zmq_poll made token latency p99 grow to hundreds of milliseconds (BENCHMARKS.md).
+    Sockets and libcurl's timer are the poller's (http_poller.h): the owner polls its one
+    descriptor, and a wake-up costs what is ready, not what is open.
 
     Timeouts: each request keeps its own deadline, moved on every chunk; the client keeps only a
     lower bound of them, and walks every request when that bound passes. A chunk moving a deadline
     later costs nothing, and with streams alive the walk happens about once per idle timeout,
     not once per loop turn (a heap would cost a log-time update per chunk instead). */
 #include "workers/upstream_client.h"
+#include "workers/http_poller.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include <assert.h>
@@ -27,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,9 +35,6 @@
 #define S_DRAIN_US (2 * 1000000LL)      //  After KF_UP_DONE, how long the transfer may take to end
                                         //  cleanly (its connection then goes back to the cache)
 #define S_UPLOAD_BUFFER 16384L          //  libcurl's smallest: only TLS over HTTP/1.1 allocates it
-#define S_EPOLL_BATCH 256               //  Ready sockets taken from the epoll set at a time
-#define S_EPOLL_ROUNDS 16               //  Batches per on_poll at most: the rest waits one turn of
-                                        //  the owner's loop (the set stays readable)
 
 typedef enum {
     S_WAITING,                  //  For its first attempt (started from a callback) or a retry
@@ -81,18 +76,11 @@ typedef struct s_request_t {
     struct s_request_t *zombie_next;    //  Closed requests waiting to be freed
 } s_request_t;
 
-//  A file descriptor libcurl wants watched
-typedef struct {
-    curl_socket_t fd;
-    int what;                   //  CURL_POLL_IN, _OUT, _INOUT; CURL_POLL_NONE: out of the epoll set
-    int index;                  //  In the client's sockets array
-} s_socket_t;
-
 struct _kf_upstream_client_t {
     kf_upstream_client_config_t config;
     kf_upstream_client_fn *fn;
     void *arg;
-    CURLM *multi;               //  One connection cache and DNS cache for every request
+    kf_http_poller_t *poller;   //  libcurl's multi handle, sockets and timer
     s_request_t **slots;        //  Live requests by slot, max_requests of them
     uint32_t *generations;      //  Per slot, the high half of its handles
     uint32_t *free_slots;       //  Stack of free slot indexes
@@ -100,10 +88,6 @@ struct _kf_upstream_client_t {
     int open;                   //  Live requests (the caller holds their handles)
     s_request_t *requests;      //  Every request not yet freed
     s_request_t *zombies;       //  Closed, to free
-    s_socket_t **sockets;       //  What libcurl wants polled (freed at the end if libcurl does not say)
-    int socket_count, socket_cap;
-    int epoll_fd;               //  Those sockets, as the one descriptor the owner polls
-    int64_t curl_deadline_us;   //  libcurl's timer, S_NEVER when none
     int64_t next_deadline_us;   //  No request's deadline is earlier (may be early: then a scan)
     int depth;                  //  Inside on_poll / on_timer: frees wait until it is 0
     uint64_t rng;               //  Backoff jitter
@@ -180,7 +164,7 @@ s_detach (kf_upstream_client_t *self, s_request_t *req)
 {
     if (!req->is_attached)
         return;
-    curl_multi_remove_handle (self->multi, req->easy);
+    kf_http_poller_remove (self->poller, req->easy);
     req->is_attached = false;
     self->stats.transfers--;
 }
@@ -436,86 +420,6 @@ s_on_header (char *data, size_t size, size_t count, void *arg)
     return len;
 }
 
-//  Puts `fd` into the epoll set, changes what it is watched for, or takes it out (`what` 0),
-//  from `was` (0: not in the set). libcurl says REMOVE before it closes a socket, but an fd
-//  closed first left the set by itself (ENOENT, EBADF), and one reused since may still be there
-//  under its old registration (EEXIST): both are mended, not failed. -1 on another error.
-static int
-s_epoll_set (kf_upstream_client_t *self, curl_socket_t fd, int was, int what)
-{
-    struct epoll_event event = {
-        .events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0),
-        .data.fd = fd
-    };
-    if (!what) {
-        if (was && epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, fd, NULL) == -1
-        &&  errno != ENOENT && errno != EBADF) {
-            kf_warn ("upstream: epoll_ctl DEL of fd %d: %s", (int) fd, strerror (errno));
-            return -1;
-        }
-        return 0;
-    }
-    int rc = epoll_ctl (self->epoll_fd, was ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event);
-    if (rc == -1 && errno == EEXIST)
-        rc = epoll_ctl (self->epoll_fd, EPOLL_CTL_MOD, fd, &event);
-    else
-    if (rc == -1 && errno == ENOENT)
-        rc = epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &event);
-    if (rc == -1) {
-        if (errno == ENOMEM)
-            kf_oom ();
-        kf_warn ("upstream: epoll_ctl of fd %d: %s", (int) fd, strerror (errno));
-    }
-    return rc;
-}
-
-//  CURLMOPT_SOCKETFUNCTION: keeps the epoll set and the list of fds; each entry's address is
-//  libcurl's socketp
-static int
-s_on_curl_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
-{
-    (void) easy;
-    kf_upstream_client_t *self = arg;
-    s_socket_t *sock = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (sock) {
-            s_epoll_set (self, fd, sock->what, 0);
-            s_socket_t *last = self->sockets [--self->socket_count];
-            self->sockets [sock->index] = last;
-            last->index = sock->index;
-            free (sock);
-        }
-        return 0;
-    }
-    if (!sock) {
-        if (self->socket_count == self->socket_cap) {
-            self->socket_cap = self->socket_cap ? self->socket_cap * 2 : 64;
-            self->sockets = kf_realloc (self->sockets, self->socket_cap * sizeof *self->sockets);
-        }
-        sock = kf_calloc (1, sizeof *sock);
-        sock->fd = fd;
-        sock->index = self->socket_count;
-        self->sockets [self->socket_count++] = sock;
-        CURLMcode rc = curl_multi_assign (self->multi, fd, sock);
-        assert (rc == CURLM_OK);
-        (void) rc;
-    }
-    //  Recorded even on failure: the next change or the REMOVE mends the registration
-    int was = sock->what;
-    sock->what = what;
-    return s_epoll_set (self, fd, was, what);
-}
-
-//  CURLMOPT_TIMERFUNCTION: when libcurl next wants curl_multi_socket_action (CURL_SOCKET_TIMEOUT)
-static int
-s_on_curl_timer (CURLM *multi, long timeout_ms, void *arg)
-{
-    (void) multi;
-    kf_upstream_client_t *self = arg;
-    self->curl_deadline_us = timeout_ms < 0 ? S_NEVER : kf_mono_us () + timeout_ms * 1000LL;
-    return 0;
-}
-
 //  ---------------------------------------------------------------------------------------------
 //  Attempts: launch, completion, timeouts
 
@@ -531,10 +435,7 @@ s_launch (kf_upstream_client_t *self, s_request_t *req, int64_t now)
     req->retry_after_ms = -1;
     req->error_len = 0;
     kf_sse_parser_destroy (&req->parser);
-    CURLMcode rc = curl_multi_add_handle (self->multi, req->easy);
-    if (rc == CURLM_OUT_OF_MEMORY)
-        kf_oom ();
-    assert (rc == CURLM_OK);            //  Never from inside a libcurl callback, never twice
+    kf_http_poller_add (self->poller, req->easy);  //  Never from inside a libcurl callback
     req->is_attached = true;
     self->stats.transfers++;
     s_touch (self, req);
@@ -601,26 +502,21 @@ s_on_complete (kf_upstream_client_t *self, s_request_t *req, CURLcode result, in
     }
 }
 
+//  kf_http_poller_done_fn: a transfer ended
 static void
-s_read_info (kf_upstream_client_t *self)
+s_on_done (void *arg, CURL *easy, CURLcode result)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read (self->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURLcode result = msg->data.result;     //  msg dies with the removal below
-        char *private;
-        curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, &private);
-        s_request_t *req = (s_request_t *) private;
-        s_detach (self, req);
-        if (req->is_closed)
-            continue;                   //  Aborted by us: already ended
-        if (req->state == S_DRAINING)
-            s_close (self, req);
-        else
-            s_on_complete (self, req, result, kf_mono_us ());
-    }
+    kf_upstream_client_t *self = arg;
+    char *private;
+    curl_easy_getinfo (easy, CURLINFO_PRIVATE, &private);
+    s_request_t *req = (s_request_t *) private;
+    s_detach (self, req);
+    if (req->is_closed)
+        return;                         //  Aborted by us: already ended
+    if (req->state == S_DRAINING)
+        s_close (self, req);
+    else
+        s_on_complete (self, req, result, kf_mono_us ());
 }
 
 //  The request's deadline passed: launch it, drop it, or time it out
@@ -682,11 +578,6 @@ kf_upstream_client_t *
 kf_upstream_client_new (const kf_upstream_client_config_t *config, kf_upstream_client_fn *fn, void *arg)
 {
     assert (fn);
-    if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        kf_oom ();
-    if (!(curl_version_info (CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
-        kf_warn ("upstream: this libcurl resolves names in the caller's thread: a slow DNS will "
-                 "stall the event loop (use IP addresses or a libcurl with the threaded resolver)");
     kf_upstream_client_t *self = kf_calloc (1, sizeof *self);
     if (config)
         self->config = *config;
@@ -695,16 +586,7 @@ kf_upstream_client_new (const kf_upstream_client_config_t *config, kf_upstream_c
     assert (self->config.max_requests > 0);
     self->fn = fn;
     self->arg = arg;
-    self->multi = curl_multi_init ();
-    if (!self->multi)
-        kf_oom ();
-    self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-    if (self->epoll_fd == -1)
-        kf_oom ();                      //  Out of memory or of descriptors at start
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_curl_socket);
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_curl_timer);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+    self->poller = kf_http_poller_new ("upstream", s_on_done, self);
     int max = self->config.max_requests;
     self->slots = kf_calloc (max, sizeof *self->slots);
     self->generations = kf_calloc (max, sizeof *self->generations);
@@ -712,7 +594,6 @@ kf_upstream_client_new (const kf_upstream_client_config_t *config, kf_upstream_c
     for (int i = 0; i < max; i++)
         self->free_slots [i] = max - 1 - i;
     self->free_count = max;
-    self->curl_deadline_us = S_NEVER;
     self->next_deadline_us = S_NEVER;
     self->rng = (uint64_t) kf_mono_us () ^ ((uint64_t) getpid () << 32) ^ (uintptr_t) self;
     self->rng |= 1;
@@ -731,16 +612,11 @@ kf_upstream_client_destroy (kf_upstream_client_t **self_p)
         s_request_free (self, self->requests);
     }
     self->zombies = NULL;
-    curl_multi_cleanup (self->multi);
-    for (int i = 0; i < self->socket_count; i++)
-        free (self->sockets [i]);
-    free (self->sockets);
-    close (self->epoll_fd);             //  After the cleanup: its REMOVEs still use it
+    kf_http_poller_destroy (&self->poller);
     free (self->slots);
     free (self->generations);
     free (self->free_slots);
     free (self);
-    curl_global_cleanup ();
     *self_p = NULL;
 }
 
@@ -838,46 +714,20 @@ kf_upstream_client_is_full (kf_upstream_client_t *self)
 int
 kf_upstream_client_pollitem_count (kf_upstream_client_t *self)
 {
-    return self->socket_count > 0;
+    return kf_http_poller_pollitem_count (self->poller);
 }
 
 int
 kf_upstream_client_pollitems (kf_upstream_client_t *self, zmq_pollitem_t *items, int max)
 {
-    if (self->socket_count == 0 || max < 1)
-        return 0;
-    items [0] = (zmq_pollitem_t) { .socket = NULL, .fd = self->epoll_fd, .events = ZMQ_POLLIN, .revents = 0 };
-    return 1;
+    return kf_http_poller_pollitems (self->poller, items, max);
 }
 
 void
 kf_upstream_client_on_poll (kf_upstream_client_t *self, const zmq_pollitem_t *items, int count)
 {
-    bool is_ready = false;
-    for (int i = 0; i < count; i++)
-        is_ready |= items [i].fd == self->epoll_fd && (items [i].revents & ZMQ_POLLIN);
-    if (!is_ready)
-        return;
     self->depth++;
-    struct epoll_event events [S_EPOLL_BATCH];
-    for (int round = 0; round < S_EPOLL_ROUNDS; round++) {
-        //  Asked again, not kept from zmq_poll's wake-up: a CANCEL handled since may have closed
-        //  some of the sockets that were ready then
-        int ready = epoll_wait (self->epoll_fd, events, S_EPOLL_BATCH, 0);
-        for (int i = 0; i < ready; i++) {
-            uint32_t got = events [i].events;
-            int mask = ((got & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) ? CURL_CSELECT_IN : 0)
-                     | ((got & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
-                     | ((got & EPOLLERR) ? CURL_CSELECT_ERR : 0);
-            int running;
-            //  An fd libcurl closed earlier in this batch is unknown to it now, and ignored; one
-            //  reopened since gets a spurious wake-up, which libcurl tolerates
-            curl_multi_socket_action (self->multi, events [i].data.fd, mask, &running);
-        }
-        if (ready < S_EPOLL_BATCH)
-            break;                      //  -1 (EINTR) included: the set is polled again next turn
-    }
-    s_read_info (self);
+    kf_http_poller_on_poll (self->poller, items, count);
     if (--self->depth == 0)
         s_reap (self);
 }
@@ -885,22 +735,19 @@ kf_upstream_client_on_poll (kf_upstream_client_t *self, const zmq_pollitem_t *it
 long
 kf_upstream_client_timeout_ms (kf_upstream_client_t *self, int64_t now_us)
 {
-    int64_t next = s_min (self->curl_deadline_us, self->next_deadline_us);
-    if (next == S_NEVER)
-        return -1;
-    return next <= now_us ? 0 : (long) ((next - now_us + 999) / 1000);
+    long curl_ms = kf_http_poller_timeout_ms (self->poller, now_us);
+    if (self->next_deadline_us == S_NEVER)
+        return curl_ms;
+    long own_ms = self->next_deadline_us <= now_us ? 0
+                : (long) ((self->next_deadline_us - now_us + 999) / 1000);
+    return curl_ms >= 0 && curl_ms < own_ms ? curl_ms : own_ms;
 }
 
 void
 kf_upstream_client_on_timer (kf_upstream_client_t *self, int64_t now_us)
 {
     self->depth++;
-    if (self->curl_deadline_us <= now_us) {
-        self->curl_deadline_us = S_NEVER;   //  Before the call: it may set a new one
-        int running;
-        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        s_read_info (self);
-    }
+    kf_http_poller_on_timer (self->poller, now_us);
     if (self->next_deadline_us <= now_us)
         s_scan (self, now_us);
     if (--self->depth == 0)

@@ -1,6 +1,7 @@
 /*  worker.c - the worker's event loop: KFW1 protocol to the broker, heartbeats, knowledge-base
     reloads, chat jobs through the pipeline, paced token streams, and the poll wiring of the LLM
-    stage (llm_stage.h) for turns the pipeline hands to an upstream. */
+    stage (llm_stage.h) for turns the pipeline hands to an upstream and of the business stage
+    (business_stage.h) for business_query turns that call a business API. */
 #include "workers/worker.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -10,6 +11,7 @@
 #include "common/wire.h"
 #include "workers/kb_loader.h"
 #include "workers/llm_stage.h"
+#include "workers/business_stage.h"
 #include "workers/pipeline.h"
 #include "common/text_norm.h"
 #include <errno.h>
@@ -19,6 +21,8 @@
 #include <unistd.h>
 
 #define KFW_SIGNATURE "KFW1"
+#define S_BUSINESS_CALLS 256            //  Business API calls open at once per worker; beyond,
+                                        //  a turn gets the API's error_reply at once
 
 //  A streamed answer still being paced out, token by token
 typedef struct s_stream_t {
@@ -37,6 +41,7 @@ typedef struct {
     kf_kb_loader_t *loader;     //  Builds indexes on its own thread
     kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
     kf_kb_suggest_t *suggest;   //  Its suggestions, destroyed before it
+    kf_bot_models_t *models;    //  Its bots' intent models and chit-chat tables
     int64_t kb_version;
     kf_pipeline_config_t pipeline;
     int64_t heartbeat_at_us;    //  Next heartbeat to send
@@ -44,6 +49,7 @@ typedef struct {
     int64_t kb_poll_at_us;
     s_stream_t *streams;        //  Paced streams, unordered
     kf_llm_stage_t *llm;        //  LLM jobs; NULL when no bot uses an LLM
+    kf_business_stage_t *business;  //  business_query calls; NULL when the config has no API
     zmq_pollitem_t *items;      //  The broker socket, then the upstream client's descriptors
     int item_size;
     uint64_t jobs_done;
@@ -94,7 +100,7 @@ s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack
 }
 
 static void
-s_send_for_llm (void *arg, const char *command, const char *job_id, const msgpack_sbuffer *body)
+s_send_for_stage (void *arg, const char *command, const char *job_id, const msgpack_sbuffer *body)
 {
     s_send (arg, command, job_id, body);
 }
@@ -182,13 +188,41 @@ s_send_error (s_worker_t *self, const char *job_id, kf_errc_t errc, const char *
     msgpack_sbuffer_destroy (&body);
 }
 
+//  Hands a business_query turn to the business stage: meta (from the turn as the API answers it,
+//  without the knowledge answer that stood in), then the call; its tokens and FINAL come from
+//  the stage, with the turn's fields through kf_pipeline_business_fields
+static void
+s_run_business (s_worker_t *self, const char *job_id, const msgpack_object *job, bool is_stream,
+                kf_turn_t *turn)
+{
+    void *fields = kf_pipeline_business_fields_new (turn);
+    if (is_stream)
+        s_send_meta (self, job_id, turn);
+    char user_id [260] = "", session_id [72] = "";
+    const char *s;
+    size_t len;
+    if (kf_mp_str (kf_mp_get (kf_mp_get (job, "params"), "user_id"), &s, &len) && len < sizeof user_id)
+        memcpy (user_id, s, len), user_id [len] = 0;
+    if (kf_mp_str (kf_mp_get (kf_mp_get (job, "context"), "session_id"), &s, &len) && len < sizeof session_id)
+        memcpy (session_id, s, len), session_id [len] = 0;
+    kf_business_turn_t business = {
+        .job_id = job_id, .is_stream = is_stream, .bot_id = turn->bot_id,
+        .vars = { turn->slots.order_no, turn->slots.phone, user_id, session_id, turn->bot_id },
+        .failed_attempts = turn->failed_attempts,
+        .fields = kf_pipeline_business_fields, .fields_arg = fields,
+        .free_arg = kf_pipeline_business_fields_free
+    };
+    kf_business_stage_run (self->business, &business);
+}
+
 //  Runs one chat job: meta first, then the tokens, then FINAL with the result
 static void
 s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
 {
     bool is_stream = kf_mp_get_bool (job, "stream", false);
     kf_turn_t turn;
-    kf_pipeline_prepare (&turn, &self->pipeline, self->kb, job);
+    kf_pipeline_env_t env = { self->kb, self->models, self->config->llm };
+    kf_pipeline_prepare (&turn, &self->pipeline, &env, job);
     turn.kb_version = self->kb_version;
     //  The knowledge-base decision is local and instant, so meta can carry sources; an upstream
     //  call (a later stage) starts only after meta is out
@@ -202,6 +236,13 @@ s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
     }
     if (is_llm)
         kf_pipeline_use_llm (&turn, &self->pipeline);
+    else
+    if (self->business && kf_pipeline_needs_business (&turn)
+    &&  kf_business_stage_api (self->business, turn.bot_id)) {
+        s_run_business (self, job_id, job, is_stream, &turn);
+        kf_turn_release (&turn);
+        return;
+    }
     if (is_stream)
         s_send_meta (self, job_id, &turn);
     if (is_llm) {
@@ -452,7 +493,8 @@ s_on_broker_message (s_worker_t *self)
             char job_id [32];
             snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
                       kf_frames_data (&frames, 2));
-            if (!self->llm || !kf_llm_stage_cancel (self->llm, job_id))
+            if ((!self->llm || !kf_llm_stage_cancel (self->llm, job_id))
+            &&  (!self->business || !kf_business_stage_cancel (self->business, job_id)))
                 s_cancel_stream (self, job_id);
         }
         else
@@ -460,7 +502,8 @@ s_on_broker_message (s_worker_t *self)
             char job_id [32];
             snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
                       kf_frames_data (&frames, 2));
-            if (!self->llm || !kf_llm_stage_stop (self->llm, job_id))
+            if ((!self->llm || !kf_llm_stage_stop (self->llm, job_id))
+            &&  (!self->business || !kf_business_stage_stop (self->business, job_id)))
                 s_stop_stream (self, job_id);   //  Unknown: already answered, nothing to do
         }
         else
@@ -470,6 +513,8 @@ s_on_broker_message (s_worker_t *self)
             s_drop_streams (self);
             if (self->llm)
                 kf_llm_stage_cancel_all (self->llm);
+            if (self->business)
+                kf_business_stage_cancel_all (self->business);
             s_connect (self);
             continue;
         }
@@ -484,13 +529,16 @@ s_take_kb (s_worker_t *self, int wait_ms)
 {
     int64_t version;
     kf_kb_suggest_t *suggest;
-    kf_kb_index_t *index = kf_kb_loader_take (self->loader, wait_ms, &version, &suggest);
+    kf_bot_models_t *models;
+    kf_kb_index_t *index = kf_kb_loader_take (self->loader, wait_ms, &version, &suggest, &models);
     if (!index)
         return;
     kf_kb_suggest_destroy (&self->suggest);
     kf_kb_index_destroy (&self->kb);
+    kf_bot_models_destroy (&self->models);
     self->kb = index;
     self->suggest = suggest;
+    self->models = models;
     self->kb_version = version;
     kf_info ("knowledge base version %lld loaded: %zu items", (long long) version,
              kf_kb_index_size (index));
@@ -519,6 +567,8 @@ s_on_timers (s_worker_t *self, int64_t now)
         s_drop_streams (self);
         if (self->llm)
             kf_llm_stage_cancel_all (self->llm);
+        if (self->business)
+            kf_business_stage_cancel_all (self->business);
         s_connect (self);
         return;
     }
@@ -534,24 +584,30 @@ s_on_timers (s_worker_t *self, int64_t now)
         s_pace_streams (self, now);
 }
 
-//  Fills self->items: the broker socket, then the upstream client's descriptors; returns how many
-//  of those, and shortens `timeout` to the client's
+//  Fills self->items: the broker socket, then the upstream client's and the business client's
+//  descriptors; returns how many of those, and shortens `timeout` to the clients'
 static int
 s_fill_items (s_worker_t *self, int64_t now, long *timeout)
 {
     kf_upstream_client_t *client = self->llm ? kf_llm_stage_client (self->llm) : NULL;
+    kf_business_client_t *business = self->business ? kf_business_stage_client (self->business) : NULL;
     int wanted = client ? kf_upstream_client_pollitem_count (client) : 0;
-    if (1 + wanted > self->item_size) {
-        self->item_size = 2 * (1 + wanted);
+    int business_wanted = business ? kf_business_client_pollitem_count (business) : 0;
+    if (1 + wanted + business_wanted > self->item_size) {
+        self->item_size = 2 * (1 + wanted + business_wanted);
         self->items = kf_realloc (self->items, self->item_size * sizeof (zmq_pollitem_t));
     }
     self->items [0] = (zmq_pollitem_t) { self->socket, 0, ZMQ_POLLIN, 0 };
-    if (!client)
-        return 0;
-    long client_timeout = kf_upstream_client_timeout_ms (client, now);
+    long client_timeout = client ? kf_upstream_client_timeout_ms (client, now) : -1;
+    long business_timeout = business ? kf_business_client_timeout_ms (business, now) : -1;
     if (client_timeout >= 0 && (*timeout < 0 || client_timeout < *timeout))
         *timeout = client_timeout;
-    return kf_upstream_client_pollitems (client, self->items + 1, wanted);
+    if (business_timeout >= 0 && (*timeout < 0 || business_timeout < *timeout))
+        *timeout = business_timeout;
+    int count = client ? kf_upstream_client_pollitems (client, self->items + 1, wanted) : 0;
+    if (business)
+        count += kf_business_client_pollitems (business, self->items + 1 + count, business_wanted);
+    return count;
 }
 
 int
@@ -577,8 +633,13 @@ kf_worker_run (const kf_worker_config_t *config)
     self.kb_poll_at_us = kf_mono_us () + config->kb_poll_ms * 1000LL;
     if (config->llm && kf_config_upstream_count (config->llm) > 0) {
         self.llm = kf_llm_stage_new (config->llm, config->max_llm_requests, config->chunk_chars,
-                                     s_send_for_llm, &self);
+                                     s_send_for_stage, &self);
         kf_info ("LLM upstreams configured: %zu", kf_config_upstream_count (config->llm));
+    }
+    if (config->llm && kf_config_business_count (config->llm) > 0) {
+        self.business = kf_business_stage_new (config->llm, S_BUSINESS_CALLS, config->chunk_chars,
+                                               s_send_for_stage, &self);
+        kf_info ("business APIs configured: %zu", kf_config_business_count (config->llm));
     }
     while (!s_interrupted) {
         int64_t now = kf_mono_us ();
@@ -596,17 +657,26 @@ kf_worker_run (const kf_worker_config_t *config)
                 kf_upstream_client_on_poll (kf_llm_stage_client (self.llm), self.items + 1, count);
             kf_upstream_client_on_timer (kf_llm_stage_client (self.llm), kf_mono_us ());
         }
+        if (self.business) {
+            //  Each client acts on its own descriptor among the items and skips the others'
+            kf_business_client_t *business = kf_business_stage_client (self.business);
+            if (rc > 0)
+                kf_business_client_on_poll (business, self.items + 1, count);
+            kf_business_client_on_timer (business, kf_mono_us ());
+        }
         s_on_timers (&self, kf_mono_us ());
     }
     s_send (&self, "DISCONNECT", NULL, NULL);
     kf_info ("stopping after %llu jobs", (unsigned long long) self.jobs_done);
     s_drop_streams (&self);
     kf_llm_stage_destroy (&self.llm);
+    kf_business_stage_destroy (&self.business);
     free (self.items);
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
     kf_kb_loader_destroy (&self.loader);
     kf_kb_suggest_destroy (&self.suggest);
     kf_kb_index_destroy (&self.kb);
+    kf_bot_models_destroy (&self.models);
     return 0;
 }

@@ -435,8 +435,9 @@ h_raw_event (h_raw_t *raw, int timeout_ms, char *topic, size_t topic_size, msgpa
     return true;
 }
 
-int
-h_start_fake_upstream (pid_t *pid)
+//  Starts tests/<binary>, which prints its port on stdout, and returns that port
+static int
+s_start_fake (const char *path, const char *name, pid_t *pid)
 {
     int fds [2];
     CHECK_INT (pipe (fds), 0);
@@ -445,7 +446,7 @@ h_start_fake_upstream (pid_t *pid)
     if (child == 0) {
         prctl (PR_SET_PDEATHSIG, SIGKILL);
         dup2 (fds [1], 1);
-        execl (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", (char *) NULL);
+        execl (path, name, (char *) NULL);
         _exit (127);
     }
     close (fds [1]);
@@ -459,6 +460,18 @@ h_start_fake_upstream (pid_t *pid)
     return port;
 }
 
+int
+h_start_fake_upstream (pid_t *pid)
+{
+    return s_start_fake (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", pid);
+}
+
+int
+h_start_fake_business (pid_t *pid)
+{
+    return s_start_fake (KEFU_BIN_DIR "/tests/fake_business", "fake_business", pid);
+}
+
 char *
 h_fake_stats (int port)
 {
@@ -466,7 +479,7 @@ h_fake_stats (int port)
     struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port),
                                    .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     CHECK (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
-    const char *request = "GET /stats HTTP/1.1\r\nHost: fake\r\n\r\n";
+    const char *request = "GET /stats HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n";
     CHECK (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
     size_t capacity = 4096, len = 0;
     char *reply = kf_malloc (capacity);

@@ -96,6 +96,9 @@ void h_sleep_ms (int ms);
 //  the port it listens on (127.0.0.1); its pid in *pid when `pid` is not NULL.
 int h_start_fake_upstream (pid_t *pid);
 
+//  Starts the fake shop API (tests/fake/fake_business.c) the same way; returns its port.
+int h_start_fake_business (pid_t *pid);
+
 //  The fake's GET /stats body (JSON text, heap, caller frees), and one number from it (a key such
 //  as "requests"; fails the test when absent).
 char *h_fake_stats (int port);

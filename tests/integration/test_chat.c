@@ -90,11 +90,16 @@ s_test_stream (kf_client_t *client)
 static void
 s_test_no_answer (kf_client_t *client)
 {
-    kf_reply_t *reply = h_call (client, "session.create", "{\"user_id\":\"u3\",\"channel\":\"wxmini\"}");
+    //  Two unanswered turns in a row would hand the session to people (issue 5, reason 3; tested in
+    //  test_intents): off here, so the bot keeps answering and failed_attempts keeps counting
+    kf_reply_t *reply = h_call (client, "bot.update", "{\"bot_id\":\"default\",\"handoff\":{\"failed_attempts\":0}}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "session.create", "{\"user_id\":\"u3\",\"channel\":\"wxmini\"}");
     CHECK (reply->ok);
     const char *session = h_str (reply->result, "session_id");
     kf_reply_destroy (&reply);
-    reply = h_call (client, "chat", "{\"message\":\"今天天气怎么样\",\"session_id\":\"%s\",\"user_id\":\"u3\"}", session);
+    reply = h_call (client, "chat", "{\"message\":\"你们支持比特币付款吗\",\"session_id\":\"%s\",\"user_id\":\"u3\"}", session);
     CHECK (reply->ok);
     CHECK (strstr (h_str (reply->result, "reply"), "抱歉"));
     CHECK_INT (kf_mp_get_int (reply->result, "failed_attempts", 0), 1);
@@ -120,7 +125,7 @@ s_test_no_answer (kf_client_t *client)
     const msgpack_object *data = kf_mp_get (reply->result, "data");
     CHECK_INT (data->via.array.size, 4);
     CHECK_STR (h_str (&data->via.array.ptr [0], "role"), "user");
-    CHECK_STR (h_str (&data->via.array.ptr [0], "content"), "今天天气怎么样");
+    CHECK_STR (h_str (&data->via.array.ptr [0], "content"), "你们支持比特币付款吗");
     CHECK_STR (h_str (&data->via.array.ptr [1], "role"), "assistant");
     CHECK (kf_mp_get_int (&data->via.array.ptr [1], "id", 0) > kf_mp_get_int (&data->via.array.ptr [0], "id", 0));
     kf_reply_destroy (&reply);

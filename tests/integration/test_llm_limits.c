@@ -168,6 +168,11 @@ s_test_cap (kf_harness_t *h, kf_client_t *client)
 static void
 s_test_breaker (kf_client_t *client)
 {
+    //  The same question in one session, over and over: no handoff for repeating it here (issue 5,
+    //  reason 5; test_intents)
+    kf_reply_t *update = h_call (client, "bot.update", "{\"bot_id\":\"brk\",\"handoff\":{\"repeated_question\":0}}");
+    CHECK (update->ok);
+    kf_reply_destroy (&update);
     //  Two failures in a row open it: fallback replies, failed_attempts growing
     char session [64] = "";
     for (int i = 0; i < 2; i++) {

@@ -15,7 +15,9 @@ static int s_acked_count;
 static volatile int s_stop;
 static char s_session [64];
 
-//  Chats as fast as it can until the broker disappears, recording each acknowledged answer
+//  Chats as fast as it can until the broker disappears, recording each acknowledged answer. The
+//  question alternates between two wordings: the same one asked a third time in a row would hand
+//  the session to people (a repeated question, PROTOCOL.md 13.1), and the bot would go silent
 static void *
 s_chatter (void *arg)
 {
@@ -24,7 +26,8 @@ s_chatter (void *arg)
     kf_client_set_timeout (client, 1000);
     while (!s_stop && s_acked_count < S_MAX_ACKED) {
         msgpack_sbuffer params;
-        h_pack_json (&params, "{\"message\":\"发票怎么开\",\"session_id\":\"%s\"}", s_session);
+        h_pack_json (&params, "{\"message\":\"%s\",\"session_id\":\"%s\"}",
+                     s_acked_count % 2 ? "怎么开发票" : "发票怎么开", s_session);
         kf_reply_t *reply = NULL;
         int rc = kf_client_call (client, "chat", params.data, params.size, &reply);
         msgpack_sbuffer_destroy (&params);

@@ -1,6 +1,7 @@
-/*  test_config.c - the LLM upstream configuration: a full file, defaults, ${NAME} expansion, the
-    KEFU_LLM_* shortcut alone and merged with a file, [bot *] fallback, every error with its line
-    number, and an API key that shows in no error and no log line. */
+/*  test_config.c - the LLM upstream and business API configuration: a full file, defaults,
+    ${NAME} expansion, the KEFU_LLM_* shortcut alone and merged with a file, [bot *] fallback,
+    [business] sections and the bots naming them, every error with its line number, and an API
+    key that shows in no error and no log line. */
 #include "common/config.h"
 #include "common/log.h"
 #include "testutil.h"
@@ -389,7 +390,7 @@ s_test_errors (void)
     s_expect_error (S_OK_UPSTREAM SECRET "\n",
                     "6: expected 'key = value', a [section] or a comment");
     s_expect_error (S_OK_UPSTREAM " = " SECRET "\n", "6: no key before '='");
-    s_expect_error ("\n[server]\n", "2: unknown section type 'server' (upstream or bot)");
+    s_expect_error ("\n[server]\n", "2: unknown section type 'server' (upstream, business or bot)");
     s_expect_error ("[upstream]\n", "1: section [upstream] needs a name");
     s_expect_error ("[bot]\n", "1: section [bot] needs a name");
     s_expect_error ("[upstream a b]\n",
@@ -541,6 +542,119 @@ s_test_errors (void)
     s_clear_env ();
 }
 
+//  [business] sections, the bot keys naming them, their defaults and errors
+static void
+s_test_business (void)
+{
+    s_clear_env ();
+    setenv ("TEST_CONFIG_KEY", SECRET, 1);
+    kf_config_t *config = s_load_text (
+        "[business orders]\n"
+        "url = https://shop.example.com/api/orders/{order_no}?key=${TEST_CONFIG_KEY}\n"
+        "headers = Authorization: Bearer ${TEST_CONFIG_KEY} | X-Shop: 1\n"
+        "timeout_ms = 1500\n"
+        "requires = order_no|phone\n"
+        "reply = 订单 {order_no} 状态：{status}；物流：{logistics.company|暂无} {items.0.name}\n"
+        "not_found_reply = 没有找到订单 {order_no}\n"
+        "\n"
+        "[business member]\n"
+        "url = http://10.0.0.5:8080/members\n"
+        "method = POST\n"
+        "body = {\"user\":\"{user_id}\",\"bot\":\"{bot_id}\",\"session\":\"{session_id}\"}\n"
+        "requires = none\n"
+        "reply = 您的会员等级：{level}\n"
+        "error_reply = 会员系统维护中\n"
+        "ask_reply = 请告诉我您的手机号\n"
+        "\n"
+        "[bot *]\n"
+        "business = orders\n"
+        "\n"
+        "[bot vip]\n"
+        "business = member\n"
+        "order_pattern = VIP[0-9]{6}\n"
+        "llm = off\n");
+    CHECK (config);
+    CHECK_INT (kf_config_business_count (config), 2);
+    CHECK_INT (kf_config_upstream_count (config), 0);
+    const kf_business_config_t *orders = kf_config_business (config, "orders");
+    CHECK (orders);
+    CHECK_STR (orders->name, "orders");
+    CHECK (strstr (orders->url, SECRET));
+    CHECK (!orders->is_post);
+    CHECK_INT (orders->header_count, 2);
+    CHECK_STR (orders->headers [0], "Authorization: Bearer " SECRET);
+    CHECK_STR (orders->headers [1], "X-Shop: 1");
+    CHECK_INT (orders->timeout_ms, 1500);
+    CHECK_INT (orders->requires, KF_BUSINESS_NEEDS_ORDER_NO | KF_BUSINESS_NEEDS_PHONE);
+    CHECK (strstr (orders->reply, "{logistics.company|暂无}"));
+    CHECK_STR (orders->not_found_reply, "没有找到订单 {order_no}");
+    CHECK_STR (orders->error_reply, KF_CONFIG_DEFAULT_ERROR_REPLY);
+    CHECK_STR (orders->ask_reply, KF_CONFIG_DEFAULT_ASK_REPLY);
+    const kf_business_config_t *member = kf_config_business (config, "member");
+    CHECK (member && member->is_post);
+    CHECK_INT (member->requires, 0);
+    CHECK_INT (member->timeout_ms, 3000);
+    CHECK_INT (member->header_count, 0);
+    CHECK_STR (member->body, "{\"user\":\"{user_id}\",\"bot\":\"{bot_id}\",\"session\":\"{session_id}\"}");
+    CHECK_STR (member->ask_reply, "请告诉我您的手机号");
+    CHECK (!kf_config_business (config, "nope"));
+    CHECK (!kf_config_business (config, NULL));
+    //  A bot section with only a business needs no llm = off; another bot falls back to [bot *]
+    const kf_bot_llm_t *bot = kf_config_bot (config, "shop");
+    CHECK (bot && bot->business == orders && bot->llm == KF_LLM_OFF && !bot->upstream);
+    CHECK_STR (bot->order_pattern, KF_CONFIG_DEFAULT_ORDER_PATTERN);
+    bot = kf_config_bot (config, "vip");
+    CHECK (bot && bot->business == member);
+    CHECK_STR (bot->order_pattern, "VIP[0-9]{6}");
+    kf_config_destroy (&config);
+
+    //  An LLM bot without a business; POST's default body
+    config = s_load_text (S_OK_UPSTREAM "[bot b]\nupstream = u\n"
+                          "[business p]\nurl = http://x/q\nmethod = POST\nreply = {a}\n");
+    CHECK (config);
+    bot = kf_config_bot (config, "b");
+    CHECK (bot && !bot->business && bot->llm == KF_LLM_FALLBACK);
+    CHECK_STR (kf_config_business (config, "p")->body, KF_CONFIG_DEFAULT_BUSINESS_BODY);
+    kf_config_destroy (&config);
+
+    //  Errors
+#define S_BIZ "[business o]\nurl = http://shop/orders/{order_no}\nreply = {status}\n"
+    s_expect_error ("[business o]\nreply = x\n", "1: [business o] needs url");
+    s_expect_error ("\n[business o]\nurl = http://a/b\n",
+                    "2: [business o] needs reply (the answer template)");
+    s_expect_error ("[business o]\nurl = ftp://a/{order_no}\n",
+                    "2: url must be an http:// or https:// URL without spaces");
+    s_expect_error ("[business o]\nurl = http://a/{order}\n",
+                    "2: unknown placeholder {order} (order_no, phone, user_id, session_id, bot_id)");
+    s_expect_error (S_BIZ "method = PUT\n", "4: method must be GET or POST, not 'PUT'");
+    s_expect_error (S_BIZ "method = POST\nbody = {\"q\":\"{status}\"}\n",
+                    "5: unknown placeholder {status} (order_no, phone, user_id, session_id, bot_id)");
+    s_expect_error (S_BIZ "body = {}\n", "1: [business o] has a body but method GET (method = POST)");
+    s_expect_error (S_BIZ "timeout_ms = 0\n", "4: timeout_ms must be from 1 to 60000, not 0");
+    s_expect_error (S_BIZ "requires = order\n",
+                    "4: requires must be order_no, phone, order_no|phone or none, not 'order'");
+    s_expect_error (S_BIZ "headers = Authorization Bearer " SECRET "\n",
+                    "4: headers must be \"Name: value\" lines separated by |");
+    s_expect_error (S_BIZ "reply = again\n", "4: duplicate key 'reply' in [business o]");
+    s_expect_error (S_BIZ "model = m\n", "4: unknown key 'model' in [business o]");
+    s_expect_error (S_BIZ "[business o]\n", "4: duplicate section [business o] (first at line 1)");
+    s_expect_error ("[business]\n", "1: section [business] needs a name");
+    s_expect_error ("[business a/b]\n",
+                    "1: bad business name 'a/b' (letters, digits, '_', '-', '.', at most 64 bytes)");
+    s_expect_error (S_BIZ "\n[bot b]\nbusiness = orders\n", "6: [bot b] names unknown business 'orders'");
+    s_expect_error (S_BIZ "[bot b]\nbusiness = o\norder_pattern = ORD-([0-9]+\n",
+                    "6: order_pattern is not a POSIX extended regular expression: "
+                    "Unmatched ( or \\(");
+    s_expect_error (S_BIZ "[bot b]\nbusiness = o\nllm = fallback\n",
+                    "4: [bot b] needs upstream (or llm = off)");
+    s_expect_error ("[bot b]\n", "1: [bot b] needs upstream (or llm = off)");
+    s_expect_error (S_BIZ "reply_x = ${TEST_CONFIG_UNSET}\n", "4: unknown key 'reply_x' in [business o]");
+    s_expect_error (S_BIZ "error_reply = ${TEST_CONFIG_UNSET}\n",
+                    "4: environment variable TEST_CONFIG_UNSET is not set (in 'error_reply')");
+#undef S_BIZ
+    s_clear_env ();
+}
+
 //  Everything written to stderr during the tests goes to a file, searched for the key at the end
 //  and shown (a failed CHECK shows there too)
 static char s_log_path [320];
@@ -587,6 +701,7 @@ main (int argc, char *argv [])
     s_test_env_only ();
     s_test_merge ();
     s_test_errors ();
+    s_test_business ();
 
     s_restore_stderr ();
     FILE *log = fopen (s_log_path, "r");

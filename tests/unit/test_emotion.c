@@ -3,7 +3,7 @@
     neutral questions stay in the middle, full and half width alike), then the three-way band
     accuracy on tests/data/emotion_eval.jsonl, which must be at least 85%.
     KEFU_EVAL_VERBOSE=1 prints every message with its score and cues. */
-#include "workers/emotion.h"
+#include "common/emotion.h"
 #include "common/json_codec.h"
 #include "common/mpack.h"
 #include "testutil.h"

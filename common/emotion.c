@@ -1,7 +1,7 @@
 /*  emotion.c - the emotion score of a customer message: the text folded (width, case, traditional
     characters), lexicon cues matched longest first with negation and intensifiers, punctuation
     runs and shouting counted, the sum squashed into [0, 1]. The model is in emotion.h. */
-#include "workers/emotion.h"
+#include "common/emotion.h"
 #include "common/log.h"
 #include "common/utf8.h"
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/text_norm.h"
-#include "workers/emotion_lexicon.h"
+#include "common/emotion_lexicon.h"
 
 #define S_LEXICON_SIZE      (sizeof s_lexicon / sizeof s_lexicon [0])
 #define S_NEGATION_REACH    3       //  Characters a negator reaches past its end
@@ -146,6 +146,10 @@ s_match (const s_folded_t *f, size_t i, size_t *chars)
     size_t left = f->offset [f->count] - f->offset [i];
     for (size_t e = 0; e < S_LEXICON_SIZE; e++) {
         const s_entry_t *entry = &s_lexicon [e];
+        //  Two bytes first (the text is NUL-terminated): most entries differ there, and this
+        //  loop runs for every character of every message
+        if (entry->text [0] != at [0] || (entry->text [1] && entry->text [1] != at [1]))
+            continue;
         size_t len = strlen (entry->text);
         if (len <= best_len || len > left || memcmp (at, entry->text, len) != 0)
             continue;

@@ -1,4 +1,4 @@
-/*  emotion_lexicon.h - the built-in lexicon of workers/emotion.c (included there only).
+/*  emotion_lexicon.h - the built-in lexicon of common/emotion.c (included there only).
     Entries are folded text: simplified, latin lower case, half-width. Matching is longest first, so
     a longer phrase overrides its parts; weight 0 BLOCK entries keep a neutral phrase (差价, 服务,
     不知道) from being read as a cue. For INTENS entries the weight is the multiplier. */

@@ -1,0 +1,70 @@
+/*  intent_stage.c - the intent of a chat turn: the bot's trained classifier, or rules for a bot
+    without intents. See pipeline_stages.h. */
+#include "workers/pipeline_stages.h"
+#include "workers/chitchat.h"
+#include "workers/intent_classifier.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define S_RULE_CHITCHAT_CONFIDENCE 0.9
+#define S_RULE_DEFAULT_CONFIDENCE 0.5
+
+//  Rules for a bot without intents: the behaviour before issue 5, with the table from the database
+static void
+s_rules (kf_turn_t *turn)
+{
+    if (kf_intent_is_transfer (turn->message, turn->message_len)) {
+        turn->intent = KF_INTENT_TRANSFER;
+        turn->intent_confidence = 1.0;
+        return;
+    }
+    char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
+    bool is_chitchat = kf_chitchat_match (turn->model.chitchat, normal, NULL) != NULL;
+    free (normal);
+    turn->intent = is_chitchat ? KF_INTENT_CHITCHAT : KF_INTENT_KNOWLEDGE;
+    turn->intent_confidence = is_chitchat ? S_RULE_CHITCHAT_CONFIDENCE : S_RULE_DEFAULT_CONFIDENCE;
+}
+
+void
+kf_stage_intent (kf_turn_t *turn)
+{
+    turn->query = turn->message;
+    turn->query_len = turn->message_len;
+    turn->sub_task_count = 0;
+    const kf_intent_model_t *model = turn->model.intents;
+    if (!model) {
+        s_rules (turn);
+        return;
+    }
+    kf_intent_result_t result;
+    kf_intent_classify (model, turn->message, turn->message_len, &result);
+    turn->intent = result.intent >= 0 ? result.name : KF_INTENT_KNOWLEDGE;
+    turn->intent_confidence = result.intent >= 0 ? result.confidence : S_RULE_DEFAULT_CONFIDENCE;
+    //  A bot whose own intents lack transfer_to_human still hands over on "转人工"
+    if (kf_intent_model_find (model, KF_INTENT_TRANSFER) < 0
+    &&  kf_intent_is_transfer (turn->message, turn->message_len)) {
+        turn->intent = KF_INTENT_TRANSFER;
+        turn->intent_confidence = 1.0;
+    }
+    for (int t = 0; t < result.sub_task_count; t++)
+        turn->sub_tasks [turn->sub_task_count++] = (kf_sub_task_t) {
+            kf_intent_model_name (model, result.sub_tasks [t]), result.sub_confidence [t],
+            turn->message + result.sub_offset [t], result.sub_len [t]
+        };
+}
+
+void
+kf_stage_intent_focus (kf_turn_t *turn)
+{
+    for (int t = 0; t < turn->sub_task_count; t++) {
+        const char *intent = turn->sub_tasks [t].intent;
+        bool fits = turn->route == KF_ROUTE_EMPATHY ? strcmp (intent, KF_INTENT_EMOTION) != 0
+                                                    && strcmp (intent, KF_INTENT_TRANSFER) != 0
+                  : strcmp (intent, KF_INTENT_KNOWLEDGE) == 0 || strcmp (intent, KF_INTENT_BUSINESS) == 0;
+        if (fits && turn->sub_tasks [t].text_len) {
+            turn->query = turn->sub_tasks [t].text;
+            turn->query_len = turn->sub_tasks [t].text_len;
+            return;
+        }
+    }
+}
