@@ -145,8 +145,11 @@ s_commit_and_send (kf_broker_t *self)
         uint64_t batch = kf_store_batch (self->store);
         is_lost = kf_store_flush (self->store) != 0;
         self->counters.commits++;
-        if (is_lost)
+        if (is_lost) {
+            //  Topic events of the lost batch (escalations, agent messages) did not happen
+            kf_stream_hub_discard_notices (self->hub);
             kf_chat_on_batch_lost (self, batch);
+        }
     }
     if (!self->dirty_since_us)
         kf_stream_hub_flush (self->hub, now);

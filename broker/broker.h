@@ -128,6 +128,17 @@ int kf_broker_message_owned (kf_broker_t *self, int64_t message_id, const char *
                              size_t user_len, char *role, size_t role_size, char *session_id,
                              size_t session_size, kf_error_t *err);
 
+//  Parameter helpers of the *_methods.c files (methods.c): the bot a request names ("default"
+//  when absent or empty) copied into `bot` (260 bytes); page (from 1) and page_size (1..max,
+//  default 20 or max when smaller). Each returns 0, or -1 with `err` set.
+int kf_broker_param_bot (kf_request_t *req, char *bot, kf_error_t *err);
+int kf_broker_param_page (kf_request_t *req, int64_t max, int64_t *page, int64_t *page_size,
+                          kf_error_t *err);
+
+//  Answers a query: sends `result` when `rc` is 0, else frees it and answers 500 internal.
+void kf_broker_send_query (kf_broker_t *self, const char *routing, size_t routing_len,
+                           kf_request_t *req, kf_result_t *result, int rc);
+
 //  A client method: answers `req` from the client `routing` exactly once (reply queued).
 typedef void (kf_method_fn) (kf_broker_t *self, const char *routing, size_t routing_len,
                              kf_request_t *req);

@@ -103,12 +103,18 @@ kf_cj_store_rows (kf_broker_t *self, kf_job_t *job)
 }
 
 //  Whether the hot-answer cache may answer: it knows only the message, so not when the worker must
-//  see the turn - a question repeated (the worker counts toward a handoff), an upset customer (an
-//  empathetic reply, perhaps a handoff), a dialog waiting for the customer's answer (slots)
+//  see the turn - a question asked as often as the bot's repeated_question threshold (the worker
+//  hands over; the times before that are ordinary questions), an upset customer (an empathetic
+//  reply, perhaps a handoff), a dialog waiting for the customer's answer (slots)
 static bool
-s_is_cacheable (const kf_job_t *job)
+s_is_cacheable (kf_broker_t *self, const kf_job_t *job)
 {
-    return job->repeat_count < 2 && !job->session->is_dialog_open
+    kf_session_t *session = job->session;
+    kf_handoff_limits_t limits;
+    kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
+    bool is_repeat_due = limits.repeated_question > 0
+                      && job->repeat_count >= limits.repeated_question;
+    return !is_repeat_due && !session->is_dialog_open
         && job->emotion_score >= KF_EMOTION_UPSET_BELOW;
 }
 
@@ -142,7 +148,7 @@ s_begin (kf_broker_t *self, kf_job_t *job)
     job->repeat_count = kf_session_count_repeat (session, s_repeat_key (job->message,
                                                                          job->message_len));
     job->emotion_score = kf_emotion_score (job->message, job->message_len);
-    if (s_is_cacheable (job) && kf_cj_answer_from_cache (self, job))
+    if (s_is_cacheable (self, job) && kf_cj_answer_from_cache (self, job))
         return;
     s_ready_push (self, job, false);
 }
@@ -426,7 +432,8 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_mp_pack_cstr (&pk, "params");
     pk.callback (pk.data, job->params.data, job->params.size);
     kf_mp_pack_cstr (&pk, "context");
-    msgpack_pack_map (&pk, 8);
+    bool has_emotion = job->emotion_score >= 0;
+    msgpack_pack_map (&pk, 8 + has_emotion);
     kf_mp_pack_kv_str (&pk, "session_id", session->id);
     kf_mp_pack_kv_str (&pk, "upstream_conversation_id",
                        session->upstream_conversation_id ? session->upstream_conversation_id : "");
@@ -444,6 +451,8 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_mp_pack_cstr (&pk, "slots");
     pk.callback (pk.data, session->slots, session->slots_size);
     kf_mp_pack_kv_int (&pk, "repeat_count", job->repeat_count);
+    if (has_emotion)                //  Scored at the start: the worker need not score it again
+        kf_mp_pack_kv_double (&pk, "emotion_score", job->emotion_score);
     kf_handoff_limits_t limits;
     kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
     kf_mp_pack_cstr (&pk, "handoff");
@@ -567,6 +576,9 @@ kf_chat_destroy_all (kf_broker_t *self)
 void
 kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
 {
+    //  Sessions saved in the batch hold what it changed (handoff, slots, counters): read back first,
+    //  so a job that starts while the batch's jobs fail sees the stored state
+    kf_sessions_restore_batch (self->sessions, batch);
     //  Their rows (and perhaps their session's) were rolled back: they cannot be answered truthfully
     for (kf_job_t *job = self->live_head, *next; job; job = next) {
         next = job->live_next;

@@ -14,35 +14,12 @@
 
 #define S_SAVEPOINT "chitchat_edit"
 
-static sqlite3_stmt *
-s_prepare (kf_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (kf_store_db (store), sql, -1, &stmt, NULL) != SQLITE_OK) {
-        kf_error ("chitchat: prepare failed: %s", sqlite3_errmsg (kf_store_db (store)));
-        sqlite3_finalize (stmt);
-        return NULL;
-    }
-    return stmt;
-}
-
-//  Steps a write inside the store's batch and finalizes it. Returns 0 or -1 (logged by the store)
-static int
-s_write (kf_store_t *store, sqlite3_stmt *stmt)
-{
-    if (!stmt)
-        return -1;
-    int rc = kf_store_write_step (store, stmt);
-    sqlite3_finalize (stmt);
-    return rc;
-}
-
 //  One integer from `sql` with ?1 = `bot_id` and ?2 = `arg` (a statement without ?2 ignores it);
 //  `fallback` when no row, -1 on error
 static int64_t
 s_number (kf_store_t *store, const char *sql, const char *bot_id, int64_t arg, int64_t fallback)
 {
-    sqlite3_stmt *stmt = s_prepare (store, sql);
+    sqlite3_stmt *stmt = kf_store_statement (store, sql);
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
@@ -74,14 +51,14 @@ s_source (kf_store_t *store, const char *bot_id)
 static int
 s_adopt (kf_store_t *store, const char *bot_id)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "INSERT INTO chitchat (bot_id, questions, reply,"
+    sqlite3_stmt *stmt = kf_store_statement (store, "INSERT INTO chitchat (bot_id, questions, reply,"
         " updated_at) SELECT ?1, questions, reply, ?2 FROM chitchat WHERE bot_id = 'default'"
         " ORDER BY id");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64 (stmt, 2, kf_now_ms ());
     }
-    return s_write (store, stmt);
+    return kf_store_write_once (store, stmt);
 }
 
 //  Where row `id` stands among the rows of `source` (0 first), -1 when it is not one of them,
@@ -146,7 +123,7 @@ s_create (kf_store_t *store, const char *bot_id, const char *questions, const ch
     if (count >= KF_CHITCHAT_MAX)
         return kf_error_set (err, KF_E_TOO_LARGE, "bot %s has %d chit-chat rows, the most a bot"
                              " may have", bot_id, KF_CHITCHAT_MAX);
-    sqlite3_stmt *stmt = s_prepare (store, "INSERT INTO chitchat (bot_id, questions, reply,"
+    sqlite3_stmt *stmt = kf_store_statement (store, "INSERT INTO chitchat (bot_id, questions, reply,"
                                            " updated_at) VALUES (?, ?, ?, ?)");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
@@ -154,7 +131,7 @@ s_create (kf_store_t *store, const char *bot_id, const char *questions, const ch
         sqlite3_bind_text (stmt, 3, reply, (int) reply_len, SQLITE_TRANSIENT);
         sqlite3_bind_int64 (stmt, 4, kf_now_ms ());
     }
-    if (s_write (store, stmt))
+    if (kf_store_write_once (store, stmt))
         return kf_error_set (err, KF_E_INTERNAL, "could not store the chit-chat row");
     *id = sqlite3_last_insert_rowid (kf_store_db (store));
     return 0;
@@ -208,7 +185,7 @@ s_update (kf_store_t *store, const char *bot_id, int64_t given, const char *ques
                                        " bot %s", (long long) given, bot_id)
                        : kf_error_set (err, KF_E_INTERNAL, "could not read or copy the chit-chat"
                                        " table");
-    sqlite3_stmt *stmt = s_prepare (store, "UPDATE chitchat SET questions = coalesce (?2,"
+    sqlite3_stmt *stmt = kf_store_statement (store, "UPDATE chitchat SET questions = coalesce (?2,"
         " questions), reply = coalesce (?3, reply), updated_at = ?4 WHERE id = ?1");
     if (stmt) {
         sqlite3_bind_int64 (stmt, 1, *id);
@@ -218,7 +195,7 @@ s_update (kf_store_t *store, const char *bot_id, int64_t given, const char *ques
             sqlite3_bind_text (stmt, 3, reply, (int) reply_len, SQLITE_TRANSIENT);
         sqlite3_bind_int64 (stmt, 4, kf_now_ms ());
     }
-    if (s_write (store, stmt))
+    if (kf_store_write_once (store, stmt))
         return kf_error_set (err, KF_E_INTERNAL, "could not store the chit-chat row");
     return 0;
 }
@@ -284,12 +261,12 @@ s_delete (kf_store_t *store, const char *bot_id, const msgpack_object *ids, msgp
     for (uint32_t i = 0; i < count; i++) {
         if (positions [i] < 0)
             continue;
-        sqlite3_stmt *stmt = s_prepare (store, "DELETE FROM chitchat WHERE id = ? AND bot_id = ?");
+        sqlite3_stmt *stmt = kf_store_statement (store, "DELETE FROM chitchat WHERE id = ? AND bot_id = ?");
         if (stmt) {
             sqlite3_bind_int64 (stmt, 1, rows [i]);
             sqlite3_bind_text (stmt, 2, bot_id, -1, SQLITE_TRANSIENT);
         }
-        if (s_write (store, stmt))
+        if (kf_store_write_once (store, stmt))
             return kf_error_set (err, KF_E_INTERNAL, "could not delete the chit-chat row");
         deleted += sqlite3_changes (kf_store_db (store));
     }
@@ -331,8 +308,9 @@ kf_chitchat_store_delete (kf_store_t *store, const char *bot_id, const msgpack_o
 //  --- Reads -----------------------------------------------------------------------------------
 
 static void
-s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
+s_pack_row (void *arg, sqlite3_stmt *stmt, msgpack_packer *pk)
 {
+    (void) arg;
     msgpack_pack_map (pk, 5);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "bot_id", (const char *) sqlite3_column_text (stmt, 1));
@@ -345,14 +323,14 @@ s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
 int
 kf_chitchat_store_pack_one (kf_store_t *store, int64_t id, msgpack_packer *pk)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "SELECT id, bot_id, questions, reply, updated_at"
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT id, bot_id, questions, reply, updated_at"
                                            " FROM chitchat WHERE id = ?");
     if (!stmt)
         return -1;
     sqlite3_bind_int64 (stmt, 1, id);
     int rc = sqlite3_step (stmt) == SQLITE_ROW ? 0 : -1;
     if (rc == 0)
-        s_pack_row (stmt, pk);
+        s_pack_row (NULL, stmt, pk);
     sqlite3_finalize (stmt);
     return rc;
 }
@@ -364,8 +342,8 @@ kf_chitchat_store_query_pack (kf_store_t *store, const char *bot_id, const char 
     #define S_WHERE " FROM chitchat WHERE bot_id = ?1" \
                     " AND (?2 IS NULL OR instr (questions, ?2) > 0 OR instr (reply, ?2) > 0)"
     const char *source = s_source (store, bot_id);
-    sqlite3_stmt *count = source ? s_prepare (store, "SELECT count(*)" S_WHERE) : NULL;
-    sqlite3_stmt *rows = count ? s_prepare (store, "SELECT id, bot_id, questions, reply,"
+    sqlite3_stmt *count = source ? kf_store_statement (store, "SELECT count(*)" S_WHERE) : NULL;
+    sqlite3_stmt *rows = count ? kf_store_statement (store, "SELECT id, bot_id, questions, reply,"
                                             " updated_at" S_WHERE " ORDER BY id LIMIT ?3 OFFSET ?4")
                                : NULL;
     #undef S_WHERE
@@ -383,26 +361,9 @@ kf_chitchat_store_query_pack (kf_store_t *store, const char *bot_id, const char 
     sqlite3_bind_int64 (rows, 4, (page - 1) * page_size);
     int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
     sqlite3_finalize (count);
-    msgpack_sbuffer data;
-    msgpack_sbuffer_init (&data);
-    msgpack_packer data_pk;
-    msgpack_packer_init (&data_pk, &data, msgpack_sbuffer_write);
-    uint32_t shown = 0;
-    int rc = SQLITE_ERROR;
-    while (total >= 0 && (rc = sqlite3_step (rows)) == SQLITE_ROW) {
-        s_pack_row (rows, &data_pk);
-        shown++;
-    }
-    sqlite3_finalize (rows);
-    if (rc == SQLITE_DONE) {
-        msgpack_pack_map (pk, 7);
-        kf_mp_pack_cstr (pk, "data");
-        msgpack_pack_array (pk, shown);
-        pk->callback (pk->data, data.data, data.size);
-        kf_mp_pack_page (pk, total, page, page_size);
-        kf_mp_pack_kv_str (pk, "bot_id", bot_id);
-        kf_mp_pack_kv_bool (pk, "inherited", strcmp (source, bot_id) != 0);
-    }
-    msgpack_sbuffer_destroy (&data);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (kf_store_pack_page (rows, s_pack_row, NULL, total, page, page_size, 2, pk))
+        return -1;
+    kf_mp_pack_kv_str (pk, "bot_id", bot_id);
+    kf_mp_pack_kv_bool (pk, "inherited", strcmp (source, bot_id) != 0);
+    return 0;
 }

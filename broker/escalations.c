@@ -93,15 +93,6 @@ kf_escalation_reason_name (int reason)
     return reason >= 1 && reason <= 5 ? names [reason] : names [0];
 }
 
-static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text, size_t len)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
 //  Packs the customer's profile {user_id, name, email, mobile, photo_url}: "" for what is unknown
 static void
 s_pack_user (kf_escalations_t *self, const char *user_id, msgpack_packer *pk)
@@ -180,7 +171,7 @@ kf_escalations_create (kf_escalations_t *self, const kf_escalation_in_t *in, msg
     sqlite3_bind_text (stmt, 4, session->user_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text (stmt, 5, session->channel, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int (stmt, 6, in->reason);
-    s_bind_text (stmt, 7, in->intent, in->intent ? strlen (in->intent) : 0);
+    kf_store_bind_text (stmt, 7, in->intent, in->intent ? strlen (in->intent) : 0);
     if (in->emotion_score >= 0)
         sqlite3_bind_double (stmt, 8, in->emotion_score);
     else
@@ -226,9 +217,9 @@ kf_escalations_finish (kf_escalations_t *self, int64_t id, const char *status, c
     sqlite3_stmt *stmt = self->stmt [E_FINISH];
     sqlite3_bind_int64 (stmt, 1, id);
     sqlite3_bind_text (stmt, 2, status, -1, SQLITE_STATIC);
-    s_bind_text (stmt, 3, agent_id, agent_len);
+    kf_store_bind_text (stmt, 3, agent_id, agent_len);
     sqlite3_bind_int64 (stmt, 4, at);
-    s_bind_text (stmt, 5, note, note_len);
+    kf_store_bind_text (stmt, 5, note, note_len);
     return kf_store_write_step (self->store, stmt);
 }
 
@@ -307,10 +298,10 @@ kf_escalations_pack (kf_escalations_t *self, int64_t id, msgpack_packer *pk)
 static void
 s_bind_filter (sqlite3_stmt *stmt, const kf_escalation_filter_t *filter)
 {
-    s_bind_text (stmt, 1, filter->status_len ? filter->status : NULL, filter->status_len);
-    s_bind_text (stmt, 2, filter->session_id_len ? filter->session_id : NULL, filter->session_id_len);
-    s_bind_text (stmt, 3, filter->bot_id_len ? filter->bot_id : NULL, filter->bot_id_len);
-    s_bind_text (stmt, 4, filter->agent_id_len ? filter->agent_id : NULL, filter->agent_id_len);
+    kf_store_bind_text (stmt, 1, filter->status_len ? filter->status : NULL, filter->status_len);
+    kf_store_bind_text (stmt, 2, filter->session_id_len ? filter->session_id : NULL, filter->session_id_len);
+    kf_store_bind_text (stmt, 3, filter->bot_id_len ? filter->bot_id : NULL, filter->bot_id_len);
+    kf_store_bind_text (stmt, 4, filter->agent_id_len ? filter->agent_id : NULL, filter->agent_id_len);
 }
 
 int

@@ -9,27 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-//  The bot a request names ("default" when absent or empty), copied into `bot` (260 bytes)
-static int
-s_bot_param (kf_request_t *req, char *bot, kf_error_t *err)
-{
-    const char *bot_id;
-    size_t bot_len;
-    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, err))
-        return -1;
-    snprintf (bot, 260, "%.*s", bot_id && bot_len ? (int) bot_len : 7,
-              bot_id && bot_len ? bot_id : "default");
-    return 0;
-}
-
-//  Page and page_size params: page from 1, page_size 1..100 (default 20)
-static int
-s_page_params (kf_request_t *req, int64_t *page, int64_t *page_size, kf_error_t *err)
-{
-    return kf_param_int (req->params, "page", 1, 1000000, 1, page, err)
-        || kf_param_int (req->params, "page_size", 1, 100, 20, page_size, err);
-}
-
 //  An edit of one row (create or update): 0 with the row's id, or -1 with `err` set
 typedef int (s_edit_fn) (kf_store_t *store, const char *bot_id, const msgpack_object *params,
                          int64_t *id, kf_error_t *err);
@@ -44,7 +23,7 @@ s_edit (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t
     kf_error_t err;
     char bot [260];
     int64_t id = 0;
-    if (s_bot_param (req, bot, &err) || edit (self->store, bot, req->params, &id, &err)) {
+    if (kf_broker_param_bot (req, bot, &err) || edit (self->store, bot, req->params, &id, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -73,7 +52,7 @@ s_delete (kf_broker_t *self, const char *routing, size_t routing_len, kf_request
     kf_result_t r;
     kf_result_init (&r);
     int deleted = -1;
-    if (s_bot_param (req, bot, &err) == 0)
+    if (kf_broker_param_bot (req, bot, &err) == 0)
         deleted = delete (self->store, bot, req->params, &r.pk, &err);
     if (deleted < 0) {
         msgpack_sbuffer_destroy (&r.buffer);
@@ -83,21 +62,6 @@ s_delete (kf_broker_t *self, const char *routing, size_t routing_len, kf_request
     if (deleted > 0)
         kf_store_kb_bump_version (self->store);
     kf_broker_send_result (self, routing, routing_len, req, &r);
-}
-
-//  Packs a query's result, or answers 500 when it failed
-static void
-s_answer_query (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-                kf_result_t *r, int rc)
-{
-    if (rc == 0) {
-        kf_broker_send_result (self, routing, routing_len, req, r);
-        return;
-    }
-    msgpack_sbuffer_destroy (&r->buffer);
-    kf_error_t err;
-    kf_error_set (&err, KF_E_INTERNAL, "the query failed");
-    kf_broker_send_error (self, routing, routing_len, req, &err);
 }
 
 //  --- Intents ---------------------------------------------------------------------------------
@@ -132,9 +96,9 @@ kf_method_intent_query (kf_broker_t *self, const char *routing, size_t routing_l
     const char *name;
     size_t name_len;
     int64_t page, page_size;
-    if (s_bot_param (req, bot, &err)
+    if (kf_broker_param_bot (req, bot, &err)
     ||  kf_param_str (req->params, "name", false, KF_INTENT_NAME_MAX, &name, &name_len, &err)
-    ||  s_page_params (req, &page, &page_size, &err)) {
+    ||  kf_broker_param_page (req, 100, &page, &page_size, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -142,7 +106,7 @@ kf_method_intent_query (kf_broker_t *self, const char *routing, size_t routing_l
         name = NULL;
     kf_result_t r;
     kf_result_init (&r);
-    s_answer_query (self, routing, routing_len, req, &r,
+    kf_broker_send_query (self, routing, routing_len, req, &r,
                     kf_intents_query_pack (self->store, bot, name, name_len, page, page_size,
                                            &r.pk));
 }
@@ -179,10 +143,10 @@ kf_method_chitchat_query (kf_broker_t *self, const char *routing, size_t routing
     const char *keyword;
     size_t keyword_len;
     int64_t page, page_size;
-    if (s_bot_param (req, bot, &err)
+    if (kf_broker_param_bot (req, bot, &err)
     ||  kf_param_str (req->params, "keyword", false, KF_CHITCHAT_QUESTION_CHARS, &keyword,
                       &keyword_len, &err)
-    ||  s_page_params (req, &page, &page_size, &err)) {
+    ||  kf_broker_param_page (req, 100, &page, &page_size, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -190,7 +154,7 @@ kf_method_chitchat_query (kf_broker_t *self, const char *routing, size_t routing
         keyword = NULL;
     kf_result_t r;
     kf_result_init (&r);
-    s_answer_query (self, routing, routing_len, req, &r,
+    kf_broker_send_query (self, routing, routing_len, req, &r,
                     kf_chitchat_store_query_pack (self->store, bot, keyword, keyword_len, page,
                                                   page_size, &r.pk));
 }

@@ -44,48 +44,16 @@ kf_intent_is_executable (const char *name, size_t len)
 
 //  --- Statements ------------------------------------------------------------------------------
 
-static sqlite3_stmt *
-s_prepare (kf_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (kf_store_db (store), sql, -1, &stmt, NULL) != SQLITE_OK) {
-        kf_error ("intents: prepare failed: %s", sqlite3_errmsg (kf_store_db (store)));
-        sqlite3_finalize (stmt);
-        return NULL;
-    }
-    return stmt;
-}
-
-//  Steps a write inside the store's batch and finalizes it. Returns 0 or -1 (logged by the store)
-static int
-s_write (kf_store_t *store, sqlite3_stmt *stmt)
-{
-    if (!stmt)
-        return -1;
-    int rc = kf_store_write_step (store, stmt);
-    sqlite3_finalize (stmt);
-    return rc;
-}
-
-static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text, size_t len)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
 //  Rows of `bot_id` with name `name` (NULL: any). Returns the count or -1
 static int64_t
 s_count (kf_store_t *store, const char *bot_id, const char *name, size_t name_len)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "SELECT count(*) FROM intents WHERE bot_id = ?1"
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT count(*) FROM intents WHERE bot_id = ?1"
                                            " AND (?2 IS NULL OR name = ?2)");
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
-    s_bind_text (stmt, 2, name, name_len);
+    kf_store_bind_text (stmt, 2, name, name_len);
     int64_t count = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : -1;
     sqlite3_finalize (stmt);
     return count;
@@ -234,7 +202,7 @@ kf_intents_adopt (kf_store_t *store, const char *bot_id)
         return -1;
     if (source == bot_id)
         return 0;
-    sqlite3_stmt *stmt = s_prepare (store,
+    sqlite3_stmt *stmt = kf_store_statement (store,
         "INSERT INTO intents (bot_id, name, description, examples, keywords, patterns, enabled,"
         " created_at, updated_at) SELECT ?1, name, description, examples, keywords, patterns,"
         " enabled, ?2, ?2 FROM intents WHERE bot_id = 'default' ORDER BY id");
@@ -242,7 +210,7 @@ kf_intents_adopt (kf_store_t *store, const char *bot_id)
         return -1;
     sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (stmt, 2, kf_now_ms ());
-    return s_write (store, stmt) ? -1 : 1;
+    return kf_store_write_once (store, stmt) ? -1 : 1;
 }
 
 int
@@ -250,12 +218,12 @@ kf_intents_find (kf_store_t *store, const char *bot_id, const char *name, size_t
                  int64_t id, char *out, bool *is_enabled)
 {
     const char *source = kf_intents_source (store, bot_id);
-    sqlite3_stmt *stmt = source ? s_prepare (store, "SELECT name, enabled FROM intents"
+    sqlite3_stmt *stmt = source ? kf_store_statement (store, "SELECT name, enabled FROM intents"
         " WHERE bot_id = ?1 AND (name = ?2 OR (?2 IS NULL AND id = ?3))") : NULL;
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, source, -1, SQLITE_TRANSIENT);
-    s_bind_text (stmt, 2, name, name_len);
+    kf_store_bind_text (stmt, 2, name, name_len);
     sqlite3_bind_int64 (stmt, 3, id);
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
@@ -270,7 +238,7 @@ kf_intents_find (kf_store_t *store, const char *bot_id, const char *name, size_t
 static int64_t
 s_id_of (kf_store_t *store, const char *bot_id, const char *name)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "SELECT id FROM intents WHERE bot_id = ? AND name = ?");
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT id FROM intents WHERE bot_id = ? AND name = ?");
     if (!stmt)
         return 0;
     sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
@@ -298,21 +266,21 @@ s_create (kf_store_t *store, const char *bot_id, const char *name, size_t name_l
     if (count >= KF_INTENTS_MAX)
         return kf_error_set (err, KF_E_TOO_LARGE, "bot %s has %d intents, the most a bot may"
                              " have", bot_id, KF_INTENTS_MAX);
-    sqlite3_stmt *stmt = s_prepare (store,
+    sqlite3_stmt *stmt = kf_store_statement (store,
         "INSERT INTO intents (bot_id, name, description, examples, keywords, patterns, enabled,"
         " created_at, updated_at) VALUES (?1, ?2, coalesce (?3, ''), ?4, coalesce (?5, '[]'),"
         " coalesce (?6, '[]'), ?7, ?8, ?8)");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (stmt, 2, name, (int) name_len, SQLITE_TRANSIENT);
-        s_bind_text (stmt, 3, fields->description, fields->description_len);
+        kf_store_bind_text (stmt, 3, fields->description, fields->description_len);
         sqlite3_bind_text (stmt, 4, fields->examples, -1, SQLITE_TRANSIENT);
-        s_bind_text (stmt, 5, fields->keywords, fields->keywords ? strlen (fields->keywords) : 0);
-        s_bind_text (stmt, 6, fields->patterns, fields->patterns ? strlen (fields->patterns) : 0);
+        kf_store_bind_text (stmt, 5, fields->keywords, fields->keywords ? strlen (fields->keywords) : 0);
+        kf_store_bind_text (stmt, 6, fields->patterns, fields->patterns ? strlen (fields->patterns) : 0);
         sqlite3_bind_int (stmt, 7, fields->enabled != 0);
         sqlite3_bind_int64 (stmt, 8, kf_now_ms ());
     }
-    if (s_write (store, stmt))
+    if (kf_store_write_once (store, stmt))
         return kf_error_set (err, KF_E_INTERNAL, "could not store the intent");
     *id = sqlite3_last_insert_rowid (kf_store_db (store));
     return 0;
@@ -359,7 +327,7 @@ s_update (kf_store_t *store, const char *bot_id, const char *current, const char
             return kf_error_set (err, KF_E_CONFLICT, "intent %.*s already exists in bot %s",
                                  (int) new_len, new_name, bot_id);
     }
-    sqlite3_stmt *stmt = s_prepare (store,
+    sqlite3_stmt *stmt = kf_store_statement (store,
         "UPDATE intents SET name = coalesce (?3, name), description = coalesce (?4, description),"
         " examples = coalesce (?5, examples), keywords = coalesce (?6, keywords),"
         " patterns = coalesce (?7, patterns), enabled = coalesce (?8, enabled), updated_at = ?9"
@@ -367,16 +335,16 @@ s_update (kf_store_t *store, const char *bot_id, const char *current, const char
     if (stmt) {
         sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (stmt, 2, current, -1, SQLITE_TRANSIENT);
-        s_bind_text (stmt, 3, new_name, new_len);
-        s_bind_text (stmt, 4, fields->description, fields->description_len);
-        s_bind_text (stmt, 5, fields->examples, fields->examples ? strlen (fields->examples) : 0);
-        s_bind_text (stmt, 6, fields->keywords, fields->keywords ? strlen (fields->keywords) : 0);
-        s_bind_text (stmt, 7, fields->patterns, fields->patterns ? strlen (fields->patterns) : 0);
+        kf_store_bind_text (stmt, 3, new_name, new_len);
+        kf_store_bind_text (stmt, 4, fields->description, fields->description_len);
+        kf_store_bind_text (stmt, 5, fields->examples, fields->examples ? strlen (fields->examples) : 0);
+        kf_store_bind_text (stmt, 6, fields->keywords, fields->keywords ? strlen (fields->keywords) : 0);
+        kf_store_bind_text (stmt, 7, fields->patterns, fields->patterns ? strlen (fields->patterns) : 0);
         if (fields->enabled >= 0)
             sqlite3_bind_int (stmt, 8, fields->enabled);
         sqlite3_bind_int64 (stmt, 9, kf_now_ms ());
     }
-    if (s_write (store, stmt))
+    if (kf_store_write_once (store, stmt))
         return kf_error_set (err, KF_E_INTERNAL, "could not store the intent");
     char name [KF_INTENT_NAME_MAX + 1];
     snprintf (name, sizeof name, "%.*s", new_name ? (int) new_len : KF_INTENT_NAME_MAX,
@@ -512,12 +480,12 @@ s_delete (kf_store_t *store, const char *bot_id, const msgpack_object *ids,
     if (count > 0 && kf_intents_adopt (store, bot_id) < 0)
         return kf_error_set (err, KF_E_INTERNAL, "could not read or copy the intents");
     for (int i = 0; i < count; i++) {
-        sqlite3_stmt *stmt = s_prepare (store, "DELETE FROM intents WHERE bot_id = ? AND name = ?");
+        sqlite3_stmt *stmt = kf_store_statement (store, "DELETE FROM intents WHERE bot_id = ? AND name = ?");
         if (stmt) {
             sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text (stmt, 2, targets [i], -1, SQLITE_TRANSIENT);
         }
-        if (s_write (store, stmt))
+        if (kf_store_write_once (store, stmt))
             return kf_error_set (err, KF_E_INTERNAL, "could not delete the intent");
         deleted += sqlite3_changes (kf_store_db (store));
     }
@@ -549,8 +517,9 @@ kf_intents_delete (kf_store_t *store, const char *bot_id, const msgpack_object *
 
 //  Packs the row `stmt` stands on (columns S_COLUMNS)
 static void
-s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
+s_pack_row (void *arg, sqlite3_stmt *stmt, msgpack_packer *pk)
 {
+    (void) arg;
     const char *name = (const char *) sqlite3_column_text (stmt, 2);
     msgpack_pack_map (pk, 12);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
@@ -573,13 +542,13 @@ s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
 int
 kf_intents_pack_one (kf_store_t *store, int64_t id, msgpack_packer *pk)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "SELECT " S_COLUMNS " FROM intents WHERE id = ?");
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT " S_COLUMNS " FROM intents WHERE id = ?");
     if (!stmt)
         return -1;
     sqlite3_bind_int64 (stmt, 1, id);
     int rc = sqlite3_step (stmt) == SQLITE_ROW ? 0 : -1;
     if (rc == 0)
-        s_pack_row (stmt, pk);
+        s_pack_row (NULL, stmt, pk);
     sqlite3_finalize (stmt);
     return rc;
 }
@@ -590,35 +559,17 @@ kf_intents_query_pack (kf_store_t *store, const char *bot_id, const char *name, 
 {
     const char *source = kf_intents_source (store, bot_id);
     int64_t total = source ? s_count (store, source, name, name_len) : -1;
-    sqlite3_stmt *rows = total >= 0 ? s_prepare (store, "SELECT " S_COLUMNS " FROM intents"
+    sqlite3_stmt *rows = total >= 0 ? kf_store_statement (store, "SELECT " S_COLUMNS " FROM intents"
         " WHERE bot_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY id LIMIT ?3 OFFSET ?4") : NULL;
     if (!rows)
         return -1;
     sqlite3_bind_text (rows, 1, source, -1, SQLITE_TRANSIENT);
-    s_bind_text (rows, 2, name, name_len);
+    kf_store_bind_text (rows, 2, name, name_len);
     sqlite3_bind_int64 (rows, 3, page_size);
     sqlite3_bind_int64 (rows, 4, (page - 1) * page_size);
-    //  Read the page first, so a failing step never leaves a half-packed answer
-    msgpack_sbuffer data;
-    msgpack_sbuffer_init (&data);
-    msgpack_packer data_pk;
-    msgpack_packer_init (&data_pk, &data, msgpack_sbuffer_write);
-    uint32_t shown = 0;
-    int rc;
-    while ((rc = sqlite3_step (rows)) == SQLITE_ROW) {
-        s_pack_row (rows, &data_pk);
-        shown++;
-    }
-    sqlite3_finalize (rows);
-    if (rc == SQLITE_DONE) {
-        msgpack_pack_map (pk, 7);
-        kf_mp_pack_cstr (pk, "data");
-        msgpack_pack_array (pk, shown);
-        pk->callback (pk->data, data.data, data.size);
-        kf_mp_pack_page (pk, total, page, page_size);
-        kf_mp_pack_kv_str (pk, "bot_id", bot_id);
-        kf_mp_pack_kv_bool (pk, "inherited", strcmp (source, bot_id) != 0);
-    }
-    msgpack_sbuffer_destroy (&data);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (kf_store_pack_page (rows, s_pack_row, NULL, total, page, page_size, 2, pk))
+        return -1;
+    kf_mp_pack_kv_str (pk, "bot_id", bot_id);
+    kf_mp_pack_kv_bool (pk, "inherited", strcmp (source, bot_id) != 0);
+    return 0;
 }

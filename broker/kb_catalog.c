@@ -77,15 +77,6 @@ kf_kb_catalog_destroy (kf_kb_catalog_t **self_p)
     *self_p = NULL;
 }
 
-static void
-s_bind_str (sqlite3_stmt *stmt, int index, const char *s, size_t len)
-{
-    if (s)
-        sqlite3_bind_text (stmt, index, s, (int) len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
 //  --- Categories ------------------------------------------------------------------------------
 
 //  Parent of category `id` (and its name into `name` when given); -1 when there is none
@@ -284,7 +275,7 @@ kf_kb_category_update (kf_kb_catalog_t *self, const char *bot_id, const msgpack_
     sqlite3_stmt *stmt = self->stmt [K_CAT_UPDATE];
     sqlite3_bind_int64 (stmt, 1, id);
     sqlite3_bind_text (stmt, 2, bot_id, -1, SQLITE_TRANSIENT);
-    s_bind_str (stmt, 3, name, name_len);
+    kf_store_bind_text (stmt, 3, name, name_len);
     if (parent_id >= 0)
         sqlite3_bind_int64 (stmt, 4, parent_id);
     else
@@ -406,7 +397,7 @@ kf_kb_category_query_pack (kf_kb_catalog_t *self, const char *bot_id, const msgp
         for (int i = 0; i < 2; i++) {
             sqlite3_bind_text (both [i], 1, bot_id, -1, SQLITE_STATIC);
             s_bind_ids (both [i], 2, ids);
-            s_bind_str (both [i], 3, name, name_len);
+            kf_store_bind_text (both [i], 3, name, name_len);
             sqlite3_bind_int64 (both [i], 4, parent_id);
         }
         sqlite3_bind_int64 (rows, 5, page_size);
@@ -570,7 +561,7 @@ kf_kb_synonyms_query_pack (kf_kb_catalog_t *self, const char *bot_id, const char
     sqlite3_stmt *both [2] = { count, rows };
     for (int i = 0; i < 2; i++) {
         sqlite3_bind_text (both [i], 1, bot_id, -1, SQLITE_STATIC);
-        s_bind_str (both [i], 2, keyword, keyword_len);
+        kf_store_bind_text (both [i], 2, keyword, keyword_len);
     }
     sqlite3_bind_int64 (rows, 3, page_size);
     sqlite3_bind_int64 (rows, 4, (page - 1) * page_size);

@@ -174,15 +174,6 @@ s_check (kf_kb_items_t *self, const char *bot_id, const msgpack_object *item, bo
 //  --- Writes ------------------------------------------------------------------------------------
 
 static void
-s_bind_str (sqlite3_stmt *stmt, int index, const char *s, size_t len)
-{
-    if (s)
-        sqlite3_bind_text (stmt, index, s, (int) len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
-static void
 s_bind_json (sqlite3_stmt *stmt, int index, const msgpack_object *obj)
 {
     if (obj && obj->type != MSGPACK_OBJECT_NIL)
@@ -195,7 +186,7 @@ static void
 s_bind_type (sqlite3_stmt *stmt, int index, const msgpack_object *type, bool is_full)
 {
     if (type && type->type == MSGPACK_OBJECT_STR)
-        s_bind_str (stmt, index, type->via.str.ptr, type->via.str.size);
+        kf_store_bind_text (stmt, index, type->via.str.ptr, type->via.str.size);
     else
     if (is_full)
         sqlite3_bind_text (stmt, index, "text", 4, SQLITE_STATIC);
@@ -217,7 +208,7 @@ s_write_lists (kf_kb_items_t *self, int64_t id, const s_item_t *f, bool is_full)
             const msgpack_object *s = &f->similar->via.array.ptr [i];
             sqlite3_bind_int64 (insert, 1, id);
             sqlite3_bind_int (insert, 2, (int) i);
-            s_bind_str (insert, 3, s->via.str.ptr, s->via.str.size);
+            kf_store_bind_text (insert, 3, s->via.str.ptr, s->via.str.size);
             if (kf_store_write_step (self->store, insert))
                 return -1;
         }
@@ -234,7 +225,7 @@ s_write_lists (kf_kb_items_t *self, int64_t id, const s_item_t *f, bool is_full)
             sqlite3_bind_int64 (insert, 1, id);
             sqlite3_bind_int (insert, 2, (int) i);
             s_bind_json (insert, 3, kf_mp_get (v, "labels"));
-            s_bind_str (insert, 4, answer->via.str.ptr, answer->via.str.size);
+            kf_store_bind_text (insert, 4, answer->via.str.ptr, answer->via.str.size);
             s_bind_type (insert, 5, kf_mp_get (v, "response_type"), true);
             s_bind_json (insert, 6, kf_mp_get (v, "response_content"));
             if (kf_store_write_step (self->store, insert))
@@ -252,13 +243,13 @@ s_write (kf_kb_items_t *self, const char *bot_id, const s_item_t *f, int64_t *id
     bool is_insert = *id == 0;
     sqlite3_stmt *stmt = self->stmt [is_insert ? I_INSERT : I_UPDATE];
     sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
-    s_bind_str (stmt, 2, f->external_id, f->external_id_len);
+    kf_store_bind_text (stmt, 2, f->external_id, f->external_id_len);
     if (f->category_id >= 0 || is_full)
         sqlite3_bind_int64 (stmt, 3, f->category_id > 0 ? f->category_id : 0);
     else
         sqlite3_bind_null (stmt, 3);
-    s_bind_str (stmt, 4, f->question, f->question_len);
-    s_bind_str (stmt, 5, f->answer, f->answer_len);
+    kf_store_bind_text (stmt, 4, f->question, f->question_len);
+    kf_store_bind_text (stmt, 5, f->answer, f->answer_len);
     if (f->keywords)
         s_bind_json (stmt, 6, f->keywords);
     else
@@ -439,8 +430,9 @@ s_pack_variants (kf_kb_items_t *self, int64_t id, msgpack_packer *pk)
 
 //  Packs the item on the current row of a statement selecting S_ITEM_COLUMNS
 static void
-s_pack_item (kf_kb_items_t *self, sqlite3_stmt *row, msgpack_packer *pk)
+s_pack_item (void *arg, sqlite3_stmt *row, msgpack_packer *pk)
 {
+    kf_kb_items_t *self = arg;
     int64_t id = sqlite3_column_int64 (row, 0);
     char path [1024];
     kf_kb_category_path (self->catalog, sqlite3_column_int64 (row, 2), path, sizeof path);
@@ -504,28 +496,11 @@ kf_kb_items_query_pack (kf_kb_items_t *self, const char *bot_id, const kf_kb_fil
         s_bind_json (both [i], 2, filter->ids);
         sqlite3_bind_int64 (both [i], 3, filter->category_id);
         sqlite3_bind_int64 (both [i], 4, filter->status);
-        s_bind_str (both [i], 5, filter->keyword, filter->keyword_len);
+        kf_store_bind_text (both [i], 5, filter->keyword, filter->keyword_len);
     }
     sqlite3_bind_int64 (rows, 6, filter->page_size);
     sqlite3_bind_int64 (rows, 7, (filter->page - 1) * filter->page_size);
     int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : 0;
-    //  Rows are packed aside and counted: the data list's length is what was read
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer items;
-    msgpack_packer_init (&items, &buffer, msgpack_sbuffer_write);
-    uint32_t shown = 0;
-    while (shown < filter->page_size && sqlite3_step (rows) == SQLITE_ROW) {
-        s_pack_item (self, rows, &items);
-        shown++;
-    }
-    msgpack_pack_map (pk, 5);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, shown);
-    pk->callback (pk->data, buffer.data, buffer.size);
-    kf_mp_pack_page (pk, total, filter->page, filter->page_size);
-    msgpack_sbuffer_destroy (&buffer);
     sqlite3_finalize (count);
-    sqlite3_finalize (rows);
-    return 0;
+    return kf_store_pack_page (rows, s_pack_item, self, total, filter->page, filter->page_size, 0, pk);
 }

@@ -10,19 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-//  The bot a request names ("default" when absent or empty), copied into `bot` (260 bytes)
-static int
-s_bot_param (kf_request_t *req, char *bot, kf_error_t *err)
-{
-    const char *bot_id;
-    size_t bot_len;
-    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, err))
-        return -1;
-    snprintf (bot, 260, "%.*s", bot_id && bot_len ? (int) bot_len : 7,
-              bot_id && bot_len ? bot_id : "default");
-    return 0;
-}
-
 //  A required non-empty list param of at most `max` entries
 static int
 s_list_param (kf_request_t *req, const char *key, uint32_t max, const msgpack_object **list,
@@ -36,14 +23,6 @@ s_list_param (kf_request_t *req, const char *key, uint32_t max, const msgpack_ob
     if ((*list)->via.array.size > max)
         return kf_error_set (err, KF_E_TOO_LARGE, "params.%s holds at most %u entries", key, max);
     return 0;
-}
-
-//  Page and page_size params: page from 1, page_size 1..max (default 20)
-static int
-s_page_params (kf_request_t *req, int64_t max, int64_t *page, int64_t *page_size, kf_error_t *err)
-{
-    return kf_param_int (req->params, "page", 1, 1000000, 1, page, err)
-        || kf_param_int (req->params, "page_size", 1, max, 20 < max ? 20 : max, page_size, err);
 }
 
 //  Writes one entry of a batch: 1 created, 2 updated, -1 with `err` set
@@ -103,7 +82,7 @@ s_batch (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_error_t err;
     char bot [260];
     const msgpack_object *list;
-    if (s_bot_param (req, bot, &err) || s_list_param (req, key, max, &list, &err)) {
+    if (kf_broker_param_bot (req, bot, &err) || s_list_param (req, key, max, &list, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -219,7 +198,7 @@ s_delete (kf_broker_t *self, const char *routing, size_t routing_len, kf_request
     kf_error_t err;
     char bot [260];
     const msgpack_object *ids;
-    if (s_bot_param (req, bot, &err) || s_ids_param (req, max, &ids, &err)) {
+    if (kf_broker_param_bot (req, bot, &err) || s_ids_param (req, max, &ids, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -274,7 +253,7 @@ kf_method_kb_category_delete (kf_broker_t *self, const char *routing, size_t rou
     const msgpack_object *ids;
     const char *items;
     size_t items_len;
-    if (s_bot_param (req, bot, &err) || s_ids_param (req, 20, &ids, &err)
+    if (kf_broker_param_bot (req, bot, &err) || s_ids_param (req, 20, &ids, &err)
     ||  kf_param_str (req->params, "items", false, 16, &items, &items_len, &err))
         goto failed;
     bool is_deleting = items && items_len == 6 && memcmp (items, "delete", 6) == 0;
@@ -324,21 +303,6 @@ s_filter_ids (kf_request_t *req, uint32_t max, const msgpack_object **ids, kf_er
     return s_ids_param (req, max, ids, err);
 }
 
-//  Packs a query's result, or answers 500 when it failed
-static void
-s_answer_query (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req,
-                kf_result_t *r, int rc)
-{
-    if (rc == 0) {
-        kf_broker_send_result (self, routing, routing_len, req, r);
-        return;
-    }
-    msgpack_sbuffer_destroy (&r->buffer);
-    kf_error_t err;
-    kf_error_set (&err, KF_E_INTERNAL, "the query failed");
-    kf_broker_send_error (self, routing, routing_len, req, &err);
-}
-
 void
 kf_method_kb_item_query (kf_broker_t *self, const char *routing, size_t routing_len,
                          kf_request_t *req)
@@ -347,12 +311,12 @@ kf_method_kb_item_query (kf_broker_t *self, const char *routing, size_t routing_
     char bot [260];
     kf_kb_filter_t filter;
     memset (&filter, 0, sizeof filter);
-    if (s_bot_param (req, bot, &err) || s_filter_ids (req, 100, &filter.ids, &err)
+    if (kf_broker_param_bot (req, bot, &err) || s_filter_ids (req, 100, &filter.ids, &err)
     ||  kf_param_int (req->params, "category_id", 0, INT64_MAX, -1, &filter.category_id, &err)
     ||  kf_param_bool (req->params, "include_subcategories", false, &filter.is_subtree, &err)
     ||  kf_param_int (req->params, "status", 0, 1, -1, &filter.status, &err)
     ||  kf_param_str (req->params, "keyword", false, 100, &filter.keyword, &filter.keyword_len, &err)
-    ||  s_page_params (req, 100, &filter.page, &filter.page_size, &err)) {
+    ||  kf_broker_param_page (req, 100, &filter.page, &filter.page_size, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -360,7 +324,7 @@ kf_method_kb_item_query (kf_broker_t *self, const char *routing, size_t routing_
         filter.keyword = NULL;
     kf_result_t r;
     kf_result_init (&r);
-    s_answer_query (self, routing, routing_len, req, &r,
+    kf_broker_send_query (self, routing, routing_len, req, &r,
                     kf_kb_items_query_pack (self->kb_items, bot, &filter, &r.pk));
 }
 
@@ -374,10 +338,10 @@ kf_method_kb_category_query (kf_broker_t *self, const char *routing, size_t rout
     const char *name;
     size_t name_len;
     int64_t parent_id, page, page_size;
-    if (s_bot_param (req, bot, &err) || s_filter_ids (req, 50, &ids, &err)
+    if (kf_broker_param_bot (req, bot, &err) || s_filter_ids (req, 50, &ids, &err)
     ||  kf_param_str (req->params, "name", false, 64, &name, &name_len, &err)
     ||  kf_param_int (req->params, "parent_id", 0, INT64_MAX, -1, &parent_id, &err)
-    ||  s_page_params (req, 50, &page, &page_size, &err)) {
+    ||  kf_broker_param_page (req, 50, &page, &page_size, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -385,7 +349,7 @@ kf_method_kb_category_query (kf_broker_t *self, const char *routing, size_t rout
         name = NULL;
     kf_result_t r;
     kf_result_init (&r);
-    s_answer_query (self, routing, routing_len, req, &r,
+    kf_broker_send_query (self, routing, routing_len, req, &r,
                     kf_kb_category_query_pack (self->kb_catalog, bot, ids, name, name_len,
                                                parent_id, page, page_size, &r.pk));
 }
@@ -399,9 +363,9 @@ kf_method_kb_synonyms_query (kf_broker_t *self, const char *routing, size_t rout
     const char *keyword;
     size_t keyword_len;
     int64_t page, page_size;
-    if (s_bot_param (req, bot, &err)
+    if (kf_broker_param_bot (req, bot, &err)
     ||  kf_param_str (req->params, "keyword", false, 20, &keyword, &keyword_len, &err)
-    ||  s_page_params (req, 100, &page, &page_size, &err)) {
+    ||  kf_broker_param_page (req, 100, &page, &page_size, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
@@ -409,7 +373,7 @@ kf_method_kb_synonyms_query (kf_broker_t *self, const char *routing, size_t rout
         keyword = NULL;
     kf_result_t r;
     kf_result_init (&r);
-    s_answer_query (self, routing, routing_len, req, &r,
+    kf_broker_send_query (self, routing, routing_len, req, &r,
                     kf_kb_synonyms_query_pack (self->kb_catalog, bot, keyword, keyword_len, page,
                                                page_size, &r.pk));
 }
@@ -422,7 +386,7 @@ kf_method_suggest (kf_broker_t *self, const char *routing, size_t routing_len, k
     const char *keyword;
     size_t keyword_len;
     int64_t number;
-    if (s_bot_param (req, bot, &err)
+    if (kf_broker_param_bot (req, bot, &err)
     ||  kf_param_str (req->params, "keyword", true, 100, &keyword, &keyword_len, &err)
     ||  kf_param_int (req->params, "number", 1, 10, 3, &number, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);

@@ -113,6 +113,40 @@ s_session_create (kf_broker_t *self, const char *routing, size_t routing_len, kf
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
+int
+kf_broker_param_bot (kf_request_t *req, char *bot, kf_error_t *err)
+{
+    const char *bot_id;
+    size_t bot_len;
+    if (kf_param_str (req->params, "bot_id", false, 64, &bot_id, &bot_len, err))
+        return -1;
+    snprintf (bot, 260, "%.*s", bot_id && bot_len ? (int) bot_len : 7,
+              bot_id && bot_len ? bot_id : "default");
+    return 0;
+}
+
+int
+kf_broker_param_page (kf_request_t *req, int64_t max, int64_t *page, int64_t *page_size,
+                      kf_error_t *err)
+{
+    return kf_param_int (req->params, "page", 1, 1000000, 1, page, err)
+        || kf_param_int (req->params, "page_size", 1, max, 20 < max ? 20 : max, page_size, err);
+}
+
+void
+kf_broker_send_query (kf_broker_t *self, const char *routing, size_t routing_len,
+                      kf_request_t *req, kf_result_t *result, int rc)
+{
+    if (rc == 0) {
+        kf_broker_send_result (self, routing, routing_len, req, result);
+        return;
+    }
+    msgpack_sbuffer_destroy (&result->buffer);
+    kf_error_t err;
+    kf_error_set (&err, KF_E_INTERNAL, "the query failed");
+    kf_broker_send_error (self, routing, routing_len, req, &err);
+}
+
 //  Finds the session a read names, applying the ownership rule. Sends the error itself.
 kf_session_t *
 kf_broker_session_param (kf_broker_t *self, kf_request_t *req, kf_error_t *err)

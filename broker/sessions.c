@@ -24,7 +24,8 @@ static const char *s_sql [S_STATEMENTS] = {
         " FROM sessions s WHERE id = ?",
     [S_SAVE] =
         "UPDATE sessions SET turn_count = ?2, failed_attempts = ?3, updated_at = ?4,"
-        " labels = coalesce (?5, labels), slots = ?6, repeat_key = ?7, repeat_count = ?8,"
+        " labels = coalesce (?5, labels), slots = coalesce (?6, slots), repeat_key = ?7,"
+        " repeat_count = ?8,"
         " handoff_state = ?9, escalation_id = ?10 WHERE id = ?1",
 };
 
@@ -126,8 +127,9 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     return session;
 }
 
-//  Copies `slots` (a map) into the session as msgpack and JSON
-static void
+//  Copies `slots` (a map) into the session as msgpack and JSON, unless it holds those bytes
+//  already. Returns whether they changed.
+static bool
 s_slots_put (kf_session_t *session, const msgpack_object *slots)
 {
     msgpack_sbuffer buffer;
@@ -135,6 +137,11 @@ s_slots_put (kf_session_t *session, const msgpack_object *slots)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_pack_object (&pk, *slots);
+    if (session->slots && buffer.size == session->slots_size
+    &&  memcmp (buffer.data, session->slots, buffer.size) == 0) {
+        msgpack_sbuffer_destroy (&buffer);
+        return false;           //  The common turn: the worker sent back what it was given
+    }
     free (session->slots);
     free (session->slots_json);
     session->slots_size = buffer.size;
@@ -146,13 +153,14 @@ s_slots_put (kf_session_t *session, const msgpack_object *slots)
         && !(awaiting->type == MSGPACK_OBJECT_ARRAY && awaiting->via.array.size == 0)
         && !(awaiting->type == MSGPACK_OBJECT_MAP && awaiting->via.map.size == 0)
         && !(awaiting->type == MSGPACK_OBJECT_BOOLEAN && !awaiting->via.boolean);
+    return true;
 }
 
 void
 kf_session_set_slots (kf_session_t *session, const msgpack_object *slots)
 {
-    if (slots && slots->type == MSGPACK_OBJECT_MAP)
-        s_slots_put (session, slots);
+    if (slots && slots->type == MSGPACK_OBJECT_MAP && s_slots_put (session, slots))
+        session->is_slots_dirty = true;
 }
 
 //  Reads the handoff, slots and repeat columns of a session being loaded. A stored slots text that
@@ -175,6 +183,8 @@ s_load_state (kf_sessions_t *self, kf_session_t *session)
         session->repeat_count = sqlite3_column_int64 (stmt, 4);
         if (session->handoff == KF_HANDOFF_ASSIGNED && sqlite3_column_type (stmt, 5) != SQLITE_NULL)
             session->agent_id = kf_strdup ((const char *) sqlite3_column_text (stmt, 5));
+        if (session->handoff == KF_HANDOFF_ASSIGNED && !session->agent_id)
+            session->handoff = KF_HANDOFF_PENDING;      //  Assigned needs its agent (handoff.c)
     }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
@@ -190,6 +200,7 @@ s_load_state (kf_sessions_t *self, kf_session_t *session)
         session->slots_size = 1;
         session->slots_json = kf_strdup ("{}");
     }
+    session->is_slots_dirty = false;
     msgpack_unpacked_destroy (&slots);
     msgpack_sbuffer_destroy (&buffer);
     sqlite3_reset (stmt);
@@ -207,7 +218,10 @@ kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels
         sqlite3_bind_text (stmt, 5, labels_json, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null (stmt, 5);
-    sqlite3_bind_text (stmt, 6, session->slots_json, -1, SQLITE_TRANSIENT);
+    if (session->is_slots_dirty)
+        sqlite3_bind_text (stmt, 6, session->slots_json, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 6);        //  Unchanged: the row keeps them
     if (session->repeat_key)
         sqlite3_bind_text (stmt, 7, session->repeat_key, -1, SQLITE_TRANSIENT);
     else
@@ -218,6 +232,9 @@ kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels
         sqlite3_bind_int64 (stmt, 10, session->escalation_id);
     else
         sqlite3_bind_null (stmt, 10);
+    //  A failed write loses the whole batch, and kf_sessions_restore_batch reads the session back
+    session->saved_batch = kf_store_batch (self->store);
+    session->is_slots_dirty = false;
     return kf_store_write_step (self->store, stmt);
 }
 
@@ -385,6 +402,48 @@ kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch)
         forgotten++;
     }
     return forgotten;
+}
+
+//  Reads back from the database what a lost batch may have changed in a session with a job
+static void
+s_reload (kf_sessions_t *self, kf_session_t *session)
+{
+    kf_session_row_t row;
+    if (kf_store_session_load (self->store, session->id, strlen (session->id), &row) == 1) {
+        session->turn_count = row.turn_count;
+        session->failed_attempts = row.failed_attempts;
+        session->updated_at = row.updated_at;
+        session->is_closed = row.state && strcmp (row.state, "closed") == 0;
+        kf_session_row_free (&row);
+    }
+    kf_session_set_handoff (session, KF_HANDOFF_BOT, 0, NULL, 0);
+    kf_session_reset_repeat (session);
+    free (session->slots);
+    free (session->slots_json);
+    session->slots = session->slots_json = NULL;
+    session->is_dialog_open = false;
+    s_load_state (self, session);
+}
+
+size_t
+kf_sessions_restore_batch (kf_sessions_t *self, uint64_t batch)
+{
+    size_t cursor = 0, restored = 0;
+    const char *key;
+    void *value;
+    while (kf_dict_next (self->cache, &cursor, &key, &value)) {
+        kf_session_t *session = value;
+        if (session->saved_batch != batch || session->created_batch == batch + 1)
+            continue;               //  Not saved in it; or made in it (kf_sessions_forget_batch)
+        if (session->active || session->waiting_head)
+            s_reload (self, session);
+        else {
+            kf_dict_remove (self->cache, key, strlen (key));
+            s_session_free (session);
+        }
+        restored++;
+    }
+    return restored;
 }
 
 size_t

@@ -44,9 +44,11 @@ typedef struct {
     char *slots;                //  Dialog state: a packed msgpack map, owned (never NULL)
     size_t slots_size;
     char *slots_json;           //  The same as JSON, owned, as stored
+    bool is_slots_dirty;        //  Changed since the last kf_sessions_save (stored then)
     bool is_dialog_open;        //  slots has a non-empty "awaiting": the worker asked something
     char *repeat_key;           //  Last counted question, normalized (kf_text_normalize); owned
     int64_t repeat_count;       //  Times in a row it was asked (0: none)
+    uint64_t saved_batch;       //  Store batch of its last kf_sessions_save (0: none yet)
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;
@@ -73,12 +75,14 @@ kf_session_t *kf_sessions_find (kf_sessions_t *self, const char *id, size_t len,
                                 const char *user_id, size_t user_len);
 
 //  Stores what the cache holds of a session's changing state in the open batch: turn_count,
-//  failed_attempts, updated_at, the labels (`labels_json`, NULL keeps the stored ones), slots,
-//  repeat_key and repeat_count, handoff_state and escalation_id. Returns 0 or -1.
+//  failed_attempts, updated_at, the labels (`labels_json`, NULL keeps the stored ones), slots
+//  (only when they changed since the last save), repeat_key and repeat_count, handoff_state and
+//  escalation_id. Returns 0 or -1 (the batch is then lost: see kf_sessions_restore_batch).
 int kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels_json);
 
 //  Replaces the session's slots with `slots` (a map; anything else is ignored: the session keeps
-//  its slots). Not stored until kf_sessions_save.
+//  its slots). The same bytes as it has change nothing (the worker sends them back every turn).
+//  Not stored until kf_sessions_save.
 void kf_session_set_slots (kf_session_t *session, const msgpack_object *slots);
 
 //  Counts a customer message for repeats: `key` is its normalized text (heap, taken over; NULL or
@@ -119,6 +123,13 @@ size_t kf_sessions_trim (kf_sessions_t *self, int64_t now_us, size_t max);
 //  Forgets the sessions created in store batch `batch` (rolled back: they do not exist). The caller
 //  has failed their jobs first. Returns how many.
 size_t kf_sessions_forget_batch (kf_sessions_t *self, uint64_t batch);
+
+//  A store batch was rolled back: what the cache holds of the sessions saved in it (handoff state,
+//  slots, counters, closing) is not what the database holds. Those with no job are dropped, to be
+//  loaded again when next used; those with a job keep their place and read their handoff, slots
+//  and repeat state back from the database. Call before failing the batch's jobs, so a job that
+//  starts meanwhile sees the stored state. Returns how many were dropped or read back.
+size_t kf_sessions_restore_batch (kf_sessions_t *self, uint64_t batch);
 
 //  Marks cached sessions closed that were last updated before `idle_before` (Unix ms) and have no
 //  job, as the database sweep does for all of them; for the ones that do have a job (the database

@@ -75,6 +75,26 @@ struct sqlite3_stmt;
 struct sqlite3 *kf_store_db (kf_store_t *self);
 int kf_store_write_step (kf_store_t *self, struct sqlite3_stmt *stmt);
 
+//  For modules that prepare a statement per call (rare edits and queries): one statement from
+//  `sql` on the store's connection, or NULL after logging the error with the start of the SQL.
+//  kf_store_write_once steps such a write statement inside the current batch and finalizes it
+//  (a NULL statement, a failed prepare, gives -1 like a failed step).
+struct sqlite3_stmt *kf_store_statement (kf_store_t *self, const char *sql);
+int kf_store_write_once (kf_store_t *self, struct sqlite3_stmt *stmt);
+
+//  Packs one row of a query's page (a callback of kf_store_pack_page).
+typedef void (kf_store_row_fn) (void *arg, struct sqlite3_stmt *row, msgpack_packer *pk);
+
+//  Packs a page of rows read from `rows` (finalized here) as the start of a list answer: a map of
+//  5 + `extra` pairs holding "data" (every row, packed by `fn`) and kf_mp_pack_page's fields of
+//  `total`, `page`, `page_size`; the caller packs its `extra` pairs after. The rows are read first,
+//  so nothing is packed when a step fails or `total` is negative (a failed count): returns -1.
+int kf_store_pack_page (struct sqlite3_stmt *rows, kf_store_row_fn *fn, void *arg, int64_t total,
+                        int64_t page, int64_t page_size, int extra, msgpack_packer *pk);
+
+//  Binds `len` bytes of `text` (copied) at `index`, or NULL when `text` is NULL.
+void kf_store_bind_text (struct sqlite3_stmt *stmt, int index, const char *text, size_t len);
+
 //  Prepares `count` statements from `sql` on the store's connection, once for their lifetime, into
 //  `stmts`. Returns 0, or -1 after logging which module (`what`) failed; the statements prepared
 //  so far are then finalized and every entry is NULL. kf_store_finalize frees them (NULLs fine).

@@ -6,6 +6,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct _kf_stream_hub_t {
     kf_stream_t *waiting;       //  Streams not yet live
     kf_stream_t *retired_head, *retired_tail;
     s_notice_t *notices_head, *notices_tail;    //  Notifications, oldest first
+    size_t notices_unflushed;   //  Queued since the last flush: the last ones, not committed yet
     size_t open_count, retired_count, backlog;
     int64_t stall_us;           //  Push-back tolerated before publishing lossy
     int64_t blocked_since_us;   //  When the socket started pushing back, 0 when it is not
@@ -236,7 +238,45 @@ kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len
     else
         self->notices_head = notice;
     self->notices_tail = notice;
+    self->notices_unflushed++;
     self->backlog++;
+}
+
+static void
+s_notice_free (s_notice_t *notice)
+{
+    free (notice->topic);
+    free (notice->body);
+    free (notice);
+}
+
+size_t
+kf_stream_hub_discard_notices (kf_stream_hub_t *self)
+{
+    size_t discarded = self->notices_unflushed;
+    if (discarded == 0)
+        return 0;
+    //  The kept ones are those queued before: walk past them (a rare path: a lost batch)
+    size_t kept = 0;
+    for (s_notice_t *notice = self->notices_head; notice; notice = notice->next)
+        kept++;
+    assert (kept >= discarded);
+    kept -= discarded;
+    s_notice_t **link = &self->notices_head;
+    s_notice_t *last = NULL;
+    for (size_t i = 0; i < kept; i++) {
+        last = *link;
+        link = &last->next;
+    }
+    while (*link) {
+        s_notice_t *notice = *link;
+        *link = notice->next;
+        s_notice_free (notice);
+    }
+    self->notices_tail = last;
+    self->notices_unflushed = 0;
+    self->backlog -= discarded;
+    return discarded;
 }
 
 //  Sends the queued notifications in order. Returns false when the socket pushed back.
@@ -255,9 +295,7 @@ s_send_notices (kf_stream_hub_t *self)
         if (!self->notices_head)
             self->notices_tail = NULL;
         self->backlog--;
-        free (notice->topic);
-        free (notice->body);
-        free (notice);
+        s_notice_free (notice);
     }
     return true;
 }
@@ -318,6 +356,7 @@ s_sweep_retired (kf_stream_hub_t *self, int64_t now_us)
 void
 kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us)
 {
+    self->notices_unflushed = 0;        //  Their batch is committed: they may leave
     //  Release streams whose subscriber did not come in time: they publish anyway, and the
     //  client can fetch what it missed
     for (kf_stream_t **link = &self->waiting; *link;) {

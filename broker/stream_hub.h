@@ -52,6 +52,11 @@ void kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *
 void kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len,
                            const char *body, size_t body_len);
 
+//  Drops the notifications queued since the last kf_stream_hub_flush: the batch whose changes they
+//  announce was rolled back, so they would tell of things that did not happen. Those queued
+//  before (committed, waiting for the socket) stay. Returns how many went.
+size_t kf_stream_hub_discard_notices (kf_stream_hub_t *self);
+
 //  Sends what can be sent now, releases the wait of streams whose wait passed, and forgets ended
 //  streams past retention. Call once per loop iteration, after the database commit.
 void kf_stream_hub_flush (kf_stream_hub_t *self, int64_t now_us);

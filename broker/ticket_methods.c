@@ -242,12 +242,9 @@ kf_method_tickets_query (kf_broker_t *self, const char *routing, size_t routing_
     }
     kf_result_t r;
     kf_result_init (&r);
-    if (kf_tickets_query_pack (self->store, &f, &r.pk) == 0) {
-        kf_broker_send_result (self, routing, routing_len, req, &r);
-        return;
-    }
-    msgpack_sbuffer_destroy (&r.buffer);
-    kf_error_set (&err, KF_E_INTERNAL, "the query failed");
+    kf_broker_send_query (self, routing, routing_len, req, &r,
+                          kf_tickets_query_pack (self->store, &f, &r.pk));
+    return;
 failed:
     kf_broker_send_error (self, routing, routing_len, req, &err);
 }

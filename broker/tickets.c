@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/utf8.h"
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,21 +160,10 @@ kf_tickets_check (const char *type_name, size_t type_len, const msgpack_object *
 
 //  --- Rows ------------------------------------------------------------------------------------
 
-static sqlite3_stmt *
-s_prepare (kf_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (kf_store_db (store), sql, -1, &stmt, NULL) != SQLITE_OK) {
-        kf_error ("tickets: prepare failed: %s", sqlite3_errmsg (kf_store_db (store)));
-        sqlite3_finalize (stmt);
-        return NULL;
-    }
-    return stmt;
-}
-
 static void
-s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
+s_pack_row (void *arg, sqlite3_stmt *stmt, msgpack_packer *pk)
 {
+    (void) arg;
     msgpack_pack_map (pk, 12);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "ticket_no", (const char *) sqlite3_column_text (stmt, 1));
@@ -198,13 +188,13 @@ s_pack_row (sqlite3_stmt *stmt, msgpack_packer *pk)
 static int
 s_pack_one (kf_store_t *store, int64_t id, msgpack_packer *pk)
 {
-    sqlite3_stmt *stmt = s_prepare (store, "SELECT " S_COLUMNS " FROM tickets WHERE id = ?");
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT " S_COLUMNS " FROM tickets WHERE id = ?");
     if (!stmt)
         return -1;
     sqlite3_bind_int64 (stmt, 1, id);
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW)
-        s_pack_row (stmt, pk);
+        s_pack_row (NULL, stmt, pk);
     sqlite3_finalize (stmt);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
@@ -293,7 +283,7 @@ static int
 s_insert (kf_store_t *store, const kf_ticket_origin_t *origin, const kf_ticket_type_t *type,
           const char *fields_json, int64_t created_ms, int64_t *id, char *ticket_no)
 {
-    sqlite3_stmt *next = s_prepare (store, "SELECT coalesce (max (id), 0) + 1 FROM tickets");
+    sqlite3_stmt *next = kf_store_statement (store, "SELECT coalesce (max (id), 0) + 1 FROM tickets");
     if (!next || sqlite3_step (next) != SQLITE_ROW) {
         sqlite3_finalize (next);
         return -1;
@@ -301,7 +291,7 @@ s_insert (kf_store_t *store, const kf_ticket_origin_t *origin, const kf_ticket_t
     *id = sqlite3_column_int64 (next, 0);
     sqlite3_finalize (next);
     kf_ticket_no_format (*id, created_ms, ticket_no);
-    sqlite3_stmt *stmt = s_prepare (store,
+    sqlite3_stmt *stmt = kf_store_statement (store,
         "INSERT INTO tickets (id, ticket_no, bot_id, session_id, user_id, message_id, type,"
         " fields, status, source, created_at, updated_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?10, ?10)");
@@ -384,17 +374,33 @@ s_bind_filter (sqlite3_stmt *stmt, int index, const char *text, size_t len)
         sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
 }
 
+//  " FROM tickets WHERE ..." with a term for each filter given, and none for the others: the
+//  statement then uses the index of the filter that narrows it (bot, session, user, number)
+//  instead of scanning every ticket, as "(?2 IS NULL OR session_id = ?2)" would. The text is
+//  ours; the values are bound as ?1..?6 (`filter` order), so a query is never built from them.
+static void
+s_where (const kf_ticket_filter_t *filter, char *sql, size_t size)
+{
+    static const char *columns [6] = { "bot_id", "session_id", "user_id", "ticket_no", "type",
+                                       "status" };
+    const char *given [6] = { filter->bot_id, filter->session_id, filter->user_id,
+                              filter->ticket_no, filter->type, filter->status };
+    size_t used = snprintf (sql, size, " FROM tickets WHERE 1");
+    for (int i = 0; i < 6; i++)
+        if (given [i])
+            used += snprintf (sql + used, size - used, " AND %s = ?%d", columns [i], i + 1);
+    assert (used < size);
+}
+
 int
 kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgpack_packer *pk)
 {
-    #define S_WHERE " FROM tickets WHERE (?1 IS NULL OR bot_id = ?1)" \
-        " AND (?2 IS NULL OR session_id = ?2) AND (?3 IS NULL OR user_id = ?3)" \
-        " AND (?4 IS NULL OR ticket_no = ?4) AND (?5 IS NULL OR type = ?5)" \
-        " AND (?6 IS NULL OR status = ?6)"
-    sqlite3_stmt *count = s_prepare (store, "SELECT count(*)" S_WHERE);
-    sqlite3_stmt *rows = count ? s_prepare (store, "SELECT " S_COLUMNS S_WHERE
-                                            " ORDER BY id DESC LIMIT ?7 OFFSET ?8") : NULL;
-    #undef S_WHERE
+    char where [256], sql [512];
+    s_where (filter, where, sizeof where);
+    snprintf (sql, sizeof sql, "SELECT count(*)%s", where);
+    sqlite3_stmt *count = kf_store_statement (store, sql);
+    snprintf (sql, sizeof sql, "SELECT " S_COLUMNS "%s ORDER BY id DESC LIMIT ?7 OFFSET ?8", where);
+    sqlite3_stmt *rows = count ? kf_store_statement (store, sql) : NULL;
     if (!rows) {
         sqlite3_finalize (count);
         return -1;
@@ -412,33 +418,16 @@ kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgp
     sqlite3_bind_int64 (rows, 8, (filter->page - 1) * filter->page_size);
     int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
     sqlite3_finalize (count);
-    msgpack_sbuffer data;
-    msgpack_sbuffer_init (&data);
-    msgpack_packer data_pk;
-    msgpack_packer_init (&data_pk, &data, msgpack_sbuffer_write);
-    uint32_t shown = 0;
-    int rc = SQLITE_ERROR;
-    while (total >= 0 && (rc = sqlite3_step (rows)) == SQLITE_ROW) {
-        s_pack_row (rows, &data_pk);
-        shown++;
-    }
-    sqlite3_finalize (rows);
-    if (rc == SQLITE_DONE) {
-        msgpack_pack_map (pk, 5);
-        kf_mp_pack_cstr (pk, "data");
-        msgpack_pack_array (pk, shown);
-        pk->callback (pk->data, data.data, data.size);
-        kf_mp_pack_page (pk, total, filter->page, filter->page_size);
-    }
-    msgpack_sbuffer_destroy (&data);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (kf_store_pack_page (rows, s_pack_row, NULL, total, filter->page, filter->page_size, 0, pk))
+        return -1;
+    return 0;
 }
 
 int
 kf_tickets_set_status (kf_store_t *store, int64_t id, const char *ticket_no, size_t no_len,
                        const char *status, msgpack_packer *pk)
 {
-    sqlite3_stmt *find = s_prepare (store, "SELECT id FROM tickets"
+    sqlite3_stmt *find = kf_store_statement (store, "SELECT id FROM tickets"
                                            " WHERE id = ?1 OR ticket_no = ?2");
     if (!find)
         return -1;
@@ -449,7 +438,7 @@ kf_tickets_set_status (kf_store_t *store, int64_t id, const char *ticket_no, siz
     sqlite3_finalize (find);
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : -1;
-    sqlite3_stmt *stmt = s_prepare (store, "UPDATE tickets SET status = ?2, updated_at = ?3"
+    sqlite3_stmt *stmt = kf_store_statement (store, "UPDATE tickets SET status = ?2, updated_at = ?3"
                                            " WHERE id = ?1 AND status <> ?2");
     if (!stmt)
         return -1;

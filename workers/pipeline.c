@@ -21,6 +21,11 @@
 #define S_TICKET_SURE 0.5
 //  The intent confidence of a turn the rules relabel
 #define S_RELABEL_CONFIDENCE 0.5
+//  Counters of the context are clamped to this: the result says failed_attempts + 1, and a
+//  context stored by hand or by another version may hold any integer
+#define S_COUNT_MAX 1000000
+
+static void s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail);
 
 static const char *s_no_answer =
     "抱歉，我暂时没有找到这个问题的答案。您可以换个说法再问一次，或者输入“转人工”联系人工客服。";
@@ -55,6 +60,12 @@ s_is (const char *intent, const char *name)
     return strcmp (intent, name) == 0;
 }
 
+static int64_t
+s_clamp_count (int64_t value)
+{
+    return value < 0 ? 0 : value > S_COUNT_MAX ? S_COUNT_MAX : value;
+}
+
 //  Reads the job's params and context into the turn
 static void
 s_read_job (kf_turn_t *turn, const msgpack_object *job)
@@ -74,8 +85,8 @@ s_read_job (kf_turn_t *turn, const msgpack_object *job)
     if (bot_len >= sizeof turn->bot_id)
         bot_len = sizeof turn->bot_id - 1;
     memcpy (turn->bot_id, bot_id, bot_len);
-    turn->failed_attempts = kf_mp_get_int (context, "failed_attempts", 0);
-    turn->repeat_count = kf_mp_get_int (context, "repeat_count", 0);
+    turn->failed_attempts = s_clamp_count (kf_mp_get_int (context, "failed_attempts", 0));
+    turn->repeat_count = s_clamp_count (kf_mp_get_int (context, "repeat_count", 0));
     kf_handoff_config_read (&turn->handoff, kf_mp_get (context, "handoff"));
     kf_slots_read (&turn->slots, kf_mp_get (context, "slots"));
     turn->labels = kf_mp_get (params, "labels");
@@ -155,6 +166,23 @@ s_stage_route (kf_turn_t *turn)
     kf_stage_intent_focus (turn);
 }
 
+//  Stage: retrieve, the other requests of a message with sub_tasks that the knowledge base
+//  answers ("我要退货，顺便查下物流" without a business API: both clauses are questions for it)
+static void
+s_retrieve_sub_tasks (kf_turn_t *turn, kf_kb_index_t *kb)
+{
+    bool has_api = turn->bot && turn->bot->business;
+    for (int t = 0; t < turn->sub_task_count; t++) {
+        const kf_sub_task_t *task = &turn->sub_tasks [t];
+        bool is_question = s_is (task->intent, KF_INTENT_KNOWLEDGE)
+                        || (s_is (task->intent, KF_INTENT_BUSINESS) && !has_api);
+        bool is_focus = task->text == turn->query && task->text_len == turn->query_len;
+        if (is_question && task->text_len && !is_focus)
+            turn->sub_hit_count [t] = kf_kb_index_search (kb, turn->bot_id, task->text,
+                                                          task->text_len, turn->sub_hits [t], 2);
+    }
+}
+
 void
 kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
                      const kf_pipeline_env_t *env, const msgpack_object *job)
@@ -180,6 +208,8 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
     if (env->kb && is_searched)
         turn->hit_count = kf_kb_index_search (env->kb, turn->bot_id, turn->query, turn->query_len,
                                               turn->hits, KF_PIPELINE_HITS);
+    if (env->kb && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
+        s_retrieve_sub_tasks (turn, env->kb);
 }
 
 //  The knowledge answer: the item above the threshold, else an apology with suggestions
@@ -213,6 +243,43 @@ s_answer_knowledge (kf_turn_t *turn, const kf_pipeline_config_t *config)
     size_t used = snprintf (turn->reply, size, "%s", s_suggest_intro);
     for (int i = 0; i < turn->suggestion_count; i++)
         used += snprintf (turn->reply + used, size - used, "\n%d. %s", i + 1, turn->suggestions [i]);
+}
+
+//  The other requests of the message (kf_pipeline_prepare searched their clauses): each one the
+//  knowledge base answers follows the first answer, its item a source too (counts as answered
+//  when any request was); a business request of a bot with an API asks for the order number
+//  when none is known (the API's ask_reply).
+static void
+s_answer_sub_tasks (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    const kf_business_config_t *api = turn->bot ? turn->bot->business : NULL;
+    for (int t = 0; t < turn->sub_task_count && turn->also_count < KF_INTENT_MAX_SUBTASKS; t++) {
+        if (api && s_is (turn->sub_tasks [t].intent, KF_INTENT_BUSINESS)) {
+            //  The API answers a turn of its own: say what it needs when it lacks it (the next
+            //  message then gives it and is answered); a known order number waits for that turn
+            kf_business_vars_t vars = { turn->slots.order_no, turn->slots.phone, NULL, NULL, turn->bot_id };
+            if (!kf_business_has_required (api, &vars)) {
+                char *ask = kf_business_reply (api->ask_reply, NULL, &vars);
+                s_wrap_reply (turn, NULL, ask);
+                free (ask);
+            }
+            continue;
+        }
+        const kf_kb_hit_t *hits = turn->sub_hits [t];
+        if (!kf_pipeline_is_answer (config, hits, turn->sub_hit_count [t]))
+            continue;
+        bool is_new = hits [0].item != turn->source;
+        for (int a = 0; a < turn->also_count; a++)
+            is_new &= hits [0].item != turn->also [a].item;
+        if (!is_new)
+            continue;
+        const kf_kb_item_t *item = hits [0].item;
+        const kf_variant_t *answer = &item->answers [kf_variant_pick (item->answers,
+                                                                      item->answer_count, turn->labels)];
+        turn->also [turn->also_count++] = hits [0];
+        s_wrap_reply (turn, NULL, answer->answer);
+        turn->is_answered = true;
+    }
 }
 
 //  Replaces the reply with `head` + reply + `tail` (either may be NULL)
@@ -298,6 +365,7 @@ s_stage_handoff (kf_turn_t *turn, bool goes_elsewhere)
     turn->reminder = NULL;
     turn->source = NULL;
     turn->answer = NULL;
+    turn->also_count = 0;
     turn->suggestion_count = 0;
     turn->is_cacheable = false;
     kf_slots_clear_draft (&turn->slots);
@@ -336,6 +404,9 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
                            && s_is (turn->intent, KF_INTENT_KNOWLEDGE)
                            && (turn->llm_mode == KF_LLM_ALWAYS
                                || (turn->llm_mode == KF_LLM_FALLBACK && !turn->is_answered)));
+    //  An LLM answers the first request alone, as before (its reply replaces this one)
+    if (!goes_elsewhere && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
+        s_answer_sub_tasks (turn, config);
     s_stage_handoff (turn, goes_elsewhere);
     if (turn->reminder)
         s_wrap_reply (turn, NULL, turn->reminder);

@@ -90,6 +90,10 @@ typedef struct {
     //  retrieve
     kf_kb_hit_t hits [KF_PIPELINE_HITS];
     int hit_count;
+    //  retrieve, for a message with sub_tasks: the best two hits of each other request the
+    //  knowledge base answers (knowledge_qa, or business_query of a bot without an API), by sub_task
+    kf_kb_hit_t sub_hits [KF_INTENT_MAX_SUBTASKS][2];
+    int sub_hit_count [KF_INTENT_MAX_SUBTASKS];
     //  answer
     char *reply;                //  Text to stream
     double confidence;          //  Confidence of the answer given
@@ -97,6 +101,8 @@ typedef struct {
     bool escalate_to_human;
     kf_handoff_reason_t handoff_reason;     //  Why it escalates, KF_HANDOFF_NONE when not
     const kf_kb_item_t *source; //  Item answered from, or NULL
+    kf_kb_hit_t also [KF_INTENT_MAX_SUBTASKS];  //  The other requests' items answered too
+    int also_count;             //  (sources after the first; their answers follow in the reply)
     const kf_variant_t *answer; //  The source's answer picked for the asker's labels, or NULL
     bool is_cacheable;          //  Sure enough, and from nothing but the message and labels
     const char *suggestions [KF_SUGGESTIONS_MAX];

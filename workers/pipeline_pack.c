@@ -52,13 +52,13 @@ kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
         for (int i = 0; i < turn->context_count; i++)
             kf_pipeline_pack_source (pk, &turn->hits [i]);
     }
-    else
-    if (turn->source) {
-        msgpack_pack_array (pk, 1);
-        kf_pipeline_pack_source (pk, &turn->hits [0]);
+    else {
+        msgpack_pack_array (pk, (turn->source != NULL) + turn->also_count);
+        if (turn->source)
+            kf_pipeline_pack_source (pk, &turn->hits [0]);
+        for (int i = 0; i < turn->also_count; i++)
+            kf_pipeline_pack_source (pk, &turn->also [i]);
     }
-    else
-        msgpack_pack_array (pk, 0);
     int suggestions = turn->is_llm ? 0 : turn->suggestion_count;
     kf_mp_pack_cstr (pk, "suggestions");
     msgpack_pack_array (pk, suggestions);
@@ -166,6 +166,7 @@ kf_pipeline_business_fields_new (kf_turn_t *turn)
     msgpack_packer_init (&pk, &fields->packed, msgpack_sbuffer_write);
     turn->source = NULL;            //  The API answers, not the knowledge base
     turn->answer = NULL;
+    turn->also_count = 0;
     turn->suggestion_count = 0;
     turn->confidence = turn->intent_confidence;
     kf_mp_pack_kv_str (&pk, "response_type", "text");

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,42 @@ s_is_nil (const msgpack_object *map, const char *key)
 {
     const msgpack_object *value = kf_mp_get (map, key);
     return value && value->type == MSGPACK_OBJECT_NIL;
+}
+
+//  --- The database, read and changed behind the broker's back -----------------------------------
+
+static const char *s_db_path;       //  The running broker's database
+
+//  Runs `sql` on the broker's database (a trigger that makes its writes fail, and back)
+static void
+s_db_exec (const char *sql)
+{
+    sqlite3 *db;
+    CHECK (sqlite3_open (s_db_path, &db) == SQLITE_OK);
+    sqlite3_busy_timeout (db, 5000);
+    char *message = NULL;
+    if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+        fprintf (stderr, "%s: %s\n", sql, message);
+    CHECK (message == NULL);
+    sqlite3_close (db);
+}
+
+//  The stored slots of `session` (JSON text) into `out`
+static const char *
+s_db_slots (const char *session, char *out, size_t size)
+{
+    sqlite3 *db;
+    CHECK (sqlite3_open_v2 (s_db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    sqlite3_busy_timeout (db, 5000);
+    sqlite3_stmt *stmt;
+    CHECK (sqlite3_prepare_v2 (db, "SELECT slots FROM sessions WHERE id = ?", -1, &stmt, NULL)
+           == SQLITE_OK);
+    sqlite3_bind_text (stmt, 1, session, -1, SQLITE_STATIC);
+    CHECK (sqlite3_step (stmt) == SQLITE_ROW);
+    snprintf (out, size, "%s", sqlite3_column_text (stmt, 0));
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    return out;
 }
 
 //  --- A scripted worker on the worker socket (KFW1) ---------------------------------------------
@@ -292,6 +329,10 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     const msgpack_object *handoff = kf_mp_get (context, "handoff");
     CHECK_INT (kf_mp_get_int (handoff, "failed_attempts", -1), 4);
     CHECK_INT (kf_mp_get_int (handoff, "repeated_question", -1), 3);
+    //  The broker's score of the message, so the worker need not score it again (9.5)
+    const msgpack_object *score = kf_mp_get (context, "emotion_score");
+    CHECK (score && score->type == MSGPACK_OBJECT_FLOAT64);
+    CHECK (score->via.f64 >= 0.3 && score->via.f64 <= 1);
     msgpack_unpacked_destroy (&body);
     s_worker_final (worker, job, "{\"reply\":\"请提供订单号\",\"intent\":\"business_query\","
                     "\"intent_confidence\":0.82,\"sub_tasks\":[],\"emotion_score\":0.55,"
@@ -311,6 +352,8 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     CHECK (s_is_nil (reply->result, "ticket"));
     CHECK (!kf_mp_get_bool (reply->result, "to_agent", true));
     kf_reply_destroy (&reply);
+    char slots [256];
+    CHECK (strstr (s_db_slots (session, slots, sizeof slots), "\"order_no\""));
     //  The same question twice more (written differently): 2, then 3
     for (int round = 2; round <= 3; round++) {
         char id [16];
@@ -331,6 +374,8 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
             reply = s_reply_for (raw, id);
             CHECK (reply->ok);
             kf_reply_destroy (&reply);
+            //  The same slots again: the row keeps them (not rewritten, not lost)
+            CHECK (strstr (s_db_slots (session, slots, sizeof slots), "\"13900001111\""));
             continue;
         }
         s_worker_final (worker, job, "{\"reply\":\"这个问题我帮您转给人工客服\",\"intent\":\"business_query\","
@@ -339,6 +384,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     }
     reply = s_reply_for (raw, "fw-3");
     CHECK (reply->ok);
+    CHECK_STR (s_db_slots (session, slots, sizeof slots), "{}");
     CHECK_STR (h_str (reply->result, "handoff_state"), "pending");
     CHECK_INT (kf_mp_get_int (reply->result, "handoff_reason", 0), 5);
     const msgpack_object *card = kf_mp_get (reply->result, "escalation_card");
@@ -490,8 +536,8 @@ s_cache_round (h_raw_t *raw, s_worker_t *worker, const char *id, const char *ses
     kf_reply_destroy (&reply);
 }
 
-//  The hot-answer cache does not answer a repeated question, an upset customer or a dialog
-//  waiting for the customer's answer: the worker must see those
+//  The hot-answer cache does not answer a question repeated as often as the bot's threshold, an
+//  upset customer or a dialog waiting for the customer's answer: the worker must see those
 static void
 s_test_cache_bypass (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
 {
@@ -501,8 +547,10 @@ s_test_cache_bypass (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     char session [64];
     snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
     kf_reply_destroy (&reply);
+    //  Bot fw hands over at the third time in a row: the second is still an ordinary question
     s_cache_round (raw, worker, "c-3", session, "退货政策", false, "{}");
-    s_cache_round (raw, worker, "c-4", session, "退货政策?", true, "{}");    //  Asked twice
+    s_cache_round (raw, worker, "c-4", session, "退货政策?", false, "{}");   //  Asked twice
+    s_cache_round (raw, worker, "c-4b", session, "退货政策。", true, "{}");  //  The third time
     s_cache_round (raw, worker, "c-5", "", "退货政策！！！", true, "{}");    //  Upset
     reply = h_call (client, "session.create", "{\"bot_id\":\"fw\"}");
     snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
@@ -513,6 +561,70 @@ s_test_cache_bypass (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     s_cache_round (raw, worker, "c-9", session, "退货政策", false, "{}");     //  Closed again
 }
 
+//  A batch that fails to commit takes back the handoff with it: the session is the bot's again
+//  (its next message goes to the worker), nothing of it is listed, and the topic events of the
+//  lost batch never leave (a customer message agents were told of but that was never stored)
+static void
+s_test_lost_batch (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
+{
+    char session [64], sql [512];
+    kf_reply_t *reply = h_call (client, "session.create", "{\"bot_id\":\"fw\"}");
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    //  The escalation row is written, the session's row fails: the batch is lost
+    snprintf (sql, sizeof sql, "CREATE TRIGGER test_fail BEFORE UPDATE OF handoff_state ON sessions"
+              " WHEN NEW.id = '%s' AND NEW.handoff_state = 'pending'"
+              " BEGIN SELECT RAISE (ABORT, 'injected'); END", session);
+    s_db_exec (sql);
+    s_expect_error (h_call (client, "handoff.request", "{\"session_id\":\"%s\"}", session),
+                    "internal");
+    s_db_exec ("DROP TRIGGER test_fail");
+    CHECK (!s_event_wait (raw, "agent.escalations", "escalation", 300));
+    reply = h_call (client, "escalations.list", "{\"session_id\":\"%s\"}", session);
+    CHECK_INT (kf_mp_get_int (reply->result, "total", -1), 0);
+    kf_reply_destroy (&reply);
+    //  The bot still has the session: the message goes to the worker
+    char job [32];
+    msgpack_unpacked body;
+    h_raw_send (raw, "lb-1", "chat", "{\"message\":\"还在吗\",\"session_id\":\"%s\"}", session);
+    s_worker_expect_job (worker, job, sizeof job, &body);
+    msgpack_unpacked_destroy (&body);
+    s_worker_final (worker, job, "{\"reply\":\"在的\",\"intent\":\"chitchat\",\"slots\":{}," S_PLAIN "}");
+    reply = s_reply_for (raw, "lb-1");
+    CHECK (reply->ok);
+    CHECK (!kf_mp_get_bool (reply->result, "to_agent", true));
+    CHECK_STR (h_str (reply->result, "handoff_state"), "bot");
+    kf_reply_destroy (&reply);
+    //  With people: a customer message whose turn cannot be stored is not announced to them
+    reply = h_call (client, "handoff.request", "{\"session_id\":\"%s\"}", session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    s_expect_event (raw, "agent.escalations", "escalation");
+    snprintf (sql, sizeof sql, "CREATE TRIGGER test_fail BEFORE INSERT ON turns"
+              " WHEN NEW.session_id = '%s' BEGIN SELECT RAISE (ABORT, 'injected'); END", session);
+    s_db_exec (sql);
+    h_raw_send (raw, "lb-2", "chat", "{\"message\":\"没存上的话\",\"session_id\":\"%s\"}", session);
+    reply = s_reply_for (raw, "lb-2");
+    CHECK (!reply->ok);
+    CHECK_STR (kf_errc_name (reply->error.errc), "internal");
+    kf_reply_destroy (&reply);
+    s_db_exec ("DROP TRIGGER test_fail");
+    CHECK (!s_event_wait (raw, "agent.messages", "user_message", 300));
+    h_raw_send (raw, "lb-3", "chat", "{\"message\":\"存上的话\",\"session_id\":\"%s\"}", session);
+    reply = s_reply_for (raw, "lb-3");
+    CHECK (reply->ok);
+    CHECK (kf_mp_get_bool (reply->result, "to_agent", false));
+    kf_reply_destroy (&reply);
+    const msgpack_object *event = s_expect_event (raw, "agent.messages", "user_message");
+    CHECK_STR (h_str (event, "content"), "存上的话");
+    reply = h_call (client, "agent.resolve", "{\"session_id\":\"%s\",\"agent_id\":\"a1\"}",
+                    session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    s_expect_event (raw, "agent.escalations", "resolved");
+    printf ("handoff: a lost batch takes its handoff and its topic events back\n");
+}
+
 static void
 s_part_scripted (void)
 {
@@ -521,6 +633,7 @@ s_part_scripted (void)
     const char *args [] = { "--liveness", "60", "--cache-mb", "8", NULL };
     h_start_broker (&h, 0, args);
     kf_client_t *client = h_client (&h);
+    s_db_path = h.db;
     h_raw_t raw;
     h_raw_open (&raw, &h);
     s_subscribe (&raw, "agent.");
@@ -530,6 +643,7 @@ s_part_scripted (void)
     s_test_scripted_handoff (&raw, &worker, client);
     s_test_ticket (&raw, &worker);
     s_test_cache_bypass (&raw, &worker, client);
+    s_test_lost_batch (&raw, &worker, client);
     zmq_close (worker.dealer);
     h_raw_close (&raw);
     kf_client_destroy (&client);

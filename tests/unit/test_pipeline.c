@@ -4,11 +4,13 @@
     queries remembering the order number, a ticket over three turns), the handoff reasons, the
     rules of a bot without intents, and the per-message cost of the intent and emotion stages. */
 #include "testutil.h"
+#include <unistd.h>
 #include "common/clock.h"
 #include "common/emotion.h"
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/utf8.h"
 #include "tests/bench/kb_jsonl.h"
 #include "workers/pipeline.h"
 #include "workers/pipeline_stages.h"
@@ -19,6 +21,7 @@ typedef struct {
     kf_bot_models_t *models;
     kf_pipeline_config_t config;
     int64_t next_id;
+    const kf_config_t *server;  //  LLM and business settings, NULL: none
 } s_world_t;
 
 typedef struct {
@@ -130,7 +133,7 @@ s_chat_bot (s_world_t *world, kf_bot_models_t *models, const char *bot, const ch
     msgpack_unpacked unpacked;
     CHECK (kf_mp_unpack_one (job.data, job.size, &unpacked));
     kf_turn_t turn;
-    kf_pipeline_env_t env = { world->kb, models, NULL };
+    kf_pipeline_env_t env = { world->kb, models, world->server };
     kf_pipeline_prepare (&turn, &world->config, &env, &unpacked.data);
     turn.kb_version = 1;
     kf_pipeline_answer (&turn, &world->config);
@@ -182,6 +185,44 @@ s_chat (s_world_t *world, const char *message, const s_reply_t *previous, int fa
     s_chat_bot (world, world->models, "default", message, previous, failed, repeats, reply);
 }
 
+//  One turn from a whole job written as JSON (the broker's context as a previous version, or
+//  anyone, may have left it): the pipeline must answer with a well-formed result whatever it holds
+static void
+s_chat_json (s_world_t *world, const char *json, s_reply_t *reply)
+{
+    msgpack_sbuffer job;
+    msgpack_sbuffer_init (&job);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &job, msgpack_sbuffer_write);
+    char err [128];
+    if (kf_json_to_msgpack (json, strlen (json), &pk, err, sizeof err) != 0) {
+        fprintf (stderr, "bad test JSON: %s: %s\n", err, json);
+        exit (1);
+    }
+    msgpack_unpacked unpacked;
+    CHECK (kf_mp_unpack_one (job.data, job.size, &unpacked));
+    kf_turn_t turn;
+    kf_pipeline_env_t env = { world->kb, world->models, NULL };
+    kf_pipeline_prepare (&turn, &world->config, &env, &unpacked.data);
+    turn.kb_version = 1;
+    kf_pipeline_answer (&turn, &world->config);
+    msgpack_sbuffer_init (&reply->buffer);
+    msgpack_packer_init (&pk, &reply->buffer, msgpack_sbuffer_write);
+    kf_pipeline_pack_result (&turn, &pk);
+    msgpack_sbuffer_init (&reply->meta);
+    msgpack_sbuffer_init (&reply->slots);
+    kf_turn_release (&turn);
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&job);
+    CHECK (kf_mp_unpack_one (reply->buffer.data, reply->buffer.size, &reply->unpacked));
+    reply->result = &reply->unpacked.data;
+    const msgpack_object *slots = kf_mp_get (reply->result, "slots");
+    CHECK (slots && slots->type == MSGPACK_OBJECT_MAP);
+    const char *text;
+    size_t len;
+    CHECK (kf_mp_str (kf_mp_get (reply->result, "reply"), &text, &len));
+}
+
 static void
 s_reply_destroy (s_reply_t *reply)
 {
@@ -231,7 +272,29 @@ s_test_sub_tasks (s_world_t *world)
     CHECK_STR (s_str (&subs->via.array.ptr [1], "intent"), "business_query");
     CHECK_STR (s_str (&subs->via.array.ptr [1], "text"), "查下物流");
     CHECK (!kf_mp_get (r.result, "cache"));                 //  Never cached with sub_tasks
-    CHECK (strstr (s_str (r.result, "reply"), "退"));       //  The first request answered
+    //  Each request answered in turn: "我要退货" is ambiguous (did you mean ...), then the
+    //  logistics answer follows, its item the source
+    const char *reply = s_str (r.result, "reply");
+    CHECK (strstr (reply, "怎么申请退货"));
+    CHECK (strstr (reply, "\n\n在App「我的-我的订单」中打开对应订单，点击「查看物流」"));
+    const msgpack_object *sources = kf_mp_get (r.result, "sources");
+    CHECK_INT (sources->via.array.size, 1);
+    CHECK_STR (s_str (&sources->via.array.ptr [0], "question"), "怎么查询物流信息？");
+    CHECK_INT (kf_mp_get (r.result, "suggestions")->via.array.size, 3);
+    CHECK_INT (kf_mp_get_int (r.result, "failed_attempts", -1), 0);
+    s_reply_destroy (&r);
+    //  Both answered: both items are sources, the first request's first
+    s_chat (world, "怎么申请退货，顺便查下物流", NULL, 0, 1, &r);
+    CHECK_INT (kf_mp_get (r.result, "sub_tasks")->via.array.size, 2);
+    reply = s_str (r.result, "reply");
+    CHECK (strstr (reply, "申请售后"));
+    CHECK (strstr (reply, "\n\n在App「我的-我的订单」中打开对应订单，点击「查看物流」"));
+    CHECK (strstr (reply, "申请售后") < strstr (reply, "查看物流"));
+    sources = kf_mp_get (r.result, "sources");
+    CHECK_INT (sources->via.array.size, 2);
+    CHECK_STR (s_str (&sources->via.array.ptr [0], "question"), "怎么申请退货？");
+    CHECK_STR (s_str (&sources->via.array.ptr [1], "question"), "怎么查询物流信息？");
+    CHECK (!kf_mp_get (r.result, "cache"));
     s_reply_destroy (&r);
     //  An upset customer's question underneath: an empathetic prefix and the answer
     s_chat (world, "你们太慢了，退款多久到账", NULL, 0, 1, &r);
@@ -240,6 +303,46 @@ s_test_sub_tasks (s_world_t *world)
     CHECK (kf_mp_get (r.result, "sources")->via.array.size == 1);
     CHECK (strstr (s_str (r.result, "reply"), "抱歉"));
     s_reply_destroy (&r);
+}
+
+//  Two requests, one for the business API of a bot that has one: the knowledge request is
+//  answered, and the business request asks for the order number it needs (the API answers a
+//  turn of its own); with the number known, nothing is added
+static void
+s_test_sub_tasks_business (s_world_t *world)
+{
+    char path [] = "/tmp/kefu-pipeline-XXXXXX";
+    int fd = mkstemp (path);
+    CHECK (fd >= 0);
+    const char *ini = "[business orders]\nurl = http://127.0.0.1:9/orders/{order_no}\n"
+                      "reply = 订单{order_no}：{status}\nask_reply = 请提供您的订单号，我来帮您查询。\n"
+                      "[bot default]\nbusiness = orders\n";
+    CHECK (write (fd, ini, strlen (ini)) == (ssize_t) strlen (ini));
+    close (fd);
+    char err [256];
+    kf_config_t *server = kf_config_load (path, err, sizeof err);
+    if (!server)
+        fprintf (stderr, "config: %s\n", err);
+    CHECK (server);
+    unlink (path);
+    world->server = server;
+    s_reply_t r;
+    s_chat (world, "怎么申请退货，顺便查下物流", NULL, 0, 1, &r);
+    CHECK_STR (s_str (r.result, "intent"), "knowledge_qa");
+    const char *reply = s_str (r.result, "reply");
+    CHECK (strstr (reply, "申请售后"));
+    CHECK (strstr (reply, "\n\n请提供您的订单号，我来帮您查询。"));
+    CHECK_INT (kf_mp_get (r.result, "sources")->via.array.size, 1);
+    s_reply_destroy (&r);
+    s_reply_t first;
+    s_chat (world, "订单号是 ORD-2024-001", NULL, 0, 1, &first);
+    s_chat (world, "怎么申请退货，顺便查下物流", &first, 0, 1, &r);
+    CHECK (strstr (s_str (r.result, "reply"), "申请售后"));
+    CHECK (!strstr (s_str (r.result, "reply"), "订单号"));
+    s_reply_destroy (&r);
+    s_reply_destroy (&first);
+    world->server = NULL;
+    kf_config_destroy (&server);
 }
 
 static void
@@ -359,6 +462,104 @@ s_test_handoff (s_world_t *world)
     s_reply_destroy (&r);
 }
 
+//  Context the broker hands back as it was stored: wrong types, out-of-range numbers, a draft a
+//  previous version wrote. Every turn answers, and nothing overflows
+static void
+s_test_hostile_context (s_world_t *world)
+{
+    static const char *jobs [] = {
+        "{\"params\": {\"message\": \"怎么申请退货\"}, \"context\": {\"failed_attempts\": 9223372036854775807,"
+        " \"repeat_count\": 9223372036854775807}}",
+        "{\"params\": {\"message\": \"你们支持比特币吗\"}, \"context\": {\"failed_attempts\": -9223372036854775807}}",
+        "{\"params\": {\"message\": \"你们支持比特币吗\"}, \"context\": {\"failed_attempts\": 9223372036854775807,"
+        " \"handoff\": {\"failed_attempts\": 0}}}",
+        "{\"params\": {\"message\": \"发票\"}, \"context\": {\"slots\": [1, 2, 3], \"handoff\": \"x\"}}",
+        "{\"params\": {\"message\": \"13812345678\"}, \"context\": {\"slots\": {\"ticket_draft\": 5,"
+        " \"awaiting\": \"phone\"}}}",
+        "{\"params\": {\"message\": \"13812345678\"}, \"context\": {\"slots\": {\"ticket_draft\": {\"type\": \"报修\","
+        " \"fields\": \"nope\"}, \"awaiting\": \"phone\"}}}",
+        "{\"params\": {\"message\": \"好的\"}, \"context\": {\"slots\": {\"ticket_draft\": {\"type\": 7,"
+        " \"fields\": {\"phone\": 1, \"address\": null, \"description\": [\"a\"]}}, \"awaiting\": \"nonsense\"}}}",
+        "{\"params\": {\"message\": \"好的\"}, \"context\": {\"slots\": {\"ticket_draft\": {\"type\": \"投诉\","
+        " \"fields\": {\"address\": \"上海市浦东新区世纪大道100号\"}}, \"awaiting\": \"address\"}}}",
+        "{\"params\": {\"message\": \"说明一下情况\"}, \"context\": {\"slots\": {\"ticket_draft\": {\"type\": \"\"},"
+        " \"awaiting\": \"description\"}}}",
+        "{\"params\": {\"message\": \"那它的物流到哪了\"}, \"context\": {\"slots\": {\"order_no\": {\"a\": 1},"
+        " \"phone\": 13812345678, \"other\": {\"deep\": [[[[1]]]]}, \"7\": 1}}}",
+        "{\"params\": {\"message\": 42, \"bot_id\": [\"x\"]}, \"context\": 7}",
+        "{\"params\": \"x\", \"context\": null}",
+        "[1, 2]",
+    };
+    for (size_t j = 0; j < sizeof jobs / sizeof jobs [0]; j++) {
+        s_reply_t r;
+        s_chat_json (world, jobs [j], &r);
+        int64_t failed = kf_mp_get_int (r.result, "failed_attempts", -1);
+        if (!(failed >= 0 && failed < INT32_MAX))
+            fprintf (stderr, "job %zu: failed_attempts %lld\n", j, (long long) failed);
+        CHECK (failed >= 0 && failed < INT32_MAX);
+        s_reply_destroy (&r);
+    }
+}
+
+//  Repeats `unit` until `bytes` (at most) into a heap string
+static char *
+s_repeat (const char *unit, size_t bytes)
+{
+    size_t n = strlen (unit), count = bytes / n;
+    char *text = malloc (count * n + 1);
+    for (size_t i = 0; i < count; i++)
+        memcpy (text + i * n, unit, n);
+    text [count * n] = 0;
+    return text;
+}
+
+//  Messages nobody writes on purpose, alone and as the answer a ticket dialog waits for: each gets
+//  a well-formed result quickly (4,000 characters is the broker's default limit; 16 KB of 4-byte
+//  characters)
+static void
+s_test_hostile_messages (s_world_t *world)
+{
+    static const struct { const char *unit; size_t bytes; } cases [] = {
+        { "我", 12000 }, { "，", 12000 }, { "！？", 12000 }, { "😀", 16000 }, { "a ", 4000 },
+        { "xbrk ", 4000 }, { "顺便", 12000 }, { "ORD-2024-001 ", 4000 }, { "1", 4000 },
+        { "13812345678 ", 4000 }, { "我要我要", 12000 }, { "取消", 12000 }, { "路号", 12000 },
+        { "{order_no}", 4000 }, { "转人工", 12000 }, { "。", 3 }, { " ", 1 }, { "🙂，", 7 },
+        { "Where is my order ORD-2024-001, and also I want a refund! ", 4000 },
+        { "我要报修，地址是上海市路1号，电话13812345678，", 12000 }
+    };
+    s_reply_t start;
+    s_chat (world, "我要投诉", NULL, 0, 1, &start);
+    CHECK_STR (s_str (kf_mp_get (start.result, "slots"), "awaiting"), "phone");
+    s_reply_t address;
+    s_chat (world, "我家空调坏了，要报修", NULL, 0, 1, &address);
+    CHECK_STR (s_str (kf_mp_get (address.result, "slots"), "awaiting"), "address");
+    for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
+        char *message = s_repeat (cases [c].unit, cases [c].bytes);
+        const s_reply_t *previous [3] = { NULL, &start, &address };
+        for (int p = 0; p < 3; p++) {
+            int64_t begin = kf_mono_us ();
+            s_reply_t r;
+            s_chat (world, message, previous [p], 0, 1, &r);
+            int64_t took_us = kf_mono_us () - begin;
+            if (took_us > 500000)
+                fprintf (stderr, "case %zu (%s x %zu), turn %d: %lld us\n", c, cases [c].unit,
+                         cases [c].bytes, p, (long long) took_us);
+            CHECK (took_us < 500000);
+            const msgpack_object *subs = kf_mp_get (r.result, "sub_tasks");
+            for (uint32_t t = 0; t < subs->via.array.size; t++) {
+                const msgpack_object *text = kf_mp_get (&subs->via.array.ptr [t], "text");
+                CHECK (text && kf_utf8_is_valid (text->via.str.ptr, text->via.str.size));
+            }
+            const msgpack_object *reply = kf_mp_get (r.result, "reply");
+            CHECK (kf_utf8_is_valid (reply->via.str.ptr, reply->via.str.size));
+            s_reply_destroy (&r);
+        }
+        free (message);
+    }
+    s_reply_destroy (&start);
+    s_reply_destroy (&address);
+}
+
 //  A bot without intents anywhere: the rules, with the chit-chat table
 static void
 s_test_rules (s_world_t *world)
@@ -432,11 +633,14 @@ main (int argc, char *argv [])
     s_world_init (&world, argc > 1 ? argv [1] : ".");
     s_test_knowledge (&world);
     s_test_sub_tasks (&world);
+    s_test_sub_tasks_business (&world);
     s_test_chitchat (&world);
     s_test_ticket (&world);
     s_test_business_entities (&world);
     s_test_handoff (&world);
     s_test_rules (&world);
+    s_test_hostile_context (&world);
+    s_test_hostile_messages (&world);
     s_test_cost (&world);
     s_world_destroy (&world);
     TEST_PASS ("test_pipeline");
