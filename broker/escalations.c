@@ -10,15 +10,9 @@
 #include <string.h>
 
 enum {
-    E_INSERT, E_USER, E_GET, E_ASSIGN, E_FINISH, E_LATEST, E_ENTRY, E_COUNT_LIST, E_LIST, E_STALE,
+    E_INSERT, E_USER, E_GET, E_ASSIGN, E_FINISH, E_LATEST, E_ENTRY, E_STALE,
     E_AGENT_TURN, E_STATEMENTS
 };
-
-//  The list's filters: a NULL parameter matches everything
-#define S_LIST_WHERE " FROM escalations e WHERE (?1 IS NULL OR e.status = ?1)" \
-    " AND (?2 IS NULL OR e.session_id = ?2) AND (?3 IS NULL OR e.bot_id = ?3)" \
-    " AND (?4 IS NULL OR e.agent_id = ?4) AND NOT EXISTS (SELECT 1 FROM sessions s" \
-    " WHERE s.id = e.session_id AND s.deleted_at IS NOT NULL)"
 
 static const char *s_sql [E_STATEMENTS] = {
     [E_INSERT] =
@@ -35,10 +29,6 @@ static const char *s_sql [E_STATEMENTS] = {
     [E_LATEST] = "SELECT reason FROM escalations WHERE session_id = ? ORDER BY id DESC LIMIT 1",
     [E_ENTRY] =
         "SELECT card, status, agent_id, assigned_at, resolved_at, note FROM escalations WHERE id = ?",
-    [E_COUNT_LIST] = "SELECT count(*)" S_LIST_WHERE,
-    [E_LIST] =
-        "SELECT e.card, e.status, e.agent_id, e.assigned_at, e.resolved_at, e.note" S_LIST_WHERE
-        " ORDER BY e.id DESC LIMIT ?5 OFFSET ?6",
     [E_STALE] =
         "SELECT e.id, e.session_id FROM escalations e LEFT JOIN sessions s ON s.id = e.session_id"
         " WHERE e.status IN ('pending', 'assigned')"
@@ -296,44 +286,48 @@ kf_escalations_pack (kf_escalations_t *self, int64_t id, msgpack_packer *pk)
 }
 
 static void
-s_bind_filter (sqlite3_stmt *stmt, const kf_escalation_filter_t *filter)
+s_pack_list_entry (void *arg, sqlite3_stmt *row, msgpack_packer *pk)
 {
-    kf_store_bind_text (stmt, 1, filter->status_len ? filter->status : NULL, filter->status_len);
-    kf_store_bind_text (stmt, 2, filter->session_id_len ? filter->session_id : NULL, filter->session_id_len);
-    kf_store_bind_text (stmt, 3, filter->bot_id_len ? filter->bot_id : NULL, filter->bot_id_len);
-    kf_store_bind_text (stmt, 4, filter->agent_id_len ? filter->agent_id : NULL, filter->agent_id_len);
+    (void) arg;
+    s_pack_entry (row, pk);
 }
 
 int
 kf_escalations_list_pack (kf_escalations_t *self, const kf_escalation_filter_t *filter,
                           msgpack_packer *pk)
 {
-    sqlite3_stmt *count = self->stmt [E_COUNT_LIST], *rows = self->stmt [E_LIST];
-    s_bind_filter (count, filter);
-    int rc = sqlite3_step (count);
-    int64_t total = rc == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : 0;
-    sqlite3_reset (count);
-    if (rc != SQLITE_ROW) {
-        kf_error ("escalations: list failed: %s", sqlite3_errmsg (kf_store_db (self->store)));
+    //  A term only for each filter given, so the status or session index narrows the list
+    static const char *columns [4] = { "e.status", "e.session_id", "e.bot_id", "e.agent_id" };
+    const char *given [4] = {
+        filter->status_len ? filter->status : NULL, filter->session_id_len ? filter->session_id : NULL,
+        filter->bot_id_len ? filter->bot_id : NULL, filter->agent_id_len ? filter->agent_id : NULL
+    };
+    const size_t lens [4] = { filter->status_len, filter->session_id_len, filter->bot_id_len,
+                              filter->agent_id_len };
+    char where [512], sql [768];
+    kf_store_where (where, sizeof where, " FROM escalations e WHERE NOT EXISTS (SELECT 1 FROM"
+                    " sessions s WHERE s.id = e.session_id AND s.deleted_at IS NOT NULL)",
+                    columns, given, 4);
+    snprintf (sql, sizeof sql, "SELECT count(*)%s", where);
+    sqlite3_stmt *count = kf_store_statement (self->store, sql);
+    snprintf (sql, sizeof sql, "SELECT e.card, e.status, e.agent_id, e.assigned_at, e.resolved_at,"
+              " e.note%s ORDER BY e.id DESC LIMIT ?5 OFFSET ?6", where);
+    sqlite3_stmt *rows = count ? kf_store_statement (self->store, sql) : NULL;
+    if (!rows) {
+        sqlite3_finalize (count);
         return -1;
     }
-    s_bind_filter (rows, filter);
+    for (int i = 0; i < 4; i++)
+        if (given [i]) {
+            sqlite3_bind_text (count, i + 1, given [i], (int) lens [i], SQLITE_TRANSIENT);
+            sqlite3_bind_text (rows, i + 1, given [i], (int) lens [i], SQLITE_TRANSIENT);
+        }
     sqlite3_bind_int64 (rows, 5, filter->page_size);
     sqlite3_bind_int64 (rows, 6, (filter->page - 1) * filter->page_size);
-    int64_t shown = kf_page_rows (total, filter->page, filter->page_size);
-    msgpack_pack_map (pk, 5);
-    kf_mp_pack_cstr (pk, "data");
-    msgpack_pack_array (pk, (uint32_t) shown);
-    for (int64_t i = 0; i < shown; i++) {
-        //  Rows the count promised are packed even if a step fails, as empty entries
-        if (sqlite3_step (rows) == SQLITE_ROW)
-            s_pack_entry (rows, pk);
-        else
-            msgpack_pack_map (pk, 0);
-    }
-    sqlite3_reset (rows);
-    kf_mp_pack_page (pk, total, filter->page, filter->page_size);
-    return 0;
+    int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
+    sqlite3_finalize (count);
+    return kf_store_pack_page (rows, s_pack_list_entry, NULL, total, filter->page,
+                               filter->page_size, 0, pk);
 }
 
 int

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/utf8.h"
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,6 +367,17 @@ kf_store_pack_page (sqlite3_stmt *rows, kf_store_row_fn *fn, void *arg, int64_t 
     }
     msgpack_sbuffer_destroy (&data);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+kf_store_where (char *sql, size_t size, const char *from, const char *const *columns,
+                const char *const *given, int count)
+{
+    size_t used = snprintf (sql, size, "%s", from);
+    for (int i = 0; i < count && used < size; i++)
+        if (given [i])
+            used += snprintf (sql + used, size - used, " AND %s = ?%d", columns [i], i + 1);
+    assert (used < size);
 }
 
 void

@@ -92,6 +92,14 @@ typedef void (kf_store_row_fn) (void *arg, struct sqlite3_stmt *row, msgpack_pac
 int kf_store_pack_page (struct sqlite3_stmt *rows, kf_store_row_fn *fn, void *arg, int64_t total,
                         int64_t page, int64_t page_size, int extra, msgpack_packer *pk);
 
+//  Writes `from` (" FROM t WHERE <condition>", the caller's own text) into `sql` and then, for
+//  each i in 0..count-1 whose given [i] is not NULL, " AND columns [i] = ?<i+1>": a list query
+//  gets a term only for the filters given, so SQLite can use the index of the one that narrows
+//  it (a "(?1 IS NULL OR col = ?1)" term scans the table). The values are bound by the caller as
+//  ?1..?count in the same order, never written into the text. Asserts that `size` suffices.
+void kf_store_where (char *sql, size_t size, const char *from, const char *const *columns,
+                     const char *const *given, int count);
+
 //  Binds `len` bytes of `text` (copied) at `index`, or NULL when `text` is NULL.
 void kf_store_bind_text (struct sqlite3_stmt *stmt, int index, const char *text, size_t len);
 

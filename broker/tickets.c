@@ -374,29 +374,15 @@ s_bind_filter (sqlite3_stmt *stmt, int index, const char *text, size_t len)
         sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
 }
 
-//  " FROM tickets WHERE ..." with a term for each filter given, and none for the others: the
-//  statement then uses the index of the filter that narrows it (bot, session, user, number)
-//  instead of scanning every ticket, as "(?2 IS NULL OR session_id = ?2)" would. The text is
-//  ours; the values are bound as ?1..?6 (`filter` order), so a query is never built from them.
-static void
-s_where (const kf_ticket_filter_t *filter, char *sql, size_t size)
+int
+kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgpack_packer *pk)
 {
     static const char *columns [6] = { "bot_id", "session_id", "user_id", "ticket_no", "type",
                                        "status" };
     const char *given [6] = { filter->bot_id, filter->session_id, filter->user_id,
                               filter->ticket_no, filter->type, filter->status };
-    size_t used = snprintf (sql, size, " FROM tickets WHERE 1");
-    for (int i = 0; i < 6; i++)
-        if (given [i])
-            used += snprintf (sql + used, size - used, " AND %s = ?%d", columns [i], i + 1);
-    assert (used < size);
-}
-
-int
-kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgpack_packer *pk)
-{
     char where [256], sql [512];
-    s_where (filter, where, sizeof where);
+    kf_store_where (where, sizeof where, " FROM tickets WHERE 1", columns, given, 6);
     snprintf (sql, sizeof sql, "SELECT count(*)%s", where);
     sqlite3_stmt *count = kf_store_statement (store, sql);
     snprintf (sql, sizeof sql, "SELECT " S_COLUMNS "%s ORDER BY id DESC LIMIT ?7 OFFSET ?8", where);

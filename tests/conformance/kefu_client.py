@@ -3,7 +3,8 @@
 Written from schemas/PROTOCOL.md alone (sections 1-6): a DEALER for requests and replies, a SUB for
 token streams, MessagePack bodies, request ids matched to replies, and the streamed-chat algorithm of
 section 3.7 (subscribe before send, exact-topic filtering, seq ordering, gap repair with
-`stream.fetch`, completion by `last_seq`).
+`stream.fetch`, completion by `last_seq`), plus a TopicWatcher for the handoff topics of sections
+3.9 and 13.3 (`agent.escalations`, `agent.messages`, `session.<id>`).
 
 Needs pyzmq and msgpack (Debian: python3-zmq, python3-msgpack).
 """
@@ -186,6 +187,38 @@ class KefuClient:
         params.pop("stream", None)
         return self.call("chat", params)
 
+    # Handoff to people (4.32-4.36, section 13)
+    def handoff_request(self, session_id, **params):
+        params["session_id"] = session_id
+        return self.call("handoff.request", params)
+
+    def agent_assign(self, agent_id, **params):
+        params["agent_id"] = agent_id
+        return self.call("agent.assign", params)
+
+    def agent_reply(self, session_id, agent_id, content, **params):
+        params.update(session_id=session_id, agent_id=agent_id, content=content)
+        return self.call("agent.reply", params)
+
+    def agent_resolve(self, session_id, agent_id, **params):
+        params.update(session_id=session_id, agent_id=agent_id)
+        return self.call("agent.resolve", params)
+
+    def escalations_list(self, **params):
+        return self.call("escalations.list", params)
+
+    # Intents, chit-chat and tickets (4.37-4.43, sections 15 and 16)
+    def intent_execute(self, intent, **params):
+        params["intent"] = intent
+        return self.call("intent.execute", params)
+
+    def tickets_query(self, **params):
+        return self.call("tickets.query", params)
+
+    def tickets_update(self, status, **params):
+        params["status"] = status
+        return self.call("tickets.update", params)
+
     # ---------------------------------------------------------------- streamed chat (3.7)
 
     def chat_stream(self, message, on_event=None, request_id=None, timeout_s=None,
@@ -319,3 +352,98 @@ class KefuClient:
                         continue
                     take_reply(r)
         return out
+
+
+HANDOFF_TOPIC_PREFIXES = ("agent.", "session.")   # 3.1: never a streamed chat's id
+
+
+class TopicWatcher:
+    """A SUB socket of its own watching the handoff topics (3.9, 13.3): `agent.escalations`,
+    `agent.messages` and `session.<session_id>`. Their events have no seq, are not held for a
+    subscriber and not retained, so: subscribe first, then act; after a reconnect read the state
+    back (escalations.list, history). Frame 0 is compared exactly with the topics wanted (3.3)."""
+
+    def __init__(self, streams_endpoint, context=None):
+        self.ctx = context or zmq.Context.instance()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(streams_endpoint)
+        self.prefixes = set()
+        self.backlog = []           # (topic, event) received and not yet taken, in arrival order
+
+    def close(self):
+        self.sub.close(0)
+
+    def subscribe(self, prefix):
+        self.sub.setsockopt(zmq.SUBSCRIBE, prefix.encode("utf-8"))
+        self.prefixes.add(prefix)
+
+    def unsubscribe(self, prefix):
+        self.sub.setsockopt(zmq.UNSUBSCRIBE, prefix.encode("utf-8"))
+        self.prefixes.discard(prefix)
+
+    def sync(self, client, timeout_s=3.0):
+        """Make sure the subscriptions made so far are in effect at the broker. A SUB socket's
+        subscriptions reach the broker in order, and the broker holds a streamed chat's events
+        until it has seen the exact subscription to its id (3.2). So: subscribe this socket to a
+        fresh id, stream a chat with it, and wait for its first event; every earlier
+        subscription of the socket has then reached the broker."""
+        rid = new_id()
+        self.sub.setsockopt(zmq.SUBSCRIBE, rid.encode("utf-8"))
+        try:
+            client.send_request("chat", {"message": "你好", "stream": True}, rid)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if not self.sub.poll(50):
+                    continue
+                frames = self.sub.recv_multipart()
+                if len(frames) == 2 and frames[0] == rid.encode("utf-8"):
+                    break
+                self._keep(frames)
+            else:
+                raise KefuTimeout("subscription barrier: no event for %s" % rid)
+            client.wait_reply(rid, timeout_s)
+        finally:
+            self.sub.setsockopt(zmq.UNSUBSCRIBE, rid.encode("utf-8"))
+
+    def _keep(self, frames):
+        if len(frames) != 2:
+            return
+        try:
+            topic = frames[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        if not topic.startswith(HANDOFF_TOPIC_PREFIXES):
+            return                  # a chat stream (a barrier's), not a handoff topic
+        if not any(topic.startswith(p) for p in self.prefixes):
+            return
+        ev = unpack(frames[1])
+        if isinstance(ev, dict):
+            self.backlog.append((topic, ev))
+
+    def pump(self, timeout_s=0.0):
+        """Read what is there (waiting at most timeout_s for the first message)."""
+        if self.sub.poll(int(timeout_s * 1000)):
+            while self.sub.poll(0):
+                self._keep(self.sub.recv_multipart())
+
+    def take(self, topic, pred=None, timeout_s=2.0):
+        """The first event on exactly `topic` (matching pred) from the backlog or the socket;
+        KefuTimeout when none comes within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for i, (t, ev) in enumerate(self.backlog):
+                if t == topic and (pred is None or pred(ev)):
+                    del self.backlog[i]
+                    return ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KefuTimeout("no event on %s" % topic)
+            self.pump(left)
+
+    def take_all(self, topic=None):
+        """Every event received so far (on exactly `topic`, or on any); removes them."""
+        self.pump(0)
+        got = [(t, ev) for t, ev in self.backlog if topic is None or t == topic]
+        self.backlog = [(t, ev) for t, ev in self.backlog if not (topic is None or t == topic)]
+        return got
