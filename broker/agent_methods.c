@@ -179,7 +179,7 @@ kf_method_agent_reply (kf_broker_t *self, const char *routing, size_t routing_le
     if (s_agent_id (req->params, &agent_id, &agent_len, &err)
     ||  kf_param_str (req->params, "content", true, self->config->max_message_chars, &content,
                       &content_len, &err)
-    ||  kf_rich_check (type && type->type != MSGPACK_OBJECT_NIL ? type : NULL, rich, "reply", &err)
+    ||  kf_rich_check (type && type->type != MSGPACK_OBJECT_NIL ? type : NULL, rich, "params", &err)
     ||  !(session = s_agent_session (self, req->params, &err))
     ||  s_check_assigned (session, agent_id, agent_len, &err))
         goto failed;

@@ -92,7 +92,7 @@ main (int argc, char *argv [])
     char err [512];
     kf_config_t *llm = kf_config_load (config.config_path, err, sizeof err);
     if (!llm) {
-        fprintf (stderr, "kefu-broker: bad LLM configuration: %s\n", err);
+        fprintf (stderr, "kefu-broker: bad configuration: %s\n", err);
         return 2;
     }
     config.llm = llm;

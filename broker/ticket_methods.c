@@ -60,6 +60,17 @@ s_executable_intent (kf_broker_t *self, kf_request_t *req, const char *bot, char
     int rc = kf_intents_find (self->store, bot, given, given_len, id, name, &is_enabled);
     if (rc < 0)
         return kf_error_set (err, KF_E_INTERNAL, "could not read the intents");
+    if (rc == 1 && given && has_id) {
+        //  Both given: they must name the same intent
+        char by_id [KF_INTENT_NAME_MAX + 1];
+        bool ignored;
+        int found = kf_intents_find (self->store, bot, NULL, 0, id, by_id, &ignored);
+        if (found < 0)
+            return kf_error_set (err, KF_E_INTERNAL, "could not read the intents");
+        if (found == 0 || strcmp (by_id, name) != 0)
+            return kf_error_set (err, KF_E_INVALID_PARAM, "params.intent and params.intent_id name"
+                                 " different intents");
+    }
     if (rc == 0 && given)
         return kf_error_set (err, KF_E_NOT_FOUND, "intent %.*s does not exist in bot %s",
                              (int) given_len, given, bot);
@@ -270,6 +281,20 @@ kf_method_tickets_update (kf_broker_t *self, const char *routing, size_t routing
     if (!s_is_status (status, status_len)) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.status must be " S_STATUSES);
         goto failed;
+    }
+    if (has_id && ticket_no) {
+        //  Both given: they must name the same ticket
+        int64_t named = kf_tickets_find_id (self->store, ticket_no, no_len);
+        if (named < 0) {
+            kf_error_set (&err, KF_E_INTERNAL, "could not read the tickets");
+            goto failed;
+        }
+        if (named != id) {
+            kf_error_set (&err, named ? KF_E_INVALID_PARAM : KF_E_NOT_FOUND, named
+                          ? "params.id and params.ticket_no name different tickets"
+                          : "ticket %.*s does not exist", (int) no_len, ticket_no);
+            goto failed;
+        }
     }
     char state [16];
     snprintf (state, sizeof state, "%.*s", (int) status_len, status);

@@ -409,6 +409,19 @@ kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgp
     return 0;
 }
 
+int64_t
+kf_tickets_find_id (kf_store_t *store, const char *ticket_no, size_t len)
+{
+    sqlite3_stmt *find = kf_store_statement (store, "SELECT id FROM tickets WHERE ticket_no = ?");
+    if (!find)
+        return -1;
+    sqlite3_bind_text (find, 1, ticket_no, (int) len, SQLITE_TRANSIENT);
+    int rc = sqlite3_step (find);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64 (find, 0) : rc == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize (find);
+    return id;
+}
+
 int
 kf_tickets_set_status (kf_store_t *store, int64_t id, const char *ticket_no, size_t no_len,
                        const char *status, msgpack_packer *pk)

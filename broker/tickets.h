@@ -86,6 +86,9 @@ typedef struct {
 //  (nil: none), created_at, updated_at}. Returns 0, or -1 with nothing packed.
 int kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgpack_packer *pk);
 
+//  The id of the ticket numbered `ticket_no` (`len` bytes): 0 when there is none, -1 on error.
+int64_t kf_tickets_find_id (kf_store_t *store, const char *ticket_no, size_t len);
+
 //  Sets the status (open, processing, closed) of ticket `id` (or, when `ticket_no` is not NULL,
 //  the ticket of that number) and packs the ticket. Returns 1, 0 when there is no such ticket
 //  (nothing packed), -1 on a database error.

@@ -84,7 +84,7 @@ main (int argc, char *argv [])
     char err [512];
     kf_config_t *llm = kf_config_load (config_path, err, sizeof err);
     if (!llm) {
-        fprintf (stderr, "kefu-worker: bad LLM configuration: %s\n", err);
+        fprintf (stderr, "kefu-worker: bad configuration: %s\n", err);
         return 2;
     }
     config.llm = llm;
