@@ -40,6 +40,8 @@ typedef struct {
     int cache_mb;               //  Hot-answer cache size (0: off)
 } kf_broker_config_t;
 
+#define KF_LIVE_LANES 8         //  Distinct chat deadline lengths kept apart (broker.live)
+
 //  A reply or error waiting for the end of the loop iteration (after the commit)
 typedef struct {
     char *routing;              //  Client routing id
@@ -67,7 +69,11 @@ typedef struct {
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t
     kf_job_t *ready_head, *ready_tail;      //  Jobs waiting for a worker
-    kf_job_t *live_head, *live_tail;        //  Every unfinished job, by deadline
+    struct {                    //  Every unfinished job, in lanes of one deadline length each:
+        int64_t timeout_ms;     //  a lane is then in deadline order by arrival alone (the last
+        kf_job_t *head, *tail;  //  lane takes every other length, sorted as it goes)
+    } live [KF_LIVE_LANES];
+    int live_lanes;             //  Lanes in use
     struct kf_call_t *calls_head, *calls_tail;  //  Worker calls (suggest) awaiting an answer
     uint64_t next_call_id;
     struct kf_stop_t *stops;    //  chat.stop requests waiting for their job's end (stop_method.c)
@@ -213,6 +219,11 @@ void kf_chat_destroy_all (kf_broker_t *self);
 void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
+
+//  Every unfinished chat job, lane by lane (chat.stop's lookups): the first, and the one after
+//  `job`; NULL at the end.
+kf_job_t *kf_chat_live_first (kf_broker_t *self);
+kf_job_t *kf_chat_live_next (kf_broker_t *self, kf_job_t *job);
 
 //  Hooks for llm_jobs.c: the worker of running job `job_id` (NULL: none, or not running), and
 //  failing a running job of `worker` with `err` (nothing when it is not running there).

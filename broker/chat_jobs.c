@@ -64,17 +64,68 @@ s_ready_unlink (kf_broker_t *self, kf_job_t *job)
     job->is_ready = false;
 }
 
+//  Puts `job` (deadline set) in the lane of its deadline length: at the tail, since a lane's
+//  jobs all wait as long; the last lane holds every length without one of its own, sorted from
+//  the tail (in practice one or two lengths: the plain chats' and each LLM upstream's)
+static void
+s_live_link (kf_broker_t *self, kf_job_t *job, int64_t timeout_ms)
+{
+    int lane = 0;
+    while (lane < self->live_lanes && self->live [lane].timeout_ms != timeout_ms
+    &&     lane < KF_LIVE_LANES - 1)
+        lane++;
+    if (lane == self->live_lanes) {
+        self->live [lane].timeout_ms = timeout_ms;
+        self->live_lanes++;
+    }
+    job->lane = lane;
+    kf_job_t *before = self->live [lane].tail;
+    while (before && before->deadline_us > job->deadline_us)
+        before = before->live_prev;
+    job->live_prev = before;
+    job->live_next = before ? before->live_next : self->live [lane].head;
+    if (job->live_next)
+        job->live_next->live_prev = job;
+    else
+        self->live [lane].tail = job;
+    if (before)
+        before->live_next = job;
+    else
+        self->live [lane].head = job;
+}
+
 static void
 s_live_unlink (kf_broker_t *self, kf_job_t *job)
 {
+    int lane = job->lane;
     if (job->live_prev)
         job->live_prev->live_next = job->live_next;
     else
-        self->live_head = job->live_next;
+        self->live [lane].head = job->live_next;
     if (job->live_next)
         job->live_next->live_prev = job->live_prev;
     else
-        self->live_tail = job->live_prev;
+        self->live [lane].tail = job->live_prev;
+}
+
+kf_job_t *
+kf_chat_live_first (kf_broker_t *self)
+{
+    for (int lane = 0; lane < self->live_lanes; lane++)
+        if (self->live [lane].head)
+            return self->live [lane].head;
+    return NULL;
+}
+
+kf_job_t *
+kf_chat_live_next (kf_broker_t *self, kf_job_t *job)
+{
+    if (job->live_next)
+        return job->live_next;
+    for (int lane = job->lane + 1; lane < self->live_lanes; lane++)
+        if (self->live [lane].head)
+            return self->live [lane].head;
+    return NULL;
 }
 
 //  --- Start and end ----------------------------------------------------------------------------
@@ -380,24 +431,12 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     job->session = session;
     job->emotion_score = -1;
     job->accepted_us = kf_mono_us ();
-    job->deadline_us = job->accepted_us + kf_llm_job_timeout_ms (self, session->bot_id) * 1000LL;
+    int64_t timeout_ms = kf_llm_job_timeout_ms (self, session->bot_id);
+    job->deadline_us = job->accepted_us + timeout_ms * 1000;
     s_pack_worker_params (job, &p, session);
     if (p.is_stream)
         job->stream = kf_stream_hub_open (self->hub, req->id, req->id_len);
-    //  By deadline: LLM bots' jobs have longer ones, so walk back past those due later
-    kf_job_t *before = self->live_tail;
-    while (before && before->deadline_us > job->deadline_us)
-        before = before->live_prev;
-    job->live_prev = before;
-    job->live_next = before ? before->live_next : self->live_head;
-    if (job->live_next)
-        job->live_next->live_prev = job;
-    else
-        self->live_tail = job;
-    if (before)
-        before->live_next = job;
-    else
-        self->live_head = job;
+    s_live_link (self, job, timeout_ms);
     self->pending++;
     self->counters.accepted++;
     if (!session->active)
@@ -496,32 +535,50 @@ kf_cj_running_job (kf_broker_t *self, kf_worker_t *worker, const char *job_id, s
 
 //  --- Failure ----------------------------------------------------------------------------------
 
+//  Tells the job's worker, if it has one, to drop it
+static void
+s_cancel_on_worker (kf_broker_t *self, kf_job_t *job)
+{
+    if (!job->worker)
+        return;
+    const void *data [4] = { job->worker->identity, "KFW1", "CANCEL", job->id_str };
+    size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
+    kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
+}
+
+//  Ends a job past its deadline: CANCEL to its worker, 504 to the client
+static void
+s_expire (kf_broker_t *self, kf_job_t *job)
+{
+    s_cancel_on_worker (self, job);
+    //  Not counted against the upstream: its own timeouts (first byte, idle, total) end a turn
+    //  with an upstream error first; a broker deadline means time spent queued for a slot or a
+    //  stuck worker, and must not open the breaker under load
+    kf_llm_release (self, job->id_str, KF_OUTCOME_NONE);
+    kf_error_t err;
+    kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
+    kf_cj_fail (self, job, &err);
+}
+
 void
 kf_chat_sweep_deadlines (kf_broker_t *self, int64_t now_us)
 {
-    while (self->live_head && self->live_head->deadline_us <= now_us) {
-        kf_job_t *job = self->live_head;
-        if (job->worker) {
-            const void *data [4] = { job->worker->identity, "KFW1", "CANCEL", job->id_str };
-            size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
-            kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
-        }
-        //  Not counted against the upstream: its own timeouts (first byte, idle, total) end a turn
-        //  with an upstream error first; a broker deadline means time spent queued for a slot or a
-        //  stuck worker, and must not open the breaker under load
-        kf_llm_release (self, job->id_str, KF_OUTCOME_NONE);
-        kf_error_t err;
-        kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
-        kf_cj_fail (self, job, &err);
+    for (int lane = 0; lane < self->live_lanes; lane++) {
+        kf_job_t *job;
+        while ((job = self->live [lane].head) && job->deadline_us <= now_us)
+            s_expire (self, job);
     }
 }
 
 long
 kf_chat_timeout (kf_broker_t *self, int64_t now_us)
 {
-    if (!self->live_head)
+    int64_t due = INT64_MAX;
+    for (int lane = 0; lane < self->live_lanes; lane++)
+        if (self->live [lane].head && self->live [lane].head->deadline_us < due)
+            due = self->live [lane].head->deadline_us;
+    if (due == INT64_MAX)
         return -1;
-    int64_t due = self->live_head->deadline_us;
     return due <= now_us ? 0 : (long) ((due - now_us) / 1000 + 1);
 }
 
@@ -564,8 +621,8 @@ kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker)
 void
 kf_chat_destroy_all (kf_broker_t *self)
 {
-    while (self->live_head) {
-        kf_job_t *job = self->live_head;
+    kf_job_t *job;
+    while ((job = kf_chat_live_first (self))) {
         kf_error_t err;
         kf_error_set (&err, KF_E_UNAVAILABLE, "the broker is shutting down");
         job->worker = NULL;
@@ -580,22 +637,18 @@ kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
     //  so a job that starts while the batch's jobs fail sees the stored state
     kf_sessions_restore_batch (self->sessions, batch);
     //  Their rows (and perhaps their session's) were rolled back: they cannot be answered truthfully
-    for (kf_job_t *job = self->live_head, *next; job; job = next) {
-        next = job->live_next;
+    for (kf_job_t *job = kf_chat_live_first (self), *next; job; job = next) {
+        next = kf_chat_live_next (self, job);
         bool is_lost = (job->is_started && job->batch == batch)
                     || job->session->created_batch == batch + 1;
         if (!is_lost)
             continue;
-        if (job->worker) {
-            const void *data [4] = { job->worker->identity, "KFW1", "CANCEL", job->id_str };
-            size_t size [4] = { job->worker->identity_len, 4, 6, strlen (job->id_str) };
-            kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
-        }
+        s_cancel_on_worker (self, job);
         job->is_started = false;        //  Nothing of it is stored
         kf_error_t err;
         kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
         kf_cj_fail (self, job, &err);
-        next = self->live_head;         //  Failing may have finished or started others: rescan
+        next = kf_chat_live_first (self);   //  Failing may have finished or started others: rescan
     }
     kf_sessions_forget_batch (self->sessions, batch);
 }
@@ -626,7 +679,6 @@ kf_chat_view (kf_job_t *job, kf_chat_view_t *view)
     *view = (kf_chat_view_t) {
         .id_str = job->id_str, .request_id = job->request_id, .request_id_len = job->request_id_len,
         .routing = job->routing, .routing_len = job->routing_len, .session = job->session, .worker = job->worker, .is_started = job->is_started,
-        .message_id = job->message_id, .is_streaming = job->stream != NULL, .stop = &job->stop,
-        .live_next = job->live_next
+        .message_id = job->message_id, .is_streaming = job->stream != NULL, .stop = &job->stop
     };
 }

@@ -37,7 +37,8 @@ struct kf_job_t {
     int64_t repeat_count;       //  Times in a row the customer sent this message (at start)
     double emotion_score;       //  Of the message, scored at start; < 0 before
     kf_job_t *ready_prev, *ready_next;
-    kf_job_t *live_prev, *live_next;
+    kf_job_t *live_prev, *live_next;    //  In its lane of broker.live
+    int lane;
     kf_job_t *session_next;     //  Waiting behind the session's active job
     kf_stop_t *stop;            //  chat.stop waiting for its end (stop_method.c), or NULL
 };

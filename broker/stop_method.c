@@ -48,7 +48,7 @@ s_find_job (kf_broker_t *self, int64_t message_id, const char *request_id, size_
 {
     kf_job_t *found = NULL;
     kf_chat_view_t view;
-    for (kf_job_t *job = self->live_head; job; job = view.live_next) {
+    for (kf_job_t *job = kf_chat_live_first (self); job; job = kf_chat_live_next (self, job)) {
         kf_chat_view (job, &view);
         bool is_match = message_id > 0
                       ? view.is_started && view.message_id == message_id

@@ -25,7 +25,6 @@ typedef struct {
     int64_t message_id;         //  0 until started
     bool is_streaming;          //  Its stream is still open (events can be read back)
     kf_stop_t **stop;           //  The job's stop slot: NULL until chat.stop names it
-    kf_job_t *live_next;        //  The next unfinished job, by arrival
 } kf_chat_view_t;
 
 //  Fills `view` from `job` (chat_jobs.c).

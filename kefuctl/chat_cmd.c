@@ -73,6 +73,9 @@ s_send (kf_client_t *client, s_chat_t *chat, const char *message)
         size_t len;
         if (!chat->is_stream && kf_mp_str (kf_mp_get (reply->result, "reply"), &text, &len))
             fwrite (text, 1, len, stdout);
+        //  A person has the conversation: the bot said nothing, the message went to them
+        if (kf_mp_get_bool (reply->result, "to_agent", false))
+            printf ("[人工客服处理中，消息已转给人工客服]");
         printf ("\n");
         char *session = kf_mp_dup_str (reply->result, "session_id");
         if (session)
