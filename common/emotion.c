@@ -410,3 +410,11 @@ kf_emotion_reply (double score)
         return "抱歉给您带来不便，我来帮您看一下。";
     return "";
 }
+
+const char *
+kf_emotion_reply_no_transfer (double score)
+{
+    if (score < 0.15)
+        return "非常抱歉给您带来这么糟糕的体验，您的心情我完全理解，我这就认真为您处理。";
+    return kf_emotion_reply (score);
+}

@@ -86,5 +86,12 @@ const char *kf_emotion_band_name (kf_emotion_band_t band);
 //  An empathetic Chinese reply prefix for `score`, static text the caller puts before the answer:
 //  below 0.15 (furious, swearing, threatening) a full apology and a promise of a person; below 0.30
 //  an apology and urgency; below 0.40 (upset band) a short apology; "" (never NULL) otherwise.
+//  Only for a reply that does hand the customer over.
 const char *kf_emotion_reply (double score);
+
+//  As kf_emotion_reply, but no band promises a person (below 0.15: a full apology and that the
+//  bot is on it): the prefix for a turn that does not hand over, such as a ticket dialog's
+//  question ("我要投诉，快递员态度很差" scores 0.07 and gets a ticket, not a person). Static text,
+//  never NULL.
+const char *kf_emotion_reply_no_transfer (double score);
 #endif

@@ -597,6 +597,8 @@ s_pattern_match (const s_pattern_t *pattern, const char *s, size_t len)
 typedef struct {
     int intent;
     double confidence;
+    int second;                 //  The model's next best intent and its confidence (the intent
+    double second_confidence;   //  itself when the model has only one)
     int pattern;                //  Intent of the first pattern hit, -1 when none
     bool is_transfer;
 } s_scored_t;
@@ -607,7 +609,7 @@ s_score (const kf_intent_model_t *self, const int *rows, int count, int total, c
          size_t len, s_scored_t *scored)
 {
     int k_count = self->count;
-    double scores [KF_INTENT_MAX], top = -1e300;
+    double scores [KF_INTENT_MAX] = { 0 }, top = -1e300;
     double x = self->algo == KF_INTENT_LOGREG ? (total ? 1 / sqrt (total) : 0) : 1;
     for (int k = 0; k < k_count; k++) {
         double sum = 0;
@@ -629,11 +631,17 @@ s_score (const kf_intent_model_t *self, const int *rows, int count, int total, c
         if (scores [k] > scores [best])
             best = k;
     }
+    int second = best;
+    for (int k = 0; k < k_count; k++)
+        if (k != best && (second == best || scores [k] > scores [second]))
+            second = k;
     double sum = 0;
     for (int k = 0; k < k_count; k++)
         sum += exp ((scores [k] - top) / temperature);
     scored->intent = best;
     scored->confidence = 1 / sum;
+    scored->second = second;
+    scored->second_confidence = exp ((scores [second] - top) / temperature) / sum;
     scored->pattern = -1;
     for (int k = 0; k < k_count && scored->pattern < 0; k++)
         for (int p = 0; p < self->intents [k].pattern_count && scored->pattern < 0; p++)
@@ -660,9 +668,34 @@ s_decide (const kf_intent_model_t *self, const s_scored_t *scored, int *intent, 
         *intent = scored->intent, *confidence = scored->confidence, *source = KF_INTENT_BY_MODEL;
 }
 
+//  The model's emotion_sensitive for a clause (raw span [offset, offset + len) of `text`) that the
+//  caller's check does not agree with gives way to the caller's calm intent, else to the
+//  clause's next best
+static void
+s_check_upset (const kf_intent_model_t *self, const s_scored_t *scored, const kf_intent_upset_t *upset,
+               const char *text, size_t offset, size_t len, int *intent, double *confidence,
+               kf_intent_source_t source)
+{
+    if (!upset || *intent != self->emotion || source != KF_INTENT_BY_MODEL
+    ||  *confidence >= upset->sure || upset->is_upset (upset->arg, text + offset, len))
+        return;
+    int calm = upset->calm_intent ? kf_intent_model_find (self, upset->calm_intent) : -1;
+    if (calm >= 0 && calm != self->emotion)
+        *intent = calm, *confidence = upset->calm_confidence;
+    else
+        *intent = scored->second, *confidence = scored->second_confidence;
+}
+
 void
 kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
                     kf_intent_result_t *result)
+{
+    kf_intent_classify_checked (self, text, len, NULL, result);
+}
+
+void
+kf_intent_classify_checked (const kf_intent_model_t *self, const char *text, size_t len,
+                            const kf_intent_upset_t *upset, kf_intent_result_t *result)
 {
     assert (self->trained);
     memset (result, 0, sizeof *result);
@@ -712,7 +745,10 @@ kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
         int intent;
         double confidence;
         kf_intent_source_t source;
+        size_t offset, span;
         s_decide (self, &scored [c], &intent, &confidence, &source);
+        kf_intent_clause_span (&breaks, &clauses [c], &offset, &span, text);
+        s_check_upset (self, &scored [c], upset, text, offset, span, &intent, &confidence, source);
         if (intent == self->chitchat || confidence < KF_INTENT_SUB_THRESHOLD)
             continue;
         bool is_new = true;
@@ -720,8 +756,8 @@ kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
             is_new &= result->sub_tasks [t] != intent;
         if (is_new && result->sub_task_count < KF_INTENT_MAX_SUBTASKS) {
             sub_source [result->sub_task_count] = source;
-            kf_intent_clause_span (&breaks, &clauses [c], &result->sub_offset [result->sub_task_count],
-                           &result->sub_len [result->sub_task_count], text);
+            result->sub_offset [result->sub_task_count] = offset;
+            result->sub_len [result->sub_task_count] = span;
             result->sub_tasks [result->sub_task_count] = intent;
             result->sub_confidence [result->sub_task_count++] = confidence;
         }

@@ -110,4 +110,29 @@ bool kf_intent_is_transfer (const char *text, size_t len);
 //  Classifies UTF-8 `text` (`len` bytes) into `result`. The model must be trained.
 void kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,
                          kf_intent_result_t *result);
+
+//  True when the caller judges clause `text` (`len` bytes of the raw message) upset; `arg` is
+//  kf_intent_upset_t.arg.
+typedef bool (kf_intent_upset_fn) (void *arg, const char *text, size_t len);
+
+//  "Upset needs the lexicon's agreement" (PROTOCOL.md 15.2) for the clauses of a message with
+//  two requests, which only the classifier sees. Borrowed for the call.
+typedef struct {
+    kf_intent_upset_fn *is_upset;       //  Asked about each clause the model reads as
+    void *arg;                          //  emotion_sensitive below `sure`
+    double sure;                        //  At or above this confidence the model stands alone
+    const char *calm_intent;            //  What such a clause is instead, with this confidence
+    double calm_confidence;             //  (NULL or no intent of the model: its next best)
+} kf_intent_upset_t;
+
+//  As kf_intent_classify, except that a clause the model (not a pattern) reads as
+//  emotion_sensitive with confidence below `upset->sure`, and that `upset->is_upset` does not
+//  judge upset, is `upset->calm_intent` at `upset->calm_confidence` instead (or, without that
+//  intent, the model's next best for the clause at its confidence); sub_tasks are then chosen
+//  from the clauses as usual, so a calm clause no longer makes the turn emotion_sensitive
+//  ("黑洞是什么，顺便查下物流": knowledge_qa and business_query). The whole message's own intent
+//  is left as the model says (the caller has the message's score). `upset` NULL:
+//  kf_intent_classify.
+void kf_intent_classify_checked (const kf_intent_model_t *self, const char *text, size_t len,
+                                 const kf_intent_upset_t *upset, kf_intent_result_t *result);
 #endif

@@ -1,6 +1,7 @@
 /*  intent_stage.c - the intent of a chat turn: the bot's trained classifier, or rules for a bot
     without intents. See pipeline_stages.h. */
 #include "workers/pipeline_stages.h"
+#include "common/emotion.h"
 #include "workers/chitchat.h"
 #include "workers/intent_classifier.h"
 #include <stdlib.h>
@@ -16,6 +17,7 @@ s_rules (kf_turn_t *turn)
     if (kf_intent_is_transfer (turn->message, turn->message_len)) {
         turn->intent = KF_INTENT_TRANSFER;
         turn->intent_confidence = 1.0;
+        turn->is_intent_explicit = true;
         return;
     }
     char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
@@ -25,26 +27,40 @@ s_rules (kf_turn_t *turn)
     turn->intent_confidence = is_chitchat ? S_RULE_CHITCHAT_CONFIDENCE : S_RULE_DEFAULT_CONFIDENCE;
 }
 
+//  A clause is upset when it, or the message it is part of, scores in the upset band
+static bool
+s_is_upset (void *arg, const char *text, size_t len)
+{
+    const kf_turn_t *turn = arg;
+    return turn->emotion_score < KF_EMOTION_UPSET_BELOW
+        || kf_emotion_score (text, len) < KF_EMOTION_UPSET_BELOW;
+}
+
 void
 kf_stage_intent (kf_turn_t *turn)
 {
     turn->query = turn->message;
     turn->query_len = turn->message_len;
     turn->sub_task_count = 0;
+    turn->is_intent_explicit = false;
     const kf_intent_model_t *model = turn->model.intents;
     if (!model) {
         s_rules (turn);
         return;
     }
     kf_intent_result_t result;
-    kf_intent_classify (model, turn->message, turn->message_len, &result);
+    kf_intent_upset_t upset = { s_is_upset, turn, KF_STAGE_EMOTION_SURE, KF_INTENT_KNOWLEDGE,
+                                KF_STAGE_RELABEL_CONFIDENCE };
+    kf_intent_classify_checked (model, turn->message, turn->message_len, &upset, &result);
     turn->intent = result.intent >= 0 ? result.name : KF_INTENT_KNOWLEDGE;
     turn->intent_confidence = result.intent >= 0 ? result.confidence : S_RULE_DEFAULT_CONFIDENCE;
+    turn->is_intent_explicit = result.intent >= 0 && result.source != KF_INTENT_BY_MODEL;
     //  A bot whose own intents lack transfer_to_human still hands over on "转人工"
     if (kf_intent_model_find (model, KF_INTENT_TRANSFER) < 0
     &&  kf_intent_is_transfer (turn->message, turn->message_len)) {
         turn->intent = KF_INTENT_TRANSFER;
         turn->intent_confidence = 1.0;
+        turn->is_intent_explicit = true;
     }
     for (int t = 0; t < result.sub_task_count; t++)
         turn->sub_tasks [turn->sub_task_count++] = (kf_sub_task_t) {

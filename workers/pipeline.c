@@ -13,14 +13,9 @@
 
 //  A dialog yields to another request only when the classifier is this sure of it
 #define S_SIDE_CONFIDENCE 0.5
-//  emotion_sensitive needs the emotion score's agreement (the upset band) unless the classifier
-//  is this sure: "现在有什么活动" reads upset to the model (什么), not to the lexicon
-#define S_EMOTION_SURE 0.8
 //  A ticket dialog starts on a guess this sure, or on words that name a ticket: "火星上能送货吗"
 //  reads 0.34 ticket to the model and is a question
 #define S_TICKET_SURE 0.5
-//  The intent confidence of a turn the rules relabel
-#define S_RELABEL_CONFIDENCE 0.5
 //  Counters of the context are clamped to this: the result says failed_attempts + 1, and a
 //  context stored by hand or by another version may hold any integer
 #define S_COUNT_MAX 1000000
@@ -112,14 +107,16 @@ s_stage_entities (kf_turn_t *turn)
 }
 
 //  Stage: route. A waiting or starting ticket dialog takes the message (unless it asks for a
-//  person, or is plainly another request: then the draft waits and a reminder follows the
-//  answer); otherwise the intent decides
+//  person in so many words, or is plainly another request: then the draft waits and a reminder
+//  follows the answer); otherwise the intent decides
 static void
 s_stage_route (kf_turn_t *turn)
 {
     const char *intent = turn->intent;
     turn->was_awaiting = kf_slots_is_awaiting (&turn->slots);
-    if (s_is (intent, KF_INTENT_TRANSFER)) {
+    //  The model's transfer_to_human is a guess ("电话 13800138000" reads 0.90 transfer: 电话 is
+    //  in its examples): a waiting dialog takes the message when it answers the question
+    if (s_is (intent, KF_INTENT_TRANSFER) && (turn->is_intent_explicit || !turn->was_awaiting)) {
         turn->route = KF_ROUTE_TRANSFER;
         return;
     }
@@ -128,7 +125,7 @@ s_stage_route (kf_turn_t *turn)
     &&  !kf_ticket_type_guess (turn->message, turn->message_len)
     &&  !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))) {
         turn->intent = intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }
     if (turn->slots.has_draft || s_is (intent, KF_INTENT_TICKET)) {
         bool is_other = turn->slots.has_draft && !s_is (intent, KF_INTENT_TICKET)
@@ -148,10 +145,16 @@ s_stage_route (kf_turn_t *turn)
         }
         turn->reminder = kf_ticket_dialog_reminder (&turn->slots);
     }
+    if (s_is (intent, KF_INTENT_TRANSFER)) {    //  Not an answer: the request stands
+        free (turn->reminder);
+        turn->reminder = NULL;
+        turn->route = KF_ROUTE_TRANSFER;
+        return;
+    }
     if (s_is (intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
-    &&  turn->intent_confidence < S_EMOTION_SURE && turn->sub_task_count == 0) {
+    &&  turn->intent_confidence < KF_STAGE_EMOTION_SURE && turn->sub_task_count == 0) {
         turn->intent = intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }
     if (s_is (intent, KF_INTENT_CHITCHAT))
         turn->route = KF_ROUTE_CHITCHAT;
@@ -195,10 +198,11 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
     kf_bot_models_get (env->models, turn->bot_id, &turn->model);
     //  Stage: normalize (the answer cache's key)
     turn->normalized = kf_text_normalize (turn->message, turn->message_len);
-    kf_stage_intent (turn);
-    //  Stage: emotion, of the raw text (punctuation and particles are cues)
+    //  Stage: emotion, of the raw text (punctuation and particles are cues); the intent stage
+    //  checks the model's emotion_sensitive clauses against it
     if (turn->emotion_score < 0)
         turn->emotion_score = kf_emotion_score (turn->message, turn->message_len);
+    kf_stage_intent (turn);
     s_stage_entities (turn);
     s_stage_route (turn);
     //  Stage: retrieve. Chit-chat too: a sure knowledge answer beats a small-talk guess
@@ -296,11 +300,12 @@ s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail)
 }
 
 //  An upset customer: an empathetic prefix, then the answer to the question underneath, or an
-//  apology that the problem is recorded and a person can help. Unanswered without an item.
+//  apology that the problem is recorded and a person can help. Unanswered without an item. The
+//  prefix promises no person: a turn that hands over replaces the whole reply (s_stage_handoff)
 static void
 s_answer_empathy (kf_turn_t *turn, const kf_pipeline_config_t *config)
 {
-    const char *prefix = kf_emotion_reply (turn->emotion_score);
+    const char *prefix = kf_emotion_reply_no_transfer (turn->emotion_score);
     s_answer_knowledge (turn, config);
     if (!turn->source) {
         free (turn->reply);
@@ -329,7 +334,7 @@ s_answer_chitchat (kf_turn_t *turn, const kf_pipeline_config_t *config)
         //  Small talk the table does not know ("你们几点下班"): a bot with an LLM lets it answer
         //  rather than give the generic reply
         turn->intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = S_RELABEL_CONFIDENCE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
         turn->route = KF_ROUTE_KNOWLEDGE;
         s_answer_knowledge (turn, config);
         return;
@@ -382,8 +387,9 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
             break;
         case KF_ROUTE_TICKET:
             turn->is_answered = true;           //  The dialog's question or the ticket
+            //  A dialog never hands over for emotion: its apology promises no person
             if (!turn->has_ticket && turn->emotion_score < KF_EMOTION_UPSET_BELOW)
-                s_wrap_reply (turn, kf_emotion_reply (turn->emotion_score), NULL);
+                s_wrap_reply (turn, kf_emotion_reply_no_transfer (turn->emotion_score), NULL);
             break;
         case KF_ROUTE_CHITCHAT:
             s_answer_chitchat (turn, config);

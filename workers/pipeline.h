@@ -1,5 +1,5 @@
 /*  pipeline.h - the answer pipeline of one chat turn (orchestrated in pipeline.c):
-        normalize -> intent (intent_stage.c) -> emotion -> entities -> route (dialogs: ticket_dialog.h)
+        normalize -> emotion -> intent (intent_stage.c) -> entities -> route (dialogs: ticket_dialog.h)
         -> retrieve -> answer (chit-chat, knowledge, empathy, ticket) -> handoff (handoff.h)
     then packing (pipeline_pack.c). Streaming is the worker's job; the pipeline only says what to
     stream, or hands the turn to the LLM stage (llm_stage.h) or the business stage. Stages fill
@@ -74,6 +74,9 @@ typedef struct {
     //  intent
     const char *intent;         //  One of the bot's intents (KF_INTENT_* without a model)
     double intent_confidence;
+    bool is_intent_explicit;    //  The customer's words decided it (the transfer override or a
+                                //  pattern), not the model's guess: only such a transfer_to_human
+                                //  interrupts a waiting dialog
     kf_sub_task_t sub_tasks [KF_INTENT_MAX_SUBTASKS];
     int sub_task_count;         //  0, or 2 and more
     const char *query;          //  What is looked up in the knowledge base: the message, or the
@@ -120,7 +123,7 @@ void kf_pipeline_config_defaults (kf_pipeline_config_t *config);
 //  threshold and either sure or clearly ahead of the runner-up.
 bool kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hits, int count);
 
-//  Runs normalize, intent, emotion, entities, the route (and a waiting dialog's step) and
+//  Runs normalize, emotion, intent, entities, the route (and a waiting dialog's step) and
 //  retrieve for the job body `job` (the "params" of a chat job and its "context"). Parts of
 //  `env` may be NULL (nothing loaded yet: rules and no knowledge base). Everything needed for the
 //  meta event is known after kf_pipeline_answer.

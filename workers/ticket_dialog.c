@@ -257,13 +257,81 @@ s_next (kf_slots_t *slots, const char *intro, char **reply)
     return KF_TICKET_COMPLETE;
 }
 
-//  The value a message gives for the awaited field `name`: the entity, the address clause, or the
-//  message itself without outer spaces (heap)
+//  The ASCII of a character of a written phone number at `s` (`len` bytes left): a digit, '-' or
+//  a space, full-width ones folded ('０'..'９', '－', the ideographic space); sets *bytes. 0 otherwise.
+static char
+s_phone_char (const char *s, size_t len, size_t *bytes)
+{
+    unsigned char c = s [0];
+    *bytes = 1;
+    if ((c >= '0' && c <= '9') || c == '-' || c == ' ')
+        return (char) c;
+    *bytes = 3;
+    if (len >= 3 && c == 0xEF && (unsigned char) s [1] == 0xBC) {
+        unsigned char d = s [2];
+        if (d >= 0x90 && d <= 0x99)
+            return (char) ('0' + d - 0x90);
+        if (d == 0x8D)
+            return '-';
+    }
+    if (len >= 3 && memcmp (s, "\xE3\x80\x80", 3) == 0)
+        return ' ';
+    return 0;
+}
+
+static bool
+s_is_word_char (char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
+        || c == '-';
+}
+
+//  A landline (or a mobile the entity extractor passed over) written among words: "电话是
+//  021-12345678", "座机 0755 8888 1234". The first run of digits, '-' and spaces that starts with a
+//  digit, holds at least 7 digits and is no part of a longer word of letters (ORD-2024-001) nor
+//  the order number found (digits only, 11 to 20 by default; but a landline's area code starts
+//  with 0: "02112345678" is the phone); spaces dropped, a trailing '-' too. Heap, or NULL.
+static char *
+s_phone_in_text (const char *text, size_t len, const kf_entities_t *found)
+{
+    char *value = kf_malloc (len + 1);
+    for (size_t i = 0; i < len; ) {
+        size_t bytes, j = i, used = 0, digits = 0;
+        char c = s_phone_char (text + i, len - i, &bytes);
+        if (c < '0' || c > '9' || (i > 0 && s_is_word_char (text [i - 1]))) {
+            i += c ? bytes : 1;
+            continue;
+        }
+        while (j < len && (c = s_phone_char (text + j, len - j, &bytes))) {
+            if (c != ' ')
+                value [used++] = c;
+            digits += c >= '0' && c <= '9';
+            j += bytes;
+        }
+        while (used && value [used - 1] == '-')
+            used--;
+        value [used] = 0;
+        s_span_t run = { i, j - i };
+        bool is_order = found && found->has_order_no && value [0] != '0'
+                     && s_overlaps (&run, found->order_start, found->order_len);
+        if (digits >= 7 && !is_order && !(j < len && s_is_word_char (text [j])))
+            return value;
+        i = j;
+    }
+    free (value);
+    return NULL;
+}
+
+//  The value a message gives for the awaited field `name`: the entity (or a phone number written
+//  among words), the address clause, or the message itself without outer spaces (heap)
 static char *
 s_answer_value (const char *name, const char *text, size_t len, const kf_entities_t *found)
 {
     if (strcmp (name, "phone") == 0 && found && found->has_phone)
         return kf_strdup (found->phone);
+    char *phone;
+    if (strcmp (name, "phone") == 0 && (phone = s_phone_in_text (text, len, found)))
+        return phone;
     if (strcmp (name, "order_no") == 0 && found && found->has_order_no)
         return kf_strdup (found->order_no);
     char *value;

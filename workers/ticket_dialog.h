@@ -11,7 +11,10 @@
     message's other clauses, when they say more than "I want a ticket": three characters or more
     besides request words such as 我要 报修 提交 工单).
     Continuing (a draft awaits a field): the message answers it, and any other field it holds is
-    taken as at the start. The value is checked with
+    taken as at the start. An awaited phone is the mobile the entity extractor found, else a
+    landline among the words ("电话是 021-12345678": a run of digits, '-' and spaces with at least
+    7 digits, full-width folded, not part of an order number or a latin word), else the message
+    without spaces. The value is checked with
     kf_ticket_field_check (a phone must be a phone, an address must look like one); a bad value is
     asked again with a short reason, unless the message is plainly something else (the caller says
     so: another confident intent), in which case the draft waits while the caller answers that

@@ -1581,13 +1581,12 @@ def run_people(kc, client, broker, kb_items, watcher, business_ok):
         r = kc.chat("黑洞是什么，顺便查下物流")
         check_chat_result(r, "calm two requests", streamed=False)
         bad = [t for t in r["sub_tasks"] if t["intent"] == "emotion_sensitive" and t["confidence"] < 0.8]
-        if r["emotion_score"] >= 0.4 and (bad or r["intent"] == "emotion_sensitive"):
-            known("chat %r (emotion_score %.3f, calm): sub_tasks %r, intent %s; the reply starts "
-                  "with an apology (%r). PROTOCOL 15.2: emotion_sensitive from the model stands only "
-                  "below 0.40 or at >= 0.80, else knowledge_qa (as for the clause alone)"
-                  % ("黑洞是什么，顺便查下物流", r["emotion_score"],
-                     [(t["intent"], round(t["confidence"], 3), t["text"]) for t in r["sub_tasks"]],
-                     r["intent"], r["reply"][:11]))
+        expect(r["emotion_score"] >= 0.4 and not bad and r["intent"] != "emotion_sensitive",
+               "chat %r (emotion_score %.3f, calm): sub_tasks %r, intent %s, reply %r; PROTOCOL 15.2: "
+               "emotion_sensitive from the model stands only below 0.40 or at >= 0.80"
+               % ("黑洞是什么，顺便查下物流", r["emotion_score"],
+                  [(t["intent"], round(t["confidence"], 3), t["text"]) for t in r["sub_tasks"]],
+                  r["intent"], r["reply"][:11]))
         sr = kc.chat_stream("谢谢你啦")
         expect(sr.complete, "incomplete")
         check_chat_result(sr.result, "chitchat stream", streamed=True)
@@ -2073,7 +2072,6 @@ def run_people(kc, client, broker, kb_items, watcher, business_ok):
     def dialog_answers():
         # 15.4: the awaited field is taken from an answer that holds a valid value, whatever
         # words come with it; only an explicit request for a person (15.2) hands over
-        notes = []
         for answer, phone in (("13800138000", "13800138000"), ("+86 138 0013 8000", "13800138000"),
                               ("我的电话是１３８００１３８０００", "13800138000"),
                               ("021-12345678", "021-12345678"),
@@ -2083,16 +2081,12 @@ def run_people(kc, client, broker, kb_items, watcher, business_ok):
             r = kc.chat(answer, session_id=s)
             check_chat_result(r, "answer %r" % answer, streamed=False)
             ok = r["ticket"] is not None and r["ticket"]["fields"].get("phone") == phone
-            if not ok and answer.startswith("电话"):
-                known("ticket dialog awaiting the phone: chat %r -> intent %s (%.3f), "
-                      "handoff_reason %d, reply %r, no ticket; PROTOCOL 15.4 says a valid answer is "
-                      "taken (only an explicit request for a person hands over)"
-                      % (answer, r["intent"], r["intent_confidence"] or 0, r["handoff_reason"],
-                         r["reply"][:24]))
-                notes.append("KNOWN %r" % answer)
-                continue
-            expect(ok and r["escalate_to_human"] is False, "answer %r: %r" % (answer, r))
-        return ", ".join(notes)
+            expect(ok and r["escalate_to_human"] is False,
+                   "ticket dialog awaiting the phone: chat %r -> intent %s (%.3f), handoff_reason %d, "
+                   "reply %r; PROTOCOL 15.4 says a valid answer is taken (only an explicit request "
+                   "for a person hands over): %r"
+                   % (answer, r["intent"], r["intent_confidence"] or 0, r["handoff_reason"],
+                      r["reply"][:24], r))
     run_check("ticket dialog takes phone answers (15.4)", dialog_answers)
 
     def execute_and_tickets():

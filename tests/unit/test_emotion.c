@@ -119,6 +119,22 @@ s_test_cues (void)
     CHECK (strcmp (kf_emotion_reply (0.05), kf_emotion_reply (0.25)) != 0);
     CHECK_STR (kf_emotion_reply (0.6), "");
     CHECK_STR (kf_emotion_reply (0.9), "");
+    //  The prefix of a turn that does not hand over promises no person in any band ("我要投诉，
+    //  快递员态度很差" scores 0.07 and gets a ticket dialog, never a transfer)
+    CHECK (strstr (kf_emotion_reply (0.05), "转接"));
+    double furious = s_score ("我要投诉，快递员态度很差");
+    CHECK (furious < 0.15);
+    const double scores [] = { 0, furious, 0.149, 0.15, 0.25, 0.35, 0.399 };
+    for (size_t i = 0; i < sizeof scores / sizeof scores [0]; i++) {
+        const char *prefix = kf_emotion_reply_no_transfer (scores [i]);
+        CHECK (strstr (prefix, "抱歉"));
+        CHECK (!strstr (prefix, "转接") && !strstr (prefix, "专人") && !strstr (prefix, "人工")
+               && !strstr (prefix, "稍等"));
+        if (scores [i] >= 0.15)
+            CHECK_STR (prefix, kf_emotion_reply (scores [i]));
+    }
+    CHECK (strcmp (kf_emotion_reply_no_transfer (furious), kf_emotion_reply_no_transfer (0.25)) != 0);
+    CHECK_STR (kf_emotion_reply_no_transfer (0.6), "");
     //  Long text: linear scan, no overflow
     char big [16384];
     size_t used = 0;

@@ -296,6 +296,24 @@ s_test_sub_tasks (s_world_t *world)
     CHECK_STR (s_str (&sources->via.array.ptr [1], "question"), "怎么查询物流信息？");
     CHECK (!kf_mp_get (r.result, "cache"));
     s_reply_destroy (&r);
+    //  A calm clause the model reads as upset (黑洞是什么: emotion_sensitive 0.48, the message
+    //  scores 0.60): 15.2 holds for each clause, so it takes its next best intent, and the
+    //  turn is no emotion_sensitive one (no apology)
+    s_chat (world, "黑洞是什么，顺便查下物流", NULL, 0, 1, &r);
+    CHECK (kf_mp_get_double (r.result, "emotion_score", 0) >= KF_EMOTION_UPSET_BELOW);
+    CHECK (strcmp (s_str (r.result, "intent"), "emotion_sensitive") != 0);
+    subs = kf_mp_get (r.result, "sub_tasks");
+    for (uint32_t t = 0; t < subs->via.array.size; t++)
+        CHECK (strcmp (s_str (&subs->via.array.ptr [t], "intent"), "emotion_sensitive") != 0);
+    CHECK_INT (subs->via.array.size, 2);
+    CHECK_STR (s_str (&subs->via.array.ptr [0], "intent"), "knowledge_qa");
+    CHECK_STR (s_str (&subs->via.array.ptr [0], "text"), "黑洞是什么");
+    CHECK_STR (s_str (&subs->via.array.ptr [1], "intent"), "business_query");
+    CHECK_STR (s_str (r.result, "intent"), "knowledge_qa");
+    CHECK (strncmp (s_str (r.result, "reply"), "非常抱歉", strlen ("非常抱歉")) != 0);
+    CHECK (!strstr (s_str (r.result, "reply"), "给您带来不便"));
+    CHECK (strstr (s_str (r.result, "reply"), "查看物流"));    //  The logistics answer follows
+    s_reply_destroy (&r);
     //  An upset customer's question underneath: an empathetic prefix and the answer
     s_chat (world, "你们太慢了，退款多久到账", NULL, 0, 1, &r);
     CHECK_STR (s_str (r.result, "intent"), "emotion_sensitive");
@@ -410,6 +428,89 @@ s_test_ticket (s_world_t *world)
     s_reply_destroy (&r1);
     s_reply_destroy (&r2);
     s_reply_destroy (&r3);
+}
+
+//  The phone awaited by a complaint (15.4): an answer that holds a valid number fills it whatever
+//  the model makes of its words ("电话 13800138000" reads 0.90 transfer_to_human, "电话是
+//  021-12345678" 0.56 business_query); only an explicit request for a person hands over, and a
+//  model's transfer_to_human that answers nothing is a request of its own
+static void
+s_test_dialog_answers (s_world_t *world)
+{
+    static const struct { const char *answer, *phone; } answers [] = {
+        { "电话 13800138000", "13800138000" }, { "电话是 021-12345678", "021-12345678" },
+        { "联系电话13800138000", "13800138000" }, { "13800138000", "13800138000" },
+    };
+    const char *complaint = "我要投诉，快递员把东西扔门口了";
+    s_reply_t start, r;
+    s_chat (world, complaint, NULL, 0, 1, &start);
+    CHECK_STR (s_str (kf_mp_get (start.result, "slots"), "awaiting"), "phone");
+    for (size_t i = 0; i < sizeof answers / sizeof answers [0]; i++) {
+        s_chat (world, answers [i].answer, &start, 0, 1, &r);
+        const msgpack_object *ticket = kf_mp_get (r.result, "ticket");
+        if (!ticket || ticket->type != MSGPACK_OBJECT_MAP)
+            fprintf (stderr, "answer %s: intent %s, reply %s\n", answers [i].answer,
+                     s_str (r.result, "intent"), s_str (r.result, "reply"));
+        CHECK (ticket && ticket->type == MSGPACK_OBJECT_MAP && kf_mp_str_eq (ticket, "type", "投诉"));
+        CHECK_STR (s_str (kf_mp_get (ticket, "fields"), "phone"), answers [i].phone);
+        CHECK_STR (s_str (kf_mp_get (ticket, "fields"), "description"), complaint);
+        CHECK_STR (s_str (r.result, "intent"), "ticket");
+        CHECK (kf_mp_get_double (r.result, "intent_confidence", 0) == 1.0);
+        CHECK (!kf_mp_get_bool (r.result, "escalate_to_human", true));
+        CHECK_INT (kf_mp_get_int (r.result, "handoff_reason", -1), 0);
+        s_reply_destroy (&r);
+    }
+    //  Explicit: people take over, the draft is dropped
+    static const char *people [] = { "转人工", "电话 13800138000，还是给我转人工吧" };
+    for (size_t i = 0; i < sizeof people / sizeof people [0]; i++) {
+        s_chat (world, people [i], &start, 0, 1, &r);
+        CHECK_STR (s_str (r.result, "intent"), "transfer_to_human");
+        CHECK (kf_mp_get_bool (r.result, "escalate_to_human", false));
+        CHECK_INT (kf_mp_get_int (r.result, "handoff_reason", 0), 2);
+        CHECK (!kf_mp_get (r.result, "ticket") || kf_mp_get (r.result, "ticket")->type == MSGPACK_OBJECT_NIL);
+        CHECK (!kf_mp_get (kf_mp_get (r.result, "slots"), "ticket_draft"));
+        CHECK (!kf_mp_get (kf_mp_get (r.result, "slots"), "awaiting"));
+        s_reply_destroy (&r);
+    }
+    //  The model's guess that answers nothing: asking for a person in other words still hands over
+    s_chat (world, "我不要跟机器人说话", &start, 0, 1, &r);
+    CHECK_STR (s_str (r.result, "intent"), "transfer_to_human");
+    CHECK_INT (kf_mp_get_int (r.result, "handoff_reason", 0), 2);
+    CHECK (!kf_mp_get (kf_mp_get (r.result, "slots"), "ticket_draft"));
+    s_reply_destroy (&r);
+    //  Outside a dialog the model's transfer_to_human stands
+    s_chat (world, "我不要跟机器人说话", NULL, 0, 1, &r);
+    CHECK_INT (kf_mp_get_int (r.result, "handoff_reason", 0), 2);
+    s_reply_destroy (&r);
+    s_reply_destroy (&start);
+}
+
+//  A complaint is upset by nature and a ticket dialog never hands over for it: the empathetic
+//  sentence before the dialog's question promises no transfer (15.4, 15.5)
+static void
+s_test_dialog_empathy (s_world_t *world)
+{
+    s_reply_t r;
+    s_chat (world, "我要投诉，快递员态度很差", NULL, 0, 1, &r);
+    CHECK (kf_mp_get_double (r.result, "emotion_score", 1) < 0.15);
+    CHECK_STR (s_str (r.result, "intent"), "ticket");
+    CHECK (!kf_mp_get_bool (r.result, "escalate_to_human", true));
+    const char *reply = s_str (r.result, "reply");
+    CHECK (strstr (reply, "抱歉") == reply + strlen ("非常"));
+    CHECK (strstr (reply, "请留下您的联系电话"));
+    CHECK (!strstr (reply, "转接") && !strstr (reply, "专人") && !strstr (reply, "稍等"));
+    CHECK_STR (s_str (kf_mp_get (r.result, "slots"), "awaiting"), "phone");
+    s_reply_destroy (&r);
+    //  With the emotion handoff off, an upset question is not handed over: no promise either
+    s_chat_json (world, "{\"params\": {\"message\": \"你们这什么破服务，气死我了，退款多久到账\"},"
+                 " \"context\": {\"handoff\": {\"emotion_below\": 0}}}", &r);
+    CHECK (kf_mp_get_double (r.result, "emotion_score", 1) < 0.15);
+    CHECK_STR (s_str (r.result, "intent"), "emotion_sensitive");
+    CHECK (!kf_mp_get_bool (r.result, "escalate_to_human", true));
+    reply = s_str (r.result, "reply");
+    CHECK (strstr (reply, "抱歉"));
+    CHECK (!strstr (reply, "转接") && !strstr (reply, "专人"));
+    s_reply_destroy (&r);
 }
 
 //  The order number of one turn is remembered for the next
@@ -636,6 +737,8 @@ main (int argc, char *argv [])
     s_test_sub_tasks_business (&world);
     s_test_chitchat (&world);
     s_test_ticket (&world);
+    s_test_dialog_answers (&world);
+    s_test_dialog_empathy (&world);
     s_test_business_entities (&world);
     s_test_handoff (&world);
     s_test_rules (&world);
