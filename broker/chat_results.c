@@ -374,7 +374,7 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
         .response_content = answer.response_content, .latency_ms = answer.latency_ms,
         .prompt_tokens = kf_mp_get_int (usage, "prompt_tokens", 0),
         .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
-        .created_at = kf_now_ms ()
+        .created_at = kf_now_ms (), .is_stopped = s_is_stopped (job, result)
     };
     kf_store_turn_complete (self->store, &turn);
     kf_llm_on_complete (self, job->id_str, job->message_id, session->bot_id, result);

@@ -13,7 +13,8 @@
 
 #define S_COLUMNS "id, session_id, role, content, response_type, intent, confidence, sources," \
     " suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at, feedback," \
-    " feedback_content, feedback_at, content_type, record_id, sender_id, title, response_content"
+    " feedback_content, feedback_at, content_type, record_id, sender_id, title, response_content," \
+    " stopped"
 
 enum { H_PAGE, H_COUNT, H_MESSAGE, H_BEFORE, H_OLDER, H_STATEMENTS };
 
@@ -72,7 +73,7 @@ s_pack_json_column (msgpack_packer *pk, sqlite3_stmt *stmt, int column)
 static void
 s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
 {
-    msgpack_pack_map (pk, 18);
+    msgpack_pack_map (pk, 19);
     kf_mp_pack_kv_int (pk, "id", sqlite3_column_int64 (stmt, 0));
     kf_mp_pack_kv_str (pk, "session_id", (const char *) sqlite3_column_text (stmt, 1));
     kf_mp_pack_kv_str (pk, "role", (const char *) sqlite3_column_text (stmt, 2));
@@ -98,6 +99,7 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
     kf_mp_pack_cstr (pk, "suggestions");
     s_pack_json_column (pk, stmt, 8);
     kf_mp_pack_kv_str (pk, "status", (const char *) sqlite3_column_text (stmt, 9));
+    kf_mp_pack_kv_bool (pk, "stopped", sqlite3_column_int (stmt, 22) != 0);
     kf_mp_pack_cstr (pk, "usage");
     msgpack_pack_map (pk, 3);
     kf_mp_pack_kv_int (pk, "prompt_tokens", sqlite3_column_int64 (stmt, 11));

@@ -156,7 +156,9 @@ s_answer_finished (kf_broker_t *self, const char *routing, size_t routing_len, k
     if (has_stored)
         kf_mp_str (kf_mp_get (&stored.data, "content"), &content, &len);
     s_waiter_t waiter = { (char *) routing, routing_len, (char *) req->id, req->id_len };
-    s_reply_stopped (self, &waiter, message_id, session_id, false, content, len);
+    //  Finished: it says whether it was stopped, by an earlier chat.stop
+    bool was_stopped = has_stored && kf_mp_get_bool (&stored.data, "stopped", false);
+    s_reply_stopped (self, &waiter, message_id, session_id, was_stopped, content, len);
     if (has_stored)
         msgpack_unpacked_destroy (&stored);
     msgpack_sbuffer_destroy (&buffer);

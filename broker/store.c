@@ -38,7 +38,7 @@ static const char *s_sql [S_COUNT] = {
     [S_TURN_INSERT] =
         "INSERT INTO turns (id, session_id, role, content, response_type, intent, confidence,"
         " sources, suggestions, status, latency_ms, prompt_tokens, completion_tokens, created_at,"
-        " response_content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " response_content, stopped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_RECENT] =
         "SELECT role, content FROM (SELECT id, role, content FROM turns WHERE session_id = ?"
         " AND status = 'ok' AND content_type = 'text' ORDER BY id DESC LIMIT ?) ORDER BY id",
@@ -47,7 +47,8 @@ static const char *s_sql [S_COUNT] = {
     [S_TURN_COMPLETE] =
         "UPDATE turns SET content = ?4, response_type = ?5, intent = ?6, confidence = ?7,"
         " sources = ?8, suggestions = ?9, status = ?10, latency_ms = ?11, prompt_tokens = ?12,"
-        " completion_tokens = ?13, created_at = ?14, response_content = ?15 WHERE id = ?1",
+        " completion_tokens = ?13, created_at = ?14, response_content = ?15, stopped = ?16"
+        " WHERE id = ?1",
     [S_TURN_FAIL] = "UPDATE turns SET status = 'error' WHERE id = ? AND status = 'pending'",
     [S_SESSION_CLOSE] =
         "UPDATE sessions SET state = 'closed', close_reason = ?, satisfaction = ?, bot2human_reason = ?,"
@@ -482,6 +483,7 @@ s_turn_write (kf_store_t *self, sqlite3_stmt *stmt, const kf_turn_row_t *turn)
     sqlite3_bind_int64 (stmt, 13, turn->completion_tokens);
     sqlite3_bind_int64 (stmt, 14, turn->created_at);
     s_bind_json (stmt, 15, turn->response_content);
+    sqlite3_bind_int (stmt, 16, turn->is_stopped);
     return s_write (self, stmt);
 }
 

@@ -38,6 +38,7 @@ typedef struct {
     const msgpack_object *suggestions;  //  Array or NULL, stored as JSON
     const msgpack_object *response_content;     //  Map of a rich answer or NULL, stored as JSON
     const char *status;         //  "ok" or "error"
+    bool is_stopped;            //  Ended early by chat.stop (the content is what was said)
     int64_t latency_ms;         //  < 0 when none
     int64_t prompt_tokens;
     int64_t completion_tokens;

@@ -2,7 +2,7 @@
     few tokens (done with stopped: true soon after the request, the upstream connection closed,
     history holding exactly the streamed text), a paced knowledge-base stream stopped, a chat
     queued behind another of its session stopped (empty answer), stops repeated and of finished
-    messages (stopped: false), the ownership rule and parameter errors. */
+    messages (stopped as they ended; history says which answers were stopped), the ownership rule and parameter errors. */
 #include "harness.h"
 #include "common/clock.h"
 #include <arpa/inet.h>
@@ -105,7 +105,8 @@ s_read (h_raw_t *raw, const char *topic, s_stream_t *stream, int tokens)
 
 //  The last two turns of a session: the customer's `message`, then the answer `answer`
 static void
-s_check_history (kf_client_t *client, const char *session, const char *message, const char *answer)
+s_check_history (kf_client_t *client, const char *session, const char *message, const char *answer,
+                 bool is_stopped)
 {
     kf_reply_t *reply = h_call (client, "history", "{\"session_id\":\"%s\",\"limit\":100}", session);
     CHECK (reply->ok);
@@ -115,6 +116,8 @@ s_check_history (kf_client_t *client, const char *session, const char *message, 
     const msgpack_object *before = &data->via.array.ptr [data->via.array.size - 2];
     CHECK_STR (h_str (last, "role"), "assistant");
     CHECK_STR (h_str (last, "content"), answer);
+    CHECK (kf_mp_get (last, "stopped"));
+    CHECK (kf_mp_get_bool (last, "stopped", !is_stopped) == is_stopped);
     CHECK_STR (h_str (before, "role"), "user");
     CHECK_STR (h_str (before, "content"), message);
     kf_reply_destroy (&reply);
@@ -176,8 +179,8 @@ s_test_llm (kf_harness_t *h, kf_client_t *client)
         reply = s_reply_for (&raw, i == 1 ? "stop-1" : "stop-2");
         CHECK (reply->ok);
         //  The second stop may reach the broker after the worker's answer to the first: then the
-        //  answer had already ended and it says stopped: false (same content either way)
-        CHECK (i == 2 || kf_mp_get_bool (reply->result, "stopped", false));
+        //  answer had already ended, stopped, and history says so (same answer either way)
+        CHECK (kf_mp_get_bool (reply->result, "stopped", false));
         CHECK_INT (kf_mp_get_int (reply->result, "message_id", 0), stream.message_id);
         CHECK_STR (h_str (reply->result, "session_id"), stream.session);
         CHECK_STR (h_str (reply->result, "content"), stream.text);
@@ -191,12 +194,12 @@ s_test_llm (kf_harness_t *h, kf_client_t *client)
         h_sleep_ms (20);
     }
     CHECK (closes_after > closes_before);
-    s_check_history (client, stream.session, "优惠券", stream.text);
-    //  Stopped again, now that it has ended: nothing changes
+    s_check_history (client, stream.session, "优惠券", stream.text, true);
+    //  Stopped again, now that it has ended: nothing changes, and it says it was stopped
     snprintf (json, sizeof json, "{\"message_id\":%lld,\"user_id\":\"u1\"}", (long long) stream.message_id);
     reply = h_call (client, "chat.stop", "%s", json);
     CHECK (reply->ok);
-    CHECK (!kf_mp_get_bool (reply->result, "stopped", true));
+    CHECK (kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "content"), stream.text);
     kf_reply_destroy (&reply);
     snprintf (json, sizeof json, "{\"message_id\":%lld,\"user_id\":\"intruder\"}",
@@ -254,7 +257,7 @@ s_test_silent_worker (kf_harness_t *h, kf_client_t *client)
     reply = s_reply_for (&raw, "frozen");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     kf_reply_destroy (&reply);
-    s_check_history (client, stream.session, "优惠券", stream.text);
+    s_check_history (client, stream.session, "优惠券", stream.text, true);
     h_raw_close (&raw);
 }
 
@@ -289,7 +292,7 @@ s_test_paced (kf_harness_t *h, kf_client_t *client)
     CHECK_STR (h_str (reply->result, "reply"), stream.text);
     CHECK (strstr (h_str (reply->result, "reply"), "申请售后") == NULL);     //  Cut short
     kf_reply_destroy (&reply);
-    s_check_history (client, stream.session, "怎么申请退货？", stream.text);
+    s_check_history (client, stream.session, "怎么申请退货？", stream.text, true);
     //  The next answer is whole, and says it was not stopped
     reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\",\"session_id\":\"%s\",\"user_id\":\"u2\"}",
                     stream.session);
@@ -297,7 +300,10 @@ s_test_paced (kf_harness_t *h, kf_client_t *client)
     CHECK (!kf_mp_get_bool (reply->result, "stopped", true));
     CHECK (kf_mp_get (reply->result, "stopped"));
     CHECK (strstr (h_str (reply->result, "reply"), "申请售后"));
+    char whole [4096];
+    snprintf (whole, sizeof whole, "%s", h_str (reply->result, "reply"));
     kf_reply_destroy (&reply);
+    s_check_history (client, stream.session, "怎么申请退货？", whole, false);
     h_raw_close (&raw);
 }
 
@@ -342,7 +348,7 @@ s_test_queued (kf_harness_t *h, kf_client_t *client)
     s_read (&other, "q-second", &second, 0);
     h_raw_close (&other);
     CHECK (second.is_stopped && second.tokens == 0);
-    s_check_history (client, session, "发票怎么开", "");
+    s_check_history (client, session, "发票怎么开", "", true);
     //  The first goes on until it is stopped by request id as well
     h_raw_send (&raw, "stop-q1", "chat.stop", "{\"request_id\":\"q-first\"}");
     s_read (&raw, "q-first", &first, 0);
