@@ -297,6 +297,10 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
         kf_llm_on_acquire (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
                            kf_frames_data (frames, 4), kf_frames_size (frames, 4));
     else
+    if (kf_frames_is (frames, 2, "KB_GET"))
+        kf_kb_transfer_on_get (self, worker, frames->count == 4 ? kf_frames_data (frames, 3) : NULL,
+                               frames->count == 4 ? kf_frames_size (frames, 3) : 0);
+    else
     if (kf_frames_is (frames, 2, "DISCONNECT"))
         s_worker_lost (self, worker, "disconnected");
     else
@@ -442,6 +446,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         timeout = s_min_timeout (timeout, kf_calls_timeout (self, now));
         timeout = s_min_timeout (timeout, kf_stop_timeout (self, now));
         timeout = s_min_timeout (timeout, kf_stream_hub_timeout (self->hub, now));
+        timeout = s_min_timeout (timeout, kf_kb_transfer_timeout (self));
         if (supervisor)
             timeout = s_min_timeout (timeout, 200);
         if (self->dirty_since_us)
@@ -483,6 +488,7 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
         if (kf_sessions_cached (self->sessions) > S_SESSIONS_MAX + S_SESSIONS_MAX / 8)
             kf_sessions_trim (self->sessions, now, S_SESSIONS_MAX);
         s_commit_and_send (self);
+        kf_kb_transfer_tick (self, kf_mono_us ());
     }
 }
 
@@ -524,6 +530,7 @@ kf_broker_run (const kf_broker_config_t *config)
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
     self.jobs = kf_dict_new ();
     kf_llm_jobs_init (&self);
+    kf_kb_transfer_init (&self);
     self.started_us = kf_mono_us ();
     if (config->local_workers > 0 && !(supervisor = s_start_workers (config)))
         goto done;
@@ -558,6 +565,7 @@ done:
     kf_conversations_destroy (&self.conversations);
     kf_sessions_destroy (&self.sessions);
     kf_llm_jobs_destroy (&self);
+    kf_kb_transfer_destroy (&self);
     if (self.jobs)
         kf_dict_destroy (&self.jobs);
     free (self.outbox);

@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "broker/kb_publisher.h"
 #include "broker/latency.h"
 #include "broker/sessions.h"
 #include "broker/store.h"
@@ -83,6 +84,11 @@ typedef struct {
     size_t outbox_count, outbox_capacity;
     kf_latency_t latency;       //  Chat latency, arrival to reply
     struct _kf_upstream_limits_t *limits;   //  LLM upstream slots and breakers (llm_jobs.c)
+    kf_kb_publisher_t *kb_publisher;        //  Snapshots for remote workers (kb_transfer.c)
+    kf_kb_blob_t *kb_snapshot;  //  The latest snapshot the loop took (one reference), or NULL
+    int64_t kb_requested_version;           //  Knowledge-base version last asked of the thread
+    int64_t kb_requested_us;    //  When
+    bool kb_is_building;        //  A request to the thread not seen finished yet
     int64_t started_us;
     int64_t heartbeat_at_us;
     int64_t dirty_since_us;     //  When the open batch got its first write, 0 when clean
@@ -248,6 +254,18 @@ void kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_
                          const char *bot_id, const msgpack_object *result);
 int kf_llm_job_timeout_ms (kf_broker_t *self, const char *bot_id);
 void kf_llm_stats_pack (kf_broker_t *self, msgpack_packer *pk);
+
+//  The knowledge base for remote workers (kb_transfer.c, PROTOCOL.md 9.10). kf_kb_transfer_on_get
+//  answers a worker's KB_GET (body: its msgpack {version}, NULL when absent) at once when the
+//  snapshot is current, else when the one being built is ready; kf_kb_transfer_tick, after each
+//  commit, takes finished snapshots, serves and notifies workers, and asks for a new snapshot
+//  when a remote worker exists and the committed version changed; kf_kb_transfer_timeout is the
+//  loop's poll bound while a snapshot is being built (-1: none).
+void kf_kb_transfer_init (kf_broker_t *self);
+void kf_kb_transfer_destroy (kf_broker_t *self);
+void kf_kb_transfer_on_get (kf_broker_t *self, kf_worker_t *worker, const char *body, size_t len);
+void kf_kb_transfer_tick (kf_broker_t *self, int64_t now_us);
+long kf_kb_transfer_timeout (kf_broker_t *self);
 
 //  Worker calls (worker_calls.c): requests a worker answers from memory without a session
 //  (suggest). kf_calls_on_final returns false for a job id that is not a call's.

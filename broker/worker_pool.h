@@ -16,6 +16,9 @@ typedef struct {
     int active;                 //  Jobs it holds now
     int64_t expiry_us;          //  Lost if not heard from by then
     uint64_t jobs_done;
+    bool is_kb_remote;          //  Asked for the knowledge base (KB_GET): told of new versions
+    bool is_kb_waiting;         //  Its KB_GET waits for a snapshot being built
+    int64_t kb_version;         //  The version it said it has in its last KB_GET
 } kf_worker_t;
 
 typedef struct _kf_worker_pool_t kf_worker_pool_t;

@@ -214,6 +214,22 @@ s_skip (const unsigned char *d, size_t len, size_t *pos, int depth)
 }
 
 bool
+kf_mp_unpack_borrowed (const char *data, size_t len, msgpack_unpacked *result)
+{
+    size_t offset = 0, pos = 0;
+    msgpack_unpacked_init (result);
+    if (!s_skip ((const unsigned char *) data, len, &pos, 33) || pos != len)
+        return false;
+    msgpack_unpack_return rc = msgpack_unpack_next (result, data, len, &offset);
+    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len || !result->zone) {
+        msgpack_unpacked_destroy (result);
+        msgpack_unpacked_init (result);
+        return false;
+    }
+    return true;
+}
+
+bool
 kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result)
 {
     size_t offset = 0;

@@ -50,6 +50,9 @@ void kf_mp_pack_kv_double (msgpack_packer *pk, const char *key, double value);
 //  msgpack_unpacked_destroy) when the bytes hold one complete object, nested at most 32 deep, and
 //  nothing after it. On false, `result` is initialised and empty.
 bool kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result);
+//  The same without the copy, for large inputs: strings in `result` point into `data`, which must
+//  outlive it. Also false for a lone scalar.
+bool kf_mp_unpack_borrowed (const char *data, size_t len, msgpack_unpacked *result);
 //  Paged lists (page counts from 1): how many of `total` rows page `page` shows, and the closing
 //  pairs of a paged result: total, page, page_size, has_more.
 int64_t kf_page_rows (int64_t total, int64_t page, int64_t page_size);

@@ -17,6 +17,10 @@ struct _kf_kb_loader_t {
     kf_kb_suggest_t *ready_suggest;     //  Its suggestions
     kf_bot_models_t *ready_models;      //  Its bots' intent models and chit-chat tables
     int64_t ready_version;
+    char *offered;              //  Encoded snapshot to build, NULL when none
+    size_t offered_size;
+    bool is_building;           //  Building an offered snapshot now
+    uint64_t rejected;          //  Offered snapshots that were not valid
     bool is_stopping;
 };
 
@@ -35,12 +39,22 @@ s_run (void *arg)
     kf_kb_loader_t *self = arg;
     pthread_mutex_lock (&self->mutex);
     while (!self->is_stopping) {
+        char *offered = self->offered;
+        size_t offered_size = self->offered_size;
+        self->offered = NULL;
+        self->is_building = offered != NULL;
         pthread_mutex_unlock (&self->mutex);
         int64_t version;
         kf_bot_models_t *models;
-        kf_kb_index_t *index = kf_kb_source_poll (self->source, &version, &models);
+        kf_kb_index_t *index = offered
+            ? kf_kb_source_load (self->source, offered, offered_size, &version, &models)
+            : kf_kb_source_poll (self->source, &version, &models);
+        free (offered);
         kf_kb_suggest_t *suggest = index ? kf_kb_suggest_new (index) : NULL;
         pthread_mutex_lock (&self->mutex);
+        if (offered && !index)
+            self->rejected++;
+        self->is_building = false;
         if (index) {
             kf_kb_suggest_destroy (&self->ready_suggest);   //  Superseded before it was taken
             kf_kb_index_destroy (&self->ready);
@@ -53,7 +67,7 @@ s_run (void *arg)
         }
         struct timespec until;
         s_deadline (&until, self->poll_ms);
-        if (!self->is_stopping)
+        if (!self->is_stopping && !self->offered)
             pthread_cond_timedwait (&self->changed, &self->mutex, &until);
     }
     pthread_mutex_unlock (&self->mutex);
@@ -90,6 +104,7 @@ kf_kb_loader_destroy (kf_kb_loader_t **self_p)
     kf_kb_index_destroy (&self->ready);
     kf_bot_models_destroy (&self->ready_models);
     kf_kb_source_destroy (&self->source);
+    free (self->offered);
     pthread_mutex_destroy (&self->mutex);
     pthread_cond_destroy (&self->changed);
     free (self);
@@ -117,4 +132,34 @@ kf_kb_loader_take (kf_kb_loader_t *self, int wait_ms, int64_t *version, kf_kb_su
     *version = self->ready_version;
     pthread_mutex_unlock (&self->mutex);
     return index;
+}
+
+void
+kf_kb_loader_offer (kf_kb_loader_t *self, char **data_p, size_t size)
+{
+    pthread_mutex_lock (&self->mutex);
+    free (self->offered);
+    self->offered = *data_p;
+    self->offered_size = size;
+    *data_p = NULL;
+    pthread_cond_broadcast (&self->changed);
+    pthread_mutex_unlock (&self->mutex);
+}
+
+bool
+kf_kb_loader_is_building (kf_kb_loader_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    bool is_building = self->is_building || self->offered != NULL;
+    pthread_mutex_unlock (&self->mutex);
+    return is_building;
+}
+
+uint64_t
+kf_kb_loader_rejected (kf_kb_loader_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    uint64_t rejected = self->rejected;
+    pthread_mutex_unlock (&self->mutex);
+    return rejected;
 }

@@ -1,6 +1,7 @@
 /*  main.c - kefu-worker: parses the command line and runs the worker loop. */
 #include "common/log.h"
 #include "workers/worker.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@ s_usage (void)
     fprintf (stderr,
         "usage: kefu-worker [options]\n"
         "  --broker ENDPOINT     broker's worker endpoint (default tcp://127.0.0.1:7702)\n"
-        "  --db PATH             database file to read the knowledge base from (default kefu.db)\n"
+        "  --kb SOURCE           where the knowledge base comes from: db (the --db file) or broker\n"
+        "                        (sent over the worker connection); default: db with --db, else broker\n"
+        "  --db PATH             database file to read the knowledge base from (with --kb db)\n"
         "  --name NAME           name shown in stats (default worker-PID)\n"
         "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
         "  --liveness N          missed heartbeats before reconnecting (default 3)\n"
@@ -44,7 +47,8 @@ main (int argc, char *argv [])
     static char name [64];
     snprintf (name, sizeof name, "worker-%d", (int) getpid ());
     config.name = name;
-    const char *config_path = NULL;
+    const char *config_path = NULL, *kb = NULL;
+    bool has_db = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i], *value = i + 1 < argc ? argv [i + 1] : NULL;
         if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0) {
@@ -57,7 +61,8 @@ main (int argc, char *argv [])
         }
         i++;
         if (strcmp (arg, "--broker") == 0)            config.broker = value;
-        else if (strcmp (arg, "--db") == 0)           config.db_path = value;
+        else if (strcmp (arg, "--db") == 0)           config.db_path = value, has_db = true;
+        else if (strcmp (arg, "--kb") == 0)           kb = value;
         else if (strcmp (arg, "--name") == 0)         config.name = value;
         else if (strcmp (arg, "--heartbeat-ms") == 0) config.heartbeat_ms = s_int (arg, value);
         else if (strcmp (arg, "--liveness") == 0)     config.liveness = s_int (arg, value);
@@ -77,6 +82,12 @@ main (int argc, char *argv [])
         fprintf (stderr, "kefu-worker: invalid option value\n");
         return 2;
     }
+    if (kb && strcmp (kb, "db") != 0 && strcmp (kb, "broker") != 0) {
+        fprintf (stderr, "kefu-worker: --kb takes db or broker\n");
+        return 2;
+    }
+    //  Without a database file named, the worker needs none: the broker sends the knowledge base
+    config.is_kb_remote = kb ? strcmp (kb, "broker") == 0 : !has_db;
     char component [80];
     snprintf (component, sizeof component, "worker %s", config.name);
     kf_log_set_component (component);

@@ -10,6 +10,7 @@
 #include "common/utf8.h"
 #include "common/wire.h"
 #include "workers/kb_loader.h"
+#include "workers/kb_remote.h"
 #include "workers/llm_stage.h"
 #include "workers/business_stage.h"
 #include "workers/pipeline.h"
@@ -39,6 +40,7 @@ typedef struct {
     void *ctx;
     void *socket;               //  DEALER to the broker
     kf_kb_loader_t *loader;     //  Builds indexes on its own thread
+    kf_kb_remote_t *remote;     //  Receives them from the broker (--kb broker), else NULL
     kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
     kf_kb_suggest_t *suggest;   //  Its suggestions, destroyed before it
     kf_bot_models_t *models;    //  Its bots' intent models and chit-chat tables
@@ -69,6 +71,7 @@ kf_worker_config_defaults (kf_worker_config_t *config)
 {
     config->broker = "tcp://127.0.0.1:7702";
     config->db_path = "kefu.db";
+    config->is_kb_remote = false;
     config->name = "worker";
     config->heartbeat_ms = 1000;
     config->liveness = 3;
@@ -136,6 +139,8 @@ s_connect (s_worker_t *self)
         kf_error ("cannot connect to %s: %s", self->config->broker, zmq_strerror (errno));
     s_send_ready (self);
     int64_t now = kf_mono_us ();
+    if (self->remote)
+        kf_kb_remote_on_connect (self->remote, self->kb_version, now);
     self->heartbeat_at_us = now + self->config->heartbeat_ms * 1000LL;
     self->broker_expiry_us = now + (int64_t) self->config->heartbeat_ms * 1000 * self->config->liveness;
 }
@@ -476,6 +481,10 @@ s_on_broker_message (s_worker_t *self)
         if (frames.count < 2 || !kf_frames_is (&frames, 0, KFW_SIGNATURE))
             kf_warn ("ignoring a malformed message from the broker");
         else
+        if (self->remote && kf_kb_remote_on_message (self->remote, &frames, self->kb_version,
+                                                     kf_mono_us ()))
+            ;
+        else
         if (kf_frames_is (&frames, 1, "JOB"))
             s_on_job (self, &frames);
         else
@@ -553,6 +562,8 @@ s_next_timeout (s_worker_t *self, int64_t now)
         next = self->kb_poll_at_us;
     if (self->broker_expiry_us < next)
         next = self->broker_expiry_us;
+    if (self->remote && kf_kb_remote_due_us (self->remote) < next)
+        next = kf_kb_remote_due_us (self->remote);
     for (s_stream_t *stream = self->streams; stream; stream = stream->next)
         if (stream->due_us < next)
             next = stream->due_us;
@@ -579,6 +590,10 @@ s_on_timers (s_worker_t *self, int64_t now)
     if (now >= self->kb_poll_at_us) {
         s_take_kb (self, 0);
         self->kb_poll_at_us = now + self->config->kb_poll_ms * 1000LL;
+    }
+    if (self->remote) {
+        s_take_kb (self, 0);            //  A snapshot built since: swap it in at once
+        kf_kb_remote_on_timer (self->remote, self->kb_version, now);
     }
     if (self->streams)
         s_pace_streams (self, now);
@@ -625,11 +640,15 @@ kf_worker_run (const kf_worker_config_t *config)
     sigaddset (&stops, SIGINT);
     sigprocmask (SIG_UNBLOCK, &stops, NULL);
     kf_pipeline_config_defaults (&self.pipeline);
-    self.loader = kf_kb_loader_new (config->db_path, config->kb_poll_ms);
-    s_take_kb (&self, 1000);            //  Start with the knowledge base when there is one
+    self.loader = kf_kb_loader_new (config->is_kb_remote ? NULL : config->db_path, config->kb_poll_ms);
+    if (config->is_kb_remote)
+        self.remote = kf_kb_remote_new (self.loader, s_send_for_stage, &self);
+    else
+        s_take_kb (&self, 1000);        //  Start with the knowledge base when there is one
     self.ctx = zmq_ctx_new ();
     s_connect (&self);
-    kf_info ("connected to %s, capacity %d", config->broker, config->capacity);
+    kf_info ("connected to %s, capacity %d, knowledge base from %s", config->broker,
+             config->capacity, config->is_kb_remote ? "the broker" : config->db_path);
     self.kb_poll_at_us = kf_mono_us () + config->kb_poll_ms * 1000LL;
     if (config->llm && kf_config_upstream_count (config->llm) > 0) {
         self.llm = kf_llm_stage_new (config->llm, config->max_llm_requests, config->chunk_chars,
@@ -674,6 +693,7 @@ kf_worker_run (const kf_worker_config_t *config)
     free (self.items);
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
+    kf_kb_remote_destroy (&self.remote);
     kf_kb_loader_destroy (&self.loader);
     kf_kb_suggest_destroy (&self.suggest);
     kf_kb_index_destroy (&self.kb);

@@ -3,12 +3,15 @@
     matters: everything a job needs arrives with it. */
 #ifndef KF_WORKER_H
 #define KF_WORKER_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "common/config.h"
 
 typedef struct {
     const char *broker;         //  Broker's worker endpoint, e.g. tcp://127.0.0.1:7702
     const char *db_path;        //  Database file the knowledge base is read from
+    bool is_kb_remote;          //  Knowledge base from the broker over KFW1 (kb_remote.h), not
+                                //  from db_path
     const char *name;           //  Shown in the broker's stats
     int heartbeat_ms;           //  Interval between heartbeats (both directions)
     int liveness;               //  Missed heartbeats before the broker is presumed gone
