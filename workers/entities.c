@@ -208,7 +208,7 @@ kf_entities_extract (const kf_entity_rules_t *rules, const char *text, size_t le
     char *folded = kf_calloc (1, len + 1);
     size_t *at = kf_calloc (len + 1, sizeof (size_t));
     size_t folded_len = s_fold (text, len, folded, at);
-    size_t start, end, phone_start = 0, phone_end = 0;
+    size_t start = 0, end = 0, phone_start = 0, phone_end = 0;
     int found = 0;
     if (s_find_phone (folded, folded_len, out->phone, &start, &end)) {
         phone_start = start;

@@ -345,6 +345,7 @@ h_str (const msgpack_object *map, const char *key)
 void
 h_raw_open (h_raw_t *raw, kf_harness_t *h)
 {
+    memset (raw, 0, sizeof *raw);
     raw->ctx = zmq_ctx_new ();
     raw->dealer = zmq_socket (raw->ctx, ZMQ_DEALER);
     raw->sub = zmq_socket (raw->ctx, ZMQ_SUB);
@@ -358,6 +359,8 @@ h_raw_open (h_raw_t *raw, kf_harness_t *h)
 void
 h_raw_close (h_raw_t *raw)
 {
+    for (int i = 0; i < 16; i++)
+        kf_reply_destroy (&raw->stash [i]);
     zmq_close (raw->dealer);
     zmq_close (raw->sub);
     zmq_ctx_term (raw->ctx);
@@ -407,6 +410,29 @@ h_raw_reply (h_raw_t *raw, int timeout_ms)
     if (!reply->ok)
         CHECK (kf_error_unpack (kf_mp_get (&reply->unpacked.data, "error"), &reply->error));
     return reply;
+}
+
+kf_reply_t *
+h_raw_reply_for (h_raw_t *raw, const char *id)
+{
+    char buffer [128];
+    for (int i = 0; i < 16; i++)
+        if (raw->stash [i] && strcmp (h_reply_id (raw->stash [i], buffer, sizeof buffer), id) == 0) {
+            kf_reply_t *reply = raw->stash [i];
+            raw->stash [i] = NULL;
+            return reply;
+        }
+    while (true) {
+        kf_reply_t *reply = h_raw_reply (raw, 10000);
+        CHECK (reply);
+        if (strcmp (h_reply_id (reply, buffer, sizeof buffer), id) == 0)
+            return reply;
+        int i = 0;
+        while (i < 16 && raw->stash [i])
+            i++;
+        CHECK (i < 16);
+        raw->stash [i] = reply;
+    }
 }
 
 const char *

@@ -69,6 +69,7 @@ const char *h_str (const msgpack_object *map, const char *key);
 //  on the streams.
 typedef struct {
     void *ctx, *dealer, *sub;
+    kf_reply_t *stash [16];     //  Replies received while waiting for another (h_raw_reply_for)
 } h_raw_t;
 
 void h_raw_open (h_raw_t *raw, kf_harness_t *h);
@@ -80,6 +81,10 @@ void h_raw_send (h_raw_t *raw, const char *id, const char *method, const char *j
 
 //  Receives one reply within `timeout_ms`; NULL on timeout. Caller destroys.
 kf_reply_t *h_raw_reply (h_raw_t *raw, int timeout_ms);
+
+//  The reply to request `id`, within 10 s (fails the test otherwise). Replies arrive in any order:
+//  those to other requests wait in the raw's stash until asked for. Caller destroys.
+kf_reply_t *h_raw_reply_for (h_raw_t *raw, const char *id);
 
 //  The id of a reply ("" when none). Borrowed from the reply.
 const char *h_reply_id (kf_reply_t *reply, char *buffer, size_t size);

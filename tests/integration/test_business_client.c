@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "workers/business_stage.h"
-#include "testutil.h"
+#include "harness.h"
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -195,21 +195,7 @@ s_stat (const char *name)
 static void
 s_start_fake (void)
 {
-    int fds [2];
-    CHECK_INT (pipe (fds), 0);
-    s_test.server = fork ();
-    if (s_test.server == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        dup2 (fds [1], 1);
-        execl (KEFU_BIN_DIR "/tests/fake_business", "fake_business", (char *) NULL);
-        _exit (127);
-    }
-    close (fds [1]);
-    char line [16] = "";
-    CHECK (read (fds [0], line, sizeof line - 1) > 0);
-    close (fds [0]);
-    s_test.port = atoi (line);
-    CHECK (s_test.port > 0);
+    s_test.port = h_start_fake_business (&s_test.server);
 }
 
 static void

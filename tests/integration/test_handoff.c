@@ -83,32 +83,6 @@ s_subscribe (h_raw_t *raw, const char *topic)
 
 //  --- Replies ----------------------------------------------------------------------------------
 
-static kf_reply_t *s_stash [16];
-
-//  The reply to request `id` on the raw DEALER; others wait in the stash
-static kf_reply_t *
-s_reply_for (h_raw_t *raw, const char *id)
-{
-    char buffer [128];
-    for (int i = 0; i < 16; i++)
-        if (s_stash [i] && strcmp (h_reply_id (s_stash [i], buffer, sizeof buffer), id) == 0) {
-            kf_reply_t *reply = s_stash [i];
-            s_stash [i] = NULL;
-            return reply;
-        }
-    while (true) {
-        kf_reply_t *reply = h_raw_reply (raw, 10000);
-        CHECK (reply);
-        if (strcmp (h_reply_id (reply, buffer, sizeof buffer), id) == 0)
-            return reply;
-        int i = 0;
-        while (i < 16 && s_stash [i])
-            i++;
-        CHECK (i < 16);
-        s_stash [i] = reply;
-    }
-}
-
 static void
 s_expect_error (kf_reply_t *reply, const char *name)
 {
@@ -339,7 +313,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
                     "\"escalate_to_human\":false,\"handoff_reason\":0,"
                     "\"slots\":{\"awaiting\":\"order_no\",\"entities\":{\"phone\":\"13900001111\"}},"
                     S_PLAIN "}");
-    reply = s_reply_for (raw, "fw-1");
+    reply = h_raw_reply_for (raw, "fw-1");
     CHECK (reply->ok);
     CHECK (kf_mp_get_double (reply->result, "intent_confidence", 0) == 0.82);
     CHECK (kf_mp_get_double (reply->result, "emotion_score", 0) == 0.55);
@@ -371,7 +345,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
                             "\"escalate_to_human\":false,\"handoff_reason\":0,"
                             "\"slots\":{\"awaiting\":\"order_no\",\"entities\":{\"phone\":\"13900001111\"}},"
                             S_PLAIN "}");
-            reply = s_reply_for (raw, id);
+            reply = h_raw_reply_for (raw, id);
             CHECK (reply->ok);
             kf_reply_destroy (&reply);
             //  The same slots again: the row keeps them (not rewritten, not lost)
@@ -382,7 +356,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
                         "\"intent_confidence\":0.8,\"sub_tasks\":[],\"emotion_score\":0.45,"
                         "\"escalate_to_human\":true,\"handoff_reason\":5,\"slots\":{}," S_PLAIN "}");
     }
-    reply = s_reply_for (raw, "fw-3");
+    reply = h_raw_reply_for (raw, "fw-3");
     CHECK (reply->ok);
     CHECK_STR (s_db_slots (session, slots, sizeof slots), "{}");
     CHECK_STR (h_str (reply->result, "handoff_state"), "pending");
@@ -421,7 +395,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     kf_reply_destroy (&reply);
     //  People have it now: the next message never reaches the worker
     h_raw_send (raw, "fw-4", "chat", "{\"message\":\"人呢\",\"session_id\":\"%s\"}", session);
-    reply = s_reply_for (raw, "fw-4");
+    reply = h_raw_reply_for (raw, "fw-4");
     CHECK (reply->ok);
     CHECK (kf_mp_get_bool (reply->result, "to_agent", false));
     CHECK_STR (h_str (reply->result, "reply"), "");
@@ -448,7 +422,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     s_worker_final (worker, job, "{\"reply\":\"您好\",\"intent\":\"chitchat\",\"intent_confidence\":0.9,"
                     "\"sub_tasks\":[],\"emotion_score\":0.6,\"escalate_to_human\":false,"
                     "\"handoff_reason\":0,\"slots\":{}," S_PLAIN "}");
-    reply = s_reply_for (raw, "fw-5");
+    reply = h_raw_reply_for (raw, "fw-5");
     CHECK (reply->ok);
     CHECK_STR (h_str (reply->result, "handoff_state"), "bot");
     kf_reply_destroy (&reply);
@@ -458,7 +432,7 @@ s_test_scripted_handoff (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     CHECK_INT (kf_mp_get_int (kf_mp_get (&body.data, "context"), "repeat_count", -1), 1);
     msgpack_unpacked_destroy (&body);
     s_worker_final (worker, job, "{\"reply\":\"好的\",\"intent\":\"business_query\",\"slots\":{}," S_PLAIN "}");
-    reply = s_reply_for (raw, "fw-6");
+    reply = h_raw_reply_for (raw, "fw-6");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
     printf ("handoff: a repeated question handed over (escalation %lld), the bot silent after\n",
@@ -482,7 +456,7 @@ s_test_ticket (h_raw_t *raw, s_worker_t *worker)
                     "\"handoff_reason\":0,\"slots\":{},\"ticket\":{\"type\":\"报修\",\"fields\":"
                     "{\"address\":\"北京市海淀区中关村大街1号\",\"phone\":\"13800138000\","
                     "\"description\":\"空调不制冷\"}}," S_PLAIN "}");
-    kf_reply_t *reply = s_reply_for (raw, "tk-stream-0001");
+    kf_reply_t *reply = h_raw_reply_for (raw, "tk-stream-0001");
     CHECK (reply->ok);
     CHECK_STR (h_str (reply->result, "response_type"), "form_show");
     const char *text = h_str (reply->result, "reply");
@@ -524,7 +498,7 @@ s_cache_round (h_raw_t *raw, s_worker_t *worker, const char *id, const char *ses
                         "\"cache\":{\"question\":\"退货政策\",\"kb_version\":1,\"answers\":"
                         "[{\"labels\":{},\"answer\":\"七天无理由退货\"}]}," S_PLAIN "}", slots);
     }
-    kf_reply_t *reply = s_reply_for (raw, id);
+    kf_reply_t *reply = h_raw_reply_for (raw, id);
     CHECK (reply->ok);
     CHECK (kf_mp_get_bool (reply->result, "cached", false) == !expect_job);
     if (!expect_job) {
@@ -590,7 +564,7 @@ s_test_lost_batch (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     s_worker_expect_job (worker, job, sizeof job, &body);
     msgpack_unpacked_destroy (&body);
     s_worker_final (worker, job, "{\"reply\":\"在的\",\"intent\":\"chitchat\",\"slots\":{}," S_PLAIN "}");
-    reply = s_reply_for (raw, "lb-1");
+    reply = h_raw_reply_for (raw, "lb-1");
     CHECK (reply->ok);
     CHECK (!kf_mp_get_bool (reply->result, "to_agent", true));
     CHECK_STR (h_str (reply->result, "handoff_state"), "bot");
@@ -604,14 +578,14 @@ s_test_lost_batch (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
               " WHEN NEW.session_id = '%s' BEGIN SELECT RAISE (ABORT, 'injected'); END", session);
     s_db_exec (sql);
     h_raw_send (raw, "lb-2", "chat", "{\"message\":\"没存上的话\",\"session_id\":\"%s\"}", session);
-    reply = s_reply_for (raw, "lb-2");
+    reply = h_raw_reply_for (raw, "lb-2");
     CHECK (!reply->ok);
     CHECK_STR (kf_errc_name (reply->error.errc), "internal");
     kf_reply_destroy (&reply);
     s_db_exec ("DROP TRIGGER test_fail");
     CHECK (!s_event_wait (raw, "agent.messages", "user_message", 300));
     h_raw_send (raw, "lb-3", "chat", "{\"message\":\"存上的话\",\"session_id\":\"%s\"}", session);
-    reply = s_reply_for (raw, "lb-3");
+    reply = h_raw_reply_for (raw, "lb-3");
     CHECK (reply->ok);
     CHECK (kf_mp_get_bool (reply->result, "to_agent", false));
     kf_reply_destroy (&reply);
@@ -730,7 +704,7 @@ s_test_lifecycle (h_raw_t *raw, kf_client_t *client)
     s_subscribe (raw, "held-stream-0001");
     h_raw_send (raw, "held-stream-0001", "chat", "{\"message\":\"在吗\",\"session_id\":\"%s\","
                 "\"stream\":true}", session);
-    reply = s_reply_for (raw, "held-stream-0001");
+    reply = h_raw_reply_for (raw, "held-stream-0001");
     CHECK (reply->ok);
     CHECK_INT (kf_mp_get_int (reply->result, "last_seq", -1), 1);
     const msgpack_object *meta = s_expect_event (raw, "held-stream-0001", "meta");
@@ -1052,10 +1026,10 @@ s_test_bad_input (h_raw_t *raw, kf_client_t *client)
     const char *ids [] = { "agent.escalations", "session.x", "agent.", NULL };
     for (int i = 0; ids [i]; i++) {
         h_raw_send (raw, ids [i], "chat", "{\"message\":\"hi\",\"stream\":true}");
-        s_expect_error (s_reply_for (raw, ids [i]), "invalid_param");
+        s_expect_error (h_raw_reply_for (raw, ids [i]), "invalid_param");
     }
     h_raw_send (raw, "agent.plain", "chat", "{\"message\":\"你好\"}");    //  Not streamed: fine
-    reply = s_reply_for (raw, "agent.plain");
+    reply = h_raw_reply_for (raw, "agent.plain");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
 }

@@ -29,32 +29,6 @@ s_fake_stats (unsigned long long *client_closes, int *open)
     free (json);
 }
 
-//  Replies arrive in any order: those not asked for yet wait here
-static kf_reply_t *s_stash [16];
-
-static kf_reply_t *
-s_reply_for (h_raw_t *raw, const char *id)
-{
-    char buffer [128];
-    for (int i = 0; i < 16; i++)
-        if (s_stash [i] && strcmp (h_reply_id (s_stash [i], buffer, sizeof buffer), id) == 0) {
-            kf_reply_t *reply = s_stash [i];
-            s_stash [i] = NULL;
-            return reply;
-        }
-    while (true) {
-        kf_reply_t *reply = h_raw_reply (raw, 10000);
-        CHECK (reply);
-        if (strcmp (h_reply_id (reply, buffer, sizeof buffer), id) == 0)
-            return reply;
-        int i = 0;
-        while (i < 16 && s_stash [i])
-            i++;
-        CHECK (i < 16);
-        s_stash [i] = reply;
-    }
-}
-
 typedef struct {
     char text [4096];           //  Token contents so far
     int tokens;
@@ -170,13 +144,13 @@ s_test_llm (kf_harness_t *h, kf_client_t *client)
     CHECK (strlen (stream.text) > 0);
     CHECK (strcmp (stream.text, "您好，这里是测试回答：退货请在订单页申请售后。") != 0);
     CHECK_STR (stream.done_reply, stream.text);
-    kf_reply_t *reply = s_reply_for (&raw, "llm-1");
+    kf_reply_t *reply = h_raw_reply_for (&raw, "llm-1");
     CHECK (reply->ok);
     CHECK (kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "reply"), stream.text);
     kf_reply_destroy (&reply);
     for (int i = 1; i <= 2; i++) {
-        reply = s_reply_for (&raw, i == 1 ? "stop-1" : "stop-2");
+        reply = h_raw_reply_for (&raw, i == 1 ? "stop-1" : "stop-2");
         CHECK (reply->ok);
         //  The second stop may reach the broker after the worker's answer to the first: then the
         //  answer had already ended, stopped, and history says so (same answer either way)
@@ -250,11 +224,11 @@ s_test_silent_worker (kf_harness_t *h, kf_client_t *client)
     CHECK (stop_ms >= 90 && stop_ms < 1000);
     CHECK (stream.is_stopped);
     CHECK_STR (stream.done_reply, stream.text);
-    kf_reply_t *reply = s_reply_for (&raw, "stop-frozen");
+    kf_reply_t *reply = h_raw_reply_for (&raw, "stop-frozen");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "content"), stream.text);
     kf_reply_destroy (&reply);
-    reply = s_reply_for (&raw, "frozen");
+    reply = h_raw_reply_for (&raw, "frozen");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     kf_reply_destroy (&reply);
     s_check_history (client, stream.session, "优惠券", stream.text, true);
@@ -282,12 +256,12 @@ s_test_paced (kf_harness_t *h, kf_client_t *client)
     CHECK (stop_ms < 500);
     CHECK (stream.is_stopped);
     CHECK_STR (stream.done_reply, stream.text);
-    kf_reply_t *reply = s_reply_for (&raw, "stop-kb");
+    kf_reply_t *reply = h_raw_reply_for (&raw, "stop-kb");
     CHECK (reply->ok);
     CHECK (kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "content"), stream.text);
     kf_reply_destroy (&reply);
-    reply = s_reply_for (&raw, "kb-1");
+    reply = h_raw_reply_for (&raw, "kb-1");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "reply"), stream.text);
     CHECK (strstr (h_str (reply->result, "reply"), "申请售后") == NULL);     //  Cut short
@@ -331,7 +305,7 @@ s_test_queued (kf_harness_t *h, kf_client_t *client)
     s_check_error (client, KF_E_NOT_FOUND, "{\"request_id\":\"q-second\",\"user_id\":\"intruder\"}");
     int64_t stop_us = kf_mono_us ();
     h_raw_send (&other, "stop-q", "chat.stop", "{\"request_id\":\"q-second\",\"user_id\":\"u3\"}");
-    kf_reply_t *stopped = s_reply_for (&other, "stop-q");
+    kf_reply_t *stopped = h_raw_reply_for (&other, "stop-q");
     printf ("stop: queued chat stopped in %.1f ms\n", (kf_mono_us () - stop_us) / 1000.0);
     CHECK (stopped->ok);
     CHECK (kf_mp_get_bool (stopped->result, "stopped", false));
@@ -339,7 +313,7 @@ s_test_queued (kf_harness_t *h, kf_client_t *client)
     int64_t second_id = kf_mp_get_int (stopped->result, "message_id", 0);
     CHECK (second_id > 0);
     kf_reply_destroy (&stopped);
-    reply = s_reply_for (&other, "q-second");
+    reply = h_raw_reply_for (&other, "q-second");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "reply"), "");
     CHECK_INT (kf_mp_get_int (reply->result, "message_id", 0), second_id);
@@ -353,11 +327,11 @@ s_test_queued (kf_harness_t *h, kf_client_t *client)
     h_raw_send (&raw, "stop-q1", "chat.stop", "{\"request_id\":\"q-first\"}");
     s_read (&raw, "q-first", &first, 0);
     CHECK (first.is_stopped);
-    reply = s_reply_for (&raw, "stop-q1");
+    reply = h_raw_reply_for (&raw, "stop-q1");
     CHECK (reply->ok && kf_mp_get_bool (reply->result, "stopped", false));
     CHECK_STR (h_str (reply->result, "content"), first.text);
     kf_reply_destroy (&reply);
-    reply = s_reply_for (&raw, "q-first");
+    reply = h_raw_reply_for (&raw, "q-first");
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
     //  Both turns are stored, in the order their rows were made
@@ -413,8 +387,6 @@ main (void)
     kf_reply_t *reply = h_call (client, "chat", "{\"message\":\"怎么申请退货？\"}");
     CHECK (reply->ok && !kf_mp_get_bool (reply->result, "stopped", true));
     kf_reply_destroy (&reply);
-    for (int i = 0; i < 16; i++)
-        CHECK (!s_stash [i]);
     kf_client_destroy (&client);
     h_cleanup (&h);
     kill (s_fake, SIGKILL);

@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "workers/upstream_client.h"
-#include "testutil.h"
+#include "harness.h"
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <netdb.h>
@@ -304,21 +304,7 @@ s_fake_wait_closes (unsigned long long closes)
 static void
 s_start_fake (void)
 {
-    int fds [2];
-    CHECK_INT (pipe (fds), 0);
-    s_test.server = fork ();
-    if (s_test.server == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        dup2 (fds [1], 1);
-        execl (KEFU_BIN_DIR "/tests/fake_upstream", "fake_upstream", (char *) NULL);
-        _exit (127);
-    }
-    close (fds [1]);
-    char line [16] = "";
-    CHECK (read (fds [0], line, sizeof line - 1) > 0);
-    close (fds [0]);
-    s_test.port = atoi (line);
-    CHECK (s_test.port > 0);
+    s_test.port = h_start_fake_upstream (&s_test.server);
     snprintf (s_test.base, sizeof s_test.base, "http://127.0.0.1:%d/v1/", s_test.port);
 }
 
