@@ -85,6 +85,30 @@ s_executable_intent (kf_broker_t *self, kf_request_t *req, const char *bot, char
     return 0;
 }
 
+//  Stores a ticket's confirmation as an answer of the bot in `session` (message `id`), so the
+//  conversation shows the card a chat would have: history, the recent turns a worker sees
+static int
+s_store_confirmation (kf_broker_t *self, kf_session_t *session, int64_t id,
+                      const kf_ticket_made_t *made)
+{
+    msgpack_unpacked content;
+    if (!kf_mp_unpack_one (made->content.data, made->content.size, &content))
+        return -1;
+    kf_turn_row_t turn = {
+        .id = id, .session_id = session->id, .role = "assistant", .content = made->reply,
+        .content_len = strlen (made->reply), .response_type = "form_show", .intent = "ticket",
+        .confidence = 1.0, .response_content = &content.data, .status = "ok", .latency_ms = -1,
+        .created_at = kf_now_ms ()
+    };
+    int rc = kf_store_turn_insert (self->store, &turn);
+    msgpack_unpacked_destroy (&content);
+    if (rc)
+        return -1;
+    kf_session_remember (session, "assistant", made->reply, strlen (made->reply));
+    session->updated_at = turn.created_at;
+    return kf_sessions_save (self->sessions, session, NULL);
+}
+
 //  Submits the ticket params.params describes; packs the answer
 static int
 s_execute_ticket (kf_broker_t *self, kf_request_t *req, const char *bot, kf_session_t *session,
@@ -110,11 +134,25 @@ s_execute_ticket (kf_broker_t *self, kf_request_t *req, const char *bot, kf_sess
         .bot_id = bot, .session_id = session ? session->id : NULL,
         .user_id = session ? session->user_id : user, .source = "execute"
     };
+    //  With an open session, the confirmation joins its conversation as the bot's answer
+    if (session && session->is_closed)
+        session = NULL;
+    if (session)
+        origin.message_id = kf_store_next_message_id (self->store);
     kf_ticket_made_t made;
     if (kf_tickets_create (self->store, &origin, type, type_len, params, "params.params", &made,
                            err))
         return -1;
-    msgpack_pack_map (pk, 5);
+    if (session && s_store_confirmation (self, session, origin.message_id, &made)) {
+        kf_ticket_made_free (&made);
+        return kf_error_set (err, KF_E_INTERNAL, "could not store the ticket's confirmation");
+    }
+    msgpack_pack_map (pk, 6);
+    kf_mp_pack_cstr (pk, "message_id");
+    if (session)
+        msgpack_pack_int64 (pk, origin.message_id);
+    else
+        msgpack_pack_nil (pk);
     kf_mp_pack_kv_str (pk, "intent", "ticket");
     kf_mp_pack_cstr (pk, "ticket");
     pk->callback (pk->data, made.ticket.data, made.ticket.size);

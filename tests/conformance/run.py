@@ -2094,18 +2094,24 @@ def run_people(kc, client, broker, kb_items, watcher, business_ok):
         p = {"type": "售后", "order_no": " ORD-2024-001 ", "phone": "021-12345678",
              "description": "收到的杯子碎了\n"}
         r = kc.intent_execute("ticket", session_id=s, user_id="conf-u4", params=p)
-        expect(set(r) == {"intent", "ticket", "reply", "response_type", "response_content"}
+        expect(set(r) == {"message_id", "intent", "ticket", "reply", "response_type", "response_content"}
                and r["intent"] == "ticket" and r["response_type"] == "form_show", "execute %r" % r)
         t = r["ticket"]
         check_ticket(t, "executed ticket")
         expect(t["fields"] == {"order_no": "ORD-2024-001", "phone": "021-12345678",
                                "description": "收到的杯子碎了"} and t["source"] == "execute"
-               and t["session_id"] == s and t["user_id"] == "conf-u4" and t["message_id"] is None
+               and t["session_id"] == s and t["user_id"] == "conf-u4"
+               and t["message_id"] == r["message_id"] and isinstance(r["message_id"], int)
                and t["id"] > st["ticket"]["id"], "ticket %r" % t)
         check_ticket_card(r["response_content"], t, "execute")
+        # With a session, the confirmation is stored as the bot's answer there (4.42)
+        m = kc.call("message.get", {"message_id": r["message_id"]})
+        expect(m["role"] == "assistant" and m["response_type"] == "form_show"
+               and m["content"] == r["reply"] and m["session_id"] == s, "stored confirmation %r" % m)
         t2 = kc.intent_execute("ticket", user_id="conf-u5", params={"type": "咨询", "phone": "13800138000",
                                                                     "description": "能开专票吗"})["ticket"]
-        expect(t2["session_id"] is None and t2["user_id"] == "conf-u5", "no session %r" % t2)
+        expect(t2["session_id"] is None and t2["user_id"] == "conf-u5" and t2["message_id"] is None,
+               "no session %r" % t2)
         tid = kc.call("intent.query", {"name": "ticket"})["data"][0]["id"]
         t3 = kc.call("intent.execute", {"intent_id": tid, "params": {"type": "投诉", "phone": "13800138000",
                                                                    "description": "配送超时"}})

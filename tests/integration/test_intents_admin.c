@@ -562,9 +562,24 @@ s_test_execute (kf_client_t *client, char *session, size_t size)
     CHECK (kf_mp_str_eq (ticket, "user_id", "u-t"));
     CHECK (kf_mp_str_eq (ticket, "type", "售后"));
     CHECK_INT (kf_mp_get (kf_mp_get (reply->result, "response_content"), "params")->via.array.size, 7);
+    //  The confirmation is the session's answer: history shows the card, under the message id
+    int64_t message_id = kf_mp_get_int (reply->result, "message_id", 0);
+    CHECK (message_id > 0);
+    CHECK_INT (kf_mp_get_int (ticket, "message_id", 0), message_id);
+    char ticket_no [32];
+    snprintf (ticket_no, sizeof ticket_no, "%s", h_str (ticket, "ticket_no"));
+    kf_reply_destroy (&reply);
+    reply = s_ok (client, "message.get", "{\"message_id\":%lld}", (long long) message_id);
+    CHECK (kf_mp_str_eq (reply->result, "role", "assistant"));
+    CHECK (kf_mp_str_eq (reply->result, "response_type", "form_show"));
+    CHECK (strstr (h_str (reply->result, "content"), ticket_no));
+    CHECK (kf_mp_str_eq (reply->result, "session_id", session));
     kf_reply_destroy (&reply);
     reply = s_ok (client, "intent.execute", "{\"intent\":\"ticket\",\"session_id\":\"%s\",\"params\":"
                   "{\"type\":\"投诉\",\"phone\":\"021-12345678\",\"description\":\"发货太慢了\"}}", session);
+    kf_reply_destroy (&reply);
+    reply = s_ok (client, "history", "{\"session_id\":\"%s\"}", session);
+    CHECK_INT (kf_mp_get_int (reply->result, "total", 0), 2);
     kf_reply_destroy (&reply);
 
     //  Each bad input
