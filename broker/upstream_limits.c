@@ -3,6 +3,7 @@
 #include "common/dict.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +34,17 @@ struct s_upstream_t {
     int64_t hold_ms;            //  Moving average of how long a slot is held, 0: none yet
 };
 
+//  Upstreams a worker names that the broker's config does not (the two configs differ): each of
+//  the first S_STRANGERS gets the default limits, not none
+#define S_STRANGERS 16
+
 struct _kf_upstream_limits_t {
-    s_upstream_t *upstreams;
+    s_upstream_t *upstreams;    //  The config's, then the strangers (room for S_STRANGERS more)
     size_t count;
+    kf_upstream_config_t strangers [S_STRANGERS];
+    char stranger_names [S_STRANGERS][KF_CONFIG_NAME_MAX + 1];
+    int stranger_count;
+    bool is_full_logged;        //  More strangers than room: said once
     kf_dict_t *entries;         //  Job id -> s_entry_t
     kf_grant_fn *grant;
     void *arg;
@@ -46,7 +55,7 @@ kf_upstream_limits_new (const kf_config_t *config, kf_grant_fn *grant, void *arg
 {
     kf_upstream_limits_t *self = kf_calloc (1, sizeof *self);
     self->count = config ? kf_config_upstream_count (config) : 0;
-    self->upstreams = kf_calloc (self->count ? self->count : 1, sizeof (s_upstream_t));
+    self->upstreams = kf_calloc (self->count + S_STRANGERS, sizeof (s_upstream_t));
     for (size_t i = 0; i < self->count; i++)
         self->upstreams [i].config = kf_config_upstream_at (config, i);
     self->entries = kf_dict_new ();
@@ -78,13 +87,43 @@ kf_upstream_limits_destroy (kf_upstream_limits_t **self_p)
     *self_p = NULL;
 }
 
+//  Adds upstream `name`, unknown to the config, with the default limits; NULL when there is no
+//  room (or no usable name): its jobs then go unlimited, as the log says once
+static s_upstream_t *
+s_add_stranger (kf_upstream_limits_t *self, const char *name)
+{
+    if (self->stranger_count == S_STRANGERS || strlen (name) > KF_CONFIG_NAME_MAX) {
+        if (!self->is_full_logged)
+            kf_warn ("workers name more LLM upstreams than the broker's config has; those beyond"
+                     " %d others go without limits", S_STRANGERS);
+        self->is_full_logged = true;
+        return NULL;
+    }
+    int i = self->stranger_count++;
+    snprintf (self->stranger_names [i], sizeof self->stranger_names [i], "%s", name);
+    kf_upstream_config_t *config = &self->strangers [i];
+    config->name = self->stranger_names [i];
+    config->max_concurrency = KF_CONFIG_DEFAULT_MAX_CONCURRENCY;
+    config->queue = KF_CONFIG_DEFAULT_QUEUE;
+    config->breaker_failures = KF_CONFIG_DEFAULT_BREAKER_FAILURES;
+    config->breaker_cooldown_ms = KF_CONFIG_DEFAULT_BREAKER_COOLDOWN_MS;
+    kf_warn ("a worker uses LLM upstream %s, which the broker's config does not name: give the"
+             " broker the workers' config; until then it gets the default limits (%d streams,"
+             " queue %d)", config->name, config->max_concurrency, config->queue);
+    s_upstream_t *upstream = &self->upstreams [self->count++];
+    upstream->config = config;
+    return upstream;
+}
+
 static s_upstream_t *
 s_find (kf_upstream_limits_t *self, const char *name)
 {
-    for (size_t i = 0; name && i < self->count; i++)
+    if (!name || !*name)
+        return NULL;
+    for (size_t i = 0; i < self->count; i++)
         if (strcmp (self->upstreams [i].config->name, name) == 0)
             return &self->upstreams [i];
-    return NULL;
+    return s_add_stranger (self, name);
 }
 
 //  An open breaker whose cool-down is over becomes half-open

@@ -40,8 +40,10 @@ kf_upstream_limits_t *kf_upstream_limits_new (const kf_config_t *config, kf_gran
 //  Destroys the limits; nulls *self_p.
 void kf_upstream_limits_destroy (kf_upstream_limits_t **self_p);
 
-//  Job `job_id` asks for a slot of upstream `name` at `now_us`. An unknown upstream (the broker's
-//  config differs from the worker's) is granted without counting. A job asks once: a second
+//  Job `job_id` asks for a slot of upstream `name` at `now_us`. An upstream the broker's config
+//  does not name (it differs from the worker's) gets the default limits (64 streams, queue 256,
+//  breaker 5 / 30 s) and a warning in the log; past 16 such names, they go without limits (and
+//  a warning once). A job asks once: a second
 //  acquire of a job that holds or waits for a slot returns what it has (OK or QUEUED).
 kf_grant_t kf_upstream_limits_acquire (kf_upstream_limits_t *self, const char *job_id,
                                        const char *name, int64_t now_us);

@@ -230,10 +230,10 @@ s_upstream_new (s_parser_t *p, const char *name, s_upstream_t **slot)
     pub->idle_timeout_ms = 30000;
     pub->total_timeout_ms = 300000;
     pub->max_retries = 2;
-    pub->max_concurrency = 64;
-    pub->queue = 256;
-    pub->breaker_failures = 5;
-    pub->breaker_cooldown_ms = 30000;
+    pub->max_concurrency = KF_CONFIG_DEFAULT_MAX_CONCURRENCY;
+    pub->queue = KF_CONFIG_DEFAULT_QUEUE;
+    pub->breaker_failures = KF_CONFIG_DEFAULT_BREAKER_FAILURES;
+    pub->breaker_cooldown_ms = KF_CONFIG_DEFAULT_BREAKER_COOLDOWN_MS;
     pub->fallback_reply = kf_strdup (KF_CONFIG_DEFAULT_FALLBACK_REPLY);
     self->source = p->ini.source;
     self->line = p->ini.line;

@@ -114,6 +114,13 @@
 #include <stddef.h>
 
 #define KF_CONFIG_VALUE_MAX     4096        //  Bytes of one value, before and after expansion
+#define KF_CONFIG_NAME_MAX      64          //  Bytes of a section's NAME
+
+//  Defaults of an [upstream]'s broker-side limits
+#define KF_CONFIG_DEFAULT_MAX_CONCURRENCY       64
+#define KF_CONFIG_DEFAULT_QUEUE                 256
+#define KF_CONFIG_DEFAULT_BREAKER_FAILURES      5
+#define KF_CONFIG_DEFAULT_BREAKER_COOLDOWN_MS   30000
 #define KF_CONFIG_HEADERS_MAX   16          //  Extra header lines of one upstream or business
 
 #define KF_CONFIG_DEFAULT_SYSTEM_PROMPT \
