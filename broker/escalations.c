@@ -42,6 +42,8 @@ struct _kf_escalations_t {
     kf_store_t *store;          //  Borrowed
     sqlite3_stmt *stmt [E_STATEMENTS];
     int64_t next_id;            //  Next escalation id to hand out
+    uint64_t by_reason [6];     //  Since start: escalations by reason (1-5)
+    uint64_t resolved, closed, agent_replies;
 };
 
 kf_escalations_t *
@@ -169,7 +171,10 @@ kf_escalations_create (kf_escalations_t *self, const kf_escalation_in_t *in, msg
     sqlite3_bind_int64 (stmt, 9, session->failed_attempts);
     sqlite3_bind_text (stmt, 10, json, -1, free);
     sqlite3_bind_int64 (stmt, 11, in->created_at);
-    return kf_store_write_step (self->store, stmt) ? -1 : id;
+    if (kf_store_write_step (self->store, stmt))
+        return -1;
+    self->by_reason [in->reason]++;
+    return id;
 }
 
 int
@@ -210,7 +215,13 @@ kf_escalations_finish (kf_escalations_t *self, int64_t id, const char *status, c
     kf_store_bind_text (stmt, 3, agent_id, agent_len);
     sqlite3_bind_int64 (stmt, 4, at);
     kf_store_bind_text (stmt, 5, note, note_len);
-    return kf_store_write_step (self->store, stmt);
+    int rc = kf_store_write_step (self->store, stmt);
+    if (rc == 0 && strcmp (status, "resolved") == 0)
+        self->resolved++;
+    else
+    if (rc == 0)
+        self->closed++;
+    return rc;
 }
 
 int
@@ -363,5 +374,34 @@ kf_escalations_agent_turn (kf_escalations_t *self, const kf_agent_turn_t *turn)
         sqlite3_bind_null (stmt, 5);
     sqlite3_bind_text (stmt, 6, turn->agent_id, (int) turn->agent_len, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (stmt, 7, turn->created_at);
-    return kf_store_write_step (self->store, stmt);
+    if (kf_store_write_step (self->store, stmt))
+        return -1;
+    self->agent_replies++;
+    return 0;
+}
+
+void
+kf_escalations_stats_pack (kf_escalations_t *self, msgpack_packer *pk)
+{
+    //  The people's queue as it is now: by the status index, two counts
+    int64_t waiting [2] = { 0, 0 };
+    static const char *states [2] = { "pending", "assigned" };
+    sqlite3_stmt *count = kf_store_statement (self->store,
+                                              "SELECT count(*) FROM escalations WHERE status = ?");
+    for (int i = 0; count && i < 2; i++) {
+        sqlite3_bind_text (count, 1, states [i], -1, SQLITE_STATIC);
+        waiting [i] = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
+        sqlite3_reset (count);
+    }
+    sqlite3_finalize (count);
+    msgpack_pack_map (pk, 6);
+    kf_mp_pack_kv_int (pk, "pending", waiting [0]);
+    kf_mp_pack_kv_int (pk, "assigned", waiting [1]);
+    kf_mp_pack_cstr (pk, "escalated");
+    msgpack_pack_map (pk, 5);
+    for (int reason = 1; reason <= 5; reason++)
+        kf_mp_pack_kv_int (pk, kf_escalation_reason_name (reason), (int64_t) self->by_reason [reason]);
+    kf_mp_pack_kv_int (pk, "resolved", (int64_t) self->resolved);
+    kf_mp_pack_kv_int (pk, "closed", (int64_t) self->closed);
+    kf_mp_pack_kv_int (pk, "agent_replies", (int64_t) self->agent_replies);
 }

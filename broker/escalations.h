@@ -108,4 +108,9 @@ typedef struct {
     int64_t created_at;
 } kf_agent_turn_t;
 int kf_escalations_agent_turn (kf_escalations_t *self, const kf_agent_turn_t *turn);
+
+//  Packs stats.handoff: {pending, assigned (escalations in each state now; -1 when unreadable),
+//  escalated {user_request, keyword, failed_attempts, negative_emotion, repeated_question},
+//  resolved, closed, agent_replies (counts since the broker started)}.
+void kf_escalations_stats_pack (kf_escalations_t *self, msgpack_packer *pk);
 #endif

@@ -328,6 +328,23 @@ main (void)
     s_reasons ();
     s_agent_takes_over ();
 
+    //  stats.handoff counts what happened: one escalation per reason, one person's reply, one
+    //  conversation handed back
+    kf_reply_t *reply = h_call (s_client, "stats", "{}");
+    CHECK (reply->ok);
+    const msgpack_object *handoff = kf_mp_get (reply->result, "handoff");
+    CHECK (handoff && handoff->type == MSGPACK_OBJECT_MAP);
+    const msgpack_object *escalated = kf_mp_get (handoff, "escalated");
+    const char *reasons [] = { "user_request", "keyword", "failed_attempts", "negative_emotion",
+                               "repeated_question" };
+    for (int i = 0; i < 5; i++)
+        CHECK (kf_mp_get_int (escalated, reasons [i], 0) >= 1);
+    CHECK_INT (kf_mp_get_int (handoff, "pending", -1), 4);
+    CHECK_INT (kf_mp_get_int (handoff, "assigned", -1), 0);
+    CHECK_INT (kf_mp_get_int (handoff, "resolved", -1), 1);
+    CHECK_INT (kf_mp_get_int (handoff, "agent_replies", -1), 1);
+    kf_reply_destroy (&reply);
+
     kf_watch_destroy (&s_agents);
     kf_client_destroy (&s_client);
     h_cleanup (&s_h);
