@@ -257,6 +257,18 @@ s_on_ready (kf_broker_t *self, kf_worker_t *worker, kf_frames_t *frames)
     kf_worker_pool_touch (self->pool, worker, kf_mono_us ());
     kf_info ("worker %s (pid %lld) ready, capacity %d", worker->name, (long long) worker->pid,
              worker->capacity);
+    //  What this broker accepts beyond the first protocol: batched PARTIALs (9.6). A worker that
+    //  does not know FEATURES ignores it (9.10: unknown commands are ignored)
+    msgpack_sbuffer features;
+    msgpack_sbuffer_init (&features);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &features, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    kf_mp_pack_kv_bool (&pk, "partial_batch", true);
+    const void *data [4] = { identity, "KFW1", "FEATURES", features.data };
+    size_t size [4] = { len, 4, 8, features.size };
+    kf_frames_send (self->workers, 4, data, size, ZMQ_DONTWAIT);
+    msgpack_sbuffer_destroy (&features);
     if (is_decoded)
         msgpack_unpacked_destroy (&unpacked);
 }
@@ -285,6 +297,9 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
     if (kf_frames_is (frames, 2, "PARTIAL") && frames->count == 5)
         kf_chat_on_partial (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
                             kf_frames_data (frames, 4), kf_frames_size (frames, 4));
+    else
+    if (kf_frames_is (frames, 2, "PARTIALS") && frames->count == 4)
+        kf_chat_on_partials (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3));
     else
     if (kf_frames_is (frames, 2, "FINAL") && frames->count == 5) {
         if (!kf_calls_on_final (self, worker, kf_frames_data (frames, 3), kf_frames_size (frames, 3),
@@ -569,6 +584,7 @@ done:
     if (self.jobs)
         kf_dict_destroy (&self.jobs);
     free (self.outbox);
+    msgpack_sbuffer_destroy (&self.event_buffer);
     if (self.requests) zmq_close (self.requests);
     if (self.streams) zmq_close (self.streams);
     if (self.workers) zmq_close (self.workers);

@@ -82,6 +82,8 @@ typedef struct {
     uint64_t next_job_id;
     kf_outbox_entry_t *outbox;  //  Replies to send after the commit
     size_t outbox_count, outbox_capacity;
+    msgpack_sbuffer event_buffer;   //  Scratch for packing one stream event (kf_cj_publish),
+                                    //  kept: one allocation for all instead of one per token
     kf_latency_t latency;       //  Chat latency, arrival to reply
     struct _kf_upstream_limits_t *limits;   //  LLM upstream slots and breakers (llm_jobs.c)
     kf_kb_publisher_t *kb_publisher;        //  Snapshots for remote workers (kb_transfer.c)
@@ -213,8 +215,14 @@ kf_method_fn kf_method_tickets_update;
 //  Chat jobs (chat_jobs.c: accept, dispatch, sweep deadlines, recover the jobs of a lost worker,
 //  free what is left at shutdown; chat_results.c: worker events and answers).
 kf_method_fn kf_chat_accept;
+//  PARTIAL (PROTOCOL.md 9.6): `body` is one event (a map) or an array of them, relayed in order,
+//  each as its own stream event with its own seq. Unknown or finished jobs, non-streamed jobs and
+//  malformed events are skipped (malformed ones logged); the other events of the body still go.
 void kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                          const char *body, size_t body_len);
+//  PARTIALS (9.6): `body` is an array of [job_id, events] pairs, `events` as PARTIAL's body; the
+//  same as that many PARTIALs in that order. A malformed pair is skipped (logged), not the rest.
+void kf_chat_on_partials (kf_broker_t *self, kf_worker_t *worker, const char *body, size_t body_len);
 void kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                        const char *body, size_t body_len);
 void kf_chat_dispatch (kf_broker_t *self);

@@ -25,17 +25,22 @@ kf_cj_publish (kf_broker_t *self, kf_job_t *job, const char *event, int count,
                kf_cj_fields_fn *fields, void *arg, bool is_last)
 {
     int64_t seq = kf_stream_next_seq (job->stream);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    //  The broker's scratch buffer: the hub copies the event, so the buffer is reused for the next
+    //  (a fresh sbuffer took an 8 KiB allocation per token)
+    msgpack_sbuffer *buffer = &self->event_buffer;
+    msgpack_sbuffer_clear (buffer);
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 2 + count);
     kf_mp_pack_kv_int (&pk, "seq", seq);
     kf_mp_pack_kv_str (&pk, "event", event);
     if (fields)
         fields (&pk, arg);
-    kf_stream_publish (self->hub, job->stream, buffer.data, buffer.size, is_last);
-    msgpack_sbuffer_destroy (&buffer);
+    kf_stream_publish (self->hub, job->stream, buffer->data, buffer->size, is_last);
+    if (buffer->alloc > 1 << 20) {
+        msgpack_sbuffer_destroy (buffer);   //  A huge done event: do not keep its memory
+        msgpack_sbuffer_init (buffer);
+    }
     if (is_last)
         job->stream = NULL;
     return seq;
@@ -74,38 +79,92 @@ s_pack_event_fields (msgpack_packer *pk, void *arg)
     }
 }
 
+//  Relays one worker event of `job` (PROTOCOL.md 9.6): a map whose event is meta or token.
+//  Returns false for anything else (not relayed; the caller logs it).
+static bool
+s_relay_event (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job, const msgpack_object *event)
+{
+    const char *name;
+    size_t name_len;
+    if (event->type != MSGPACK_OBJECT_MAP || !kf_mp_str (kf_mp_get (event, "event"), &name, &name_len)
+    ||  name_len >= 16)
+        return false;
+    bool is_meta = name_len == 4 && memcmp (name, "meta", 4) == 0;
+    if (!is_meta && !(name_len == 5 && memcmp (name, "token", 5) == 0)) {
+        //  done and error are the broker's to send, once, after the commit
+        kf_warn ("worker %s sent a %.*s event; ignored", worker->name, (int) name_len, name);
+        return true;
+    }
+    int fields = is_meta ? 2 : 0;
+    for (uint32_t i = 0; i < event->via.map.size; i++)
+        fields += !s_is_broker_key (&event->via.map.ptr [i].key);
+    s_event_ctx_t ctx = { job, event, is_meta };
+    kf_cj_publish (self, job, is_meta ? "meta" : "token", fields, s_pack_event_fields, &ctx, false);
+    return true;
+}
+
+//  Relays `events` (one event map, or an array of them) of the job `job_id`, in order. A job that
+//  is unknown, finished, another worker's or not streamed takes nothing. Returns how many
+//  elements were malformed.
+static int
+s_relay_events (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
+                const msgpack_object *events)
+{
+    kf_job_t *job = kf_cj_running_job (self, worker, job_id, id_len);
+    if (events->type != MSGPACK_OBJECT_ARRAY)
+        return job && job->stream && !s_relay_event (self, worker, job, events);
+    int malformed = 0;
+    for (uint32_t i = 0; i < events->via.array.size; i++)
+        if (job && job->stream && !s_relay_event (self, worker, job, &events->via.array.ptr [i]))
+            malformed++;
+    return malformed;
+}
+
 void
 kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, size_t id_len,
                     const char *body, size_t body_len)
 {
     kf_job_t *job = kf_cj_running_job (self, worker, job_id, id_len);
     if (!job || !job->stream)
-        return;
+        return;                 //  Checked before decoding: late tokens cost nothing
     msgpack_unpacked unpacked;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked))
+    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
+        kf_warn ("worker %s sent an undecodable PARTIAL for job %.*s; ignored", worker->name,
+                 (int) id_len, job_id);
         return;
-    const msgpack_object *event = &unpacked.data;
-    const char *name;
-    size_t name_len;
-    if (event->type == MSGPACK_OBJECT_MAP && kf_mp_str (kf_mp_get (event, "event"), &name, &name_len)
-    &&  name_len < 16) {
-        char event_name [16];
-        snprintf (event_name, sizeof event_name, "%.*s", (int) name_len, name);
-        bool is_meta = strcmp (event_name, "meta") == 0;
-        if (!is_meta && strcmp (event_name, "token") != 0) {
-            //  done and error are the broker's to send, once, after the commit
-            kf_warn ("worker %s sent a %s event; ignored", worker->name, event_name);
-            msgpack_unpacked_destroy (&unpacked);
-            return;
-        }
-        int fields = is_meta ? 2 : 0;
-        for (uint32_t i = 0; i < event->via.map.size; i++) {
-            const msgpack_object *key = &event->via.map.ptr [i].key;
-            fields += !s_is_broker_key (key);
-        }
-        s_event_ctx_t ctx = { job, event, is_meta };
-        kf_cj_publish (self, job, event_name, fields, s_pack_event_fields, &ctx, false);
     }
+    int malformed = s_relay_events (self, worker, job_id, id_len, &unpacked.data);
+    if (malformed)
+        kf_warn ("worker %s sent %d malformed event(s) for job %.*s; skipped", worker->name,
+                 malformed, (int) id_len, job_id);
+    msgpack_unpacked_destroy (&unpacked);
+}
+
+void
+kf_chat_on_partials (kf_broker_t *self, kf_worker_t *worker, const char *body, size_t body_len)
+{
+    msgpack_unpacked unpacked;
+    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
+        kf_warn ("worker %s sent an undecodable PARTIALS; ignored", worker->name);
+        return;
+    }
+    const msgpack_object *pairs = &unpacked.data;
+    int malformed = 0;
+    for (uint32_t i = 0; pairs->type == MSGPACK_OBJECT_ARRAY && i < pairs->via.array.size; i++) {
+        const msgpack_object *pair = &pairs->via.array.ptr [i];
+        const char *job_id;
+        size_t id_len;
+        if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2
+        ||  !kf_mp_str (&pair->via.array.ptr [0], &job_id, &id_len) || id_len >= 32)
+            malformed++;
+        else
+            malformed += s_relay_events (self, worker, job_id, id_len, &pair->via.array.ptr [1]);
+    }
+    if (pairs->type != MSGPACK_OBJECT_ARRAY)
+        malformed++;
+    if (malformed)
+        kf_warn ("worker %s sent %d malformed element(s) in PARTIALS; skipped", worker->name,
+                 malformed);
     msgpack_unpacked_destroy (&unpacked);
 }
 

@@ -206,6 +206,9 @@ void
 kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len)
 {
     msgpack_sbuffer_init (body);
+    //  The event's size up front: a first write would take an 8 KiB buffer, once per token
+    body->alloc = len + 32;
+    body->data = kf_malloc (body->alloc);
     msgpack_packer pk;
     msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 2);

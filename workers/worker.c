@@ -12,6 +12,7 @@
 #include "workers/kb_loader.h"
 #include "workers/kb_remote.h"
 #include "workers/llm_stage.h"
+#include "workers/partial_batch.h"
 #include "workers/business_stage.h"
 #include "workers/pipeline.h"
 #include "common/text_norm.h"
@@ -55,6 +56,8 @@ typedef struct {
     zmq_pollitem_t *items;      //  The broker socket, then the upstream client's descriptors
     int item_size;
     uint64_t jobs_done;
+    bool can_batch;             //  The broker accepts batched PARTIALs (its FEATURES said so)
+    kf_partial_batch_t *batch;  //  PARTIAL events of this loop turn, when it does
 } s_worker_t;
 
 static volatile sig_atomic_t s_interrupted = 0;
@@ -83,9 +86,10 @@ kf_worker_config_defaults (kf_worker_config_t *config)
     config->max_llm_requests = 256;
 }
 
-//  Sends [KFW1, command, job_id?, body?]
+//  Sends [KFW1, command, job_id?, body?] at once (`body` NULL: none)
 static void
-s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack_sbuffer *body)
+s_send_now (s_worker_t *self, const char *command, const char *job_id, const char *body,
+            size_t body_len)
 {
     const void *data [4] = { KFW_SIGNATURE, command };
     size_t size [4] = { 4, strlen (command) };
@@ -95,11 +99,32 @@ s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack
         size [count++] = strlen (job_id);
     }
     if (body) {
-        data [count] = body->data;
-        size [count++] = body->size;
+        data [count] = body;
+        size [count++] = body_len;
     }
     if (kf_frames_send (self->socket, count, data, size, 0) == -1)
         kf_warn ("send %s failed: %s", command, zmq_strerror (errno));
+}
+
+//  The batch's way out (partial_batch.h): straight to the socket
+static void
+s_send_partials (void *arg, const char *command, const char *job_id, const char *body,
+                 size_t body_len)
+{
+    s_send_now (arg, command, job_id, body, body_len);
+}
+
+//  Sends [KFW1, command, job_id?, body?]: a PARTIAL joins this turn's batch (partial_batch.h) when
+//  the broker takes batches; anything else goes after the batch, so the broker sees every message
+//  in the order it was made
+static void
+s_send (s_worker_t *self, const char *command, const char *job_id, const msgpack_sbuffer *body)
+{
+    if (self->can_batch && job_id && body && strcmp (command, "PARTIAL") == 0
+    &&  kf_partial_batch_add (self->batch, job_id, body->data, body->size))
+        return;
+    kf_partial_batch_flush (self->batch);
+    s_send_now (self, command, job_id, body ? body->data : NULL, body ? body->size : 0);
 }
 
 static void
@@ -130,6 +155,8 @@ s_connect (s_worker_t *self)
 {
     if (self->socket)
         zmq_close (self->socket);
+    kf_partial_batch_clear (self->batch);   //  Their jobs went with the old connection
+    self->can_batch = false;            //  Until this broker says it takes batches
     self->socket = zmq_socket (self->ctx, ZMQ_DEALER);
     int linger = 0, hwm = 100000;
     zmq_setsockopt (self->socket, ZMQ_LINGER, &linger, sizeof linger);
@@ -488,6 +515,14 @@ s_on_broker_message (s_worker_t *self)
         if (kf_frames_is (&frames, 1, "JOB"))
             s_on_job (self, &frames);
         else
+        if (kf_frames_is (&frames, 1, "FEATURES") && frames.count == 3) {
+            msgpack_unpacked features;
+            if (kf_mp_unpack_one (kf_frames_data (&frames, 2), kf_frames_size (&frames, 2), &features)) {
+                self->can_batch = kf_mp_get_bool (&features.data, "partial_batch", false);
+                msgpack_unpacked_destroy (&features);
+            }
+        }
+        else
         if (kf_frames_is (&frames, 1, "GRANT") && frames.count == 4) {
             char job_id [32], status [8];
             snprintf (job_id, sizeof job_id, "%.*s", (int) kf_frames_size (&frames, 2),
@@ -646,6 +681,7 @@ kf_worker_run (const kf_worker_config_t *config)
     else
         s_take_kb (&self, 1000);        //  Start with the knowledge base when there is one
     self.ctx = zmq_ctx_new ();
+    self.batch = kf_partial_batch_new (s_send_partials, &self);
     s_connect (&self);
     kf_info ("connected to %s, capacity %d, knowledge base from %s", config->broker,
              config->capacity, config->is_kb_remote ? "the broker" : config->db_path);
@@ -661,6 +697,7 @@ kf_worker_run (const kf_worker_config_t *config)
         kf_info ("business APIs configured: %zu", kf_config_business_count (config->llm));
     }
     while (!s_interrupted) {
+        kf_partial_batch_flush (self.batch);    //  What this turn produced leaves before the wait
         int64_t now = kf_mono_us ();
         long timeout = s_next_timeout (&self, now);
         int count = s_fill_items (&self, now, &timeout);
@@ -687,6 +724,7 @@ kf_worker_run (const kf_worker_config_t *config)
     }
     s_send (&self, "DISCONNECT", NULL, NULL);
     kf_info ("stopping after %llu jobs", (unsigned long long) self.jobs_done);
+    kf_partial_batch_destroy (&self.batch);
     s_drop_streams (&self);
     kf_llm_stage_destroy (&self.llm);
     kf_business_stage_destroy (&self.business);

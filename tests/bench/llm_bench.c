@@ -376,7 +376,9 @@ s_send_chat (s_bench_t *self, int index)
     zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, id, strlen (id));
     bool is_warm = index >= self->opt.streams;
     char message [96];
-    snprintf (message, sizeof message, "请问我的订单什么时候发货？编号%d", index);
+    //  A knowledge question (llm = always asks the upstream only for knowledge_qa turns; an order
+    //  question is a business query and never reaches it)
+    snprintf (message, sizeof message, "请问一般几天能发货？第%d位", index);
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     msgpack_packer pk;
