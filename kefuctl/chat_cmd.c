@@ -179,7 +179,7 @@ kefuctl_chat (const kefuctl_options_t *options, kf_client_t *client, int argc, c
         return rc;
     }
     if (chat.is_tty)
-        printf ("kefu 智能客服 — 输入问题后回车，Ctrl-D 退出。试试：怎么申请退货？\n");
+        printf ("kefu 智能客服 — 输入问题后回车，Ctrl-D 退出。试试：怎么申请退货？ 空调坏了要报修 转人工\n");
     char line [16384];
     int rc = 0;
     while (true) {
