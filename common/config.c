@@ -3,7 +3,8 @@
     the whole file (required keys, upstreams and business APIs named by bots) after its last line.
     Lines, headers and ${NAME} expansion are common/ini.c's. Error messages show key names,
     section names and the values of enumerations and numbers, never a string value: the API
-    key, and URLs (which may hold credentials), stay out of them. */
+    key, and URLs (which may hold credentials), stay out of them. A value that came from ${NAME}
+    is shown as written, never expanded: a variable may hold a key. */
 #include "common/config.h"
 #include "common/ini.h"
 #include "common/log.h"
@@ -63,6 +64,8 @@ typedef struct {
     kf_bot_llm_t pub;           //  First: callers get its address
     char *upstream_name;        //  NULL: none named
     char *business_name;        //  NULL: none named
+    char *upstream_shown;       //  What errors show of upstream_name: its text before ${}
+    char *business_shown;       //  expansion (a variable may hold a key); NULL: the name
     const char *source;
     int line;                   //  Of its header; 0 from the environment
     int upstream_line;          //  Of its upstream key
@@ -198,6 +201,8 @@ s_bot_free (s_bot_t *self)
     free ((char *) self->pub.order_pattern);
     free (self->upstream_name);
     free (self->business_name);
+    free (self->upstream_shown);
+    free (self->business_shown);
     free (self);
 }
 
@@ -394,6 +399,9 @@ s_check_entity (void *arg, const char *name, size_t len)
     for (size_t i = 0; i < S_COUNT (s_entities); i++)
         if (strlen (s_entities [i]) == len && memcmp (s_entities [i], name, len) == 0)
             return 0;
+    if (p->ini.raw)                     //  The name came from a variable: not shown
+        return s_fail (p, "unknown placeholder in '%.*s' (order_no, phone, user_id, session_id, "
+                       "bot_id)", kf_ini_echo_len (p->ini.raw), p->ini.raw);
     return s_fail (p, "unknown placeholder {%.*s} (order_no, phone, user_id, session_id, bot_id)",
                    len > 64 ? 64 : (int) len, name);
 }
@@ -412,18 +420,111 @@ s_store_requires (s_parser_t *p, unsigned *field, const char *value)
             else
             if (strcmp (word, "phone") == 0)
                 bits |= KF_BUSINESS_NEEDS_PHONE;
-            else
+            else {
+                const char *shown = kf_ini_shown (&p->ini, value);
                 return s_fail (p, "requires must be order_no, phone, order_no|phone or none, "
-                               "not '%.*s'%s", kf_ini_echo_len (value), value, kf_ini_hint (value));
+                               "not '%.*s'%s", kf_ini_echo_len (shown), shown, kf_ini_hint (shown));
+            }
         }
     }
     *field = bits;
     return 0;
 }
 
+#define S_REGEX_COST_MAX 4096      //  Atoms of a pattern once its bounds are unrolled: regcomp
+                                    //  copies an atom per repetition, so ((a{1,99}){1,99}){1,99}
+                                    //  would take gigabytes; the default pattern costs 40
+#define S_REGEX_DEPTH_MAX 32        //  Nested groups
+
+//  How many atoms regcomp makes of `pattern` when it unrolls {m,n} bounds (an upper bound:
+//  alternatives add up), or -1 for a back-reference (matching with one can take exponential
+//  time) or more than S_REGEX_DEPTH_MAX nested groups. Saturates at S_REGEX_COST_MAX + 1.
+static long
+s_regex_cost (const char *pattern)
+{
+    long sum [S_REGEX_DEPTH_MAX + 1] = { 0 }, last = 0;
+    int depth = 0;
+    for (const char *s = pattern; *s;) {
+        long repeat = 0;                //  The last atom's count, when this is a repetition
+        if (*s == '\\') {
+            if (s [1] >= '1' && s [1] <= '9')
+                return -1;
+            last = 1;
+            s += s [1] ? 2 : 1;
+        }
+        else
+        if (*s == '[') {
+            const char *end = s + 1 + (s [1] == '^');
+            end += *end == ']';         //  A leading ']' is a member
+            while (*end && *end != ']')
+                if (end [0] == '[' && (end [1] == ':' || end [1] == '.' || end [1] == '=')
+                &&  strchr (end + 2, end [1]))
+                    end = strchr (end + 2, end [1]) + 1 + (strchr (end + 2, end [1]) [1] == ']');
+                else
+                    end++;
+            last = 1;
+            s = *end ? end + 1 : end;
+        }
+        else
+        if (*s == '(') {
+            if (depth == S_REGEX_DEPTH_MAX)
+                return -1;
+            sum [++depth] = 0;
+            last = 0;
+            s++;
+            continue;
+        }
+        else
+        if (*s == ')' && depth > 0) {
+            last = sum [depth--];
+            s++;
+        }
+        else
+        if (*s == '*' || *s == '+' || *s == '?') {
+            repeat = 2;
+            s++;
+        }
+        else
+        if (*s == '{' && s [1] >= '0' && s [1] <= '9') {
+            char *end;
+            unsigned long low = strtoul (s + 1, &end, 10), high = low;
+            if (*end == ',')
+                high = end [1] == '}' ? low + 1 : strtoul (end + 1, &end, 10);
+            else
+                end--;
+            repeat = (long) ((high > low ? high : low) > S_REGEX_COST_MAX ? S_REGEX_COST_MAX + 1
+                                                                          : (high > low ? high : low));
+            if (repeat == 0)
+                repeat = 1;
+            s = end + 1 + (end [1] == '}');
+        }
+        else {
+            last = 1;
+            s++;
+        }
+        if (repeat) {                   //  The last atom, counted once already, `repeat` times
+            long more = last * (repeat - 1);
+            sum [depth] += more;
+            last += more;
+        }
+        else
+            sum [depth] += last;
+        if (sum [depth] > S_REGEX_COST_MAX || last > S_REGEX_COST_MAX)
+            return S_REGEX_COST_MAX + 1;
+    }
+    return sum [0];
+}
+
 static int
 s_store_regex (s_parser_t *p, const s_key_t *key, char **field, const char *value)
 {
+    long cost = s_regex_cost (value);
+    if (cost < 0)
+        return s_fail (p, "%s may hold no back-reference (\\1) nor more than %d nested groups",
+                       key->name, S_REGEX_DEPTH_MAX);
+    if (cost > S_REGEX_COST_MAX)
+        return s_fail (p, "%s repeats too much ({m,n} bounds multiply to more than %d)", key->name,
+                       S_REGEX_COST_MAX);
     regex_t regex;
     int rc = regcomp (&regex, value, REG_EXTENDED | REG_ICASE);
     if (rc) {
@@ -533,11 +634,16 @@ s_assign (s_parser_t *p, const char *key, const char *raw, bool expand)
     explicit_bzero (value, sizeof value);
     if (rc == 0) {
         *seen |= 1u << index;
-        if (p->bot && strcmp (key, "upstream") == 0)
+        if (p->bot && strcmp (key, "upstream") == 0) {
             p->bot->upstream_line = p->ini.line;
-        if (p->bot && strcmp (key, "business") == 0)
+            p->bot->upstream_shown = p->ini.raw ? kf_strdup (p->ini.raw) : NULL;
+        }
+        if (p->bot && strcmp (key, "business") == 0) {
             p->bot->business_line = p->ini.line;
+            p->bot->business_shown = p->ini.raw ? kf_strdup (p->ini.raw) : NULL;
+        }
     }
+    p->ini.raw = NULL;
     return rc;
 }
 
@@ -672,18 +778,20 @@ s_check_bot (s_parser_t *p, s_bot_t *bot)
     if (bot->business_name) {
         s_business_t **business = s_find_business (config, bot->business_name);
         p->ini.line = bot->business_line;
+        const char *shown = bot->business_shown ? bot->business_shown : bot->business_name;
         if (!business)
             return s_fail (p, "[bot %s] names unknown business '%.*s'", bot->pub.bot_id,
-                           kf_ini_echo_len (bot->business_name), bot->business_name);
+                           kf_ini_echo_len (shown), shown);
         bot->pub.business = &(*business)->pub;
     }
     p->ini.line = bot->line;
     if (bot->upstream_name) {
         s_upstream_t **upstream = s_find_upstream (config, bot->upstream_name);
         p->ini.line = bot->upstream_line;
+        const char *shown = bot->upstream_shown ? bot->upstream_shown : bot->upstream_name;
         if (!upstream)
             return s_fail (p, "[bot %s] names unknown upstream '%.*s'", bot->pub.bot_id,
-                           kf_ini_echo_len (bot->upstream_name), bot->upstream_name);
+                           kf_ini_echo_len (shown), shown);
         bot->pub.upstream = &(*upstream)->pub;
     }
     else

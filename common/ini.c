@@ -38,6 +38,12 @@ kf_ini_echo_len (const char *value)
 }
 
 const char *
+kf_ini_shown (const kf_ini_t *self, const char *value)
+{
+    return self->raw ? self->raw : value;
+}
+
+const char *
 kf_ini_hint (const char *value)
 {
     return strpbrk (value, "#;") ? " (comments go on lines of their own)" : "";
@@ -127,8 +133,11 @@ kf_ini_value (kf_ini_t *self, const char *key, const char *raw, bool expand, cha
     if (strlen (raw) > KF_INI_VALUE_MAX)
         return kf_ini_fail (self, "the value of '%s' is longer than %d bytes", key, KF_INI_VALUE_MAX);
     int rc = 0;
+    self->raw = NULL;
     if (expand)
         rc = s_expand (self, key, raw, out);
+    if (rc == 0 && expand && strcmp (out, raw) != 0)
+        self->raw = raw;
     else
         strcpy (out, raw);
     if (rc == 0 && !kf_utf8_is_valid (out, strlen (out)))
@@ -230,14 +239,15 @@ kf_ini_number (kf_ini_t *self, const char *key, const char *value, bool is_int, 
         s += digits + 1 + strspn (s + digits + 1, "0123456789");
     else
         s += digits;
-    int echo = kf_ini_echo_len (value);
+    const char *shown = kf_ini_shown (self, value);
+    int echo = kf_ini_echo_len (shown);
     if (!digits || *s || strlen (value) > 32)
         return kf_ini_fail (self, "%s must be a %s, not '%.*s'%s", key,
-                            is_int ? "whole number" : "number", echo, value, kf_ini_hint (value));
+                            is_int ? "whole number" : "number", echo, shown, kf_ini_hint (shown));
     double number = strtod (value, NULL);
     if (number < min || number > max)
         return kf_ini_fail (self, "%s must be from %.15g to %.15g, not %.*s", key, min, max, echo,
-                            value);
+                            shown);
     *out = number;
     return 0;
 }
@@ -259,8 +269,9 @@ kf_ini_choice (kf_ini_t *self, const char *key, const char *value, const char *c
         snprintf (list + used, sizeof list - used, "%s%s", i == 0 ? "" : i == count - 1 ? " or " : ", ",
                   names [i]);
     }
-    return kf_ini_fail (self, "%s must be %s, not '%.*s'%s", key, list, kf_ini_echo_len (value),
-                        value, kf_ini_hint (value));
+    const char *shown = kf_ini_shown (self, value);
+    return kf_ini_fail (self, "%s must be %s, not '%.*s'%s", key, list, kf_ini_echo_len (shown),
+                        shown, kf_ini_hint (shown));
 }
 
 int
@@ -271,9 +282,11 @@ kf_ini_bool (kf_ini_t *self, const char *key, const char *value, bool *out)
     else
     if (!strcasecmp (value, "false") || !strcasecmp (value, "no") || !strcmp (value, "0"))
         *out = false;
-    else
+    else {
+        const char *shown = kf_ini_shown (self, value);
         return kf_ini_fail (self, "%s must be true or false (yes/no, 1/0), not '%.*s'%s", key,
-                            kf_ini_echo_len (value), value, kf_ini_hint (value));
+                            kf_ini_echo_len (shown), shown, kf_ini_hint (shown));
+    }
     return 0;
 }
 

@@ -17,6 +17,9 @@ typedef struct {
     int line;                   //  1-based line of the file; 0: the source as a whole
     char *err;                  //  The caller's error buffer (may be NULL)
     size_t errlen;
+    const char *raw;            //  Set by kf_ini_value while a checked value came from ${NAME}: its
+                                //  text before expansion, which errors show instead (a variable
+                                //  may hold a key); NULL otherwise. Borrowed; the owner clears it
 } kf_ini_t;
 
 //  A header `[type name]`: both trimmed; name may hold inner spaces and may be empty (the owner
@@ -35,6 +38,10 @@ int kf_ini_fail (kf_ini_t *self, const char *format, ...) __attribute__ ((format
 //  How many bytes of `value` an error may show: at most 64, whole UTF-8 characters.
 int kf_ini_echo_len (const char *value);
 
+//  What an error may show of `value`: self->raw when set (the text before ${} expansion), else
+//  `value`. Borrowed.
+const char *kf_ini_shown (const kf_ini_t *self, const char *value);
+
 //  " (comments go on lines of their own)" when `value` holds # or ;, else "": a hint for values
 //  that fail to parse because a comment followed them.
 const char *kf_ini_hint (const char *value);
@@ -46,7 +53,8 @@ char *kf_ini_trim (char *s);
 //  expanded from the environment when `expand` ($${ stands for a literal ${). Fails on a value
 //  longer than KF_INI_VALUE_MAX (before or after expansion), an unset or empty variable (named,
 //  its value never shown), a bad variable name, invalid UTF-8 or a control character. On failure
-//  `out` is wiped. Returns 0 or -1.
+//  `out` is wiped. Sets self->raw to `raw` when a variable was expanded (else NULL), so that the
+//  typed checks below echo `raw`, never a variable's value. Returns 0 or -1.
 int kf_ini_value (kf_ini_t *self, const char *key, const char *raw, bool expand, char *out);
 
 //  Typed values. Each checks `value` of `key` and fails (returning -1 after kf_ini_fail, with a

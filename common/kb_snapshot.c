@@ -519,13 +519,6 @@ s_strings (s_decoder_t *decoder, const msgpack_object *obj, uint32_t max)
     return strings;
 }
 
-//  Allocates `count` rows of `row_size` on the heap (the table's array), zeroed
-static void *
-s_rows (size_t count, size_t row_size)
-{
-    return count ? kf_calloc (count, row_size) : NULL;
-}
-
 static void
 s_decode_item (s_decoder_t *decoder, const msgpack_object *obj, kf_kb_row_item_t *item)
 {
@@ -561,14 +554,14 @@ s_decode_item (s_decoder_t *decoder, const msgpack_object *obj, kf_kb_row_item_t
     }
 }
 
+//  Decodes `obj` into `row`, a row of `table`
 static void
-s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj, size_t i)
+s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj, void *row)
 {
-    kf_kb_snapshot_t *self = decoder->self;
     const msgpack_object *field;
     if (strcmp (table, "categories") == 0
     &&  (field = s_array (decoder, obj, 4, "a category of 4 fields expected"))) {
-        kf_kb_row_category_t *category = &self->categories [i];
+        kf_kb_row_category_t *category = row;
         category->id = s_int (decoder, &field [0]);
         category->parent_id = s_int (decoder, &field [1]);
         category->name = s_str_needed (decoder, &field [2]);
@@ -579,16 +572,17 @@ s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj
     else
     if (strcmp (table, "synonyms") == 0
     &&  (field = s_array (decoder, obj, 2, "a synonym group of 2 fields expected"))) {
-        self->synonyms [i].bot_id = s_str_needed (decoder, &field [0]);
-        self->synonyms [i].words = s_strings (decoder, &field [1], UINT32_MAX);
+        kf_kb_row_synonyms_t *group = row;
+        group->bot_id = s_str_needed (decoder, &field [0]);
+        group->words = s_strings (decoder, &field [1], UINT32_MAX);
     }
     else
     if (strcmp (table, "items") == 0)
-        s_decode_item (decoder, obj, &self->items [i]);
+        s_decode_item (decoder, obj, row);
     else
     if (strcmp (table, "intents") == 0
     &&  (field = s_array (decoder, obj, 5, "an intent of 5 fields expected"))) {
-        kf_kb_row_intent_t *intent = &self->intents [i];
+        kf_kb_row_intent_t *intent = row;
         intent->bot_id = s_str (decoder, &field [0]);
         intent->name = s_str (decoder, &field [1]);
         intent->examples = s_strings (decoder, &field [2], UINT32_MAX);
@@ -598,13 +592,18 @@ s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj
     else
     if (strcmp (table, "chitchat") == 0
     &&  (field = s_array (decoder, obj, 3, "a chit-chat row of 3 fields expected"))) {
-        self->chitchat [i].bot_id = s_str (decoder, &field [0]);
-        self->chitchat [i].questions = s_strings (decoder, &field [1], UINT32_MAX);
-        self->chitchat [i].reply = s_str_needed (decoder, &field [2]);
+        kf_kb_row_chitchat_t *chitchat = row;
+        chitchat->bot_id = s_str (decoder, &field [0]);
+        chitchat->questions = s_strings (decoder, &field [1], UINT32_MAX);
+        chitchat->reply = s_str_needed (decoder, &field [2]);
     }
 }
 
-//  Decodes one table (an array of rows) into its heap array
+//  Decodes one table (an array of rows) into its heap array. The array grows as rows decode
+//  rather than being sized from the declared count: a row is a few bytes on the wire (5 for a
+//  category, 12 for an item) but 30 to 140 here, so an array of nils claiming 100,000 rows would
+//  have cost 100 times its bytes before the first row failed. Growing, the array holds at most
+//  twice the rows that decoded, each of which took its bytes.
 static void
 s_decode_table (s_decoder_t *decoder, const msgpack_object *map, const char *table, void **rows,
                 size_t *count, size_t row_size)
@@ -613,10 +612,8 @@ s_decode_table (s_decoder_t *decoder, const msgpack_object *map, const char *tab
     const msgpack_object *list = s_array (decoder, obj, 0, "a table is missing");
     if (!list)
         return;
-    *rows = s_rows (obj->via.array.size, row_size);
-    *count = obj->via.array.size;
     for (uint32_t i = 0; i < obj->via.array.size && !decoder->failed; i++)
-        s_decode_row (decoder, table, &list [i], i);
+        s_decode_row (decoder, table, &list [i], s_push_row (rows, count, row_size));
 }
 
 kf_kb_snapshot_t *

@@ -53,7 +53,14 @@ typedef struct {
     bool is_enabled;            //  Its own flag and every ancestor's
     char *path;                 //  Computed on first use
     int state;                  //  0 not resolved, 1 resolving, 2 resolved
+    int depth;                  //  1 for a root, once resolved
 } s_category_t;
+
+//  Levels of the tree a path is built for. The broker makes at most KF_CATEGORY_DEPTH_MAX (8),
+//  but a snapshot comes over the wire: a chain of 100,000 categories would recurse that deep and
+//  build paths of quadratic size. Deeper categories are treated like a loop: nothing under them
+//  answers.
+#define S_CATEGORY_DEPTH_MAX 64
 
 typedef struct {
     s_category_t *list;
@@ -70,27 +77,34 @@ s_category (s_tree_t *tree, int64_t id)
     return index < 0 ? NULL : &tree->list [index];
 }
 
-//  Resolves a category's path and effective enabled state (disabled if any ancestor is)
+//  Resolves a category's path and effective enabled state (disabled if any ancestor is, or when
+//  it is in a loop or deeper than S_CATEGORY_DEPTH_MAX). Recurses at most that deep: an ancestor
+//  that deep is resolved already or refused.
 static void
-s_resolve (s_tree_t *tree, s_category_t *category)
+s_resolve (s_tree_t *tree, s_category_t *category, int depth)
 {
     if (category->state == 2)
         return;
-    if (category->state == 1) {                 //  A loop in the tree: nothing under it answers
-        category->is_enabled = false;
+    if (category->state == 1 || depth > S_CATEGORY_DEPTH_MAX) {
+        category->is_enabled = false;   //  A loop in the tree, or too deep: nothing under it answers
         return;
     }
     category->state = 1;
     s_category_t *parent = category->row->parent_id ? s_category (tree, category->row->parent_id) : NULL;
     if (parent)
-        s_resolve (tree, parent);
-    const char *name = category->row->name;
-    size_t size = strlen (name) + (parent && parent->path ? strlen (parent->path) : 0) + 2;
-    category->path = kf_malloc (size);
-    snprintf (category->path, size, "%s%s%s", parent && parent->path ? parent->path : "",
-              parent && parent->path ? "/" : "", name);
-    if (parent && !parent->is_enabled)
+        s_resolve (tree, parent, depth + 1);
+    //  An ancestor in a loop or too deep disables this one, whose path then starts here. A parent
+    //  still resolving is this one itself (a row that is its own parent) or a loop through it.
+    bool has_parent = parent && parent->state == 2 && parent->depth < S_CATEGORY_DEPTH_MAX;
+    if (parent && (!has_parent || !parent->is_enabled))
         category->is_enabled = false;
+    const char *parent_path = has_parent ? parent->path : NULL;
+    const char *name = category->row->name;
+    size_t size = strlen (name) + (parent_path ? strlen (parent_path) : 0) + 2;
+    category->path = kf_malloc (size);
+    snprintf (category->path, size, "%s%s%s", parent_path ? parent_path : "", parent_path ? "/" : "",
+              name);
+    category->depth = has_parent ? parent->depth + 1 : 1;
     category->state = 2;
 }
 
@@ -108,7 +122,7 @@ s_tree_new (s_tree_t *tree, const kf_kb_snapshot_t *snapshot)
         kf_dict_put (tree->by_id, key, len, (void *) (intptr_t) (i + 1));
     }
     for (size_t i = 0; i < tree->count; i++)
-        s_resolve (tree, &tree->list [i]);
+        s_resolve (tree, &tree->list [i], 1);
 }
 
 static void

@@ -27,6 +27,6 @@
 static inline const char *
 fake_stamp_pair (int index)
 {
-    return FAKE_STAMP_TEXT + (size_t) (index % FAKE_STAMP_PAIRS) * FAKE_STAMP_PAIR_LEN;
+    return &FAKE_STAMP_TEXT [(size_t) (index % FAKE_STAMP_PAIRS) * FAKE_STAMP_PAIR_LEN];
 }
 #endif

@@ -678,6 +678,36 @@ s_restore_stderr (void)
     fclose (log);
 }
 
+//  A value that came from the environment is never shown expanded in an error, whatever the key
+//  (numbers, choices, references to other sections); an order pattern whose repetitions multiply
+//  past what regcomp can build in reasonable memory is refused
+static void
+s_test_secrets_in_errors (void)
+{
+    setenv ("TEST_CONFIG_KEY", SECRET, 1);
+    const char *texts [] = {
+        "[upstream x]\nkind = openai\nbase_url = http://127.0.0.1:1/v1\nmodel = m\n"
+        "max_tokens = ${TEST_CONFIG_KEY}\n",
+        "[upstream x]\nkind = ${TEST_CONFIG_KEY}\nbase_url = http://127.0.0.1:1/v1\n",
+        "[upstream x]\nkind = openai\nbase_url = http://127.0.0.1:1/v1\nmodel = m\n"
+        "include_usage = ${TEST_CONFIG_KEY}\n",
+        "[bot *]\nupstream = ${TEST_CONFIG_KEY}\n",
+        "[bot *]\nllm = off\nbusiness = ${TEST_CONFIG_KEY}\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts [0]; i++) {
+        kf_config_t *config = s_load_text (texts [i]);      //  Checks SECRET is not in s_err
+        CHECK (!config);
+        CHECK (strstr (s_err, "${TEST_CONFIG_KEY}") || !strstr (s_err, "TEST_CONFIG_KEY="));
+    }
+    unsetenv ("TEST_CONFIG_KEY");
+    kf_config_t *config = s_load_text ("[bot *]\nllm = off\n"
+                                       "order_pattern = ((a{1,50}){1,50}){1,50}\n");
+    CHECK (!config);
+    CHECK (strstr (s_err, "order_pattern"));
+    config = s_load_text ("[bot *]\nllm = off\norder_pattern = (a)\\1\n");
+    CHECK (!config);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -699,6 +729,7 @@ main (int argc, char *argv [])
 
     s_test_full ();
     s_test_env_only ();
+    s_test_secrets_in_errors ();
     s_test_merge ();
     s_test_errors ();
     s_test_business ();
