@@ -249,8 +249,7 @@ kf_method_escalations_list (kf_broker_t *self, const char *routing, size_t routi
     ||  kf_param_str (req->params, "bot_id", false, 64, &filter.bot_id, &filter.bot_id_len, &err)
     ||  kf_param_str (req->params, "agent_id", false, KF_AGENT_ID_MAX, &filter.agent_id,
                       &filter.agent_id_len, &err)
-    ||  kf_param_int (req->params, "page", 1, 1000000, 1, &filter.page, &err)
-    ||  kf_param_int (req->params, "page_size", 1, 100, 20, &filter.page_size, &err))
+    ||  kf_broker_param_page (req, 100, &filter.page, &filter.page_size, &err))
         goto failed;
     bool is_known = filter.status_len == 0;
     for (int i = 0; statuses [i] && !is_known; i++)

@@ -78,23 +78,9 @@ kf_bots_destroy (kf_bots_t **self_p)
     *self_p = NULL;
 }
 
-//  JSON text to an unpacked msgpack object; false when it is not valid
-static bool
-s_from_json (const char *json, msgpack_unpacked *out)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    bool is_ok = json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
-              && kf_mp_unpack_one (buffer.data, buffer.size, out);
-    msgpack_sbuffer_destroy (&buffer);
-    return is_ok;
-}
-
-static const kf_handoff_limits_t s_handoff_defaults = {
-    KF_HANDOFF_FAILED_ATTEMPTS, KF_HANDOFF_EMOTION_BELOW, KF_HANDOFF_REPEATED_QUESTION
-};
+#define S_HANDOFF_DEFAULTS \
+    { KF_HANDOFF_FAILED_ATTEMPTS, KF_HANDOFF_EMOTION_BELOW, KF_HANDOFF_REPEATED_QUESTION }
+static const kf_handoff_limits_t s_handoff_defaults = S_HANDOFF_DEFAULTS;
 
 //  Thresholds from a map (stored JSON or an update): the values it has (numbers in range) replace
 //  those of `limits`
@@ -126,11 +112,11 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
     sqlite3_bind_text (self->load, 1, bot_id, (int) len, SQLITE_TRANSIENT);
     int rc = sqlite3_step (self->load);
     if (rc == SQLITE_ROW) {
-        bot->exists = s_from_json ((const char *) sqlite3_column_text (self->load, 0), &bot->profile)
-                   && s_from_json ((const char *) sqlite3_column_text (self->load, 1), &bot->parameters);
+        bot->exists = kf_json_unpack ((const char *) sqlite3_column_text (self->load, 0), &bot->profile)
+                   && kf_json_unpack ((const char *) sqlite3_column_text (self->load, 1), &bot->parameters);
         bot->updated_at = sqlite3_column_int64 (self->load, 2);
         msgpack_unpacked handoff;
-        if (s_from_json ((const char *) sqlite3_column_text (self->load, 3), &handoff)) {
+        if (kf_json_unpack ((const char *) sqlite3_column_text (self->load, 3), &handoff)) {
             s_handoff_apply (&bot->handoff, &handoff.data);
             msgpack_unpacked_destroy (&handoff);
         }
@@ -145,10 +131,7 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         //  profile must not cost a query each time), but clients choose bot ids freely: past the
         //  bound an absence is answered without being remembered
         s_bot_free (bot);
-        static s_bot_t absent = {
-            .exists = false, .handoff = { KF_HANDOFF_FAILED_ATTEMPTS, KF_HANDOFF_EMOTION_BELOW,
-                                          KF_HANDOFF_REPEATED_QUESTION }
-        };
+        static s_bot_t absent = { .exists = false, .handoff = S_HANDOFF_DEFAULTS };
         return &absent;
     }
     kf_dict_put (self->cache, bot_id, len, bot);

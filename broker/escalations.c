@@ -55,14 +55,10 @@ kf_escalations_new (kf_store_t *store)
         kf_escalations_destroy (&self);
         return NULL;
     }
-    sqlite3_stmt *stmt;
-    self->next_id = 1;
-    if (sqlite3_prepare_v2 (kf_store_db (store), "SELECT coalesce (max (id), 0) + 1 FROM escalations",
-                            -1, &stmt, NULL) == SQLITE_OK) {
-        if (sqlite3_step (stmt) == SQLITE_ROW)
-            self->next_id = sqlite3_column_int64 (stmt, 0);
-        sqlite3_finalize (stmt);
-    }
+    sqlite3_stmt *stmt = kf_store_statement (store, "SELECT coalesce (max (id), 0) + 1"
+                                                    " FROM escalations");
+    self->next_id = stmt && sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
+    sqlite3_finalize (stmt);
     return self;
 }
 
@@ -243,15 +239,8 @@ s_pack_entry (sqlite3_stmt *stmt, msgpack_packer *pk)
 {
     static const char *overrides [] = { "status", "agent_id", "assigned_at", "resolved_at", "note" };
     const char *json = (const char *) sqlite3_column_text (stmt, 0);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer card_pk;
-    msgpack_packer_init (&card_pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked card;
-    msgpack_unpacked_init (&card);
-    bool has_card = json && kf_json_to_msgpack (json, strlen (json), &card_pk, NULL, 0) == 0
-                 && kf_mp_unpack_one (buffer.data, buffer.size, &card)
-                 && card.data.type == MSGPACK_OBJECT_MAP;
+    bool has_card = kf_json_unpack (json, &card) && card.data.type == MSGPACK_OBJECT_MAP;
     uint32_t kept = 0;
     for (uint32_t i = 0; has_card && i < card.data.via.map.size; i++) {
         bool is_overridden = false;
@@ -281,7 +270,6 @@ s_pack_entry (sqlite3_stmt *stmt, msgpack_packer *pk)
             kf_mp_pack_cstr (pk, (const char *) sqlite3_column_text (stmt, column));
     }
     msgpack_unpacked_destroy (&card);
-    msgpack_sbuffer_destroy (&buffer);
 }
 
 int
@@ -328,11 +316,10 @@ kf_escalations_list_pack (kf_escalations_t *self, const kf_escalation_filter_t *
         sqlite3_finalize (count);
         return -1;
     }
-    for (int i = 0; i < 4; i++)
-        if (given [i]) {
-            sqlite3_bind_text (count, i + 1, given [i], (int) lens [i], SQLITE_TRANSIENT);
-            sqlite3_bind_text (rows, i + 1, given [i], (int) lens [i], SQLITE_TRANSIENT);
-        }
+    for (int i = 0; i < 4; i++) {
+        kf_store_bind_text (count, i + 1, given [i], lens [i]);
+        kf_store_bind_text (rows, i + 1, given [i], lens [i]);
+    }
     sqlite3_bind_int64 (rows, 5, filter->page_size);
     sqlite3_bind_int64 (rows, 6, (filter->page - 1) * filter->page_size);
     int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;

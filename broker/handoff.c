@@ -9,18 +9,11 @@
 
 //  --- Events -----------------------------------------------------------------------------------
 
-//  An event being packed: its buffer and packer
-typedef struct {
-    msgpack_sbuffer buffer;
-    msgpack_packer pk;
-} s_event_t;
-
 //  Starts an event map of `pairs` pairs after {event: name}
 static msgpack_packer *
-s_event_begin (s_event_t *event, const char *name, uint32_t pairs)
+s_event_begin (kf_result_t *event, const char *name, uint32_t pairs)
 {
-    msgpack_sbuffer_init (&event->buffer);
-    msgpack_packer_init (&event->pk, &event->buffer, msgpack_sbuffer_write);
+    kf_result_init (event);
     msgpack_pack_map (&event->pk, pairs + 1);
     kf_mp_pack_kv_str (&event->pk, "event", name);
     return &event->pk;
@@ -28,14 +21,14 @@ s_event_begin (s_event_t *event, const char *name, uint32_t pairs)
 
 //  Queues the event on `topic` (sent after the commit) and frees it
 static void
-s_event_send (kf_broker_t *self, s_event_t *event, const char *topic)
+s_event_send (kf_broker_t *self, kf_result_t *event, const char *topic)
 {
     kf_stream_hub_notify (self->hub, topic, strlen (topic), event->buffer.data, event->buffer.size);
     msgpack_sbuffer_destroy (&event->buffer);
 }
 
 static void
-s_send_to_session (kf_broker_t *self, s_event_t *event, const kf_session_t *session)
+s_send_to_session (kf_broker_t *self, kf_result_t *event, const kf_session_t *session)
 {
     char topic [64];
     snprintf (topic, sizeof topic, "%s%s", KF_TOPIC_SESSION, session->id);
@@ -47,7 +40,7 @@ static void
 s_publish_state (kf_broker_t *self, const kf_session_t *session, const char *state,
                  int64_t escalation_id, const char *agent_id, int64_t at)
 {
-    s_event_t event;
+    kf_result_t event;
     msgpack_packer *pk = s_event_begin (&event, "handoff", 5);
     kf_mp_pack_kv_str (pk, "state", state);
     kf_mp_pack_kv_str (pk, "session_id", session->id);
@@ -62,7 +55,7 @@ static void
 s_publish_desk (kf_broker_t *self, const char *name, int64_t escalation_id, const char *session_id,
                 const char *agent_id, const char *at_key, int64_t at)
 {
-    s_event_t event;
+    kf_result_t event;
     msgpack_packer *pk = s_event_begin (&event, name, 4);
     kf_mp_pack_kv_int (pk, "escalation_id", escalation_id);
     kf_mp_pack_kv_str (pk, "session_id", session_id);
@@ -98,7 +91,7 @@ kf_handoff_escalate (kf_broker_t *self, const kf_escalation_in_t *in, msgpack_sb
     msgpack_unpacked unpacked;
     if (kf_mp_unpack_one (card->data, card->size, &unpacked)) {
         const msgpack_object_map *map = &unpacked.data.via.map;
-        s_event_t event;
+        kf_result_t event;
         msgpack_packer *pk = s_event_begin (&event, "escalation", map->size);
         for (uint32_t i = 0; i < map->size; i++) {
             msgpack_pack_object (pk, map->ptr [i].key);
@@ -131,7 +124,7 @@ kf_handoff_assign (kf_broker_t *self, kf_session_t *session, const char *agent_i
           || kf_sessions_save (self->sessions, session, NULL);
     if (rc == 0) {
         s_publish_state (self, session, "assigned", session->escalation_id, session->agent_id, now);
-        s_event_t event;
+        kf_result_t event;
         msgpack_packer *pk = s_event_begin (&event, "assigned", 5);
         kf_mp_pack_kv_int (pk, "escalation_id", session->escalation_id);
         kf_mp_pack_kv_str (pk, "session_id", session->id);
@@ -218,7 +211,7 @@ void
 kf_handoff_user_message (kf_broker_t *self, kf_session_t *session, int64_t message_id,
                          const char *content, size_t len, double emotion_score, int64_t at)
 {
-    s_event_t event;
+    kf_result_t event;
     msgpack_packer *pk = s_event_begin (&event, "user_message", 7);
     kf_mp_pack_kv_str (pk, "session_id", session->id);
     kf_mp_pack_kv_int (pk, "escalation_id", session->escalation_id);
@@ -234,7 +227,7 @@ kf_handoff_user_message (kf_broker_t *self, kf_session_t *session, int64_t messa
 void
 kf_handoff_agent_message (kf_broker_t *self, kf_session_t *session, const kf_agent_turn_t *turn)
 {
-    s_event_t event;
+    kf_result_t event;
     msgpack_packer *pk = s_event_begin (&event, "agent_message", 8);
     kf_mp_pack_kv_str (pk, "session_id", session->id);
     kf_mp_pack_kv_int (pk, "escalation_id", session->escalation_id);

@@ -57,7 +57,6 @@ s_session_free (kf_session_t *session)
     free (session->upstream_conversation_id);
     free (session->agent_id);
     free (session->slots);
-    free (session->slots_json);
     free (session->repeat_key);
     for (int i = 0; i < KF_SESSION_RECENT; i++) {
         free (session->recent_role [i]);
@@ -113,7 +112,6 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     session->created_batch = kf_store_batch (self->store) + 1;     //  0 means "from the database"
     session->slots = kf_strndup ("\x80", 1);                       //  {}
     session->slots_size = 1;
-    session->slots_json = kf_strdup ("{}");
     kf_session_row_t row = {
         .user_id = session->user_id, .channel = session->channel, .bot_id = session->bot_id,
         .state = "open", .created_at = session->created_at, .updated_at = session->updated_at
@@ -127,7 +125,7 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     return session;
 }
 
-//  Copies `slots` (a map) into the session as msgpack and JSON, unless it holds those bytes
+//  Copies `slots` (a map) into the session, unless it holds those bytes
 //  already. Returns whether they changed.
 static bool
 s_slots_put (kf_session_t *session, const msgpack_object *slots)
@@ -143,10 +141,8 @@ s_slots_put (kf_session_t *session, const msgpack_object *slots)
         return false;           //  The common turn: the worker sent back what it was given
     }
     free (session->slots);
-    free (session->slots_json);
     session->slots_size = buffer.size;
     session->slots = msgpack_sbuffer_release (&buffer);
-    session->slots_json = kf_json_from_msgpack (slots);
     const msgpack_object *awaiting = kf_mp_get (slots, "awaiting");
     session->is_dialog_open = awaiting && awaiting->type != MSGPACK_OBJECT_NIL
         && !(awaiting->type == MSGPACK_OBJECT_STR && awaiting->via.str.size == 0)
@@ -186,24 +182,28 @@ s_load_state (kf_sessions_t *self, kf_session_t *session)
         if (session->handoff == KF_HANDOFF_ASSIGNED && !session->agent_id)
             session->handoff = KF_HANDOFF_PENDING;      //  Assigned needs its agent (handoff.c)
     }
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked slots;
-    msgpack_unpacked_init (&slots);
-    if (json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
-    &&  kf_mp_unpack_one (buffer.data, buffer.size, &slots) && slots.data.type == MSGPACK_OBJECT_MAP)
+    if (kf_json_unpack (json, &slots) && slots.data.type == MSGPACK_OBJECT_MAP)
         s_slots_put (session, &slots.data);
     else {
         session->slots = kf_strndup ("\x80", 1);
         session->slots_size = 1;
-        session->slots_json = kf_strdup ("{}");
     }
     session->is_slots_dirty = false;
     msgpack_unpacked_destroy (&slots);
-    msgpack_sbuffer_destroy (&buffer);
     sqlite3_reset (stmt);
+}
+
+//  The session's slots as JSON, as stored (heap; NULL if they could not be read), converted only
+//  when a save writes them
+static char *
+s_slots_json (const kf_session_t *session)
+{
+    msgpack_unpacked slots;
+    char *json = kf_mp_unpack_borrowed (session->slots, session->slots_size, &slots)
+               ? kf_json_from_msgpack (&slots.data) : NULL;
+    msgpack_unpacked_destroy (&slots);
+    return json;
 }
 
 int
@@ -218,8 +218,9 @@ kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels
         sqlite3_bind_text (stmt, 5, labels_json, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null (stmt, 5);
-    if (session->is_slots_dirty)
-        sqlite3_bind_text (stmt, 6, session->slots_json, -1, SQLITE_TRANSIENT);
+    char *slots_json = session->is_slots_dirty ? s_slots_json (session) : NULL;
+    if (slots_json)
+        sqlite3_bind_text (stmt, 6, slots_json, -1, free);
     else
         sqlite3_bind_null (stmt, 6);        //  Unchanged: the row keeps them
     if (session->repeat_key)
@@ -419,8 +420,7 @@ s_reload (kf_sessions_t *self, kf_session_t *session)
     kf_session_set_handoff (session, KF_HANDOFF_BOT, 0, NULL, 0);
     kf_session_reset_repeat (session);
     free (session->slots);
-    free (session->slots_json);
-    session->slots = session->slots_json = NULL;
+    session->slots = NULL;
     session->is_dialog_open = false;
     s_load_state (self, session);
 }

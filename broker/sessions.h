@@ -43,7 +43,6 @@ typedef struct {
     char *agent_id;             //  The assigned agent, owned; NULL unless KF_HANDOFF_ASSIGNED
     char *slots;                //  Dialog state: a packed msgpack map, owned (never NULL)
     size_t slots_size;
-    char *slots_json;           //  The same as JSON, owned, as stored
     bool is_slots_dirty;        //  Changed since the last kf_sessions_save (stored then)
     bool is_dialog_open;        //  slots has a non-empty "awaiting": the worker asked something
     char *repeat_key;           //  Last counted question, normalized (kf_text_normalize); owned

@@ -90,6 +90,14 @@ s_stream_free (kf_stream_t *stream)
     free (stream);
 }
 
+static void
+s_notice_free (s_notice_t *notice)
+{
+    free (notice->topic);
+    free (notice->body);
+    free (notice);
+}
+
 void
 kf_stream_hub_destroy (kf_stream_hub_t **self_p)
 {
@@ -106,12 +114,9 @@ kf_stream_hub_destroy (kf_stream_hub_t **self_p)
     void *value;
     while (kf_dict_next (self->streams, &cursor, NULL, &value))
         s_stream_free (value);
-    while (self->notices_head) {
-        s_notice_t *notice = self->notices_head;
-        self->notices_head = notice->next;
-        free (notice->topic);
-        free (notice->body);
-        free (notice);
+    for (s_notice_t *notice = self->notices_head, *next; notice; notice = next) {
+        next = notice->next;
+        s_notice_free (notice);
     }
     kf_dict_destroy (&self->streams);
     kf_dict_destroy (&self->subscriptions);
@@ -240,14 +245,6 @@ kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len
     self->notices_tail = notice;
     self->notices_unflushed++;
     self->backlog++;
-}
-
-static void
-s_notice_free (s_notice_t *notice)
-{
-    free (notice->topic);
-    free (notice->body);
-    free (notice);
 }
 
 size_t

@@ -275,8 +275,7 @@ kf_method_tickets_query (kf_broker_t *self, const char *routing, size_t routing_
     ||  s_filter (req, "ticket_no", KF_TICKET_NO_MAX, &f.ticket_no, &f.ticket_no_len, &err)
     ||  s_filter (req, "type", 16, &f.type, &f.type_len, &err)
     ||  s_filter (req, "status", 16, &f.status, &f.status_len, &err)
-    ||  kf_param_int (req->params, "page", 1, 1000000, 1, &f.page, &err)
-    ||  kf_param_int (req->params, "page_size", 1, 100, 20, &f.page_size, &err))
+    ||  kf_broker_param_page (req, 100, &f.page, &f.page_size, &err))
         goto failed;
     if (f.status && !s_is_status (f.status, f.status_len)) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "params.status must be " S_STATUSES);

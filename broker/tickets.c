@@ -367,13 +367,6 @@ kf_tickets_from_chat (kf_broker_t *self, kf_session_t *session, int64_t message_
 
 //  --- Reads and status ------------------------------------------------------------------------
 
-static void
-s_bind_filter (sqlite3_stmt *stmt, int index, const char *text, size_t len)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
-}
-
 int
 kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgpack_packer *pk)
 {
@@ -393,20 +386,18 @@ kf_tickets_query_pack (kf_store_t *store, const kf_ticket_filter_t *filter, msgp
     }
     sqlite3_stmt *both [2] = { count, rows };
     for (int i = 0; i < 2; i++) {
-        s_bind_filter (both [i], 1, filter->bot_id, filter->bot_len);
-        s_bind_filter (both [i], 2, filter->session_id, filter->session_len);
-        s_bind_filter (both [i], 3, filter->user_id, filter->user_len);
-        s_bind_filter (both [i], 4, filter->ticket_no, filter->ticket_no_len);
-        s_bind_filter (both [i], 5, filter->type, filter->type_len);
-        s_bind_filter (both [i], 6, filter->status, filter->status_len);
+        kf_store_bind_text (both [i], 1, filter->bot_id, filter->bot_len);
+        kf_store_bind_text (both [i], 2, filter->session_id, filter->session_len);
+        kf_store_bind_text (both [i], 3, filter->user_id, filter->user_len);
+        kf_store_bind_text (both [i], 4, filter->ticket_no, filter->ticket_no_len);
+        kf_store_bind_text (both [i], 5, filter->type, filter->type_len);
+        kf_store_bind_text (both [i], 6, filter->status, filter->status_len);
     }
     sqlite3_bind_int64 (rows, 7, filter->page_size);
     sqlite3_bind_int64 (rows, 8, (filter->page - 1) * filter->page_size);
     int64_t total = sqlite3_step (count) == SQLITE_ROW ? sqlite3_column_int64 (count, 0) : -1;
     sqlite3_finalize (count);
-    if (kf_store_pack_page (rows, s_pack_row, NULL, total, filter->page, filter->page_size, 0, pk))
-        return -1;
-    return 0;
+    return kf_store_pack_page (rows, s_pack_row, NULL, total, filter->page, filter->page_size, 0, pk);
 }
 
 int64_t
@@ -431,7 +422,7 @@ kf_tickets_set_status (kf_store_t *store, int64_t id, const char *ticket_no, siz
     if (!find)
         return -1;
     sqlite3_bind_int64 (find, 1, ticket_no ? 0 : id);
-    s_bind_filter (find, 2, ticket_no, no_len);
+    kf_store_bind_text (find, 2, ticket_no, no_len);
     int rc = sqlite3_step (find);
     id = rc == SQLITE_ROW ? sqlite3_column_int64 (find, 0) : 0;
     sqlite3_finalize (find);

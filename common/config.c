@@ -29,7 +29,7 @@ typedef enum {
     S_BOOL,
     S_INT,                      //  int from min to max
     S_REAL,                     //  double from min to max
-    S_NAME,                     //  An upstream's or business's name, resolved after the last line
+    S_NAME,                     //  An upstream's or business's name into an s_ref_t
     S_HEADERS,                  //  "Name: value" lines separated by |
     S_URL_TEMPLATE,             //  S_URL with entity placeholders
     S_BODY_TEMPLATE,            //  S_TEXT with entity placeholders
@@ -60,16 +60,20 @@ typedef struct {
     uint32_t seen;              //  One bit per entry of s_business_keys
 } s_business_t;
 
+//  A section a bot names (S_NAME), resolved after the last line
+typedef struct {
+    char *name;                 //  NULL: none named
+    char *shown;                //  What errors show of name: its text before ${} expansion (a
+                                //  variable may hold a key); NULL: the name itself
+    int line;                   //  Of the key naming it
+} s_ref_t;
+
 typedef struct {
     kf_bot_llm_t pub;           //  First: callers get its address
-    char *upstream_name;        //  NULL: none named
-    char *business_name;        //  NULL: none named
-    char *upstream_shown;       //  What errors show of upstream_name: its text before ${}
-    char *business_shown;       //  expansion (a variable may hold a key); NULL: the name
+    s_ref_t upstream;           //  The [upstream] it names
+    s_ref_t business;           //  The [business] it names
     const char *source;
     int line;                   //  Of its header; 0 from the environment
-    int upstream_line;          //  Of its upstream key
-    int business_line;          //  Of its business key
     uint32_t seen;              //  One bit per entry of s_bot_keys
 } s_bot_t;
 
@@ -124,9 +128,9 @@ static const s_key_t s_business_keys [] = {
     S_BIZ ("ask_reply", S_TEXT, ask_reply, 0, 0)
 };
 static const s_key_t s_bot_keys [] = {
-    { "upstream", S_NAME, offsetof (s_bot_t, upstream_name), 0, 0, false },
+    { "upstream", S_NAME, offsetof (s_bot_t, upstream), 0, 0, false },
     { "llm", S_MODE, offsetof (s_bot_t, pub.llm), 0, 0, false },
-    { "business", S_NAME, offsetof (s_bot_t, business_name), 0, 0, false },
+    { "business", S_NAME, offsetof (s_bot_t, business), 0, 0, false },
     { "order_pattern", S_REGEX, offsetof (s_bot_t, pub.order_pattern), 0, 0, false }
 };
 #define S_COUNT(table)          (sizeof table / sizeof table [0])
@@ -199,10 +203,10 @@ s_bot_free (s_bot_t *self)
 {
     free ((char *) self->pub.bot_id);
     free ((char *) self->pub.order_pattern);
-    free (self->upstream_name);
-    free (self->business_name);
-    free (self->upstream_shown);
-    free (self->business_shown);
+    free (self->upstream.name);
+    free (self->upstream.shown);
+    free (self->business.name);
+    free (self->business.shown);
     free (self);
 }
 
@@ -546,7 +550,6 @@ s_store (s_parser_t *p, const s_key_t *key, char *base, const char *value)
     switch (key->type) {
         case S_TEXT:
         case S_SECRET:
-        case S_NAME:
         case S_BODY_TEMPLATE:
             if (!*value && !key->may_be_empty)
                 return key->type == S_SECRET
@@ -557,6 +560,17 @@ s_store (s_parser_t *p, const s_key_t *key, char *base, const char *value)
             free (*(char **) field);
             *(char **) field = kf_strdup (value);
             return 0;
+        case S_NAME: {
+            s_ref_t *ref = field;
+            if (!*value)
+                return s_fail (p, "%s must not be empty", key->name);
+            free (ref->name);
+            free (ref->shown);
+            ref->name = kf_strdup (value);
+            ref->shown = p->ini.raw ? kf_strdup (p->ini.raw) : NULL;
+            ref->line = p->ini.line;
+            return 0;
+        }
         case S_HEADERS:
             return s_store_headers (p, field, value);
         case S_URL:
@@ -632,17 +646,8 @@ s_assign (s_parser_t *p, const char *key, const char *raw, bool expand)
     if (rc == 0)
         rc = s_store (p, &table [index], base, value);
     explicit_bzero (value, sizeof value);
-    if (rc == 0) {
+    if (rc == 0)
         *seen |= 1u << index;
-        if (p->bot && strcmp (key, "upstream") == 0) {
-            p->bot->upstream_line = p->ini.line;
-            p->bot->upstream_shown = p->ini.raw ? kf_strdup (p->ini.raw) : NULL;
-        }
-        if (p->bot && strcmp (key, "business") == 0) {
-            p->bot->business_line = p->ini.line;
-            p->bot->business_shown = p->ini.raw ? kf_strdup (p->ini.raw) : NULL;
-        }
-    }
     p->ini.raw = NULL;
     return rc;
 }
@@ -769,35 +774,42 @@ s_check_business (s_parser_t *p, s_business_t *business)
     return 0;
 }
 
+//  Fails on `ref` naming no section (`found` NULL) of kind `what`, at the line of its key
+static int
+s_check_ref (s_parser_t *p, const s_bot_t *bot, const s_ref_t *ref, const char *what,
+             const void *found)
+{
+    const char *shown = ref->shown ? ref->shown : ref->name;
+    p->ini.line = ref->line;
+    if (!found)
+        return s_fail (p, "[bot %s] names unknown %s '%.*s'", bot->pub.bot_id, what,
+                       kf_ini_echo_len (shown), shown);
+    p->ini.line = bot->line;
+    return 0;
+}
+
 static int
 s_check_bot (s_parser_t *p, s_bot_t *bot)
 {
     kf_config_t *config = p->config;
     p->ini.source = bot->source;
     p->ini.line = bot->line;
-    if (bot->business_name) {
-        s_business_t **business = s_find_business (config, bot->business_name);
-        p->ini.line = bot->business_line;
-        const char *shown = bot->business_shown ? bot->business_shown : bot->business_name;
-        if (!business)
-            return s_fail (p, "[bot %s] names unknown business '%.*s'", bot->pub.bot_id,
-                           kf_ini_echo_len (shown), shown);
+    if (bot->business.name) {
+        s_business_t **business = s_find_business (config, bot->business.name);
+        if (s_check_ref (p, bot, &bot->business, "business", business))
+            return -1;
         bot->pub.business = &(*business)->pub;
     }
-    p->ini.line = bot->line;
-    if (bot->upstream_name) {
-        s_upstream_t **upstream = s_find_upstream (config, bot->upstream_name);
-        p->ini.line = bot->upstream_line;
-        const char *shown = bot->upstream_shown ? bot->upstream_shown : bot->upstream_name;
-        if (!upstream)
-            return s_fail (p, "[bot %s] names unknown upstream '%.*s'", bot->pub.bot_id,
-                           kf_ini_echo_len (shown), shown);
+    if (bot->upstream.name) {
+        s_upstream_t **upstream = s_find_upstream (config, bot->upstream.name);
+        if (s_check_ref (p, bot, &bot->upstream, "upstream", upstream))
+            return -1;
         bot->pub.upstream = &(*upstream)->pub;
     }
     else
     if (bot->pub.llm != KF_LLM_OFF) {
         //  A section for a business API alone needs no `llm = off`
-        if (bot->business_name && !s_has_key (bot->seen, s_bot_keys, S_COUNT (s_bot_keys), "llm"))
+        if (bot->business.name && !s_has_key (bot->seen, s_bot_keys, S_COUNT (s_bot_keys), "llm"))
             bot->pub.llm = KF_LLM_OFF;
         else
             return s_fail (p, "[bot %s] needs upstream (or llm = off)", bot->pub.bot_id);

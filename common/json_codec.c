@@ -1,5 +1,6 @@
 /*  json_codec.c - JSON text <-> msgpack: a strict recursive-descent parser and a JSON renderer. */
 #include "common/json_codec.h"
+#include "common/mpack.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -800,4 +801,18 @@ kf_json_pack_text (msgpack_packer *pk, const char *json)
     else
         msgpack_pack_nil (pk);
     msgpack_sbuffer_destroy (&buffer);
+}
+
+bool
+kf_json_unpack (const char *json, msgpack_unpacked *result)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_unpacked_init (result);
+    bool is_ok = json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
+              && kf_mp_unpack_one (buffer.data, buffer.size, result);
+    msgpack_sbuffer_destroy (&buffer);
+    return is_ok;
 }

@@ -36,4 +36,9 @@ char *kf_json_from_msgpack_pretty (const msgpack_object *obj);
 //  Packs the JSON text `json` (NUL-terminated; NULL or invalid packs nil) into `pk` as msgpack:
 //  for JSON columns read back from the database.
 void kf_json_pack_text (msgpack_packer *pk, const char *json);
+
+//  Decodes the JSON text `json` (NUL-terminated) into `result`, for JSON columns read back from
+//  the database. Returns true with a result the caller destroys (msgpack_unpacked_destroy); false
+//  for NULL, invalid JSON or nesting msgpack cannot unpack, with `result` initialised and empty.
+bool kf_json_unpack (const char *json, msgpack_unpacked *result);
 #endif

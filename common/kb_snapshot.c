@@ -146,13 +146,8 @@ s_column (kf_kb_arena_t *arena, sqlite3_stmt *stmt, int c)
 static kf_kb_strings_t
 s_json_strings (kf_kb_arena_t *arena, s_scratch_t *scratch, const char *json)
 {
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked unpacked;
-    if (json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
-    &&  kf_mp_unpack_one (buffer.data, buffer.size, &unpacked)) {
+    if (kf_json_unpack (json, &unpacked)) {
         const msgpack_object *array = &unpacked.data;
         if (array->type == MSGPACK_OBJECT_ARRAY)
             for (uint32_t i = 0; i < array->via.array.size; i++) {
@@ -162,7 +157,6 @@ s_json_strings (kf_kb_arena_t *arena, s_scratch_t *scratch, const char *json)
             }
         msgpack_unpacked_destroy (&unpacked);
     }
-    msgpack_sbuffer_destroy (&buffer);
     return s_scratch_keep (arena, scratch);
 }
 
@@ -520,8 +514,9 @@ s_strings (s_decoder_t *decoder, const msgpack_object *obj, uint32_t max)
 }
 
 static void
-s_decode_item (s_decoder_t *decoder, const msgpack_object *obj, kf_kb_row_item_t *item)
+s_decode_item (s_decoder_t *decoder, const msgpack_object *obj, void *row)
 {
+    kf_kb_row_item_t *item = row;
     const msgpack_object *field = s_array (decoder, obj, 11, "an item of 11 fields expected");
     if (!field)
         return;
@@ -554,50 +549,59 @@ s_decode_item (s_decoder_t *decoder, const msgpack_object *obj, kf_kb_row_item_t
     }
 }
 
-//  Decodes `obj` into `row`, a row of `table`
 static void
-s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj, void *row)
+s_decode_category (s_decoder_t *decoder, const msgpack_object *obj, void *row)
 {
-    const msgpack_object *field;
-    if (strcmp (table, "categories") == 0
-    &&  (field = s_array (decoder, obj, 4, "a category of 4 fields expected"))) {
-        kf_kb_row_category_t *category = row;
-        category->id = s_int (decoder, &field [0]);
-        category->parent_id = s_int (decoder, &field [1]);
-        category->name = s_str_needed (decoder, &field [2]);
-        if (field [3].type != MSGPACK_OBJECT_BOOLEAN && !decoder->failed)
-            decoder->failed = "a boolean expected";
-        category->is_enabled = field [3].type == MSGPACK_OBJECT_BOOLEAN && field [3].via.boolean;
-    }
-    else
-    if (strcmp (table, "synonyms") == 0
-    &&  (field = s_array (decoder, obj, 2, "a synonym group of 2 fields expected"))) {
-        kf_kb_row_synonyms_t *group = row;
-        group->bot_id = s_str_needed (decoder, &field [0]);
-        group->words = s_strings (decoder, &field [1], UINT32_MAX);
-    }
-    else
-    if (strcmp (table, "items") == 0)
-        s_decode_item (decoder, obj, row);
-    else
-    if (strcmp (table, "intents") == 0
-    &&  (field = s_array (decoder, obj, 5, "an intent of 5 fields expected"))) {
-        kf_kb_row_intent_t *intent = row;
-        intent->bot_id = s_str (decoder, &field [0]);
-        intent->name = s_str (decoder, &field [1]);
-        intent->examples = s_strings (decoder, &field [2], UINT32_MAX);
-        intent->keywords = s_strings (decoder, &field [3], UINT32_MAX);
-        intent->patterns = s_strings (decoder, &field [4], UINT32_MAX);
-    }
-    else
-    if (strcmp (table, "chitchat") == 0
-    &&  (field = s_array (decoder, obj, 3, "a chit-chat row of 3 fields expected"))) {
-        kf_kb_row_chitchat_t *chitchat = row;
-        chitchat->bot_id = s_str (decoder, &field [0]);
-        chitchat->questions = s_strings (decoder, &field [1], UINT32_MAX);
-        chitchat->reply = s_str_needed (decoder, &field [2]);
-    }
+    const msgpack_object *field = s_array (decoder, obj, 4, "a category of 4 fields expected");
+    if (!field)
+        return;
+    kf_kb_row_category_t *category = row;
+    category->id = s_int (decoder, &field [0]);
+    category->parent_id = s_int (decoder, &field [1]);
+    category->name = s_str_needed (decoder, &field [2]);
+    if (field [3].type != MSGPACK_OBJECT_BOOLEAN && !decoder->failed)
+        decoder->failed = "a boolean expected";
+    category->is_enabled = field [3].type == MSGPACK_OBJECT_BOOLEAN && field [3].via.boolean;
 }
+
+static void
+s_decode_synonyms (s_decoder_t *decoder, const msgpack_object *obj, void *row)
+{
+    const msgpack_object *field = s_array (decoder, obj, 2, "a synonym group of 2 fields expected");
+    if (!field)
+        return;
+    kf_kb_row_synonyms_t *group = row;
+    group->bot_id = s_str_needed (decoder, &field [0]);
+    group->words = s_strings (decoder, &field [1], UINT32_MAX);
+}
+
+static void
+s_decode_intent (s_decoder_t *decoder, const msgpack_object *obj, void *row)
+{
+    const msgpack_object *field = s_array (decoder, obj, 5, "an intent of 5 fields expected");
+    if (!field)
+        return;
+    kf_kb_row_intent_t *intent = row;
+    intent->bot_id = s_str (decoder, &field [0]);
+    intent->name = s_str (decoder, &field [1]);
+    intent->examples = s_strings (decoder, &field [2], UINT32_MAX);
+    intent->keywords = s_strings (decoder, &field [3], UINT32_MAX);
+    intent->patterns = s_strings (decoder, &field [4], UINT32_MAX);
+}
+
+static void
+s_decode_chitchat (s_decoder_t *decoder, const msgpack_object *obj, void *row)
+{
+    const msgpack_object *field = s_array (decoder, obj, 3, "a chit-chat row of 3 fields expected");
+    if (!field)
+        return;
+    kf_kb_row_chitchat_t *chitchat = row;
+    chitchat->bot_id = s_str (decoder, &field [0]);
+    chitchat->questions = s_strings (decoder, &field [1], UINT32_MAX);
+    chitchat->reply = s_str_needed (decoder, &field [2]);
+}
+
+typedef void (s_decode_fn) (s_decoder_t *decoder, const msgpack_object *obj, void *row);
 
 //  Decodes one table (an array of rows) into its heap array. The array grows as rows decode
 //  rather than being sized from the declared count: a row is a few bytes on the wire (5 for a
@@ -605,15 +609,15 @@ s_decode_row (s_decoder_t *decoder, const char *table, const msgpack_object *obj
 //  have cost 100 times its bytes before the first row failed. Growing, the array holds at most
 //  twice the rows that decoded, each of which took its bytes.
 static void
-s_decode_table (s_decoder_t *decoder, const msgpack_object *map, const char *table, void **rows,
-                size_t *count, size_t row_size)
+s_decode_table (s_decoder_t *decoder, const msgpack_object *map, const char *table,
+                s_decode_fn *decode, void **rows, size_t *count, size_t row_size)
 {
     const msgpack_object *obj = kf_mp_get (map, table);
     const msgpack_object *list = s_array (decoder, obj, 0, "a table is missing");
     if (!list)
         return;
     for (uint32_t i = 0; i < obj->via.array.size && !decoder->failed; i++)
-        s_decode_row (decoder, table, &list [i], s_push_row (rows, count, row_size));
+        decode (decoder, &list [i], s_push_row (rows, count, row_size));
 }
 
 kf_kb_snapshot_t *
@@ -634,16 +638,16 @@ kf_kb_snapshot_decode (const char *data, size_t size, char *err, size_t err_size
     else
     if (self->version <= 0)
         decoder.failed = "no version";
-    s_decode_table (&decoder, map, "categories", (void **) &self->categories, &self->category_count,
-                    sizeof (kf_kb_row_category_t));
-    s_decode_table (&decoder, map, "synonyms", (void **) &self->synonyms, &self->synonym_count,
-                    sizeof (kf_kb_row_synonyms_t));
-    s_decode_table (&decoder, map, "items", (void **) &self->items, &self->item_count,
-                    sizeof (kf_kb_row_item_t));
-    s_decode_table (&decoder, map, "intents", (void **) &self->intents, &self->intent_count,
-                    sizeof (kf_kb_row_intent_t));
-    s_decode_table (&decoder, map, "chitchat", (void **) &self->chitchat, &self->chitchat_count,
-                    sizeof (kf_kb_row_chitchat_t));
+    s_decode_table (&decoder, map, "categories", s_decode_category,
+                    (void **) &self->categories, &self->category_count, sizeof (kf_kb_row_category_t));
+    s_decode_table (&decoder, map, "synonyms", s_decode_synonyms,
+                    (void **) &self->synonyms, &self->synonym_count, sizeof (kf_kb_row_synonyms_t));
+    s_decode_table (&decoder, map, "items", s_decode_item,
+                    (void **) &self->items, &self->item_count, sizeof (kf_kb_row_item_t));
+    s_decode_table (&decoder, map, "intents", s_decode_intent,
+                    (void **) &self->intents, &self->intent_count, sizeof (kf_kb_row_intent_t));
+    s_decode_table (&decoder, map, "chitchat", s_decode_chitchat,
+                    (void **) &self->chitchat, &self->chitchat_count, sizeof (kf_kb_row_chitchat_t));
     msgpack_unpacked_destroy (&unpacked);
     if (decoder.failed) {
         s_set_err (err, err_size, "bad snapshot: %s", decoder.failed);

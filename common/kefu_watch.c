@@ -1,5 +1,6 @@
 /*  kefu_watch.c - a SUB socket of its own on notification topics, with exact topic matching. */
 #include "common/kefu_watch.h"
+#include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include <errno.h>
@@ -78,36 +79,22 @@ kf_watch_next (kf_watch_t *self, int timeout_ms, char *topic, size_t topic_size,
     while (true) {
         zmq_pollitem_t item = { self->sub, 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll (&item, 1, timeout_ms);
-        if (rc == -1)
+        if (rc <= 0)
+            return rc;
+        kf_frames_t frames;
+        if (kf_frames_recv (&frames, self->sub, 0) == -1)
             return -1;
-        if (rc == 0)
-            return 0;
-        zmq_msg_t parts [2];
-        zmq_msg_init (&parts [0]);
-        zmq_msg_init (&parts [1]);
-        int got = 0;
-        bool more = true;
-        while (more) {
-            zmq_msg_t *part = got < 2 ? &parts [got] : &parts [1];
-            if (zmq_msg_recv (part, self->sub, 0) == -1) {
-                zmq_msg_close (&parts [0]);
-                zmq_msg_close (&parts [1]);
-                return -1;
-            }
-            got++;
-            more = zmq_msg_more (part);
-        }
-        const char *name = zmq_msg_data (&parts [0]);
-        size_t name_len = zmq_msg_size (&parts [0]);
-        bool is_event = got == 2 && s_is_watched (self, name, name_len)
-                     && kf_mp_unpack_one (zmq_msg_data (&parts [1]), zmq_msg_size (&parts [1]), event);
+        const char *name = kf_frames_data (&frames, 0);
+        size_t name_len = kf_frames_size (&frames, 0);
+        bool is_event = frames.total == 2 && s_is_watched (self, name, name_len)
+                     && kf_mp_unpack_one (kf_frames_data (&frames, 1), kf_frames_size (&frames, 1),
+                                          event);
         if (is_event && topic_size > 0) {
             size_t copy = name_len < topic_size - 1 ? name_len : topic_size - 1;
             memcpy (topic, name, copy);
             topic [copy] = 0;
         }
-        zmq_msg_close (&parts [0]);
-        zmq_msg_close (&parts [1]);
+        kf_frames_close (&frames);
         if (is_event)
             return 1;
         //  Another topic matched by prefix, or a malformed message: not ours, wait on (the

@@ -213,15 +213,24 @@ s_skip (const unsigned char *d, size_t len, size_t *pos, int depth)
     return true;
 }
 
-bool
-kf_mp_unpack_borrowed (const char *data, size_t len, msgpack_unpacked *result)
+//  One complete object in `data`, nested at most 32 deep; with `is_copied` its strings point into a
+//  copy the result owns (a scalar gets a zone to hold it), else into `data` (a scalar is refused)
+static bool
+s_unpack (const char *data, size_t len, bool is_copied, msgpack_unpacked *result)
 {
     size_t offset = 0, pos = 0;
     msgpack_unpacked_init (result);
     if (!s_skip ((const unsigned char *) data, len, &pos, 33) || pos != len)
         return false;
-    msgpack_unpack_return rc = msgpack_unpack_next (result, data, len, &offset);
-    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len || !result->zone) {
+    char *copy = is_copied ? kf_malloc (len) : NULL;
+    if (copy)
+        memcpy (copy, data, len);
+    msgpack_unpack_return rc = msgpack_unpack_next (result, copy ? copy : data, len, &offset);
+    if (copy && rc == MSGPACK_UNPACK_SUCCESS && !result->zone)
+        result->zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);     //  A scalar needs none
+    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len || !result->zone
+    ||  (copy && !msgpack_zone_push_finalizer (result->zone, free, copy))) {
+        free (copy);
         msgpack_unpacked_destroy (result);
         msgpack_unpacked_init (result);
         return false;
@@ -230,28 +239,17 @@ kf_mp_unpack_borrowed (const char *data, size_t len, msgpack_unpacked *result)
 }
 
 bool
+kf_mp_unpack_borrowed (const char *data, size_t len, msgpack_unpacked *result)
+{
+    return s_unpack (data, len, false, result);
+}
+
+bool
 kf_mp_unpack_one (const char *data, size_t len, msgpack_unpacked *result)
 {
-    size_t offset = 0;
-    msgpack_unpacked_init (result);
-    size_t pos = 0;
-    if (!s_skip ((const unsigned char *) data, len, &pos, 33) || pos != len)
-        return false;
     //  msgpack_unpack_next does not copy: strings point into the input. The copy lives as long
     //  as the result, so a result outlives the frame it came from.
-    char *copy = kf_malloc (len);
-    memcpy (copy, data, len);
-    msgpack_unpack_return rc = msgpack_unpack_next (result, copy, len, &offset);
-    if (rc == MSGPACK_UNPACK_SUCCESS && !result->zone)
-        result->zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);     //  A scalar needs none
-    if (rc != MSGPACK_UNPACK_SUCCESS || offset != len || !result->zone
-    ||  !msgpack_zone_push_finalizer (result->zone, free, copy)) {
-        free (copy);
-        msgpack_unpacked_destroy (result);
-        msgpack_unpacked_init (result);
-        return false;
-    }
-    return true;
+    return s_unpack (data, len, true, result);
 }
 
 int64_t

@@ -300,19 +300,11 @@ kf_variant_from_msgpack (kf_variant_t *variant, const msgpack_object *map)
 static void
 s_with_json (const char *json, kf_variant_t *variant, void (*fn) (kf_variant_t *, const msgpack_object *))
 {
-    if (!json || !*json)
-        return;
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked unpacked;
-    if (kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
-    &&  kf_mp_unpack_one (buffer.data, buffer.size, &unpacked)) {
+    if (json && *json && kf_json_unpack (json, &unpacked)) {
         fn (variant, &unpacked.data);
         msgpack_unpacked_destroy (&unpacked);
     }
-    msgpack_sbuffer_destroy (&buffer);
 }
 
 void

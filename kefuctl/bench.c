@@ -223,22 +223,12 @@ s_prepare (s_bench_t *bench, kf_client_t *client)
     //  its chats would never reach a worker. The bench measures the bot: handoffs off.
     msgpack_sbuffer params;
     msgpack_sbuffer_init (&params);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    kf_mp_pack_kv_str (&pk, "bot_id", "default");
-    kf_mp_pack_cstr (&pk, "handoff");
-    msgpack_pack_map (&pk, 3);
-    kf_mp_pack_kv_int (&pk, "failed_attempts", 0);
-    kf_mp_pack_kv_int (&pk, "emotion_below", 0);
-    kf_mp_pack_kv_int (&pk, "repeated_question", 0);
-    kf_reply_t *update = NULL;
-    rc = kf_client_call (client, "bot.update", params.data, params.size, &update);
+    kefuctl_json_params ("{\"bot_id\":\"default\",\"handoff\":{\"failed_attempts\":0,"
+                         "\"emotion_below\":0,\"repeated_question\":0}}", &params);
+    kf_reply_t *update = kefuctl_call (client, "bot.update", &params);
     msgpack_sbuffer_destroy (&params);
-    if (rc || !update->ok) {
-        kf_reply_destroy (&update);
+    if (!update)
         return NULL;
-    }
     kf_reply_destroy (&update);
     usleep (600000);                            //  Workers poll the knowledge-base version
     char **sessions = kf_calloc (bench->sessions, sizeof (char *));
@@ -428,7 +418,6 @@ s_measure_serial (s_bench_t *bench, void *ctx, char **sessions, int count, bool 
     for (int i = -50; i < count; i++) {         //  The first ones fill the cache and warm up
         char id [32];
         snprintf (id, sizeof id, "hit-%d", i);
-        s_pack_chat (&body, id, "怎么申请退货？", sessions [(i + 50) % bench->sessions], false);
         if (is_health) {
             msgpack_sbuffer_clear (&body);
             msgpack_packer pk;
@@ -437,6 +426,8 @@ s_measure_serial (s_bench_t *bench, void *ctx, char **sessions, int count, bool 
             kf_mp_pack_kv_str (&pk, "id", id);
             kf_mp_pack_kv_str (&pk, "method", "health");
         }
+        else
+            s_pack_chat (&body, id, "怎么申请退货？", sessions [(i + 50) % bench->sessions], false);
         int64_t start = kf_mono_us ();
         s_send (dealer, &body);
         kf_frames_t frames;

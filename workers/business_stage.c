@@ -117,6 +117,7 @@ s_on_chunk (void *arg, const char *text, size_t len, kf_term_kind_t kind)
     (void) kind;
     s_token_ctx_t *ctx = arg;
     msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
     kf_pipeline_pack_token (&body, text, len);
     ctx->stage->send (ctx->stage->arg, "PARTIAL", ctx->job_id, &body);
     msgpack_sbuffer_destroy (&body);

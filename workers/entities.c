@@ -2,6 +2,7 @@
 #include "workers/entities.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include <pthread.h>
 #include <regex.h>
 #include <stdint.h>
@@ -66,25 +67,15 @@ s_fold (const char *text, size_t len, char *folded, size_t *at)
 {
     size_t out = 0;
     for (size_t i = 0; i < len;) {
-        const unsigned char *s = (const unsigned char *) text + i;
-        size_t step = 1;
-        char ascii = 0;
-        if (s [0] >= 0xE0 && s [0] < 0xF0 && i + 2 < len
-        &&  (s [1] & 0xC0) == 0x80 && (s [2] & 0xC0) == 0x80) {
-            uint32_t code = ((uint32_t) (s [0] & 0x0F) << 12) | ((uint32_t) (s [1] & 0x3F) << 6)
-                          | (s [2] & 0x3F);
-            ascii = s_fold_char (code);
-            step = ascii ? 3 : 1;
-        }
-        if (ascii) {
-            at [out] = i;
+        //  Every character s_fold_char knows takes three bytes
+        uint32_t code;
+        char ascii = kf_utf8_decode (text + i, len - i, &code) == 3 ? s_fold_char (code) : 0;
+        at [out] = i;
+        if (ascii)
             folded [out++] = ascii;
-        }
-        else {
-            at [out] = i;
-            folded [out++] = s [0] ? (char) s [0] : ' ';   //  regexec stops at a NUL
-        }
-        i += step;
+        else
+            folded [out++] = text [i] ? text [i] : ' ';     //  regexec stops at a NUL
+        i += ascii ? 3 : 1;
     }
     at [out] = len;
     folded [out] = 0;

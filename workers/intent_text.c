@@ -2,6 +2,7 @@
 #include "workers/intent_text.h"
 #include "workers/intent_classifier.h"
 #include "common/text_norm.h"
+#include "common/utf8.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,8 @@ static const s_rewrite_t s_full_stop = { ".", " xbrk ", false };
 static size_t
 s_prepare (const char *text, size_t len, char *out, kf_intent_breaks_t *breaks)
 {
-    if (len > KF_INTENT_MAX_TEXT) {
-        len = KF_INTENT_MAX_TEXT;
-        while (len > 0 && ((unsigned char) text [len] & 0xC0) == 0x80)
-            len--;              //  Cut on a character boundary
-    }
+    if (len > KF_INTENT_MAX_TEXT)
+        len = kf_utf8_complete_prefix (text, KF_INTENT_MAX_TEXT);
     size_t used = 0;
     bool at_start = true;
     for (size_t i = 0; i < len;) {

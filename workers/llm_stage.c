@@ -48,6 +48,7 @@ struct _kf_llm_stage_t {
     int chunk_chars;
     kf_llm_send_fn *send;
     void *arg;
+    msgpack_sbuffer token;      //  The token event being sent, its memory reused
 };
 
 static void s_on_event (void *arg, uint64_t handle, const kf_up_event_t *event);
@@ -63,6 +64,7 @@ kf_llm_stage_new (const kf_config_t *config, int max_requests, int chunk_chars,
     self->arg = arg;
     self->jobs = kf_dict_new ();
     self->waiting = kf_dict_new ();
+    msgpack_sbuffer_init (&self->token);
     kf_upstream_client_config_t client_config;
     kf_upstream_client_config_defaults (&client_config);
     client_config.max_requests = max_requests;
@@ -121,6 +123,7 @@ kf_llm_stage_destroy (kf_llm_stage_t **self_p)
     kf_upstream_client_destroy (&self->client);
     kf_dict_destroy (&self->jobs);
     kf_dict_destroy (&self->waiting);
+    msgpack_sbuffer_destroy (&self->token);
     free (self);
     *self_p = NULL;
 }
@@ -252,10 +255,8 @@ kf_llm_stage_cancel (kf_llm_stage_t *self, const char *job_id)
 static void
 s_send_token (kf_llm_stage_t *self, s_job_t *job, const char *text, size_t len)
 {
-    msgpack_sbuffer body;
-    kf_pipeline_pack_token (&body, text, len);
-    self->send (self->arg, "PARTIAL", job->job_id, &body);
-    msgpack_sbuffer_destroy (&body);
+    kf_pipeline_pack_token (&self->token, text, len);
+    self->send (self->arg, "PARTIAL", job->job_id, &self->token);
 }
 
 typedef struct {

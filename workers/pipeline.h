@@ -179,8 +179,8 @@ void kf_pipeline_business_fields_free (void *arg);
 //  labels} for the broker's answer cache.
 void kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk);
 
-//  Packs a token event {event: "token", content} into `body` (initialised here; the caller sends
-//  it as PARTIAL and destroys it).
+//  Packs a token event {event: "token", content} into `body`, an initialised buffer it empties
+//  first: a caller keeps one from token to token, so a token costs no allocation.
 void kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len);
 
 //  Packs a failed job's FINAL body {ok: false, error} into `body` (initialised here).

@@ -95,6 +95,17 @@ s_pack_slots (const kf_turn_t *turn, msgpack_packer *pk)
     kf_slots_pack (&shown, pk);
 }
 
+//  Packs "usage" of a turn that called no LLM: no tokens
+static void
+s_pack_no_usage (msgpack_packer *pk)
+{
+    kf_mp_pack_cstr (pk, "usage");
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "prompt_tokens", 0);
+    kf_mp_pack_kv_int (pk, "completion_tokens", 0);
+    kf_mp_pack_kv_int (pk, "total_tokens", 0);
+}
+
 //  Packs what the broker's answer cache keeps: the key's parts and every answer of the item
 static void
 s_pack_cache (kf_turn_t *turn, msgpack_packer *pk)
@@ -135,11 +146,7 @@ kf_pipeline_pack_result (kf_turn_t *turn, msgpack_packer *pk)
         msgpack_pack_nil (pk);
     kf_pipeline_pack_meta_fields (turn, pk);
     kf_mp_pack_kv_int (pk, "failed_attempts", turn->is_answered ? 0 : turn->failed_attempts + 1);
-    kf_mp_pack_cstr (pk, "usage");
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_int (pk, "prompt_tokens", 0);
-    kf_mp_pack_kv_int (pk, "completion_tokens", 0);
-    kf_mp_pack_kv_int (pk, "total_tokens", 0);
+    s_pack_no_usage (pk);
     s_pack_slots (turn, pk);
     if (turn->has_ticket) {
         kf_mp_pack_cstr (pk, "ticket");
@@ -173,11 +180,7 @@ kf_pipeline_business_fields_new (kf_turn_t *turn)
     kf_mp_pack_cstr (&pk, "response_content");
     msgpack_pack_nil (&pk);
     fields->count = 2 + kf_pipeline_pack_meta_fields (turn, &pk);
-    kf_mp_pack_cstr (&pk, "usage");
-    msgpack_pack_map (&pk, 3);
-    kf_mp_pack_kv_int (&pk, "prompt_tokens", 0);
-    kf_mp_pack_kv_int (&pk, "completion_tokens", 0);
-    kf_mp_pack_kv_int (&pk, "total_tokens", 0);
+    s_pack_no_usage (&pk);
     s_pack_slots (turn, &pk);
     fields->count += 2;
     return fields;
@@ -205,10 +208,12 @@ kf_pipeline_business_fields_free (void *arg)
 void
 kf_pipeline_pack_token (msgpack_sbuffer *body, const char *text, size_t len)
 {
-    msgpack_sbuffer_init (body);
-    //  The event's size up front: a first write would take an 8 KiB buffer, once per token
-    body->alloc = len + 32;
-    body->data = kf_malloc (body->alloc);
+    msgpack_sbuffer_clear (body);
+    //  The event's size up front: a first write would take an 8 KiB buffer
+    if (body->alloc < len + 32) {
+        body->alloc = len + 32;
+        body->data = kf_realloc (body->data, body->alloc);
+    }
     msgpack_packer pk;
     msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 2);

@@ -58,6 +58,7 @@ typedef struct {
     uint64_t jobs_done;
     bool can_batch;             //  The broker accepts batched PARTIALs (its FEATURES said so)
     kf_partial_batch_t *batch;  //  PARTIAL events of this loop turn, when it does
+    msgpack_sbuffer token;      //  The token event being sent, its memory reused
 } s_worker_t;
 
 static volatile sig_atomic_t s_interrupted = 0;
@@ -176,10 +177,8 @@ s_connect (s_worker_t *self)
 static void
 s_send_token (s_worker_t *self, const char *job_id, const char *text, size_t len)
 {
-    msgpack_sbuffer body;
-    kf_pipeline_pack_token (&body, text, len);
-    s_send (self, "PARTIAL", job_id, &body);
-    msgpack_sbuffer_destroy (&body);
+    kf_pipeline_pack_token (&self->token, text, len);
+    s_send (self, "PARTIAL", job_id, &self->token);
 }
 
 typedef struct {
@@ -379,6 +378,14 @@ s_cancel_stream (s_worker_t *self, const char *job_id)
         }
 }
 
+//  A FINAL result key that a stopped stream's FINAL does not repeat (it says its own)
+static bool
+s_is_unrepeated (const msgpack_object *key)
+{
+    return kf_mp_str_eq_key (key, "reply") || kf_mp_str_eq_key (key, "cache")
+        || kf_mp_str_eq_key (key, "stopped");
+}
+
 //  Stops a paced stream (the broker's STOP): FINAL with the text streamed so far and "stopped":
 //  true, without the answer-cache entry (a partial answer is never cached). False when unknown.
 static bool
@@ -393,11 +400,8 @@ s_stop_stream (s_worker_t *self, const char *job_id)
         const msgpack_object *result = has_final ? kf_mp_get (&final.data, "result") : NULL;
         uint32_t size = result && result->type == MSGPACK_OBJECT_MAP ? result->via.map.size : 0;
         uint32_t kept = 0;
-        for (uint32_t i = 0; i < size; i++) {
-            const msgpack_object *key = &result->via.map.ptr [i].key;
-            kept += !kf_mp_str_eq_key (key, "reply") && !kf_mp_str_eq_key (key, "cache")
-                 && !kf_mp_str_eq_key (key, "stopped");
-        }
+        for (uint32_t i = 0; i < size; i++)
+            kept += !s_is_unrepeated (&result->via.map.ptr [i].key);
         msgpack_sbuffer body;
         msgpack_sbuffer_init (&body);
         msgpack_packer pk;
@@ -408,8 +412,7 @@ s_stop_stream (s_worker_t *self, const char *job_id)
         msgpack_pack_map (&pk, kept + 2);
         for (uint32_t i = 0; i < size; i++) {
             const msgpack_object *key = &result->via.map.ptr [i].key;
-            if (kf_mp_str_eq_key (key, "reply") || kf_mp_str_eq_key (key, "cache")
-            ||  kf_mp_str_eq_key (key, "stopped"))
+            if (s_is_unrepeated (key))
                 continue;
             msgpack_pack_object (&pk, *key);
             msgpack_pack_object (&pk, result->via.map.ptr [i].val);
@@ -682,6 +685,7 @@ kf_worker_run (const kf_worker_config_t *config)
         s_take_kb (&self, 1000);        //  Start with the knowledge base when there is one
     self.ctx = zmq_ctx_new ();
     self.batch = kf_partial_batch_new (s_send_partials, &self);
+    msgpack_sbuffer_init (&self.token);
     s_connect (&self);
     kf_info ("connected to %s, capacity %d, knowledge base from %s", config->broker,
              config->capacity, config->is_kb_remote ? "the broker" : config->db_path);
@@ -725,6 +729,7 @@ kf_worker_run (const kf_worker_config_t *config)
     s_send (&self, "DISCONNECT", NULL, NULL);
     kf_info ("stopping after %llu jobs", (unsigned long long) self.jobs_done);
     kf_partial_batch_destroy (&self.batch);
+    msgpack_sbuffer_destroy (&self.token);
     s_drop_streams (&self);
     kf_llm_stage_destroy (&self.llm);
     kf_business_stage_destroy (&self.business);

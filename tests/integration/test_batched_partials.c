@@ -5,7 +5,8 @@
     an event the broker does not relay, an empty array, a body that is neither map nor array,
     undecodable bytes, pairs that are not pairs, a job nobody has, a non-streamed job, tokens for a
     job that has finished. A client watching the streams must see every good event alone, with its
-    own seq, in order, and nothing else. */
+    own seq, in order, and nothing else. Last, KB_GET (9.10) with bodies that are not {version: int}:
+    each is answered as one from a worker that has no knowledge base. */
 #include "harness.h"
 #include "common/clock.h"
 #include "common/frames.h"
@@ -261,6 +262,101 @@ s_test_several_jobs (h_raw_t *raw)
     s_expect_reply (raw, "pb-3", "丁的回答");
 }
 
+//  Sends KB_GET as [KFW1, KB_GET, frames...] (`count` frames of `bytes`/`lens` after the command)
+//  and reads the broker's answer: KB_VERSION, or KB_DATA chunks up to the snapshot's end. Returns
+//  the version it names; *is_data says which it was.
+static int64_t
+s_kb_get (int count, const char *const *bytes, const size_t *lens, bool *is_data)
+{
+    const void *data [4] = { "KFW1", "KB_GET" };
+    size_t size [4] = { 4, 6 };
+    for (int i = 0; i < count; i++) {
+        data [2 + i] = bytes [i];
+        size [2 + i] = lens [i];
+    }
+    CHECK_INT (kf_frames_send (s_dealer, 2 + count, data, size, 0), 0);
+    int64_t deadline = kf_mono_us () + 15000000, version = -1, offset = 0, total = 1;
+    *is_data = false;
+    while (offset < total) {
+        zmq_pollitem_t item = { s_dealer, 0, ZMQ_POLLIN, 0 };
+        int64_t left = (deadline - kf_mono_us ()) / 1000;
+        s_send ("HEARTBEAT", NULL, NULL);
+        if (left <= 0)
+            fprintf (stderr, "no answer to KB_GET\n");
+        CHECK (left > 0);
+        if (zmq_poll (&item, 1, left < 200 ? left : 200) <= 0)
+            continue;
+        kf_frames_t frames;
+        CHECK_INT (kf_frames_recv (&frames, s_dealer, 0), 0);
+        bool is_version = kf_frames_is (&frames, 1, "KB_VERSION");
+        if (is_version || kf_frames_is (&frames, 1, "KB_DATA")) {
+            msgpack_unpacked header;
+            CHECK (frames.count >= 3);
+            CHECK (kf_mp_unpack_one (kf_frames_data (&frames, 2), kf_frames_size (&frames, 2), &header));
+            version = kf_mp_get_int (&header.data, "version", -1);
+            if (is_version)
+                offset = total;
+            else {
+                CHECK_INT (frames.count, 4);
+                CHECK_INT (kf_mp_get_int (&header.data, "offset", -1), offset);
+                total = kf_mp_get_int (&header.data, "size", 0);
+                offset += (int64_t) kf_frames_size (&frames, 3);
+                *is_data = true;
+            }
+            msgpack_unpacked_destroy (&header);
+        }
+        kf_frames_close (&frames);
+    }
+    return version;
+}
+
+//  KB_GET bodies that are not {version: int} (none, undecodable, the wrong types, an extra frame)
+//  read as "has none": the whole snapshot, like {version: 0}; the broker goes on
+static void
+s_test_kb_get (void)
+{
+    msgpack_sbuffer body;
+    bool is_data;
+    h_pack_json (&body, "{\"version\":0}");
+    const char *bytes [2] = { body.data, "extra" };
+    size_t lens [2] = { body.size, 5 };
+    int64_t version = s_kb_get (1, bytes, lens, &is_data);
+    msgpack_sbuffer_destroy (&body);
+    CHECK (is_data);
+    CHECK (version > 0);
+    const char *bad [] = { "\"7\"", "{\"version\":\"7\"}", "{\"version\":-5}", "{\"version\":0.5}",
+                           "[1]", "{\"versions\":7}", NULL };
+    for (int i = 0; bad [i]; i++) {
+        h_pack_json (&body, "%s", bad [i]);
+        bytes [0] = body.data;
+        lens [0] = body.size;
+        CHECK_INT (s_kb_get (1, bytes, lens, &is_data), version);
+        if (!is_data)
+            fprintf (stderr, "KB_GET %s: KB_VERSION\n", bad [i]);
+        CHECK (is_data);
+        msgpack_sbuffer_destroy (&body);
+    }
+    const char *raw [] = { "\x92\x81", "", "\xc1" };
+    for (int i = 0; i < 3; i++) {
+        bytes [0] = raw [i];
+        lens [0] = strlen (raw [i]);
+        CHECK_INT (s_kb_get (1, bytes, lens, &is_data), version);
+        CHECK (is_data);
+    }
+    CHECK_INT (s_kb_get (0, bytes, lens, &is_data), version);          //  No body
+    CHECK (is_data);
+    char good [64];
+    snprintf (good, sizeof good, "{\"version\":%lld}", (long long) version);
+    h_pack_json (&body, "%s", good);
+    bytes [0] = body.data;
+    lens [0] = body.size;
+    CHECK_INT (s_kb_get (2, bytes, lens, &is_data), version);          //  An extra frame
+    CHECK (is_data);
+    CHECK_INT (s_kb_get (1, bytes, lens, &is_data), version);          //  Current: KB_VERSION
+    CHECK (!is_data);
+    msgpack_sbuffer_destroy (&body);
+}
+
 int
 main (void)
 {
@@ -273,6 +369,7 @@ main (void)
     s_worker_open (&h, raw.ctx);
     s_test_one_job (&raw);
     s_test_several_jobs (&raw);
+    s_test_kb_get ();
     //  The broker is still well: health answers, the worker is still registered
     kf_client_t *client = h_client (&h);
     kf_reply_t *reply = h_call (client, "health", "{}");
