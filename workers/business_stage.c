@@ -17,6 +17,7 @@ typedef struct {
     uint64_t handle;
     bool is_stream;
     int64_t failed_attempts;    //  Before this turn
+    char *tail;                 //  kf_business_turn_t's, or NULL
     kf_business_fields_fn *fields;
     void *fields_arg;
     kf_business_free_fn *free_arg;
@@ -54,6 +55,7 @@ s_job_free (s_job_t *job)
 {
     if (job->free_arg)
         job->free_arg (job->fields_arg);
+    free (job->tail);
     free (job);
 }
 
@@ -155,6 +157,19 @@ s_answer (kf_business_stage_t *self, const kf_business_outcome_t *outcome, bool 
     msgpack_sbuffer_destroy (&packed);
 }
 
+//  The reply to stream: the API's (heap, taken) then `tail`, a blank line between
+static char *
+s_with_tail (char *reply, const char *tail)
+{
+    if (!tail || !*tail)
+        return reply;
+    size_t size = strlen (reply) + strlen (tail) + 3;
+    char *both = kf_malloc (size);
+    snprintf (both, size, "%s%s%s", reply, *reply ? "\n\n" : "", tail);
+    free (reply);
+    return both;
+}
+
 //  What failed_attempts becomes after a turn that ended with `status`
 static int64_t
 s_failed_attempts (kf_business_status_t status, int64_t previous)
@@ -176,7 +191,7 @@ static void
 s_answer_now (kf_business_stage_t *self, const kf_business_turn_t *turn,
               kf_business_status_t status, const char *code, const char *template)
 {
-    char *reply = kf_business_reply (template, NULL, &turn->vars);
+    char *reply = s_with_tail (kf_business_reply (template, NULL, &turn->vars), turn->tail);
     kf_business_outcome_t outcome = {
         .job_id = turn->job_id, .status = status, .code = code, .reply = reply,
         .is_failure = status == KF_BUSINESS_FAILED,
@@ -209,6 +224,7 @@ kf_business_stage_run (kf_business_stage_t *self, const kf_business_turn_t *turn
     job->handle = handle;
     job->is_stream = turn->is_stream;
     job->failed_attempts = turn->failed_attempts;
+    job->tail = turn->tail && *turn->tail ? kf_strdup (turn->tail) : NULL;
     job->fields = turn->fields;
     job->fields_arg = turn->fields_arg;
     job->free_arg = turn->free_arg;
@@ -231,14 +247,16 @@ s_on_result (void *arg, uint64_t handle, const kf_business_result_t *result)
     s_job_t *job = kf_dict_get (self->by_handle, (const char *) &handle, sizeof handle);
     if (!job)
         return;
+    char *reply = s_with_tail (kf_strdup (result->reply), job->tail);
     kf_business_outcome_t outcome = {
         .job_id = job->job_id, .status = result->status, .code = result->code,
-        .http_status = result->http_status, .reply = result->reply,
+        .http_status = result->http_status, .reply = reply,
         .is_failure = result->status == KF_BUSINESS_TIMEOUT || result->status == KF_BUSINESS_FAILED,
         .failed_attempts = s_failed_attempts (result->status, job->failed_attempts)
     };
     s_answer (self, &outcome, job->is_stream, job->fields, job->fields_arg);
     s_forget (self, job);
+    free (reply);
 }
 
 bool

@@ -49,6 +49,8 @@ typedef struct {
     const char *bot_id;         //  Whose [bot] names the API; NULL: [bot *]
     kf_business_vars_t vars;    //  Entities (this message's, else the session's slots) and ids
     int64_t failed_attempts;    //  Before this turn (the job's context)
+    const char *tail;           //  Put after the API's answer (or its ask), a blank line between:
+                                //  the message's other answers; NULL or "" for none. Copied
     kf_business_fields_fn *fields;  //  Required
     void *fields_arg;           //  Owned by the stage from the call on, freed with free_arg
     kf_business_free_fn *free_arg;

@@ -212,7 +212,7 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
     if (env->kb && is_searched)
         turn->hit_count = kf_kb_index_search (env->kb, turn->bot_id, turn->query, turn->query_len,
                                               turn->hits, KF_PIPELINE_HITS);
-    if (env->kb && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
+    if (env->kb && is_searched && turn->route != KF_ROUTE_CHITCHAT)
         s_retrieve_sub_tasks (turn, env->kb);
 }
 
@@ -260,7 +260,10 @@ s_answer_sub_tasks (kf_turn_t *turn, const kf_pipeline_config_t *config)
     for (int t = 0; t < turn->sub_task_count && turn->also_count < KF_INTENT_MAX_SUBTASKS; t++) {
         if (api && s_is (turn->sub_tasks [t].intent, KF_INTENT_BUSINESS)) {
             //  The API answers a turn of its own: say what it needs when it lacks it (the next
-            //  message then gives it and is answered); a known order number waits for that turn
+            //  message then gives it and is answered); a known order number waits for that turn.
+            //  On the business route this turn is that turn: the stage asks itself
+            if (turn->route == KF_ROUTE_BUSINESS)
+                continue;
             kf_business_vars_t vars = { turn->slots.order_no, turn->slots.phone, NULL, NULL, turn->bot_id };
             if (!kf_business_has_required (api, &vars)) {
                 char *ask = kf_business_reply (api->ask_reply, NULL, &vars);
@@ -297,6 +300,20 @@ s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail)
               tail ? tail : "");
     free (turn->reply);
     turn->reply = reply;
+}
+
+//  The business route: the other requests' knowledge answers, kept in business_tail for the
+//  business stage to put after the API's answer (the stand-in reply stays as it is)
+static void
+s_answer_business_tail (kf_turn_t *turn, const kf_pipeline_config_t *config)
+{
+    char *stand_in = turn->reply;
+    bool was_answered = turn->is_answered;
+    turn->reply = NULL;
+    s_answer_sub_tasks (turn, config);
+    turn->business_tail = turn->reply;
+    turn->reply = stand_in;
+    turn->is_answered = was_answered;
 }
 
 //  An upset customer: an empathetic prefix, then the answer to the question underneath, or an
@@ -367,7 +384,8 @@ s_stage_handoff (kf_turn_t *turn, bool goes_elsewhere)
     free (turn->reply);
     turn->reply = kf_strdup (kf_handoff_reply (turn->handoff_reason));
     free (turn->reminder);
-    turn->reminder = NULL;
+    free (turn->business_tail);
+    turn->reminder = turn->business_tail = NULL;
     turn->source = NULL;
     turn->answer = NULL;
     turn->also_count = 0;
@@ -413,7 +431,18 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
     //  An LLM answers the first request alone, as before (its reply replaces this one)
     if (!goes_elsewhere && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
         s_answer_sub_tasks (turn, config);
+    else
+    if (turn->route == KF_ROUTE_BUSINESS)
+        s_answer_business_tail (turn, config);
     s_stage_handoff (turn, goes_elsewhere);
+    if (turn->reminder && turn->route == KF_ROUTE_BUSINESS) {
+        //  The API's answer comes first, then the tail: the reminder ends it
+        char *reply = turn->reply;
+        turn->reply = turn->business_tail;
+        s_wrap_reply (turn, NULL, turn->reminder);
+        turn->business_tail = turn->reply;
+        turn->reply = reply;
+    }
     if (turn->reminder)
         s_wrap_reply (turn, NULL, turn->reminder);
     turn->is_cacheable = turn->is_cacheable && turn->sub_task_count == 0 && !is_dialog
@@ -452,6 +481,7 @@ kf_turn_release (kf_turn_t *turn)
     free (turn->normalized);
     free (turn->reply);
     free (turn->reminder);
+    free (turn->business_tail);
     kf_slots_release (&turn->slots);
-    turn->normalized = turn->reply = turn->reminder = NULL;
+    turn->normalized = turn->reply = turn->reminder = turn->business_tail = NULL;
 }

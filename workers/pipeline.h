@@ -90,6 +90,8 @@ typedef struct {
     kf_route_t route;
     bool has_ticket;            //  The ticket is complete: the result carries it, reply ""
     char *reminder;             //  What a waiting dialog still needs, put after the answer
+    char *business_tail;        //  Route business: what follows the API's answer (the other
+                                //  requests' knowledge answers, the reminder), or NULL
     //  retrieve
     kf_kb_hit_t hits [KF_PIPELINE_HITS];
     int hit_count;
@@ -165,7 +167,7 @@ int kf_pipeline_pack_turn_fields (const kf_turn_t *turn, msgpack_packer *pk);
 //  The business stage's fields callback (business_stage.h) for a turn that needs the business API
 //  (kf_pipeline_needs_business): the result's fields besides reply: response_type "text",
 //  response_content nil, the meta fields (no sources or suggestions: the knowledge answer that
-//  stood in is dropped), usage, slots, and failed_attempts from the outcome (a failed call counts
+//  stood in is dropped; the items of the other requests answered in business_tail stay), usage, slots, and failed_attempts from the outcome (a failed call counts
 //  as an unanswered turn; it escalates at the next unanswered turn, reason 3).
 //  kf_pipeline_business_fields_new packs the turn's part at once (heap, for the stage's
 //  fields_arg, freed by kf_pipeline_business_fields_free); the turn may be released afterwards.

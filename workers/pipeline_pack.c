@@ -173,8 +173,7 @@ kf_pipeline_business_fields_new (kf_turn_t *turn)
     msgpack_packer_init (&pk, &fields->packed, msgpack_sbuffer_write);
     turn->source = NULL;            //  The API answers, not the knowledge base
     turn->answer = NULL;
-    turn->also_count = 0;
-    turn->suggestion_count = 0;
+    turn->suggestion_count = 0;     //  The other requests' items (also) answer in the tail
     turn->confidence = turn->intent_confidence;
     kf_mp_pack_kv_str (&pk, "response_type", "text");
     kf_mp_pack_cstr (&pk, "response_content");

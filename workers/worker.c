@@ -239,7 +239,7 @@ s_run_business (s_worker_t *self, const char *job_id, const msgpack_object *job,
     kf_business_turn_t business = {
         .job_id = job_id, .is_stream = is_stream, .bot_id = turn->bot_id,
         .vars = { turn->slots.order_no, turn->slots.phone, user_id, session_id, turn->bot_id },
-        .failed_attempts = turn->failed_attempts,
+        .failed_attempts = turn->failed_attempts, .tail = turn->business_tail,
         .fields = kf_pipeline_business_fields, .fields_arg = fields,
         .free_arg = kf_pipeline_business_fields_free
     };

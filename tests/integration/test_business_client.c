@@ -46,6 +46,7 @@ static struct {
     s_job_t jobs [64];
     int job_count;
     int freed;                  //  Callback arguments freed by the stage
+    const char *tail;           //  What the next turns put after the API's answer
 } s_test;
 
 static s_job_t *
@@ -153,7 +154,7 @@ s_start (const char *job_id, const char *bot, const char *order_no, const char *
     kf_business_turn_t turn = {
         .job_id = job_id, .is_stream = true, .bot_id = bot,
         .vars = { order_no, phone, "user-1", "sess-1", bot },
-        .failed_attempts = failed_before,
+        .failed_attempts = failed_before, .tail = s_test.tail,
         .fields = s_fields, .fields_arg = kf_strdup (S_INTENT), .free_arg = s_free_arg
     };
     return kf_business_stage_run (s_test.stage, &turn);
@@ -264,6 +265,15 @@ s_check_answered (void)
     s_start ("j-digits", "shop", "20240315001", NULL, 0);
     CHECK (s_run ("j-digits", 5000));
     CHECK (strstr (s_job ("j-digits")->reply, "已签收"));
+
+    //  The message's other answers follow the API's, a blank line between, streamed too
+    s_test.tail = "退货请在App「我的订单」里申请售后。";
+    s_start ("j-tail", "shop", "ORD-2024-002", NULL, 0);
+    s_test.tail = NULL;             //  Copied: the call outlives the turn's text
+    CHECK (s_run ("j-tail", 5000));
+    CHECK_STR (s_job ("j-tail")->reply, "您的订单 ORD-2024-002 待发货：暂无物流信息 （商品：智能手环）"
+                                        "\n\n退货请在App「我的订单」里申请售后。");
+    CHECK_STR (s_job ("j-tail")->tokens, s_job ("j-tail")->reply);
 }
 
 static void
@@ -352,6 +362,10 @@ s_check_ask (void)
     CHECK_INT (job->failed_attempts, 2);
     CHECK_INT (s_start ("j-ask2", "post", "", "", 0), KF_BUSINESS_RUN_ANSWERED);
     CHECK_STR (s_job ("j-ask2")->reply, KF_CONFIG_DEFAULT_ASK_REPLY);
+    s_test.tail = "（您的报修工单还未提交）";
+    CHECK_INT (s_start ("j-ask3", "post", "", "", 0), KF_BUSINESS_RUN_ANSWERED);
+    s_test.tail = NULL;
+    CHECK_STR (s_job ("j-ask3")->reply, KF_CONFIG_DEFAULT_ASK_REPLY "\n\n（您的报修工单还未提交）");
     s_run (NULL, 100);
     CHECK_INT (s_stat ("requests"), before);
 }

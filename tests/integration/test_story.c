@@ -112,6 +112,33 @@ s_business_query (int port)
     CHECK_INT (h_fake_stat (stats, "orders"), before + 1);
     CHECK (strstr (stats, "ORD-2024-001"));
     free (stats);
+
+    //  Two requests, the order first: the API's answer, then the knowledge base's for the other
+    reply = s_say (session, sizeof session, "查下订单ORD-2024-001的物流，顺便问下怎么申请退货");
+    CHECK_STR (h_str (reply->result, "intent"), "business_query");
+    text = h_str (reply->result, "reply");
+    const char *api = strstr (text, "顺丰速运"), *kb = strstr (text, "申请售后");
+    CHECK (api && kb && api < kb);
+    const msgpack_object *sources = kf_mp_get (reply->result, "sources");
+    CHECK (sources && sources->type == MSGPACK_OBJECT_ARRAY && sources->via.array.size == 1);
+    CHECK_STR (h_str (&sources->via.array.ptr [0], "external_id"), "faq-001");
+    kf_reply_destroy (&reply);
+
+    //  A ticket waits for its address while the customer asks about the order: the API answers
+    //  and the reminder follows
+    char other [64] = "";
+    reply = s_say (other, sizeof other, "我要报修，家里水管漏水了");
+    CHECK_STR (h_str (reply->result, "intent"), "ticket");
+    kf_reply_destroy (&reply);
+    reply = s_say (other, sizeof other, "订单ORD-2024-001到哪了");
+    CHECK_STR (h_str (reply->result, "intent"), "business_query");
+    text = h_str (reply->result, "reply");
+    api = strstr (text, "顺丰速运");
+    const char *reminder = strstr (text, "工单还未提交");
+    CHECK (api && reminder && api < reminder);
+    kf_reply_destroy (&reply);
+    reply = s_say (other, sizeof other, "取消");
+    kf_reply_destroy (&reply);
 }
 
 static void
