@@ -120,6 +120,38 @@ s_is_order_no (const char *value, size_t len)
     return true;
 }
 
+//  Whether `cp` says something: a letter, a digit or a character of a script; punctuation,
+//  symbols, spaces and emoji do not
+static bool
+s_is_word_char (uint32_t cp)
+{
+    if (cp < 0x80)
+        return (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z');
+    if (cp < 0xC0 || (cp >= 0x2000 && cp <= 0x2BFF) || (cp >= 0x3000 && cp <= 0x303F)
+    ||  (cp >= 0xE000 && cp <= 0xF8FF) || (cp >= 0xFE10 && cp <= 0xFE6F) || cp >= 0x1F000)
+        return false;
+    if (cp >= 0xFF00 && cp <= 0xFFEF)       //  Full-width: its digits and letters only
+        return (cp >= 0xFF10 && cp <= 0xFF19) || (cp >= 0xFF21 && cp <= 0xFF3A)
+            || (cp >= 0xFF41 && cp <= 0xFF5A);
+    return cp != 0xFFFD;
+}
+
+//  Number of word characters (s_is_word_char) in valid UTF-8 `value`
+static size_t
+s_word_chars (const char *value, size_t len)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < len; ) {
+        uint32_t cp;
+        int n = kf_utf8_decode (value + i, len - i, &cp);
+        if (n <= 0)
+            break;
+        count += s_is_word_char (cp);
+        i += (size_t) n;
+    }
+    return count;
+}
+
 const char *
 kf_ticket_field_check (const kf_ticket_field_t *field, const char *value, size_t len)
 {
@@ -133,5 +165,8 @@ kf_ticket_field_check (const kf_ticket_field_t *field, const char *value, size_t
         return "must be a mobile or landline number";
     if (strcmp (field->name, "order_no") == 0 && !s_is_order_no (value, len))
         return "must be letters, digits, '-' and '_'";
+    //  "？？？" or "😡😡" describes nothing and locates nothing
+    if (s_word_chars (value, len) < (size_t) (field->min_chars < 2 ? field->min_chars : 2))
+        return "must say something in words, not only punctuation or symbols";
     return NULL;
 }

@@ -600,6 +600,9 @@ s_test_execute (kf_client_t *client, char *session, size_t size)
              "\"description\":\"空调不制冷\"}}");
     s_fails (client, m, "invalid_param", "params.params.phone",
              "{\"intent\":\"ticket\",\"params\":{\"type\":\"投诉\",\"phone\":\"123\",\"description\":\"差评\"}}");
+    s_fails (client, m, "invalid_param", "not only punctuation",
+             "{\"intent\":\"ticket\",\"params\":{\"type\":\"投诉\",\"phone\":\"13800138000\","
+             "\"description\":\"？？？！\"}}");
     s_fails (client, m, "invalid_param", "not a field",
              "{\"intent\":\"ticket\",\"params\":{" S_REPAIR ",\"order_no\":\"ORD-1\"}}");
     s_fails (client, m, "invalid_param", "not a field",

@@ -126,6 +126,31 @@ s_test_type_asked (void)
     CHECK_INT (s_turn (&d, "13900001111，快递员把我的包裹扔在门口不管了", false), KF_TICKET_COMPLETE);
     CHECK_STR (kf_slots_field (&d.slots, "description"), "快递员把我的包裹扔在门口不管了");
     s_dialog_destroy (&d);
+
+    //  Punctuation, symbols or emoji describe nothing: asked again
+    s_dialog_init (&d);
+    CHECK_INT (s_turn (&d, "我要咨询", false), KF_TICKET_ASK);
+    CHECK_INT (s_turn (&d, "13900001111", false), KF_TICKET_ASK);
+    CHECK_STR (d.slots.awaiting, "description");
+    const char *nothing [] = { "？？？", "。。。！！", "😡😡😡", "……", "~~~", "!!", "？ ？" };
+    for (size_t i = 0; i < sizeof nothing / sizeof nothing [0]; i++) {
+        CHECK_INT (s_turn (&d, nothing [i], false), KF_TICKET_ASK);
+        CHECK (strstr (d.reply, "没能识别您的回答"));
+        CHECK_STR (d.slots.awaiting, "description");
+    }
+    CHECK_INT (s_turn (&d, "物业费能按季度交吗？", false), KF_TICKET_COMPLETE);
+    CHECK_STR (kf_slots_field (&d.slots, "description"), "物业费能按季度交吗？");
+    s_dialog_destroy (&d);
+
+    const kf_ticket_field_t *description = kf_ticket_field_find ("description", 11);
+    const kf_ticket_field_t *address = kf_ticket_field_find ("address", 7);
+    CHECK (kf_ticket_field_check (description, "坏了", strlen ("坏了")) == NULL);
+    CHECK (kf_ticket_field_check (description, "ok", 2) == NULL);
+    CHECK (kf_ticket_field_check (description, "ＯＫ", strlen ("ＯＫ")) == NULL);
+    CHECK (kf_ticket_field_check (description, "？好", strlen ("？好")) != NULL);   //  One word char
+    CHECK (kf_ticket_field_check (description, "？？？", strlen ("？？？")) != NULL);
+    CHECK (kf_ticket_field_check (address, "、、、、、", strlen ("、、、、、")) != NULL);
+    CHECK (kf_ticket_field_check (address, "朝阳区建国路", strlen ("朝阳区建国路")) == NULL);
 }
 
 //  售后: the order number and phone from the first message; a side question keeps the draft
