@@ -10,7 +10,7 @@
 //  "如何退货" and "怎么退货" look alike.
 static const char *s_fillers [] = {
     "我想咨询一下", "麻烦问一下", "我想问一下", "请问一下", "我想问下", "想问一下", "咨询一下",
-    "问一下", "请问", "你好", "您好", "在吗", "谢谢", NULL
+    "问一下", "请问", "你好", "您好", "在吗", "谢谢", "我要", "我想", NULL
 };
 static const char *s_question_words [] = { "怎么样", "怎样", "如何", "咋", NULL };
 static const char *s_particles = "吗呢啊呀吧哈哦嘛啦呐";

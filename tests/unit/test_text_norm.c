@@ -48,6 +48,8 @@ main (void)
     //  Width, case, script, punctuation, emoji, fillers, particles, question words
     s_check_norm ("你好，请问怎么申请退货？", "怎么申请退货");
     s_check_norm ("请问一下，如何申请退货呢？？", "怎么申请退货");
+    s_check_norm ("我要退货", "退货");
+    s_check_norm ("我想退货怎么操作", "退货怎么操作");
     s_check_norm ("怎麼申請退貨", "怎么申请退货");
     s_check_norm ("ＶＩＰ会员有什么权益", "vip会员有什么权益");
     s_check_norm ("App登录不了😭😭", "app登录不了");
