@@ -26,6 +26,11 @@ static const char *s_no_answer =
     "抱歉，我暂时没有找到这个问题的答案。您可以换个说法再问一次，或者输入“转人工”联系人工客服。";
 static const char *s_suggest_intro = "抱歉，我不太确定您的意思，您是不是想问：";
 static const char *s_empathy_prefix = "非常抱歉给您带来不便。";
+//  A business query of a bot without a business API that the knowledge base does not answer
+static const char *s_no_api_order =
+    "抱歉，我这里暂时查不到订单 %s 的实时信息。如需查询，请输入“转人工”，人工客服会为您处理。";
+static const char *s_no_api =
+    "抱歉，我这里暂时查不到订单、物流或退款的实时信息。如需查询，请输入“转人工”，人工客服会为您处理。";
 static const char *s_empathy_apology =
     "您反映的问题我已经记录下来了，如需人工客服协助处理，请输入“转人工”，我们会尽快为您解决。";
 
@@ -249,6 +254,23 @@ s_answer_knowledge (kf_turn_t *turn, const kf_pipeline_config_t *config)
         used += snprintf (turn->reply + used, size - used, "\n%d. %s", i + 1, turn->suggestions [i]);
 }
 
+//  A business query no API answers and the knowledge base does not either: say so, and how to
+//  reach a person, instead of guessing at questions ("订单号是 ORD-2024-001" is no question for
+//  the knowledge base). Still unanswered: it counts towards failed_attempts
+static void
+s_answer_without_api (kf_turn_t *turn)
+{
+    free (turn->reply);
+    turn->suggestion_count = 0;
+    if (*turn->slots.order_no) {
+        size_t size = strlen (s_no_api_order) + strlen (turn->slots.order_no);
+        turn->reply = kf_malloc (size);
+        snprintf (turn->reply, size, s_no_api_order, turn->slots.order_no);
+    }
+    else
+        turn->reply = kf_strdup (s_no_api);
+}
+
 //  The other requests of the message (kf_pipeline_prepare searched their clauses): each one the
 //  knowledge base answers follows the first answer, its item a source too (counts as answered
 //  when any request was); a business request of a bot with an API asks for the order number
@@ -419,6 +441,9 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         case KF_ROUTE_KNOWLEDGE:
             //  Business: the knowledge answer stands in until the business stage replaces it
             s_answer_knowledge (turn, config);
+            if (turn->route == KF_ROUTE_KNOWLEDGE && s_is (turn->intent, KF_INTENT_BUSINESS)
+            &&  !turn->is_answered)
+                s_answer_without_api (turn);
             break;
     }
     bool is_dialog = turn->was_awaiting || turn->slots.has_draft;

@@ -532,6 +532,12 @@ s_test_business_entities (s_world_t *world)
     s_chat (world, "订单号是 ORD-2024-001", NULL, 0, 1, &r1);
     CHECK_STR (s_str (r1.result, "intent"), "business_query");
     CHECK_STR (s_str (kf_mp_get (r1.result, "slots"), "order_no"), "ORD-2024-001");
+    //  No business API and no knowledge answer: says it cannot look the order up and how to
+    //  reach a person, no "did you mean" guesses; an unanswered turn
+    CHECK_STR (s_str (r1.result, "reply"), "抱歉，我这里暂时查不到订单 ORD-2024-001 的实时信息。"
+                                           "如需查询，请输入“转人工”，人工客服会为您处理。");
+    CHECK_INT (kf_mp_get (r1.result, "suggestions")->via.array.size, 0);
+    CHECK_INT (kf_mp_get_int (r1.result, "failed_attempts", -1), 1);
     s_chat (world, "那它的物流到哪了？", &r1, 0, 1, &r2);
     CHECK_STR (s_str (r2.result, "intent"), "business_query");
     CHECK_STR (s_str (kf_mp_get (r2.result, "slots"), "order_no"), "ORD-2024-001");
