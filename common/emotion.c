@@ -327,7 +327,11 @@ s_shouting_cues (s_state_t *state, const s_folded_t *f)
             upper += f->orig [end] >= 'A' && f->orig [end] <= 'Z';
             end++;
         }
-        if (end - i >= 3 && upper == end - i && !s_is_acronym (f->orig + i, end - i)
+        //  Part of an identifier is no shouting: ORD-2024-001, SKU_88, ABC123 (s_is_alnum ran
+        //  over its digits: upper < end - i)
+        bool is_code = (i > 0 && (f->orig [i - 1] == '-' || f->orig [i - 1] == '_'))
+                    || (end < f->count && (f->orig [end] == '-' || f->orig [end] == '_'));
+        if (end - i >= 3 && upper == end - i && !is_code && !s_is_acronym (f->orig + i, end - i)
             && total > S_CAPS_FLOOR) {
             s_add (state, "CAPS", -0.4, false, false);
             total -= 0.4;

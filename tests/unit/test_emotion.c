@@ -98,6 +98,15 @@ s_test_cues (void)
     CHECK (s_score ("REFUND NOW") < KF_EMOTION_UPSET_BELOW);
     CHECK_LOWER ("WHERE IS MY ORDER", "where is my order");
     CHECK_RANGE ("我的APP和VIP怎么用", 0.45, 0.8);   //  Acronyms are not shouting
+    //  Nor is an identifier: an order number in capitals is not an angry customer
+    CHECK (s_score ("订单ORD-2024-001到哪了") == s_score ("订单到哪了"));
+    CHECK (s_score ("SKU_ABC 有货吗") == s_score ("有货吗"));
+    CHECK (s_score ("我的订单ORD-2024-001怎么还没到") >= KF_EMOTION_ESCALATE_BELOW);
+    //  Complaints about the service itself
+    const char *about_service [] = { "你们效率太低了", "你听不懂吗", "答非所问", "能不能靠谱点",
+                                     "问了半天没人理" };
+    for (size_t i = 0; i < sizeof about_service / sizeof about_service [0]; i++)
+        CHECK (s_score (about_service [i]) < KF_EMOTION_UPSET_BELOW);
     //  Full-width latin and traditional characters fold
     CHECK (s_score ("ｓｂ客服") < 0.2);
     CHECK (s_score ("氣死我了") < KF_EMOTION_UPSET_BELOW);
