@@ -1,5 +1,6 @@
 /*  dict.c - open-addressing string hash table with tombstones and FNV-1a hashing. */
 #include "common/dict.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,12 +24,7 @@ struct _kf_dict_t {
 static uint64_t
 s_hash (const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char) key [i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return kf_fnv1a (KF_FNV1A_BASIS, key, len);
 }
 
 kf_dict_t *

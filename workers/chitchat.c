@@ -1,5 +1,6 @@
 /*  chitchat.c - the small-talk table of one bot and its matching. See chitchat.h. */
 #include "workers/chitchat.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "workers/intent_classifier.h"
 #include <stdbool.h>
@@ -47,14 +48,6 @@ kf_chitchat_destroy (kf_chitchat_t **self_p)
     *self_p = NULL;
 }
 
-static uint64_t
-s_hash (const char *s, size_t len, uint64_t hash)
-{
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (unsigned char) s [i]) * 1099511628211ULL;
-    return hash;
-}
-
 static int
 s_compare (const void *a, const void *b)
 {
@@ -89,11 +82,11 @@ s_bigrams (const char *normal, uint64_t *out)
     }
     int count = 0;
     if (unit_count == 1)
-        out [count++] = s_hash (units [0], lens [0], 1469598103934665603ULL);
+        out [count++] = kf_fnv1a (KF_FNV1A_BASIS, units [0], lens [0]);
     for (int u = 0; u + 1 < unit_count && count < S_MAX_BIGRAMS; u++) {
-        uint64_t hash = s_hash (units [u], lens [u], 1469598103934665603ULL);
-        hash = s_hash ("|", 1, hash);
-        out [count++] = s_hash (units [u + 1], lens [u + 1], hash);
+        uint64_t hash = kf_fnv1a (KF_FNV1A_BASIS, units [u], lens [u]);
+        hash = kf_fnv1a (hash, "|", 1);
+        out [count++] = kf_fnv1a (hash, units [u + 1], lens [u + 1]);
     }
     qsort (out, count, sizeof *out, s_compare);
     int unique = 0;

@@ -2,6 +2,7 @@
     See intent_classifier.h for the contract. Both models are linear over binary features, so a
     trained model is a feature table (hash -> row) and a row of per-intent weights per feature. */
 #include "workers/intent_classifier.h"
+#include "common/hash.h"
 #include "workers/intent_text.h"
 #include "common/json_codec.h"
 #include "common/log.h"
@@ -101,10 +102,7 @@ kf_intent_model_destroy (kf_intent_model_t **self_p)
 static uint64_t
 s_hash (char kind, const char *s, size_t len)
 {
-    uint64_t hash = 1469598103934665603ULL;
-    hash = (hash ^ (unsigned char) kind) * 1099511628211ULL;
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (unsigned char) s [i]) * 1099511628211ULL;
+    uint64_t hash = kf_fnv1a (kf_fnv1a (KF_FNV1A_BASIS, &kind, 1), s, len);
     return hash ? hash : 1;
 }
 

@@ -26,6 +26,7 @@
     (tests/bench/kb_bench --check measures it). Comparisons use confidence^5 = query cover^3 * doc
     cover^2, so the loops need no pow. A search allocates nothing but the normalized text. */
 #include "workers/kb_index.h"
+#include "common/hash.h"
 #include "workers/kb_index_private.h"
 #include "common/log.h"
 #include "common/text_norm.h"
@@ -55,10 +56,7 @@
 static bool
 s_unknown_is_new (kf_kb_index_t *self, const char *term, size_t len)
 {
-    uint64_t hash = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (unsigned char) term [i]) * 1099511628211ULL;
-    hash |= 1;
+    uint64_t hash = kf_fnv1a (KF_FNV1A_BASIS, term, len) | 1;
     size_t mask = self->unknown_capacity - 1;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
         if (self->unknown [i] == hash)

@@ -29,6 +29,7 @@
     names slow first tokens and mismatched streams; LLM_BENCH_TRACE=FILE writes every token's
     arrival (µs), latency (µs) and stream. */
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/frames.h"
 #include "common/mpack.h"
 #include "common/wire.h"
@@ -413,14 +414,6 @@ s_index (s_bench_t *self, const char *id, size_t len)
 
 //  --- Stream events -----------------------------------------------------------------------------
 
-static uint64_t
-s_fnv (uint64_t hash, const char *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (unsigned char) data [i]) * 1099511628211ULL;
-    return hash;
-}
-
 static int
 s_tokens_of (s_bench_t *self, int index)
 {
@@ -440,7 +433,7 @@ s_on_text (s_bench_t *self, int index, const char *text, size_t len, int64_t now
             self->open_now++;
         }
     }
-    stream->hash = s_fnv (stream->hash, text, len);
+    stream->hash = kf_fnv1a (stream->hash, text, len);
     size_t limit = (size_t) s_tokens_of (self, index) * S_TOKEN_LEN;
     for (size_t i = 0; i < len && !stream->is_bad; i++, stream->pos++) {
         if (stream->pos >= limit) {
@@ -532,7 +525,7 @@ s_on_event (s_bench_t *self, kf_frames_t *frames, int64_t now)
         stream->has_done = true;
         stream->done_seq = (int) seq;
         stream->is_done_same = kf_mp_str (kf_mp_get (event, "reply"), &text, &len)
-                            && s_fnv (14695981039346656037ULL, text, len) == stream->hash;
+                            && kf_fnv1a (KF_FNV1A_BASIS, text, len) == stream->hash;
         stream->done_len = stream->is_done_same || kf_mp_str (kf_mp_get (event, "reply"), &text, &len) ? len : 0;
         s_on_end (self, index, now);
     }
@@ -563,7 +556,7 @@ s_on_reply (s_bench_t *self, kf_frames_t *frames)
             stream->last_seq = (int) kf_mp_get_int (result, "last_seq", -1);
             //  The reply may come before the last events (3.4): compared once all are in
             if (kf_mp_str (kf_mp_get (result, "reply"), &text, &len))
-                stream->reply_hash = s_fnv (14695981039346656037ULL, text, len);
+                stream->reply_hash = kf_fnv1a (KF_FNV1A_BASIS, text, len);
             if (!stream->is_reply_ok
             &&  kf_mp_str (kf_mp_get (kf_mp_get (&reply.data, "error"), "name"), &text, &len))
                 snprintf (stream->error, sizeof stream->error, "%.*s", (int) len, text);
@@ -800,7 +793,7 @@ main (int argc, char *argv [])
     self.total = self.opt.streams + S_WARM_STREAMS;
     self.all = calloc (self.total, sizeof (s_stream_t));
     for (int i = 0; i < self.total; i++)
-        self.all [i].hash = 14695981039346656037ULL;
+        self.all [i].hash = KF_FNV1A_BASIS;
     self.latencies = malloc ((size_t) self.opt.streams * self.opt.tokens * sizeof (int32_t));
     self.steady = malloc ((size_t) self.opt.streams * self.opt.tokens * sizeof (int32_t));
 
