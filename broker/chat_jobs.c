@@ -204,6 +204,16 @@ s_begin (kf_broker_t *self, kf_job_t *job)
     s_ready_push (self, job, false);
 }
 
+//  Ends a job whose deadline passed with 504, naming its own deadline (an LLM bot's is longer)
+static void
+s_fail_timeout (kf_broker_t *self, kf_job_t *job)
+{
+    kf_error_t err;
+    kf_error_set (&err, KF_E_TIMEOUT, "no answer within %lld ms",
+                  (long long) ((job->deadline_us - job->accepted_us) / 1000));
+    kf_cj_fail (self, job, &err);
+}
+
 static void
 s_job_free (kf_job_t *job)
 {
@@ -239,9 +249,7 @@ s_start_next (kf_broker_t *self, kf_session_t *session)
             s_begin (self, next);       //  Active until answered, unless the cache answered it
             continue;
         }
-        kf_error_t err;
-        kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
-        kf_cj_fail (self, next, &err);
+        s_fail_timeout (self, next);
     }
     s_starting = outer;
 }
@@ -555,9 +563,7 @@ s_expire (kf_broker_t *self, kf_job_t *job)
     //  with an upstream error first; a broker deadline means time spent queued for a slot or a
     //  stuck worker, and must not open the breaker under load
     kf_llm_release (self, job->id_str, KF_OUTCOME_NONE);
-    kf_error_t err;
-    kf_error_set (&err, KF_E_TIMEOUT, "no answer within %d ms", self->config->job_timeout_ms);
-    kf_cj_fail (self, job, &err);
+    s_fail_timeout (self, job);
 }
 
 void

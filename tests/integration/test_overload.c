@@ -67,6 +67,7 @@ s_test_deadline (void)
     CHECK (reply && !reply->ok);
     CHECK_INT (kf_errc_code (reply->error.errc), 504);
     CHECK_STR (kf_errc_name (reply->error.errc), "timeout");
+    CHECK_STR (reply->error.message, "no answer within 300 ms");
     kf_reply_destroy (&reply);
     bool has_error = false;
     char topic [64];
