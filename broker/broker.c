@@ -12,7 +12,9 @@
 #include "broker/history.h"
 #include "broker/stop_method.h"
 #include "broker/supervisor.h"
+#include "broker/zap.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
@@ -339,10 +341,17 @@ s_heartbeat (kf_broker_t *self, int64_t now_us)
 
 //  --- Setup ------------------------------------------------------------------------------------
 
+//  Binds a socket of `type`; with `curve`, a CURVE server whose peers ZAP checks under `domain`
 static void *
-s_bind (kf_broker_t *self, int type, const char *endpoint)
+s_bind (kf_broker_t *self, int type, const char *endpoint, const kf_curve_t *curve,
+        const char *domain)
 {
     void *socket = zmq_socket (self->ctx, type);
+    if (curve && kf_curve_server_setup (socket, curve, domain)) {
+        kf_error ("cannot make %s a CURVE server: %s", endpoint, zmq_strerror (errno));
+        zmq_close (socket);
+        return NULL;
+    }
     int on = 1, linger = 1000, hwm = 1000000;
     zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -375,6 +384,21 @@ s_connect_endpoint (const char *bind, char *out, size_t size)
         snprintf (out, size, "%.*s://127.0.0.1:%s", (int) (any - bind), bind, any + 11);
     else
         snprintf (out, size, "%s", bind);
+}
+
+//  Local workers under CURVE: a key pair made for them at start (let in by ZAP), handed over in
+//  their environment with the broker's public key (never on a command line: ps shows those)
+static int
+s_local_worker_keys (kf_zap_t *zap, const kf_curve_t *curve)
+{
+    kf_curve_t local;
+    if (kf_curve_keypair (&local))
+        return -1;
+    kf_zap_allow_key (zap, KF_ZAP_WORKERS, local.public_key);
+    int rc = setenv ("KEFU_WORKER_SECRET", local.secret_key, 1) || setenv ("KEFU_BROKER_KEY", curve->public_key, 1)
+           || unsetenv ("KEFU_CURVE_KEY");
+    kf_curve_wipe (&local);
+    return rc ? -1 : 0;
 }
 
 static kf_supervisor_t *
@@ -466,13 +490,16 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
             timeout = s_min_timeout (timeout, 200);
         if (self->dirty_since_us)
             timeout = s_min_timeout (timeout, (S_COMMIT_AGE_US - (now - self->dirty_since_us)) / 1000 + 1);
-        zmq_pollitem_t items [3] = {
+        zmq_pollitem_t items [4] = {
             { self->streams, 0, ZMQ_POLLIN, 0 },
             { self->requests, 0, ZMQ_POLLIN, 0 },
             { self->workers, 0, ZMQ_POLLIN, 0 },
+            { self->zap ? kf_zap_socket (self->zap) : NULL, 0, ZMQ_POLLIN, 0 },
         };
-        if (zmq_poll (items, 3, timeout < 0 ? 0 : timeout) == -1 && errno != EINTR)
+        if (zmq_poll (items, self->zap ? 4 : 3, timeout < 0 ? 0 : timeout) == -1 && errno != EINTR)
             break;
+        if (self->zap && (items [3].revents & ZMQ_POLLIN))
+            kf_zap_on_readable (self->zap);
         if (items [0].revents & ZMQ_POLLIN)
             s_drain (self, self->streams, s_on_subscription);
         if (items [1].revents & ZMQ_POLLIN)
@@ -507,6 +534,47 @@ s_loop (kf_broker_t *self, kf_supervisor_t *supervisor)
     }
 }
 
+//  CURVE on: the broker's key pair read, the ZAP handler bound (before any CURVE socket, so no
+//  handshake goes unchecked) with the keys each domain lets in. Returns 0 or -1 (logged)
+static int
+s_secure (kf_broker_t *self, kf_curve_t *curve)
+{
+    const kf_broker_config_t *config = self->config;
+    char why [512];
+    if (kf_curve_read_keypair (curve, config->curve_key_path, why, sizeof why)) {
+        kf_error ("%s", why);
+        return -1;
+    }
+    if (!(self->zap = kf_zap_new (self->ctx))) {
+        kf_error ("cannot start the ZAP handler: %s", zmq_strerror (errno));
+        return -1;
+    }
+    const char *clients = config->authorized_clients, *workers = config->authorized_workers;
+    if (!clients || strcmp (clients, "any") == 0) {
+        kf_zap_allow_any (self->zap, KF_ZAP_CLIENTS);
+        kf_warn ("CURVE: any client key is let in (encrypted, not authenticated); "
+                 "--authorized-clients FILE lets in only the keys listed");
+    }
+    else
+    if (kf_zap_allow_file (self->zap, KF_ZAP_CLIENTS, clients, why, sizeof why)) {
+        kf_error ("%s", why);
+        return -1;
+    }
+    if (workers && strcmp (workers, "any") == 0)
+        kf_zap_allow_any (self->zap, KF_ZAP_WORKERS);
+    else
+    if (workers && kf_zap_allow_file (self->zap, KF_ZAP_WORKERS, workers, why, sizeof why)) {
+        kf_error ("%s", why);
+        return -1;
+    }
+    if (config->local_workers > 0 && s_local_worker_keys (self->zap, curve)) {
+        kf_error ("cannot make the local workers' key pair");
+        return -1;
+    }
+    kf_info ("CURVE on, broker public key %s", curve->public_key);
+    return 0;
+}
+
 int
 kf_broker_run (const kf_broker_config_t *config)
 {
@@ -525,9 +593,14 @@ kf_broker_run (const kf_broker_config_t *config)
         return 1;
     }
     self.ctx = zmq_ctx_new ();
-    self.requests = s_bind (&self, ZMQ_ROUTER, config->requests);
-    self.streams = s_bind (&self, ZMQ_XPUB, config->streams);
-    self.workers = s_bind (&self, ZMQ_ROUTER, config->workers);
+    kf_curve_t curve, *secure = config->curve_key_path ? &curve : NULL;
+    if (secure && s_secure (&self, secure))
+        goto done;
+    self.requests = s_bind (&self, ZMQ_ROUTER, config->requests, secure, KF_ZAP_CLIENTS);
+    self.streams = s_bind (&self, ZMQ_XPUB, config->streams, secure, KF_ZAP_CLIENTS);
+    self.workers = s_bind (&self, ZMQ_ROUTER, config->workers, secure, KF_ZAP_WORKERS);
+    if (secure)
+        kf_curve_wipe (secure);
     if (!self.requests || !self.streams || !self.workers)
         goto done;
     checkpointer = kf_checkpointer_new (config->db_path, 200);
@@ -549,8 +622,9 @@ kf_broker_run (const kf_broker_config_t *config)
     self.started_us = kf_mono_us ();
     if (config->local_workers > 0 && !(supervisor = s_start_workers (config)))
         goto done;
-    kf_info ("listening: requests %s, streams %s, workers %s, database %s", config->requests,
-             config->streams, config->workers, config->db_path);
+    kf_info ("listening%s: requests %s, streams %s, workers %s, database %s",
+             self.zap ? " (CURVE)" : "", config->requests, config->streams, config->workers,
+             config->db_path);
     s_loop (&self, supervisor);
     kf_info ("shutting down");
     s_drain_requests (&self);
@@ -588,6 +662,7 @@ done:
     if (self.requests) zmq_close (self.requests);
     if (self.streams) zmq_close (self.streams);
     if (self.workers) zmq_close (self.workers);
+    kf_zap_destroy (&self.zap);
     zmq_ctx_term (self.ctx);
     kf_store_destroy (&self.store);
     return rc;

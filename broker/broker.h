@@ -39,6 +39,13 @@ typedef struct {
     int max_attempts;           //  Dispatches of one job before giving up on lost workers
     int idle_close_ms;          //  Sessions untouched this long close themselves (0: never)
     int cache_mb;               //  Hot-answer cache size (0: off)
+    //  CURVE (common/curve.h, broker/zap.h): the broker's key file, NULL for plain sockets. With
+    //  it every socket is a CURVE server; clients are checked against authorized_clients (NULL or
+    //  "any": any key), workers against authorized_workers (NULL: the local workers' own key
+    //  only; "any": any key)
+    const char *curve_key_path;
+    const char *authorized_clients;
+    const char *authorized_workers;
 } kf_broker_config_t;
 
 #define KF_LIVE_LANES 8         //  Distinct chat deadline lengths kept apart (broker.live)
@@ -66,6 +73,7 @@ typedef struct {
     struct _kf_kb_items_t *kb_items;        //  Knowledge items
     struct _kf_answer_cache_t *cache;       //  Hot answers, answered without a worker
     struct _kf_escalations_t *escalations;  //  Conversations handed to people (handoff.h)
+    struct _kf_zap_t *zap;      //  Authorizes CURVE keys; NULL when the sockets are plain
     kf_worker_pool_t *pool;
     kf_stream_hub_t *hub;
     kf_dict_t *jobs;            //  Job id -> running kf_job_t

@@ -28,7 +28,12 @@ s_usage (void)
         "  --stream-retention-ms N    how long an ended stream stays fetchable (default 60000)\n"
         "  --idle-close-ms N          close sessions untouched this long (default 1800000; 0: never)\n"
         "  --cache-mb N               hot-answer cache size in MB (default 64; 0: off)\n"
-        "  --sync-full                fsync every commit (survives power loss; slower)\n");
+        "  --sync-full                fsync every commit (survives power loss; slower)\n"
+        "  --curve-key FILE           CURVE-encrypt every socket with this key pair (kefuctl keygen)\n"
+        "  --authorized-clients FILE  client public keys let in, one a line (default with\n"
+        "                             --curve-key: any key; \"any\" says so)\n"
+        "  --authorized-workers FILE  worker public keys let in (default: the local workers only;\n"
+        "                             \"any\": any key)\n");
 }
 
 //  Parses a positive integer option; exits with a message when it is not one
@@ -81,11 +86,19 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--stream-retention-ms") == 0) config.stream_retention_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--idle-close-ms") == 0)       config.idle_close_ms = s_int (arg, value, 0);
         else if (strcmp (arg, "--cache-mb") == 0)            config.cache_mb = s_int (arg, value, 0);
+        else if (strcmp (arg, "--curve-key") == 0)           config.curve_key_path = value;
+        else if (strcmp (arg, "--authorized-clients") == 0)  config.authorized_clients = value;
+        else if (strcmp (arg, "--authorized-workers") == 0)  config.authorized_workers = value;
         else {
             fprintf (stderr, "kefu-broker: unknown option %s\n", arg);
             s_usage ();
             return 2;
         }
+    }
+    if ((config.authorized_clients || config.authorized_workers) && !config.curve_key_path) {
+        fprintf (stderr, "kefu-broker: --authorized-clients and --authorized-workers need "
+                 "--curve-key (the broker's own key pair: kefuctl keygen NAME)\n");
+        return 2;
     }
     //  The broker enforces the upstreams' limits (the workers call them): a bad file stops it
     //  before anything starts. Messages name keys and lines, never values.

@@ -2,6 +2,7 @@
     message.get, stream.fetch; the rest live in the
     *_methods.c files of their modules. Each validates its params and answers exactly once. */
 #include "broker/broker.h"
+#include "broker/zap.h"
 #include "broker/escalations.h"
 #include "broker/answer_cache.h"
 #include "broker/handoff.h"
@@ -35,7 +36,7 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_result_t r;
     kf_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 13);
+    msgpack_pack_map (pk, 14);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -82,6 +83,11 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
     kf_mp_pack_cstr (pk, "handoff");
     kf_escalations_stats_pack (self->escalations, pk);
     kf_llm_stats_pack (self, pk);       //  upstreams, usage
+    kf_mp_pack_cstr (pk, "security");
+    if (self->zap)
+        kf_zap_stats_pack (self->zap, pk);
+    else
+        msgpack_pack_nil (pk);
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 

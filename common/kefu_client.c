@@ -15,6 +15,8 @@ struct _kf_client_t {
     void *ctx;
     void *dealer;               //  Requests
     void *sub;                  //  Streams, or NULL
+    void *monitor;              //  Failed CURVE handshakes of the dealer, or NULL
+    int refused, failed;        //  Handshakes so, since the last reply
     int timeout_ms;
     char prefix [24];           //  Random per client: ids are unique across clients too
     unsigned long counter;
@@ -24,18 +26,28 @@ struct _kf_client_t {
 kf_client_t *
 kf_client_new (const char *requests, const char *streams)
 {
+    return kf_client_new_curve (requests, streams, NULL);
+}
+
+kf_client_t *
+kf_client_new_curve (const char *requests, const char *streams, const kf_curve_t *curve)
+{
     kf_client_t *self = kf_calloc (1, sizeof *self);
     self->ctx = zmq_ctx_new ();
     self->timeout_ms = 35000;
     self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    //  Plain clients watch their handshakes too: a broker using CURVE fails them
+    if ((curve && kf_curve_client_setup (self->dealer, curve))
+    ||  !(self->monitor = kf_curve_monitor (self->ctx, self->dealer)))
+        goto failed;
     if (zmq_connect (self->dealer, requests) == -1)
         goto failed;
     if (streams) {
         self->sub = zmq_socket (self->ctx, ZMQ_SUB);
         zmq_setsockopt (self->sub, ZMQ_LINGER, &linger, sizeof linger);
-        if (zmq_connect (self->sub, streams) == -1)
+        if ((curve && kf_curve_client_setup (self->sub, curve)) || zmq_connect (self->sub, streams) == -1)
             goto failed;
     }
     unsigned char bytes [6] = { 0 };
@@ -60,6 +72,8 @@ kf_client_destroy (kf_client_t **self_p)
     kf_client_t *self = *self_p;
     if (!self)
         return;
+    if (self->monitor)
+        zmq_close (self->monitor);
     if (self->dealer)
         zmq_close (self->dealer);
     if (self->sub)
@@ -91,6 +105,8 @@ kf_reply_destroy (kf_reply_t **reply_p)
     free (reply);
     *reply_p = NULL;
 }
+
+static int s_timed_out (kf_client_t *self);
 
 //  Sends [KEFU1, {id, method, params}]; `extra` adds "stream": true to params
 static int
@@ -128,7 +144,16 @@ s_send (kf_client_t *self, const char *id, const char *method, const char *param
         msgpack_unpacked_destroy (&unpacked);
     const void *data [2] = { KF_SIGNATURE, body.data };
     size_t size [2] = { KF_SIGNATURE_LEN, body.size };
-    int rc = kf_frames_send (self->dealer, 2, data, size, 0);
+    //  A DEALER without a peer (a broker that refused this client's key) would block for ever:
+    //  wait for one as long as a call waits for its reply
+    int rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);
+    if (rc == -1 && errno == EAGAIN) {
+        zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLOUT, 0 };
+        if (zmq_poll (&item, 1, self->timeout_ms) == 1)
+            rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);
+        if (rc == -1)
+            s_timed_out (self);
+    }
     msgpack_sbuffer_destroy (&body);
     return rc;
 }
@@ -163,6 +188,7 @@ s_recv_reply (kf_client_t *self, const char *id)
         return NULL;
     kf_reply_t *reply = s_decode_reply (&frames);
     kf_frames_close (&frames);
+    self->refused = self->failed = 0;       //  The broker answers: the handshake held
     if (reply && !kf_mp_str_eq (&reply->unpacked.data, "id", id))
         kf_reply_destroy (&reply);
     return reply;
@@ -172,6 +198,18 @@ static void
 s_next_id (kf_client_t *self, char *id, size_t size)
 {
     snprintf (id, size, "%s-%lu", self->prefix, ++self->counter);
+}
+
+//  Why no reply came: a refused or failed CURVE handshake since the last reply, else time
+static int
+s_timed_out (kf_client_t *self)
+{
+    int refused, failed;
+    kf_curve_monitor_failures (self->monitor, &refused, &failed);
+    self->refused += refused;
+    self->failed += failed;
+    errno = self->refused ? EACCES : self->failed ? EPROTO : ETIMEDOUT;
+    return -1;
 }
 
 int
@@ -186,10 +224,8 @@ kf_client_call (kf_client_t *self, const char *method, const char *params, size_
     int64_t deadline = kf_mono_ms () + self->timeout_ms;
     while (!*reply_p) {
         int64_t left = deadline - kf_mono_ms ();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
+        if (left <= 0)
+            return s_timed_out (self);
         zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (&item, 1, left) == -1 && errno != EINTR)
             return -1;
@@ -314,8 +350,7 @@ kf_client_chat_stream (kf_client_t *self, const char *params, size_t params_len,
             break;
         }
         if (!*reply_p && now >= deadline) {
-            errno = ETIMEDOUT;
-            rc = -1;
+            rc = s_timed_out (self);
             break;
         }
         long wait = (long) ((*reply_p ? grace_until : deadline) - now);

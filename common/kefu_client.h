@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "common/curve.h"
 #include "common/wire.h"
 
 typedef struct _kf_client_t kf_client_t;
@@ -23,6 +24,12 @@ typedef struct {
 //  an endpoint is malformed (connecting itself is asynchronous and retried by ZeroMQ).
 kf_client_t *kf_client_new (const char *requests, const char *streams);
 
+//  As kf_client_new, over CURVE with `curve`'s keys (common/curve.h; kf_curve_client_config reads
+//  them from options or the environment); NULL: plain, as kf_client_new. A call the broker never
+//  answers because it refused this client's key fails with errno EACCES (EPROTO when the
+//  handshake failed otherwise: a wrong broker key, or a broker without CURVE).
+kf_client_t *kf_client_new_curve (const char *requests, const char *streams, const kf_curve_t *curve);
+
 //  Closes the sockets and frees the client; nulls *self_p.
 void kf_client_destroy (kf_client_t **self_p);
 
@@ -31,7 +38,7 @@ void kf_client_set_timeout (kf_client_t *self, int timeout_ms);
 
 //  Sends `method` with `params` (a packed msgpack map of params_len bytes, or NULL for none) and waits
 //  for its reply. Returns 0 with *reply_p set (check ok), or -1 when no reply came in time (errno
-//  ETIMEDOUT) or the socket failed. The caller destroys the reply.
+//  ETIMEDOUT; EACCES or EPROTO for CURVE, above) or the socket failed. The caller destroys the reply.
 int kf_client_call (kf_client_t *self, const char *method, const char *params, size_t params_len,
                     kf_reply_t **reply_p);
 

@@ -17,6 +17,13 @@ struct _kf_watch_t {
 kf_watch_t *
 kf_watch_new (const char *streams, const char *const *topics, int count)
 {
+    return kf_watch_new_curve (streams, topics, count, NULL);
+}
+
+kf_watch_t *
+kf_watch_new_curve (const char *streams, const char *const *topics, int count,
+                    const kf_curve_t *curve)
+{
     if (!streams || count < 1 || count > KF_WATCH_TOPICS_MAX)
         return NULL;
     for (int i = 0; i < count; i++)
@@ -32,7 +39,7 @@ kf_watch_new (const char *streams, const char *const *topics, int count)
         zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, topics [i], strlen (topics [i]));
     }
     self->count = count;
-    if (zmq_connect (self->sub, streams)) {
+    if ((curve && kf_curve_client_setup (self->sub, curve)) || zmq_connect (self->sub, streams)) {
         kf_watch_destroy (&self);
         return NULL;
     }

@@ -9,6 +9,7 @@
 #define KEFU_WATCH_H
 #include <msgpack.h>
 #include <stddef.h>
+#include "common/curve.h"
 
 #define KF_WATCH_TOPICS_MAX 8
 
@@ -19,6 +20,10 @@ typedef struct _kf_watch_t kf_watch_t;
 //  sends subscriptions asynchronously: events published in the first milliseconds may be missed,
 //  which is why every notification can be read back (history, escalations.list).
 kf_watch_t *kf_watch_new (const char *streams, const char *const *topics, int count);
+
+//  As kf_watch_new, over CURVE with `curve`'s keys; NULL: plain.
+kf_watch_t *kf_watch_new_curve (const char *streams, const char *const *topics, int count,
+                                const kf_curve_t *curve);
 
 //  Closes the socket and frees the watch; nulls *self_p.
 void kf_watch_destroy (kf_watch_t **self_p);

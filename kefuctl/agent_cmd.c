@@ -170,7 +170,7 @@ static int
 s_watch (const kefuctl_options_t *options)
 {
     const char *topics [] = { "agent." };
-    kf_watch_t *watch = kf_watch_new (options->streams, topics, 1);
+    kf_watch_t *watch = kf_watch_new_curve (options->streams, topics, 1, options->curve);
     if (!watch) {
         fprintf (stderr, "kefuctl: invalid stream endpoint %s\n", options->streams);
         return 2;

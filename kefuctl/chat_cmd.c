@@ -18,6 +18,7 @@ typedef struct {
     bool is_stream;
     bool is_tty;
     const char *streams;        //  Stream endpoint, for the session's watch
+    const kf_curve_t *curve;    //  Its CURVE keys, or NULL
     kf_watch_t *watch;          //  session.<id> in an interactive session, once the id is known
 } s_chat_t;
 
@@ -144,7 +145,7 @@ int
 kefuctl_chat (const kefuctl_options_t *options, kf_client_t *client, int argc, char **argv)
 {
     s_chat_t chat = { .channel = "api", .is_stream = true, .is_tty = isatty (0) && isatty (1),
-                      .streams = options->streams };
+                      .streams = options->streams, .curve = options->curve };
     int i = 0;
     for (; i < argc && strncmp (argv [i], "--", 2) == 0; i++) {
         const char *value = i + 1 < argc ? argv [i + 1] : NULL;
@@ -202,7 +203,7 @@ kefuctl_chat (const kefuctl_options_t *options, kf_client_t *client, int argc, c
             char topic [96];
             snprintf (topic, sizeof topic, "session.%s", chat.session_id);
             const char *topics [] = { topic };
-            chat.watch = kf_watch_new (chat.streams, topics, 1);
+            chat.watch = kf_watch_new_curve (chat.streams, topics, 1, chat.curve);
         }
     }
     if (chat.is_tty && rc == 0)

@@ -8,6 +8,7 @@ typedef struct {
     const char *requests;       //  Broker request endpoint
     const char *streams;        //  Broker stream endpoint
     int timeout_ms;
+    const kf_curve_t *curve;    //  CURVE keys (--broker-key, --curve-key or the environment), or NULL
 } kefuctl_options_t;
 
 //  Prints a reply as indented JSON (result, or the error) to stdout / stderr. Returns 0 when ok.
@@ -47,4 +48,5 @@ int kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv);
 int kefuctl_sessions (kf_client_t *client, int argc, char **argv);
 int kefuctl_export (kf_client_t *client, int argc, char **argv);
 int kefuctl_agent (const kefuctl_options_t *options, kf_client_t *client, int argc, char **argv);
+int kefuctl_keygen (int argc, char **argv);
 #endif

@@ -30,7 +30,10 @@ s_usage (void)
         "  agent list|take|reply|resolve|watch   a human agent's desk (kefuctl agent for usage)\n"
         "  stats | health\n"
         "  bench [--help]         measure throughput and latency (see BENCHMARKS.md)\n"
-        "endpoints default to tcp://127.0.0.1:7700 and :7701, or $KEFU_REQUESTS / $KEFU_STREAMS\n");
+        "  keygen NAME            a CURVE key pair: NAME.key (private) and NAME.pub\n"
+        "endpoints default to tcp://127.0.0.1:7700 and :7701, or $KEFU_REQUESTS / $KEFU_STREAMS\n"
+        "CURVE: --broker-key KEY|FILE (or $KEFU_BROKER_KEY) the broker's public key, --curve-key FILE\n"
+        "(or $KEFU_CURVE_KEY) this client's key pair; without one a fresh pair is made\n");
 }
 
 int
@@ -127,15 +130,26 @@ main (int argc, char *argv [])
     kefuctl_options_t options = {
         getenv ("KEFU_REQUESTS") ? getenv ("KEFU_REQUESTS") : "tcp://127.0.0.1:7700",
         getenv ("KEFU_STREAMS") ? getenv ("KEFU_STREAMS") : "tcp://127.0.0.1:7701",
-        35000
+        35000, NULL
     };
+    const char *broker_key = NULL, *curve_key = NULL;
     int i = 1;
     for (; i + 1 < argc && strncmp (argv [i], "--", 2) == 0; i += 2) {
         if (strcmp (argv [i], "--requests") == 0)     options.requests = argv [i + 1];
         else if (strcmp (argv [i], "--streams") == 0) options.streams = argv [i + 1];
         else if (strcmp (argv [i], "--timeout") == 0) options.timeout_ms = atoi (argv [i + 1]);
+        else if (strcmp (argv [i], "--broker-key") == 0) broker_key = argv [i + 1];
+        else if (strcmp (argv [i], "--curve-key") == 0)  curve_key = argv [i + 1];
         else break;
     }
+    static kf_curve_t curve;
+    char why [512];
+    int secure = kf_curve_client_config (&curve, broker_key, curve_key, why, sizeof why);
+    if (secure < 0) {
+        fprintf (stderr, "kefuctl: %s\n", why);
+        return 2;
+    }
+    options.curve = secure ? &curve : NULL;
     if (i >= argc || strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "help") == 0) {
         s_usage ();
         return i >= argc ? 2 : 0;
@@ -143,7 +157,9 @@ main (int argc, char *argv [])
     const char *command = argv [i++];
     if (strcmp (command, "bench") == 0)
         return kefuctl_bench (&options, argc - i, argv + i);
-    kf_client_t *client = kf_client_new (options.requests, options.streams);
+    if (strcmp (command, "keygen") == 0)
+        return kefuctl_keygen (argc - i, argv + i);
+    kf_client_t *client = kf_client_new_curve (options.requests, options.streams, options.curve);
     if (!client) {
         fprintf (stderr, "kefuctl: invalid endpoint %s or %s\n", options.requests, options.streams);
         return 2;
@@ -152,8 +168,21 @@ main (int argc, char *argv [])
     kf_client_set_timeout (client, options.timeout_ms < 1500 ? options.timeout_ms : 1500);
     kf_reply_t *probe = NULL;
     if (kf_client_call (client, "health", NULL, 0, &probe) == -1) {
-        fprintf (stderr, "kefuctl: kefu-broker is not answering at %s (is it running? start it with"
-                         " deploy/quickstart.sh or kefu-broker --workers 2)\n", options.requests);
+        if (errno == EACCES)
+            fprintf (stderr, "kefuctl: the broker at %s refused this client's CURVE key %s (add it"
+                             " to the broker's --authorized-clients file)\n", options.requests,
+                     curve.public_key);
+        else
+        if (errno == EPROTO)
+            fprintf (stderr, options.curve
+                     ? "kefuctl: the CURVE handshake with %s failed (is the broker's public key"
+                       " right, and does the broker use CURVE?)\n"
+                     : "kefuctl: the handshake with %s failed: the broker uses CURVE (give its"
+                       " public key: --broker-key or KEFU_BROKER_KEY)\n", options.requests);
+        else
+            fprintf (stderr, "kefuctl: kefu-broker is not answering at %s (is it running? start it"
+                             " with deploy/quickstart.sh or kefu-broker --workers 2)\n",
+                     options.requests);
         kf_client_destroy (&client);
         return 3;
     }
@@ -191,4 +220,29 @@ main (int argc, char *argv [])
         s_usage ();
     kf_client_destroy (&client);
     return rc;
+}
+
+//  kefuctl keygen NAME: a key pair for a broker, a worker or a client
+int
+kefuctl_keygen (int argc, char **argv)
+{
+    if (argc != 1 || !*argv [0] || argv [0][0] == '-') {
+        fprintf (stderr, "usage: kefuctl keygen NAME   (writes NAME.key, private, and NAME.pub)\n");
+        return 2;
+    }
+    kf_curve_t curve;
+    char why [512];
+    if (kf_curve_keypair (&curve)) {
+        fprintf (stderr, "kefuctl: this libzmq has no CURVE support\n");
+        return 1;
+    }
+    int rc = kf_curve_write (&curve, argv [0], why, sizeof why);
+    kf_curve_wipe (&curve);
+    if (rc) {
+        fprintf (stderr, "kefuctl: %s\n", why);
+        return 1;
+    }
+    printf ("%s\n", curve.public_key);
+    fprintf (stderr, "wrote %s.key (keep it private) and %s.pub\n", argv [0], argv [0]);
+    return 0;
 }

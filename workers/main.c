@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static void
 s_usage (void)
@@ -23,7 +24,11 @@ s_usage (void)
         "  --pace-ms N           delay between streamed tokens (default 0)\n"
         "  --chunk-chars N       characters per streamed token (default 2)\n"
         "  --config PATH         LLM upstreams and bots (INI, see README; KEFU_LLM_* also count)\n"
-        "  --max-llm N           LLM streams open at once (default 256)\n");
+        "  --max-llm N           LLM streams open at once (default 256)\n"
+        "  --broker-key KEY      the broker's CURVE public key (the key, or its .pub file): encrypts\n"
+        "                        the connection (also KEFU_BROKER_KEY)\n"
+        "  --curve-key FILE      this worker's key pair (kefuctl keygen; also KEFU_CURVE_KEY); its\n"
+        "                        public key must be in the broker's --authorized-workers\n");
 }
 
 //  Parses an integer option; exits with a message when it is not one
@@ -39,6 +44,27 @@ s_int (const char *option, const char *value)
     return (int) n;
 }
 
+//  CURVE keys from the options or the environment; a worker the broker started gets its key pair
+//  in KEFU_WORKER_SECRET (taken out of the environment at once). Returns 0, or -1 (said why)
+static int
+s_curve (kf_curve_t *curve, const char *broker_key, const char *curve_key)
+{
+    char why [512];
+    const char *secret = getenv ("KEFU_WORKER_SECRET");
+    bool is_local = secret && kf_curve_is_key (secret) && !curve_key;
+    if (kf_curve_client_config (curve, broker_key, curve_key, why, sizeof why) < 0) {
+        fprintf (stderr, "kefu-worker: %s\n", why);
+        return -1;
+    }
+    if (is_local && *curve->server) {
+        memcpy (curve->secret_key, secret, sizeof curve->secret_key);
+        zmq_curve_public (curve->public_key, curve->secret_key);
+    }
+    if (secret)
+        unsetenv ("KEFU_WORKER_SECRET");
+    return 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -47,7 +73,7 @@ main (int argc, char *argv [])
     static char name [64];
     snprintf (name, sizeof name, "worker-%d", (int) getpid ());
     config.name = name;
-    const char *config_path = NULL, *kb = NULL;
+    const char *config_path = NULL, *kb = NULL, *broker_key = NULL, *curve_key = NULL;
     bool has_db = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i], *value = i + 1 < argc ? argv [i + 1] : NULL;
@@ -71,6 +97,8 @@ main (int argc, char *argv [])
         else if (strcmp (arg, "--chunk-chars") == 0)  config.chunk_chars = s_int (arg, value);
         else if (strcmp (arg, "--config") == 0)       config_path = value;
         else if (strcmp (arg, "--max-llm") == 0)      config.max_llm_requests = s_int (arg, value);
+        else if (strcmp (arg, "--broker-key") == 0)   broker_key = value;
+        else if (strcmp (arg, "--curve-key") == 0)    curve_key = value;
         else {
             fprintf (stderr, "kefu-worker: unknown option %s\n", arg);
             s_usage ();
@@ -99,7 +127,14 @@ main (int argc, char *argv [])
         return 2;
     }
     config.llm = llm;
+    static kf_curve_t curve;
+    if (s_curve (&curve, broker_key, curve_key) < 0) {
+        kf_config_destroy (&llm);
+        return 2;
+    }
+    config.curve = *curve.server ? &curve : NULL;
     int rc = kf_worker_run (&config);
+    kf_curve_wipe (&curve);
     kf_config_destroy (&llm);
     return rc;
 }

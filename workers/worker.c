@@ -40,6 +40,9 @@ typedef struct {
     const kf_worker_config_t *config;
     void *ctx;
     void *socket;               //  DEALER to the broker
+    void *monitor;              //  Its failed CURVE handshakes (kf_curve_monitor), or NULL
+    bool is_refused_logged;     //  Said once that the broker refuses this worker's key
+    int64_t send_warned_us;     //  A failed send is logged again after this
     kf_kb_loader_t *loader;     //  Builds indexes on its own thread
     kf_kb_remote_t *remote;     //  Receives them from the broker (--kb broker), else NULL
     kf_kb_index_t *kb;          //  Current knowledge base, NULL until loaded
@@ -103,8 +106,16 @@ s_send_now (s_worker_t *self, const char *command, const char *job_id, const cha
         data [count] = body;
         size [count++] = body_len;
     }
-    if (kf_frames_send (self->socket, count, data, size, 0) == -1)
-        kf_warn ("send %s failed: %s", command, zmq_strerror (errno));
+    //  Never blocks the loop: with no way to the broker (a connection it refused: a DEALER without
+    //  a peer blocks) the message is dropped, and the broker's deadlines and heartbeats take over
+    if (kf_frames_send (self->socket, count, data, size, ZMQ_DONTWAIT) == 0)
+        return;
+    int64_t now = kf_mono_us ();
+    if (now >= self->send_warned_us) {
+        kf_warn ("send %s failed: %s (messages to the broker are dropped while this lasts)",
+                 command, errno == EAGAIN ? "no connection to the broker" : zmq_strerror (errno));
+        self->send_warned_us = now + 10000000;
+    }
 }
 
 //  The batch's way out (partial_batch.h): straight to the socket
@@ -154,6 +165,9 @@ s_send_ready (s_worker_t *self)
 static void
 s_connect (s_worker_t *self)
 {
+    if (self->monitor)
+        zmq_close (self->monitor);
+    self->monitor = NULL;
     if (self->socket)
         zmq_close (self->socket);
     kf_partial_batch_clear (self->batch);   //  Their jobs went with the old connection
@@ -163,6 +177,10 @@ s_connect (s_worker_t *self)
     zmq_setsockopt (self->socket, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (self->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (self->config->curve) {
+        kf_curve_client_setup (self->socket, self->config->curve);
+        self->monitor = kf_curve_monitor (self->ctx, self->socket);
+    }
     if (zmq_connect (self->socket, self->config->broker) == -1)
         kf_error ("cannot connect to %s: %s", self->config->broker, zmq_strerror (errno));
     s_send_ready (self);
@@ -608,6 +626,21 @@ s_next_timeout (s_worker_t *self, int64_t now)
     return next <= now ? 0 : (long) ((next - now + 999) / 1000);
 }
 
+//  A broker that refuses this worker's CURVE key never answers: say why, once
+static void
+s_check_handshakes (s_worker_t *self)
+{
+    int refused, failed;
+    kf_curve_monitor_failures (self->monitor, &refused, &failed);
+    if ((refused || failed) && !self->is_refused_logged)
+        kf_error (refused ? "the broker refused this worker's CURVE key %s: add it to the broker's "
+                            "--authorized-workers file"
+                          : "CURVE handshake with the broker failed (key %s): is the broker's "
+                            "public key right, and is the broker using CURVE?",
+                  self->config->curve->public_key);
+    self->is_refused_logged |= refused || failed;
+}
+
 static void
 s_on_timers (s_worker_t *self, int64_t now)
 {
@@ -624,6 +657,7 @@ s_on_timers (s_worker_t *self, int64_t now)
     if (now >= self->heartbeat_at_us) {
         s_send (self, "HEARTBEAT", NULL, NULL);
         self->heartbeat_at_us = now + self->config->heartbeat_ms * 1000LL;
+        s_check_handshakes (self);
     }
     if (now >= self->kb_poll_at_us) {
         s_take_kb (self, 0);
@@ -734,6 +768,8 @@ kf_worker_run (const kf_worker_config_t *config)
     kf_llm_stage_destroy (&self.llm);
     kf_business_stage_destroy (&self.business);
     free (self.items);
+    if (self.monitor)
+        zmq_close (self.monitor);
     zmq_close (self.socket);
     zmq_ctx_term (self.ctx);
     kf_kb_remote_destroy (&self.remote);

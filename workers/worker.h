@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/config.h"
+#include "common/curve.h"
 
 typedef struct {
     const char *broker;         //  Broker's worker endpoint, e.g. tcp://127.0.0.1:7702
@@ -21,6 +22,7 @@ typedef struct {
     int kb_poll_ms;             //  How often to look for a new knowledge-base version
     const kf_config_t *llm;     //  LLM upstreams and bots (borrowed); NULL: knowledge base only
     int max_llm_requests;       //  Upstream streams open at once; beyond it jobs fail busy
+    const kf_curve_t *curve;    //  CURVE keys to reach the broker with (borrowed); NULL: plain
 } kf_worker_config_t;
 
 //  Fills the defaults.
