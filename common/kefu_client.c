@@ -15,6 +15,7 @@ struct _kf_client_t {
     void *ctx;
     void *dealer;               //  Requests
     void *sub;                  //  Streams, or NULL
+    char *requests, *streams;   //  Endpoints, to connect again after a refused handshake
     void *monitor;              //  Failed CURVE handshakes of the dealer, or NULL
     int refused, failed;        //  Handshakes so, since the last reply
     int timeout_ms;
@@ -44,6 +45,8 @@ kf_client_new_curve (const char *requests, const char *streams, const kf_curve_t
         goto failed;
     if (zmq_connect (self->dealer, requests) == -1)
         goto failed;
+    self->requests = kf_strdup (requests);
+    self->streams = streams ? kf_strdup (streams) : NULL;
     if (streams) {
         self->sub = zmq_socket (self->ctx, ZMQ_SUB);
         zmq_setsockopt (self->sub, ZMQ_LINGER, &linger, sizeof linger);
@@ -76,6 +79,8 @@ kf_client_destroy (kf_client_t **self_p)
         zmq_close (self->monitor);
     if (self->dealer)
         zmq_close (self->dealer);
+    free (self->requests);
+    free (self->streams);
     if (self->sub)
         zmq_close (self->sub);
     zmq_ctx_term (self->ctx);
@@ -148,6 +153,14 @@ s_send (kf_client_t *self, const char *id, const char *method, const char *param
     //  wait for one as long as a call waits for its reply
     int rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);
     if (rc == -1 && errno == EAGAIN) {
+        //  ZeroMQ does not retry a handshake the broker refused: connect again, so a key the
+        //  operator has since authorized gets in
+        zmq_disconnect (self->dealer, self->requests);
+        zmq_connect (self->dealer, self->requests);
+        if (self->sub) {
+            zmq_disconnect (self->sub, self->streams);
+            zmq_connect (self->sub, self->streams);
+        }
         zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLOUT, 0 };
         if (zmq_poll (&item, 1, self->timeout_ms) == 1)
             rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);

@@ -76,7 +76,12 @@ s_spawn (const char *binary, const char *const *fixed, const char *const *extra,
 kf_client_t *
 h_client (kf_harness_t *h)
 {
-    kf_client_t *client = kf_client_new (h->requests, h->streams);
+    //  Over CURVE when the test set KEFU_BROKER_KEY (and KEFU_CURVE_KEY), as kefuctl does
+    kf_curve_t curve;
+    char why [512];
+    int secure = kf_curve_client_config (&curve, NULL, NULL, why, sizeof why);
+    CHECK (secure >= 0);
+    kf_client_t *client = kf_client_new_curve (h->requests, h->streams, secure ? &curve : NULL);
     CHECK (client);
     kf_client_set_timeout (client, 20000);
     return client;

@@ -1,0 +1,318 @@
+/*  test_security.c - CURVE over real processes: keys made with kefuctl keygen, a broker with
+    --curve-key and authorized-keys files, its local worker on the key pair it made, a remote
+    worker with a key of its own, and clients with good, unknown and no keys.
+        1. An authorized client chats (the reply streamed over the CURVE SUB socket); kefuctl with
+           KEFU_BROKER_KEY / KEFU_CURVE_KEY works as without CURVE.
+        2. An unknown key gets no answer, and the client library says so (EACCES; kefuctl names
+           the key); a plain client and a client with the wrong broker key fail their handshake
+           (EPROTO); a second call after a refusal returns instead of blocking; once the key is
+           added to the file, the same client gets in.
+        3. A worker with an authorized key serves; one with an unknown key is refused (the broker
+           logs it, stats.security counts it) until its key is added to the file, which the
+           broker reads again without a restart.
+        4. Bad setups stop the broker before it listens: a .pub file as its key pair, an
+           authorized-keys line that is no key, authorized keys without --curve-key. */
+#include "harness.h"
+#include "common/curve.h"
+#include "common/mpack.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static kf_harness_t s_h;
+
+static void
+s_path (char *out, size_t size, const char *name)
+{
+    snprintf (out, size, "%s/%s", s_h.dir, name);
+}
+
+//  kefuctl keygen NAME in the test directory; returns the public key it printed
+static void
+s_keygen (const char *name, char *public_key)
+{
+    char base [320];
+    s_path (base, sizeof base, name);
+    const char *args [] = { "keygen", base, NULL };
+    int status;
+    char *out = h_kefuctl_output (&s_h, args, &status);
+    CHECK_INT (status, 0);
+    CHECK (strlen (out) == KF_CURVE_KEY_LEN + 1 && out [KF_CURVE_KEY_LEN] == '\n');
+    memcpy (public_key, out, KF_CURVE_KEY_LEN);
+    public_key [KF_CURVE_KEY_LEN] = 0;
+    free (out);
+    //  The pair reads back, the secret file private
+    kf_curve_t curve;
+    char path [330], why [512];
+    snprintf (path, sizeof path, "%s.key", base);
+    CHECK_INT (kf_curve_read_keypair (&curve, path, why, sizeof why), 0);
+    CHECK_STR (curve.public_key, public_key);
+    struct stat info;
+    CHECK_INT (stat (path, &info), 0);
+    CHECK_INT (info.st_mode & 0777, 0600);
+    //  keygen never replaces a key
+    CHECK_INT (h_kefuctl (&s_h, args), 1);
+}
+
+static void
+s_write (const char *name, const char *text, const char *mode)
+{
+    char path [320];
+    s_path (path, sizeof path, name);
+    FILE *file = fopen (path, mode);
+    CHECK (file);
+    fputs (text, file);
+    fclose (file);
+}
+
+//  A client with the key pair in file `key_name` (NULL: a fresh pair) of broker key `server_name`
+static kf_client_t *
+s_client (const char *server_name, const char *key_name, int timeout_ms)
+{
+    char server [320], key [320], why [512];
+    s_path (server, sizeof server, server_name);
+    if (key_name)
+        s_path (key, sizeof key, key_name);
+    kf_curve_t curve;
+    if (key_name)
+        CHECK_INT (kf_curve_client_config (&curve, server, key, why, sizeof why), 1);
+    else {                              //  Not KEFU_CURVE_KEY's pair: a fresh one
+        CHECK_INT (kf_curve_read_public (curve.server, server, why, sizeof why), 0);
+        CHECK_INT (kf_curve_keypair (&curve), 0);
+    }
+    kf_client_t *client = kf_client_new_curve (s_h.requests, s_h.streams, &curve);
+    CHECK (client);
+    kf_client_set_timeout (client, timeout_ms);
+    return client;
+}
+
+//  A call that gets no reply, and why
+static int
+s_unanswered (kf_client_t *client)
+{
+    kf_reply_t *reply = NULL;
+    CHECK_INT (kf_client_call (client, "health", NULL, 0, &reply), -1);
+    CHECK (reply == NULL);
+    return errno;
+}
+
+static void
+s_on_event (void *arg, const msgpack_object *event)
+{
+    (void) event;
+    (*(int *) arg)++;
+}
+
+static void
+s_test_clients (void)
+{
+    //  The harness's client takes KEFU_BROKER_KEY and KEFU_CURVE_KEY (alice's), like kefuctl
+    kf_client_t *client = h_client (&s_h);
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    h_pack_json (&params, "{\"message\":\"怎么申请退货？\",\"user_id\":\"u-curve\"}");
+    int events = 0;
+    kf_reply_t *reply = NULL;
+    CHECK_INT (kf_client_chat_stream (client, params.data, params.size, s_on_event, &events, &reply), 0);
+    CHECK (reply->ok);
+    CHECK (strstr (h_str (reply->result, "reply"), "申请售后"));
+    CHECK (events >= 3);                //  meta, tokens, done over the CURVE SUB socket
+    CHECK_INT (kf_client_repaired (client), 0);
+    kf_reply_destroy (&reply);
+    msgpack_sbuffer_destroy (&params);
+    kf_client_destroy (&client);
+    const char *health [] = { "health", NULL };
+    CHECK_INT (h_kefuctl (&s_h, health), 0);
+
+    //  Mallory's key is in no file: refused, and said so
+    client = s_client ("broker.pub", "mallory.key", 1000);
+    CHECK_INT (s_unanswered (client), EACCES);
+    CHECK_INT (s_unanswered (client), EACCES);      //  Returns again: no peer, no blocking send
+    kf_client_destroy (&client);
+    char key [320];
+    s_path (key, sizeof key, "mallory.key");
+    const char *as_mallory [] = { "--curve-key", key, "--timeout", "1000", "health", NULL };
+    int status;
+    char *errors = NULL;
+    char *out = h_kefuctl_outputs (&s_h, as_mallory, &status, &errors);
+    CHECK_INT (status, 3);
+    CHECK (strstr (errors, "refused this client's CURVE key"));
+    free (out);
+    free (errors);
+    //  A fresh key pair (no KEFU_CURVE_KEY) is no better
+    client = s_client ("broker.pub", NULL, 1000);
+    CHECK_INT (s_unanswered (client), EACCES);
+    kf_client_destroy (&client);
+
+    //  No CURVE, or the wrong broker key: the handshake fails
+    client = kf_client_new (s_h.requests, s_h.streams);
+    kf_client_set_timeout (client, 1000);
+    CHECK_INT (s_unanswered (client), EPROTO);
+    CHECK_INT (s_unanswered (client), EPROTO);
+    kf_client_destroy (&client);
+    client = s_client ("alice.pub", "alice.key", 1000);
+    CHECK_INT (s_unanswered (client), EPROTO);
+    kf_client_destroy (&client);
+}
+
+//  stats.security.<domain>.<key>
+static int64_t
+s_security (const char *domain, const char *key)
+{
+    kf_client_t *client = h_client (&s_h);
+    kf_reply_t *reply = h_call (client, "stats", "{}");
+    CHECK (reply->ok);
+    const msgpack_object *security = kf_mp_get (reply->result, "security");
+    CHECK (security && security->type == MSGPACK_OBJECT_MAP);
+    int64_t value = kf_mp_get_int (kf_mp_get (security, domain), key, -1);
+    kf_reply_destroy (&reply);
+    kf_client_destroy (&client);
+    return value;
+}
+
+static void
+s_test_workers (const char *mallory_key)
+{
+    char broker_pub [320], w1 [320], mallory [320];
+    s_path (broker_pub, sizeof broker_pub, "broker.pub");
+    s_path (w1, sizeof w1, "w1.key");
+    s_path (mallory, sizeof mallory, "mallory.key");
+    const char *good [] = { "--name", "remote-w1", "--broker-key", broker_pub, "--curve-key", w1,
+                            "--heartbeat-ms", "300", NULL };
+    h_start_worker (&s_h, good);
+    h_wait_workers (&s_h, 2, false);
+    int64_t denied = s_security ("workers", "denied");
+    const char *bad [] = { "--name", "remote-mallory", "--broker-key", broker_pub, "--curve-key",
+                           mallory, "--heartbeat-ms", "300", NULL };
+    h_start_worker (&s_h, bad);
+    for (int i = 0; i < 50 && s_security ("workers", "denied") == denied; i++)
+        h_sleep_ms (100);
+    CHECK (s_security ("workers", "denied") > denied);
+    h_wait_workers (&s_h, 2, false);            //  Not let in
+    //  Its key added to the file: let in at its next try, no restart
+    char line [80];
+    snprintf (line, sizeof line, "%s  mallory's host\n", mallory_key);
+    s_write ("workers.txt", line, "a");
+    h_wait_workers (&s_h, 3, false);
+    CHECK_INT (s_security ("workers", "keys"), 3);  //  Two in the file, the local workers' one
+    CHECK_INT (s_security ("clients", "keys"), 1);
+    CHECK (s_security ("clients", "denied") >= 3);
+    CHECK (s_security ("clients", "allowed") >= 1);
+}
+
+//  A refused client whose key the operator then authorizes gets in on its next call, without a
+//  new client (ZeroMQ does not retry a refused handshake; the library connects again)
+static void
+s_test_client_added (const char *mallory_key)
+{
+    kf_client_t *client = s_client ("broker.pub", "mallory.key", 1000);
+    CHECK_INT (s_unanswered (client), EACCES);
+    char line [80];
+    snprintf (line, sizeof line, "%s\n", mallory_key);
+    s_write ("clients.txt", line, "a");
+    kf_client_set_timeout (client, 5000);
+    kf_reply_t *reply = h_call (client, "health", "{}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    kf_client_destroy (&client);
+    CHECK_INT (s_security ("clients", "keys"), 2);
+}
+
+//  Runs kefu-broker with `args`; it must exit with `code` before listening, its log holding `text`
+static void
+s_broker_refuses (const char *const *args, int code, const char *text)
+{
+    char log [320];
+    s_path (log, sizeof log, "refused.log");
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+        const char *argv [32] = { KEFU_BIN_DIR "/kefu-broker", "--requests", "ipc:///tmp/kefu-refused-req",
+                                  "--streams", "ipc:///tmp/kefu-refused-str", "--workers-endpoint",
+                                  "ipc:///tmp/kefu-refused-wrk", "--db", "/tmp/kefu-refused.db" };
+        int argc = 9;
+        for (int i = 0; args [i] && argc < 30; i++)
+            argv [argc++] = args [i];
+        argv [argc] = NULL;
+        execv (argv [0], (char *const *) argv);
+        _exit (127);
+    }
+    int status;
+    CHECK_INT (waitpid (pid, &status, 0), pid);
+    CHECK (WIFEXITED (status));
+    CHECK_INT (WEXITSTATUS (status), code);
+    FILE *file = fopen (log, "r");
+    CHECK (file);
+    char text_read [4096];
+    size_t n = fread (text_read, 1, sizeof text_read - 1, file);
+    text_read [n] = 0;
+    fclose (file);
+    if (!strstr (text_read, text))
+        fprintf (stderr, "expected \"%s\" in: %s\n", text, text_read);
+    CHECK (strstr (text_read, text));
+}
+
+static void
+s_test_bad_setups (void)
+{
+    char pub [320], key [320], bad [320];
+    s_path (pub, sizeof pub, "broker.pub");
+    s_path (key, sizeof key, "broker.key");
+    s_path (bad, sizeof bad, "bad-clients.txt");
+    s_write ("bad-clients.txt", "# one good line, then one that is not a key\n"
+                                "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\nnot-a-key\n", "w");
+    const char *public_only [] = { "--curve-key", pub, NULL };
+    s_broker_refuses (public_only, 1, "has no secret key");
+    const char *bad_file [] = { "--curve-key", key, "--authorized-clients", bad, NULL };
+    s_broker_refuses (bad_file, 1, "line 3: not a 40-character Z85 public key");
+    const char *no_curve [] = { "--authorized-workers", bad, NULL };
+    s_broker_refuses (no_curve, 2, "need --curve-key");
+    unlink ("/tmp/kefu-refused.db");
+}
+
+int
+main (void)
+{
+    h_init (&s_h, "security");
+    char broker [48], alice [48], mallory [48], w1 [48];
+    s_keygen ("broker", broker);
+    s_keygen ("alice", alice);
+    s_keygen ("mallory", mallory);
+    s_keygen ("w1", w1);
+    char text [256];
+    //  Comments, a key followed by a note, and a key that starts with '#' would still count
+    snprintf (text, sizeof text, "# clients of the shop\n%s  order service\n", alice);
+    s_write ("clients.txt", text, "w");
+    snprintf (text, sizeof text, "%s\n", w1);
+    s_write ("workers.txt", text, "w");
+    char path [320];
+    s_path (path, sizeof path, "broker.pub");
+    setenv ("KEFU_BROKER_KEY", path, 1);
+    s_path (path, sizeof path, "alice.key");
+    setenv ("KEFU_CURVE_KEY", path, 1);
+
+    char key [320], clients [320], workers [320];
+    s_path (key, sizeof key, "broker.key");
+    s_path (clients, sizeof clients, "clients.txt");
+    s_path (workers, sizeof workers, "workers.txt");
+    const char *args [] = { "--curve-key", key, "--authorized-clients", clients,
+                            "--authorized-workers", workers, "--heartbeat-ms", "300", NULL };
+    h_start_broker (&s_h, 1, args);     //  Its local worker, on the key pair it made, is ready
+    h_import_sample (&s_h);
+    h_sleep_ms (300);
+    s_test_clients ();
+    s_test_workers (mallory);
+    s_test_client_added (mallory);
+    s_test_bad_setups ();
+    h_cleanup (&s_h);
+    TEST_PASS ("test_security");
+    return 0;
+}
