@@ -414,6 +414,12 @@ s_start_workers (const kf_broker_config_t *config)
         snprintf (binary, sizeof binary, "%s/kefu-worker", dirname (self_path));
     }
     s_connect_endpoint (config->workers, endpoint, sizeof endpoint);
+    if (!config->curve_key_path) {
+        //  Plain sockets: keys in the broker's own environment must not turn its workers to CURVE
+        unsetenv ("KEFU_BROKER_KEY");
+        unsetenv ("KEFU_CURVE_KEY");
+        unsetenv ("KEFU_WORKER_SECRET");
+    }
     snprintf (heartbeat, sizeof heartbeat, "%d", config->heartbeat_ms);
     snprintf (liveness, sizeof liveness, "%d", config->liveness);
     snprintf (pace, sizeof pace, "%d", config->worker_pace_ms);

@@ -95,7 +95,8 @@ s_load (s_domain_t *domain, char *why, size_t why_size)
     while (rc == 0 && fgets (line, sizeof line, file)) {
         number++;
         char key [64];
-        if (sscanf (line, " %63s", key) != 1)
+        if (sscanf (line, " public = %63s", key) != 1      //  A .pub file's line, or the key
+        &&  sscanf (line, " %63s", key) != 1)
             continue;
         if (*key == '#' && !kf_curve_is_key (key))
             continue;           //  A comment (a key may start with '#' too: Z85 has it)

@@ -36,9 +36,10 @@ kf_curve_keypair (kf_curve_t *curve)
 void *
 kf_curve_monitor (void *ctx, void *socket)
 {
-    static int counter;
+    static int counter;             //  Endpoints are per context; unique within one anyway
     char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://kf-curve-monitor-%d-%d", (int) getpid (), ++counter);
+    snprintf (endpoint, sizeof endpoint, "inproc://kf-curve-monitor-%d",
+              __atomic_add_fetch (&counter, 1, __ATOMIC_RELAXED));
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
     if (zmq_socket_monitor (socket, endpoint, events))

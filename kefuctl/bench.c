@@ -4,16 +4,24 @@
       2. peak FAQ chats per second (pipelined, many sessions) and their latency;
       3. latency at half of that peak (paced, open loop), against the floor;
       4. the time from sending a streamed chat to its meta event;
-      5. a hot-answer cache hit, one chat at a time, against the floor.
-    Phases 2-4 run with the answer cache off (every chat goes through a worker); phase 5 restarts
+      5. a hot-answer cache hit, one chat at a time, against the floor;
+      6. new connections one after another: connect, handshake and a first health reply.
+    Phases 2-4 run with the answer cache off (every chat goes through a worker); phases 5-6 restart
     the broker on the same database with the cache on.
+    With --curve every connection to the broker is CURVE (common/curve.h): a broker key pair and a
+    client key pair are made in the scratch directory, the broker runs with --curve-key and
+    --authorized-clients listing the bench client's key only (its local workers get their own pair
+    from the broker), and every bench socket is a CURVE client. The floor is then measured twice:
+    plain (the baseline every ratio is to, as without --curve) and over CURVE.
     Machines here are noisy: ratios against the floor measured in the same run are what to compare. */
 #include "kefuctl/kefuctl.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/frames.h"
 #include "common/json_codec.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -37,6 +45,11 @@ typedef struct {
     char dir [256];             //  Scratch directory with the database
     pid_t broker;
     char requests [64], streams [64], echo [64];
+    bool is_curve;              //  --curve: every connection to the broker over CURVE
+    kf_curve_t server;          //  The broker's key pair (also the CURVE echo's)
+    kf_curve_t client;          //  The bench client's key pair, and the broker's public key
+    char broker_key [320];      //  The broker's key file
+    char clients_file [320];    //  Its authorized client keys
 } s_bench_t;
 
 static const char *s_questions [] = {
@@ -114,16 +127,34 @@ s_send (void *dealer, msgpack_sbuffer *body)
     return kf_frames_send (dealer, 2, data, size, 0);
 }
 
-//  Serial round trips of a chat-sized request through the echo: the floor
+//  Connects a bench socket to the broker: a CURVE client with the bench's keys under --curve
 static void
-s_measure_floor (s_bench_t *bench, void *ctx, int count, double *p50, double *p99)
+s_connect (s_bench_t *bench, void *socket, const char *endpoint)
+{
+    if (bench->is_curve && kf_curve_client_setup (socket, &bench->client))
+        fprintf (stderr, "kefuctl bench: cannot make a socket a CURVE client: %s\n", zmq_strerror (errno));
+    zmq_connect (socket, endpoint);
+}
+
+//  Serial round trips of a chat-sized request through the echo: the floor. With `is_curve` the
+//  echo is a CURVE server with the broker's key pair and the dealer a client with the bench's
+//  (no ZAP handler: the handshake lets any key in; it happens once, before the warm-up ends)
+static void
+s_measure_floor (s_bench_t *bench, void *ctx, bool is_curve, int count, double *p50, double *p99)
 {
     void *echo_ctx = zmq_ctx_new ();
     void *router = zmq_socket (echo_ctx, ZMQ_ROUTER);
+    if (is_curve) {
+        int on = 1;
+        zmq_setsockopt (router, ZMQ_CURVE_SERVER, &on, sizeof on);
+        zmq_setsockopt (router, ZMQ_CURVE_SECRETKEY, bench->server.secret_key, KF_CURVE_KEY_LEN + 1);
+    }
     zmq_bind (router, bench->echo);
     pthread_t thread;
     pthread_create (&thread, NULL, s_echo, router);
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    if (is_curve)
+        kf_curve_client_setup (dealer, &bench->client);
     zmq_connect (dealer, bench->echo);
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -173,12 +204,64 @@ s_start_broker (s_bench_t *bench, int cache_mb)
         snprintf (log, sizeof log, "%s/broker.log", bench->dir);
         FILE *out = freopen (log, "a", stderr);
         (void) out;
-        execl (broker, broker, "--requests", bench->requests, "--streams", bench->streams,
-               "--workers-endpoint", workers_ep, "--db", db, "--workers", count,
-               "--max-pending", "100000", "--cache-mb", cache, (char *) NULL);
+        //  The caller's CURVE settings are for its own broker, not this one: the broker gives its
+        //  local workers the keys they need (or none, when plain)
+        unsetenv ("KEFU_BROKER_KEY");
+        unsetenv ("KEFU_CURVE_KEY");
+        char *args [24] = { broker, "--requests", bench->requests, "--streams", bench->streams,
+                            "--workers-endpoint", workers_ep, "--db", db, "--workers", count,
+                            "--max-pending", "100000", "--cache-mb", cache };
+        int argc = 15;
+        if (bench->is_curve) {
+            args [argc++] = "--curve-key";
+            args [argc++] = bench->broker_key;
+            args [argc++] = "--authorized-clients";
+            args [argc++] = bench->clients_file;
+        }
+        args [argc] = NULL;
+        execv (broker, args);
         _exit (127);
     }
     return bench->broker > 0 ? 0 : -1;
+}
+
+//  --curve: makes the broker's and the client's key pairs in the scratch directory as an operator
+//  would (kefuctl keygen), lists the client's public key in the broker's authorized clients, and
+//  reads the client's keys back as a client does (kf_curve_client_config). Returns 0, or -1 (said)
+static int
+s_make_keys (s_bench_t *bench)
+{
+    char why [512] = "", base [320], own [320], server [320];
+    kf_curve_t client;
+    if (kf_curve_keypair (&bench->server) || kf_curve_keypair (&client)) {
+        fprintf (stderr, "kefuctl bench: this libzmq has no CURVE support\n");
+        return -1;
+    }
+    snprintf (base, sizeof base, "%s/broker", bench->dir);
+    int rc = kf_curve_write (&bench->server, base, why, sizeof why);
+    snprintf (base, sizeof base, "%s/client", bench->dir);
+    if (rc == 0)
+        rc = kf_curve_write (&client, base, why, sizeof why);
+    snprintf (bench->clients_file, sizeof bench->clients_file, "%s/authorized-clients", bench->dir);
+    FILE *file = rc == 0 ? fopen (bench->clients_file, "w") : NULL;
+    if (file) {
+        fprintf (file, "# kefuctl bench: its client\n%s\n", client.public_key);
+        if (fclose (file))
+            file = NULL;
+    }
+    kf_curve_wipe (&client);
+    if (rc == 0 && !file) {
+        snprintf (why, sizeof why, "cannot write %s: %s", bench->clients_file, strerror (errno));
+        rc = -1;
+    }
+    snprintf (bench->broker_key, sizeof bench->broker_key, "%s/broker.key", bench->dir);
+    snprintf (server, sizeof server, "%s/broker.pub", bench->dir);
+    snprintf (own, sizeof own, "%s/client.key", bench->dir);
+    if (rc == 0 && kf_curve_client_config (&bench->client, server, own, why, sizeof why) != 1)
+        rc = -1;
+    if (rc)
+        fprintf (stderr, "kefuctl bench: %s\n", why);
+    return rc;
 }
 
 //  Waits for the workers, loads the sample knowledge base, creates the sessions
@@ -260,7 +343,7 @@ s_run (s_bench_t *bench, void *ctx, char **sessions, int window, double rate, in
     int hwm = 0;
     zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_connect (dealer, bench->requests);
+    s_connect (bench, dealer, bench->requests);
     memset (run, 0, sizeof *run);
     run->capacity = 1 << 20;
     run->latencies = kf_malloc (run->capacity * sizeof (int64_t));
@@ -348,8 +431,8 @@ s_measure_meta (s_bench_t *bench, void *ctx, char **sessions, int count, double 
 {
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
     void *sub = zmq_socket (ctx, ZMQ_SUB);
-    zmq_connect (dealer, bench->requests);
-    zmq_connect (sub, bench->streams);
+    s_connect (bench, dealer, bench->requests);
+    s_connect (bench, sub, bench->streams);
     int64_t *samples = kf_calloc (count, sizeof (int64_t));
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -410,7 +493,7 @@ s_measure_serial (s_bench_t *bench, void *ctx, char **sessions, int count, bool 
                   double *p50, double *p99)
 {
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
-    zmq_connect (dealer, bench->requests);
+    s_connect (bench, dealer, bench->requests);
     int64_t *samples = kf_calloc (count, sizeof (int64_t));
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -490,6 +573,74 @@ s_cpu_seconds (pid_t pid)
     return 0;
 }
 
+//  CPU seconds the children of `pid` (the broker's local workers) have used so far
+static double
+s_children_cpu_seconds (pid_t pid)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *tasks = opendir (path);
+    double seconds = 0;
+    struct dirent *task;
+    while (tasks && (task = readdir (tasks))) {
+        if (task->d_name [0] == '.')
+            continue;
+        char children [300];
+        snprintf (children, sizeof children, "%s/%.32s/children", path, task->d_name);
+        FILE *file = fopen (children, "r");
+        int child;
+        while (file && fscanf (file, "%d", &child) == 1)
+            seconds += s_cpu_seconds (child);
+        if (file)
+            fclose (file);
+    }
+    if (tasks)
+        closedir (tasks);
+    return seconds;
+}
+
+//  New connections one after another: a fresh socket connects (with the CURVE handshake and the
+//  broker's ZAP check under --curve), sends health and waits for its reply
+static void
+s_measure_connect (s_bench_t *bench, void *ctx, int count, double *p50, double *p99)
+{
+    int64_t *samples = kf_calloc (count, sizeof (int64_t));
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    int measured = 0;
+    for (int i = -10; i < count; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "connect-%d", i);
+        msgpack_sbuffer_clear (&body);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 2);
+        kf_mp_pack_kv_str (&pk, "id", id);
+        kf_mp_pack_kv_str (&pk, "method", "health");
+        int64_t start = kf_mono_us ();
+        void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+        int linger = 0;
+        zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+        s_connect (bench, dealer, bench->requests);
+        s_send (dealer, &body);
+        kf_frames_t frames;
+        zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+        bool is_ok = zmq_poll (&item, 1, 5000) == 1 && kf_frames_recv (&frames, dealer, 0) == 0;
+        int64_t elapsed = kf_mono_us () - start;
+        if (is_ok)
+            kf_frames_close (&frames);
+        zmq_close (dealer);
+        if (!is_ok)
+            break;
+        if (i >= 0)
+            samples [measured++] = elapsed;
+    }
+    *p50 = s_percentile (samples, measured, 50);
+    *p99 = s_percentile (samples, measured, 99);
+    free (samples);
+    msgpack_sbuffer_destroy (&body);
+}
+
 static void
 s_machine (char *out, size_t size)
 {
@@ -508,21 +659,45 @@ s_machine (char *out, size_t size)
     snprintf (out, size, "%ld cores, %s", sysconf (_SC_NPROCESSORS_ONLN), model);
 }
 
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: kefuctl bench [--duration S] [--window N] [--sessions N] [--workers N] [--port BASE]\n"
+        "                     [--curve]\n"
+        "Starts its own kefu-broker with N local workers (default 2) and a fresh database in a scratch\n"
+        "directory, on tcp://127.0.0.1 ports BASE to BASE+3 (default 27700), and prints one run as a\n"
+        "Markdown table: the raw echo floor; peak FAQ chats/s with --window chats in flight (default\n"
+        "256) for --duration seconds (default 5), spread over --sessions sessions (default 2000);\n"
+        "latency at half of peak; one chat at a time; a streamed chat to its meta event; then, with the\n"
+        "answer cache on, cache hits and health one at a time, and new connections. See BENCHMARKS.md.\n"
+        "  --curve   every connection to the broker over CURVE: a broker and a client key pair are made\n"
+        "            in the scratch directory, the broker runs with --curve-key and --authorized-clients\n"
+        "            (the bench client's key only; its local workers get their own pair from it), and\n"
+        "            the floor is measured over CURVE too. Ratios stay to the plain floor.\n");
+}
+
 int
 kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
 {
-    (void) options;
+    (void) options;             //  The bench runs its own broker: kefuctl's endpoints and keys are not used
     s_bench_t bench = { .duration_s = 5, .window = 256, .sessions = 2000, .workers = 2, .port = 27700 };
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (strcmp (argv [i], "--duration") == 0)      bench.duration_s = atoi (argv [i + 1]);
-        else if (strcmp (argv [i], "--window") == 0)   bench.window = atoi (argv [i + 1]);
-        else if (strcmp (argv [i], "--sessions") == 0) bench.sessions = atoi (argv [i + 1]);
-        else if (strcmp (argv [i], "--workers") == 0)  bench.workers = atoi (argv [i + 1]);
-        else if (strcmp (argv [i], "--port") == 0)     bench.port = atoi (argv [i + 1]);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv [i];
+        int *number = strcmp (arg, "--duration") == 0 ? &bench.duration_s
+                    : strcmp (arg, "--window") == 0   ? &bench.window
+                    : strcmp (arg, "--sessions") == 0 ? &bench.sessions
+                    : strcmp (arg, "--workers") == 0  ? &bench.workers
+                    : strcmp (arg, "--port") == 0     ? &bench.port : NULL;
+        if (strcmp (arg, "--curve") == 0)
+            bench.is_curve = true;
+        else
+        if (number && i + 1 < argc)
+            *number = atoi (argv [++i]);
         else {
-            fprintf (stderr, "usage: kefuctl bench [--duration S] [--window N] [--sessions N]"
-                             " [--workers N] [--port BASE]\n");
-            return 2;
+            bool is_help = strcmp (arg, "--help") == 0;
+            s_usage (is_help ? stdout : stderr);
+            return is_help ? 0 : 2;
         }
     }
     if (bench.duration_s < 1 || bench.window < 1 || bench.sessions < bench.window || bench.workers < 1) {
@@ -535,12 +710,22 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     snprintf (bench.requests, sizeof bench.requests, "tcp://127.0.0.1:%d", bench.port);
     snprintf (bench.streams, sizeof bench.streams, "tcp://127.0.0.1:%d", bench.port + 1);
     snprintf (bench.echo, sizeof bench.echo, "tcp://127.0.0.1:%d", bench.port + 3);
+    if (bench.is_curve && s_make_keys (&bench)) {
+        char command [320];
+        snprintf (command, sizeof command, "rm -rf '%s'", bench.dir);
+        if (system (command) != 0)
+            fprintf (stderr, "kefuctl bench: could not remove %s\n", bench.dir);
+        return 2;
+    }
+    const kf_curve_t *curve = bench.is_curve ? &bench.client : NULL;
     void *ctx = zmq_ctx_new ();
-    double floor50, floor99;
-    s_measure_floor (&bench, ctx, 20000, &floor50, &floor99);
+    double floor50, floor99, curve_floor50 = 0, curve_floor99 = 0;
+    s_measure_floor (&bench, ctx, false, 20000, &floor50, &floor99);
+    if (bench.is_curve)
+        s_measure_floor (&bench, ctx, true, 20000, &curve_floor50, &curve_floor99);
     if (s_start_broker (&bench, 0))
         return 2;
-    kf_client_t *client = kf_client_new (bench.requests, bench.streams);
+    kf_client_t *client = kf_client_new_curve (bench.requests, bench.streams, curve);
     kf_client_set_timeout (client, 5000);
     char **sessions = s_prepare (&bench, client);
     int rc = 3;
@@ -552,10 +737,13 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     s_run (&bench, ctx, sessions, bench.window, 0, 1, &peak);          //  Warm-up
     free (peak.latencies);
     double cpu_before = s_cpu_seconds (bench.broker);
+    double workers_before = s_children_cpu_seconds (bench.broker), self_before = s_cpu_seconds (getpid ());
     int64_t commits_before = s_commits (client);
     s_run (&bench, ctx, sessions, bench.window, 0, bench.duration_s, &peak);
     int64_t peak_commits = s_commits (client) - commits_before;
     double broker_us_per_chat = peak.count ? (s_cpu_seconds (bench.broker) - cpu_before) * 1e6 / peak.count : 0;
+    double workers_us_per_chat = peak.count ? (s_children_cpu_seconds (bench.broker) - workers_before) * 1e6 / peak.count : 0;
+    double self_us_per_chat = peak.count ? (s_cpu_seconds (getpid ()) - self_before) * 1e6 / peak.count : 0;
     double peak_rate = peak.count / peak.seconds;
     double peak50 = s_percentile (peak.latencies, peak.count, 50);
     double peak99 = s_percentile (peak.latencies, peak.count, 99);
@@ -583,9 +771,9 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     kf_client_destroy (&client);
     kill (bench.broker, SIGTERM);
     waitpid (bench.broker, NULL, 0);
-    double hit50 = 0, hit99 = 0, hit_rate = 0, health50 = 0, health99 = 0;
+    double hit50 = 0, hit99 = 0, hit_rate = 0, health50 = 0, health99 = 0, connect50 = 0, connect99 = 0;
     if (s_start_broker (&bench, 64) == 0) {
-        client = kf_client_new (bench.requests, bench.streams);
+        client = kf_client_new_curve (bench.requests, bench.streams, curve);
         kf_client_set_timeout (client, 5000);
         int64_t deadline = kf_mono_ms () + 15000;
         kf_reply_t *health = NULL;
@@ -599,21 +787,42 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
         }
         hit_rate = s_measure_serial (&bench, ctx, sessions, 5000, false, &hit50, &hit99);
         s_measure_serial (&bench, ctx, sessions, 5000, true, &health50, &health99);
+        s_measure_connect (&bench, ctx, 500, &connect50, &connect99);
     }
+    //  Under --curve, the broker's own count of the handshakes it let in: proof the run was CURVE
+    int64_t clients_in = -1, clients_out = -1, workers_in = -1;
+    kf_reply_t *security = NULL;
+    if (bench.is_curve && client && kf_client_call (client, "stats", NULL, 0, &security) == 0 && security->ok) {
+        const msgpack_object *zap = kf_mp_get (security->result, "security");
+        clients_in = kf_mp_get_int (kf_mp_get (zap, "clients"), "allowed", -1);
+        clients_out = kf_mp_get_int (kf_mp_get (zap, "clients"), "denied", -1);
+        workers_in = kf_mp_get_int (kf_mp_get (zap, "workers"), "allowed", -1);
+    }
+    kf_reply_destroy (&security);
     char machine [320];
     s_machine (machine, sizeof machine);
     printf ("## kefuctl bench\n\n");
-    printf ("- command: `kefuctl bench --duration %d --window %d --sessions %d --workers %d`\n",
-            bench.duration_s, bench.window, bench.sessions, bench.workers);
+    printf ("- command: `kefuctl bench --duration %d --window %d --sessions %d --workers %d%s`\n",
+            bench.duration_s, bench.window, bench.sessions, bench.workers, bench.is_curve ? " --curve" : "");
     printf ("- machine: %s\n", machine);
-    printf ("- transport: tcp loopback; broker with %d local workers, SQLite WAL, every turn committed\n\n",
+    printf ("- transport: tcp loopback%s; broker with %d local workers, SQLite WAL, every turn committed\n",
+            bench.is_curve ? ", CURVE on every connection to the broker (clients and workers)" : "",
             bench.workers);
-    printf ("| measure | value | ratio to floor p50 |\n|---|---|---|\n");
+    if (bench.is_curve)
+        printf ("- CURVE handshakes of the cache-on broker (stats.security): clients %lld let in, %lld refused;"
+                " workers %lld let in\n", (long long) clients_in, (long long) clients_out, (long long) workers_in);
+    printf ("\n");
+    printf ("| measure | value | ratio to %sfloor p50 |\n|---|---|---|\n", bench.is_curve ? "plain " : "");
     printf ("| floor: raw DEALER->ROUTER echo round trip p50 / p99 | %.3f / %.3f ms | 1.0 |\n", floor50, floor99);
+    if (bench.is_curve)
+        printf ("| floor over CURVE: the same echo, CURVE server and client p50 / p99 | %.3f / %.3f ms | %.2f |\n",
+                curve_floor50, curve_floor99, curve_floor50 / floor50);
     printf ("| peak FAQ chats/s (window %d) | %.0f/s (%zu chats, %zu errors) | |\n", bench.window,
             peak_rate, peak.count, peak.errors);
     printf ("| broker CPU per chat at peak / at half of peak | %.1f / %.1f µs | |\n", broker_us_per_chat,
             half.count ? half_cpu * 1e6 / half.count : 0);
+    printf ("| workers (all) / bench client CPU per chat at peak | %.1f / %.1f µs | |\n",
+            workers_us_per_chat, self_us_per_chat);
     printf ("| broker busy at half of peak | %.0f%% of a core | |\n", half.seconds > 0 ? half_cpu * 100 / half.seconds : 0);
     printf ("| chats per commit at peak / at half of peak | %.1f / %.1f | |\n",
             peak_commits > 0 ? (double) peak.count / peak_commits : 0,
@@ -631,6 +840,8 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
             health50, health99, health50 / floor50);
     printf ("| hot-answer cache hit, one chat at a time (%.0f%% hits) p50 / p99 | %.3f / %.3f ms | %.2f |\n",
             hit_rate * 100, hit50, hit99, hit50 / floor50);
+    printf ("| new connection, one at a time: connect, handshake, first health reply p50 / p99 | %.3f / %.3f ms | %.1f |\n",
+            connect50, connect99, connect50 / floor50);
     free (peak.latencies);
     free (half.latencies);
     free (serial.latencies);
@@ -645,6 +856,8 @@ done:
         kill (bench.broker, SIGTERM);
         waitpid (bench.broker, NULL, 0);
     }
+    kf_curve_wipe (&bench.server);
+    kf_curve_wipe (&bench.client);
     char command [320];
     snprintf (command, sizeof command, "rm -rf '%s'", bench.dir);
     if (system (command) != 0)

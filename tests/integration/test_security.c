@@ -10,13 +10,15 @@
         3. A worker with an authorized key serves; one with an unknown key is refused (the broker
            logs it, stats.security counts it) until its key is added to the file, which the
            broker reads again without a restart.
-        4. Bad setups stop the broker before it listens: a .pub file as its key pair, an
+        4. A plain broker whose environment holds client keys keeps its local workers plain.
+        5. Bad setups stop the broker before it listens: a .pub file as its key pair, an
            authorized-keys line that is no key, authorized keys without --curve-key. */
 #include "harness.h"
 #include "common/curve.h"
 #include "common/mpack.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +196,18 @@ s_test_workers (const char *mallory_key)
         h_sleep_ms (100);
     CHECK (s_security ("workers", "denied") > denied);
     h_wait_workers (&s_h, 2, false);            //  Not let in
-    //  Its key added to the file: let in at its next try, no restart
-    char line [80];
-    snprintf (line, sizeof line, "%s  mallory's host\n", mallory_key);
-    s_write ("workers.txt", line, "a");
+    //  Its key added to the file (as its .pub file, the way an operator would: cat mallory.pub
+    //  >> workers.txt): let in at its next try, no restart
+    char pub [330];
+    s_path (pub, sizeof pub, "mallory.pub");
+    FILE *file = fopen (pub, "r");
+    CHECK (file);
+    char text [256];
+    size_t n = fread (text, 1, sizeof text - 1, file);
+    text [n] = 0;
+    fclose (file);
+    CHECK (strstr (text, mallory_key));
+    s_write ("workers.txt", text, "a");
     h_wait_workers (&s_h, 3, false);
     CHECK_INT (s_security ("workers", "keys"), 3);  //  Two in the file, the local workers' one
     CHECK_INT (s_security ("clients", "keys"), 1);
@@ -221,6 +231,49 @@ s_test_client_added (const char *mallory_key)
     kf_reply_destroy (&reply);
     kf_client_destroy (&client);
     CHECK_INT (s_security ("clients", "keys"), 2);
+}
+
+//  A plain broker started where KEFU_BROKER_KEY and KEFU_CURVE_KEY are set (this test sets
+//  them) keeps its local workers plain too: they serve
+static void
+s_test_plain_broker_in_curve_environment (void)
+{
+    CHECK (getenv ("KEFU_BROKER_KEY") && getenv ("KEFU_CURVE_KEY"));
+    char log [320], requests [320], workers [320], db [320];
+    s_path (log, sizeof log, "plain.log");
+    snprintf (requests, sizeof requests, "ipc://%s/plain-requests", s_h.dir);
+    snprintf (workers, sizeof workers, "ipc://%s/plain-workers", s_h.dir);
+    s_path (db, sizeof db, "plain.db");
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+        char streams [330];
+        snprintf (streams, sizeof streams, "ipc://%s/plain-streams", s_h.dir);
+        execl (KEFU_BIN_DIR "/kefu-broker", KEFU_BIN_DIR "/kefu-broker", "--requests", requests,
+               "--streams", streams, "--workers-endpoint", workers, "--db", db, "--workers", "1",
+               (char *) NULL);
+        _exit (127);
+    }
+    kf_client_t *client = kf_client_new (requests, NULL);
+    kf_client_set_timeout (client, 500);
+    int64_t count = 0;
+    for (int i = 0; i < 50 && count < 1; i++) {
+        kf_reply_t *reply = NULL;
+        if (kf_client_call (client, "health", NULL, 0, &reply) == 0) {
+            count = kf_mp_get_int (reply->result, "workers", 0);
+            kf_reply_destroy (&reply);
+        }
+        if (count < 1)
+            h_sleep_ms (100);
+    }
+    CHECK_INT (count, 1);
+    kf_client_destroy (&client);
+    kill (pid, SIGTERM);
+    int status;
+    CHECK_INT (waitpid (pid, &status, 0), pid);
 }
 
 //  Runs kefu-broker with `args`; it must exit with `code` before listening, its log holding `text`
@@ -311,6 +364,7 @@ main (void)
     s_test_clients ();
     s_test_workers (mallory);
     s_test_client_added (mallory);
+    s_test_plain_broker_in_curve_environment ();
     s_test_bad_setups ();
     h_cleanup (&s_h);
     TEST_PASS ("test_security");
