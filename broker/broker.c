@@ -573,6 +573,8 @@ s_secure (kf_broker_t *self, kf_curve_t *curve)
         kf_error ("%s", why);
         return -1;
     }
+    if (!workers && config->local_workers == 0)
+        kf_warn ("CURVE: no worker can connect (no local workers, no --authorized-workers)");
     if (config->local_workers > 0 && s_local_worker_keys (self->zap, curve)) {
         kf_error ("cannot make the local workers' key pair");
         return -1;

@@ -98,8 +98,8 @@ s_load (s_domain_t *domain, char *why, size_t why_size)
         if (sscanf (line, " public = %63s", key) != 1      //  A .pub file's line, or the key
         &&  sscanf (line, " %63s", key) != 1)
             continue;
-        if (*key == '#' && !kf_curve_is_key (key))
-            continue;           //  A comment (a key may start with '#' too: Z85 has it)
+        if (*key == '#')
+            continue;           //  A comment: no key starts with '#' (Z85's largest digit)
         uint8_t raw [32];
         if (!kf_curve_is_key (key) || !zmq_z85_decode (raw, key)) {
             snprintf (why, why_size, "authorized keys %s, line %d: not a 40-character Z85 public key",

@@ -3,7 +3,7 @@
     Each CURVE socket of the broker names a domain: KF_ZAP_CLIENTS for the request and stream
     sockets, KF_ZAP_WORKERS for the worker socket. A domain lets in the keys of its authorized-keys
     file (one Z85 public key per line, text after it ignored, or a .pub file's "public = KEY"
-    lines, so `cat w1.pub >> workers` adds one; other lines starting with '#' are comments), the keys added in code (the local workers' key), or any key when it is open. The file is read again when it
+    lines, so `cat w1.pub >> workers` adds one; lines starting with '#' are comments: no key does), the keys added in code (the local workers' key), or any key when it is open. The file is read again when it
     changes (checked at each handshake): an operator adds or removes a key without a restart.
 
     The handler is a socket in the broker's loop (inproc://zeromq.zap.01): kf_zap_on_readable

@@ -177,10 +177,9 @@ s_connect (s_worker_t *self)
     zmq_setsockopt (self->socket, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (self->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (self->config->curve) {
+    if (self->config->curve)
         kf_curve_client_setup (self->socket, self->config->curve);
-        self->monitor = kf_curve_monitor (self->ctx, self->socket);
-    }
+    self->monitor = kf_curve_monitor (self->ctx, self->socket);   //  Plain ones fail on CURVE brokers
     if (zmq_connect (self->socket, self->config->broker) == -1)
         kf_error ("cannot connect to %s: %s", self->config->broker, zmq_strerror (errno));
     s_send_ready (self);
@@ -632,12 +631,17 @@ s_check_handshakes (s_worker_t *self)
 {
     int refused, failed;
     kf_curve_monitor_failures (self->monitor, &refused, &failed);
+    const kf_curve_t *curve = self->config->curve;
+    if ((refused || failed) && !self->is_refused_logged && !curve)
+        kf_error ("the handshake with the broker failed: it uses CURVE (give its public key: "
+                  "--broker-key or KEFU_BROKER_KEY, and this worker's key pair: --curve-key)");
+    else
     if ((refused || failed) && !self->is_refused_logged)
         kf_error (refused ? "the broker refused this worker's CURVE key %s: add it to the broker's "
                             "--authorized-workers file"
                           : "CURVE handshake with the broker failed (key %s): is the broker's "
                             "public key right, and is the broker using CURVE?",
-                  self->config->curve->public_key);
+                  curve->public_key);
     self->is_refused_logged |= refused || failed;
 }
 

@@ -4,16 +4,20 @@ Written from schemas/PROTOCOL.md alone (sections 1-6): a DEALER for requests and
 token streams, MessagePack bodies, request ids matched to replies, and the streamed-chat algorithm of
 section 3.7 (subscribe before send, exact-topic filtering, seq ordering, gap repair with
 `stream.fetch`, completion by `last_seq`), plus a TopicWatcher for the handoff topics of sections
-3.9 and 13.3 (`agent.escalations`, `agent.messages`, `session.<id>`).
+3.9 and 13.3 (`agent.escalations`, `agent.messages`, `session.<id>`), and CURVE (section 17): the
+broker's public key and the client's own key pair on both sockets, a socket monitor telling a
+refused key from a slow broker, and sends that never block on a socket left without a peer.
 
 Needs pyzmq and msgpack (Debian: python3-zmq, python3-msgpack).
 """
 
+import itertools
 import secrets
 import time
 
 import msgpack
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 SIGNATURE = b"KEFU1"
 DEFAULT_TIMEOUT_S = 35.0       # longer than the broker's 30 s chat deadline (3.6)
@@ -42,6 +46,23 @@ class KefuError(Exception):
 
 class KefuTimeout(Exception):
     """No reply within the client-side timeout."""
+
+
+class KefuHandshakeError(KefuTimeout):
+    """No reply, and the DEALER's monitor saw the CURVE handshake fail (17.5): `refused` when the
+    broker refused this client's key (HANDSHAKE_FAILED_AUTH), else a wrong broker key or CURVE on
+    one side only. `events` holds the failures seen, as (event, value) pairs."""
+
+    def __init__(self, what, events):
+        self.refused = any(e == zmq.EVENT_HANDSHAKE_FAILED_AUTH for e, _ in events)
+        self.events = list(events)
+        super().__init__("%s: CURVE handshake %s" % (
+            what, "refused by the broker (key not authorized)" if self.refused else "failed"))
+
+
+HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_monitors = itertools.count(1)      # every monitor needs an inproc name of its own (17.5)
 
 
 def new_id():
@@ -78,25 +99,84 @@ class StreamResult:
 
 
 class KefuClient:
+    """server_key: the broker's CURVE public key (17.1), None for a plain broker; public_key and
+    secret_key: this client's key pair (Z85 bytes), made fresh when not given. watch_handshakes: a
+    monitor on the DEALER, so that a call left without a reply says why (KefuHandshakeError)."""
+
     def __init__(self, requests_endpoint="tcp://127.0.0.1:7700",
                  streams_endpoint="tcp://127.0.0.1:7701", context=None,
-                 timeout_s=DEFAULT_TIMEOUT_S):
+                 timeout_s=DEFAULT_TIMEOUT_S, server_key=None, public_key=None, secret_key=None,
+                 watch_handshakes=False):
         self.ctx = context or zmq.Context.instance()
         self.timeout_s = timeout_s
-        self.dealer = self.ctx.socket(zmq.DEALER)
-        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.endpoints = (requests_endpoint, streams_endpoint)
+        self.public_key = None
+        self._curve = None
+        if server_key is not None:
+            if public_key is None:
+                public_key, secret_key = zmq.curve_keypair()
+            self.public_key = public_key
+            self._curve = (server_key, public_key, secret_key)
+        self.dealer = self._socket(zmq.DEALER)
+        self.monitor = None
+        self._failures = []         # handshake failures seen since the last reply
+        if watch_handshakes:
+            # Before connect, or the first handshake's events are missed (17.5)
+            name = "inproc://kefu-client-monitor-%d-%d" % (id(self), next(_monitors))
+            self.dealer.monitor(name, HANDSHAKE_FAILURES)
+            self.monitor = self.ctx.socket(zmq.PAIR)
+            self.monitor.setsockopt(zmq.LINGER, 0)
+            self.monitor.connect(name)
         self.dealer.connect(requests_endpoint)
         self.sub = None
         if streams_endpoint:
-            self.sub = self.ctx.socket(zmq.SUB)
-            self.sub.setsockopt(zmq.LINGER, 0)
+            self.sub = self._socket(zmq.SUB)
             self.sub.connect(streams_endpoint)
         self._stash = {}            # replies that arrived for other requests of ours, by id
 
+    def _socket(self, kind):
+        """A socket with linger 0 and, over CURVE, the three keys of 17.2 (set before connect)."""
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve[0])
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve[1])
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve[2])
+        return sock
+
     def close(self):
+        if self.monitor is not None:
+            self.monitor.close(0)
         self.dealer.close(0)
         if self.sub is not None:
             self.sub.close(0)
+
+    def reconnect(self):
+        """Connect both sockets again (17.5): ZeroMQ never retries a handshake the broker refused,
+        so a key authorized since gets in only this way."""
+        for sock, endpoint in ((self.dealer, self.endpoints[0]), (self.sub, self.endpoints[1])):
+            if sock is None:
+                continue
+            try:
+                sock.disconnect(endpoint)
+            except zmq.ZMQError:
+                pass                # ZeroMQ may have forgotten the endpoint already
+            sock.connect(endpoint)
+
+    def handshake_failures(self):
+        """The DEALER's handshake failures (event, value) seen since the last reply (17.5)."""
+        while self.monitor is not None and self.monitor.poll(0):
+            ev = recv_monitor_message(self.monitor)
+            if ev["event"] & HANDSHAKE_FAILURES:
+                self._failures.append((ev["event"], ev["value"]))
+        return list(self._failures)
+
+    def _no_reply(self, what):
+        """What to raise when no reply came (or a send found no peer)."""
+        failures = self.handshake_failures()
+        if failures:
+            return KefuHandshakeError(what, failures)
+        return KefuTimeout(what)
 
     def __enter__(self):
         return self
@@ -110,11 +190,20 @@ class KefuClient:
         """Send any multipart message on the DEALER (for testing malformed requests)."""
         self.dealer.send_multipart(frames)
 
-    def send_request(self, method, params=None, request_id=None):
-        """Send a request; return its id. Does not wait for the reply."""
+    def send_request(self, method, params=None, request_id=None, timeout_s=None):
+        """Send a request; return its id. Does not wait for the reply. Never blocks for long: a
+        DEALER left without a peer (a refused CURVE handshake, 17.5) would block a plain send for
+        ever, so it waits for room at most the timeout, then raises KefuTimeout."""
         rid = request_id if request_id is not None else new_id()
         body = {"id": rid, "method": method, "params": params if params is not None else {}}
-        self.dealer.send_multipart([SIGNATURE, pack(body)])
+        frames = [SIGNATURE, pack(body)]
+        try:
+            self.dealer.send_multipart(frames, zmq.DONTWAIT)
+        except zmq.Again:
+            wait = self.timeout_s if timeout_s is None else timeout_s
+            if not self.dealer.poll(max(0, int(wait * 1000)), zmq.POLLOUT):
+                raise self._no_reply("cannot send %r: no connection to the broker" % (rid,))
+            self.dealer.send_multipart(frames, zmq.DONTWAIT)
         return rid
 
     def _recv_reply(self, timeout_s):
@@ -122,6 +211,7 @@ class KefuClient:
         if not self.dealer.poll(max(0, int(timeout_s * 1000))):
             return None
         frames = self.dealer.recv_multipart()
+        self._failures = []         # the broker answers: the handshake held
         if len(frames) != 2 or frames[0] != SIGNATURE:
             raise ValueError("malformed reply frames: %r" % (frames,))
         return unpack(frames[1])
@@ -134,7 +224,7 @@ class KefuClient:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise KefuTimeout("no reply to %r" % (request_id,))
+                raise self._no_reply("no reply to %r" % (request_id,))
             r = self._recv_reply(left)
             if r is None:
                 continue
@@ -144,7 +234,7 @@ class KefuClient:
             self._stash[rid] = r
 
     def call_raw(self, method, params=None, request_id=None, timeout_s=None):
-        rid = self.send_request(method, params, request_id)
+        rid = self.send_request(method, params, request_id, timeout_s)
         return self.wait_reply(rid, timeout_s)
 
     def call(self, method, params=None, request_id=None, timeout_s=None):

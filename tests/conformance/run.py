@@ -25,14 +25,15 @@ except ImportError as e:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kefu_client import (KefuClient, KefuError, KefuTimeout, TopicWatcher, new_id,  # noqa: E402
-                         pack, unpack, SIGNATURE)
+from kefu_client import (KefuClient, KefuError, KefuHandshakeError, KefuTimeout,  # noqa: E402
+                         TopicWatcher, new_id, pack, unpack, SIGNATURE)
 
 PACE_MS = 30            # local workers' delay between streamed tokens
 STREAM_WAIT_MS = 500    # broker hold for a stream's first subscriber (3.2)
 IDLE_TIMEOUT_MS = 800   # chat deadline of the second, worker-less broker (8.5)
 IDLE_CLOSE_MS = 400     # --idle-close-ms of the fifth broker (4.9, 13.1)
-TOTAL_BUDGET_S = 58
+REFUSED_WAIT_S = 1.0    # how long a refused CURVE client waits for a reply that never comes (17.5)
+TOTAL_BUDGET_S = 64
 
 RESULT_FIELDS = {
     "session_id": str, "message_id": int, "turn_count": int, "failed_attempts": int,
@@ -321,8 +322,9 @@ def main():
                 cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
         brokers.append((name, proc, log_path))
 
-        def client(timeout_s=10.0):
-            c = KefuClient(eps[0], eps[1], context=ctx, timeout_s=timeout_s)
+        def client(timeout_s=10.0, **curve):
+            """curve: KefuClient's server_key, public_key, secret_key, watch_handshakes (17)."""
+            c = KefuClient(eps[0], eps[1], context=ctx, timeout_s=timeout_s, **curve)
             clients.append(c)
             return c
         return proc, client
@@ -382,6 +384,12 @@ def main():
             run_idle_close(client5(), broker5, watcher)
         finally:
             watcher.close()
+        keys = {}
+        run_check("CURVE key files (kefuctl keygen, 17.3)", lambda: curve_files(tmp, build_dir, keys))
+        if "clients_file" in keys:
+            broker6, client6 = start_broker("curve", ["--workers", "1", "--curve-key", keys["broker_file"],
+                                                      "--authorized-clients", keys["clients_file"]])
+            run_curve(client6, broker6, keys)
     except Alarm as e:
         failed += 1
         print("FAIL  %-40s %s" % ("time budget", e))
@@ -470,6 +478,8 @@ def run_all(kc, client, kb_path, broker):
         expect(is_int(s["latency_ms"].get("samples")), "latency_ms.samples")
         for k in ("open", "backlog"):
             expect(is_int(s["streams"].get(k)), "streams.%s" % k)
+        expect("security" in s and s["security"] is None,
+               "stats.security of a plain broker is %r, want nil (17.6)" % s.get("security"))
     run_check("stats shape", stats)
 
     # ------------------------------------------------------------------ knowledge base
@@ -2236,6 +2246,187 @@ def run_idle_close(kc, broker, watcher):
         expect(conv["state"] == "closed", "conversation %r" % conv)
         return "closed %.2f s after the last request (idle %d ms)" % (waited, IDLE_CLOSE_MS)
     run_check("idle closing closes the escalation", idle_close)
+
+
+# ====================================================================== security (section 17)
+
+def write_private(path, text):
+    """A new file only its owner can read (17.3: a .key file is mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def read_key_file(path):
+    """A key file as 17.3 describes it: {"public": KEY, "secret": KEY} (Z85 bytes; either may be
+    missing). '#' starts a comment only at the beginning of a line; text after a key is ignored."""
+    keys = {}
+    with open(path, encoding="ascii") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, eq, rest = line.partition("=")
+            key = rest.split()[0] if rest.split() else ""
+            expect(eq and name.strip() in ("public", "secret") and len(key) == 40,
+                   "%s line %d is not 'public = KEY' or 'secret = KEY': %r" % (path, number, line))
+            keys[name.strip()] = key.encode("ascii")
+    return keys
+
+
+def curve_files(tmp, build_dir, keys):
+    """The keys of the sixth broker (17.3, 17.4), into `keys`: its own pair written in the key file
+    format, a service pair from `kefuctl keygen`, a desk pair and a stranger pair from
+    zmq.curve_keypair(), and an authorized-clients file letting in the service and the desk, not
+    the stranger."""
+    public, secret = zmq.curve_keypair()
+    keys["broker"] = public
+    keys["broker_file"] = os.path.join(tmp, "broker.key")
+    write_private(keys["broker_file"], "# kefu CURVE key pair: keep this file private\n"
+                  "public = %s\nsecret = %s\n" % (public.decode(), secret.decode()))
+    base = os.path.join(tmp, "shop")
+    out = subprocess.run([os.path.join(build_dir, "kefuctl"), "keygen", base], cwd=tmp,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    expect(out.returncode == 0, "kefuctl keygen: status %d, %r" % (out.returncode, out.stderr))
+    pair, pub = read_key_file(base + ".key"), read_key_file(base + ".pub")
+    expect(set(pair) == {"public", "secret"} and pub == {"public": pair["public"]}
+           and out.stdout.strip() == pair["public"] and zmq.curve_public(pair["secret"]) == pair["public"],
+           "kefuctl keygen: %r printed, %r in shop.pub" % (out.stdout, pub))
+    mode = os.stat(base + ".key").st_mode & 0o777
+    expect(mode == 0o600, "shop.key has mode %o, want 600" % mode)
+    keys["shop"] = (pair["public"], pair["secret"])
+    keys["desk"] = zmq.curve_keypair()
+    keys["stranger"] = zmq.curve_keypair()
+    with open(base + ".pub", encoding="ascii") as f:
+        shop_pub = f.read()
+
+    def clients(*extra):
+        """The authorized-clients file, with keys `extra` added at the end."""
+        return ("# kefu.clients of the conformance test: one key per line (17.4)\n"
+                "%s   conformance desk (text after a key is ignored)\n"
+                "#%s  stranger, commented out\n\n" % (keys["desk"][0].decode(), keys["stranger"][0].decode())
+                + shop_pub      # a .pub file's lines as they are: `cat shop.pub >> clients.auth`
+                + "".join(k.decode() + "\n" for k in extra))
+    keys["clients"] = clients
+    keys["clients_file"] = os.path.join(tmp, "clients.auth")
+    with open(keys["clients_file"], "w", encoding="ascii") as f:
+        f.write(clients())
+    return "broker.key written, shop.key from kefuctl keygen (mode 600)"
+
+
+def rewrite(path, text):
+    """Replace a file at once (write a new one, rename it over the old one), as 17.4 advises."""
+    with open(path + ".new", "w", encoding="ascii") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
+
+
+def run_curve(client, broker, keys):
+    """A sixth broker with --curve-key, --authorized-clients and one local worker (section 17)."""
+    st = {}
+    server = keys["broker"]
+
+    def curve_client(pair, timeout_s=10.0):
+        return client(timeout_s, server_key=server, public_key=pair[0], secret_key=pair[1],
+                      watch_handshakes=True)
+
+    def ready():
+        st["kc"] = kc = curve_client(keys["shop"])
+        wait_ready(kc, broker, 1)
+        h = kc.health()
+        expect(h["status"] == "ok", "health %r" % h)
+        desk = curve_client(keys["desk"])
+        expect(desk.health()["status"] == "ok", "the desk's key (first word of a line) not let in")
+        return "kefuctl keygen's key and a zmq.curve_keypair() key both let in"
+    run_check("CURVE broker: health with authorized keys", ready)
+
+    def streamed():
+        kc = st["kc"]
+        sr = kc.chat_stream("你好", timeout_s=10)
+        expect(sr.complete and sr.result is not None, "stream incomplete: %r" % sr.events)
+        kinds = [e.get("event") for e in sr.events]
+        expect(kinds[0] == "meta" and kinds[-1] == "done" and "token" in kinds
+               and set(kinds[1:-1]) == {"token"}, "events %r" % kinds)
+        expect(sr.text == sr.result["reply"] and sr.text, "tokens %r, reply %r" % (sr.text, sr.result["reply"]))
+        last = sr.result["last_seq"]
+        expect(sorted(set(sr.live_seqs)) == list(range(last + 1)) and sr.fetch_calls == 0,
+               "live over the CURVE SUB: %r of 0..%d, %d fetches" % (sr.live_seqs, last, sr.fetch_calls))
+        return "%d events live over the CURVE SUB" % (last + 1)
+    run_check("CURVE: streamed chat (meta, tokens, done)", streamed)
+
+    def security(want_denied):
+        sec = st["kc"].stats().get("security")
+        expect(isinstance(sec, dict) and set(sec) == {"clients", "workers"}, "stats.security %r" % sec)
+        for d in ("clients", "workers"):
+            check_fields(sec[d], {"allowed": int, "denied": int, "keys": int, "any": bool},
+                         "stats.security." + d)
+        c, w = sec["clients"], sec["workers"]
+        expect(c["any"] is False and c["denied"] == want_denied, "security.clients %r" % c)
+        # the local worker: its start-time pair is the domain's one key; shop and desk: 3+ handshakes
+        expect(w == {"allowed": w["allowed"], "denied": 0, "keys": 1, "any": False} and w["allowed"] >= 1,
+               "security.workers %r" % w)
+        expect(c["allowed"] >= 3, "security.clients %r" % c)
+        return c
+
+    def counts():
+        c = security(0)
+        expect(c["keys"] == 2, "security.clients.keys %r, want 2 (desk, shop.pub's line)" % c)
+        return "clients %r" % c
+    run_check("CURVE: stats.security", counts)
+
+    def refused():
+        st["stranger"] = stranger = curve_client(keys["stranger"], timeout_s=REFUSED_WAIT_S)
+        t0 = time.monotonic()
+        try:
+            r = stranger.call("health")
+            raise CheckFailed("an unauthorized key got a reply: %r" % r)
+        except KefuHandshakeError as e:
+            expect(e.refused and (zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400) in e.events,
+                   "monitor events %r, want HANDSHAKE_FAILED_AUTH 400" % e.events)
+        expect(time.monotonic() - t0 < REFUSED_WAIT_S + 0.5, "waited %.1f s" % (time.monotonic() - t0))
+        # No peer is left: a second request must not block (17.5)
+        t0 = time.monotonic()
+        try:
+            stranger.call("health", timeout_s=0.2)
+            raise CheckFailed("an unauthorized key got a reply the second time")
+        except KefuHandshakeError:
+            pass
+        expect(time.monotonic() - t0 < 1.0, "second call took %.1f s" % (time.monotonic() - t0))
+        c = security(2)             # its DEALER and its SUB
+        return "denied %d (DEALER and SUB)" % c["denied"]
+    run_check("CURVE: unknown key refused, HANDSHAKE_FAILED_AUTH", refused)
+
+    def plain():
+        pc = client(REFUSED_WAIT_S, watch_handshakes=True)
+        try:
+            r = pc.call("health")
+            raise CheckFailed("a plain client got a reply from a CURVE broker: %r" % r)
+        except KefuHandshakeError as e:
+            expect(not e.refused, "plain client: monitor events %r" % e.events)
+            note = "events %s" % ", ".join("0x%x/0x%x" % ev for ev in e.events[:3])
+        security(2)                 # the key was never looked at: not counted
+        return note
+    run_check("CURVE: a plain client gets no reply", plain)
+
+    def reload():
+        stranger = st["stranger"]
+        rewrite(keys["clients_file"], keys["clients"](keys["stranger"][0]))
+        stranger.reconnect()        # ZeroMQ does not retry a refused handshake by itself
+        expect(stranger.call("health", timeout_s=3.0)["status"] == "ok", "added key not let in")
+        expect(security(2)["keys"] == 3, "keys after adding")
+        rewrite(keys["clients_file"], keys["clients"]())
+        # Removing a key refuses new connections only
+        expect(stranger.call("health", timeout_s=3.0)["status"] == "ok", "open connection cut")
+        again = curve_client(keys["stranger"], timeout_s=REFUSED_WAIT_S)
+        try:
+            again.call("health")
+            raise CheckFailed("a removed key got in again")
+        except KefuHandshakeError as e:
+            expect(e.refused, "removed key: events %r" % e.events)
+        c = security(4)
+        expect(c["keys"] == 2, "keys after removing %r" % c)
+        return "clients %r" % c
+    run_check("CURVE: authorized keys read again when changed", reload)
 
 
 if __name__ == "__main__":
