@@ -119,6 +119,18 @@ s_pack_chat (msgpack_sbuffer *body, const char *id, const char *message, const c
         kf_mp_pack_kv_bool (&pk, "stream", true);
 }
 
+//  Packs a health request body (no params)
+static void
+s_pack_health (msgpack_sbuffer *body, const char *id)
+{
+    msgpack_sbuffer_clear (body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_str (&pk, "id", id);
+    kf_mp_pack_kv_str (&pk, "method", "health");
+}
+
 static int
 s_send (void *dealer, msgpack_sbuffer *body)
 {
@@ -501,14 +513,8 @@ s_measure_serial (s_bench_t *bench, void *ctx, char **sessions, int count, bool 
     for (int i = -50; i < count; i++) {         //  The first ones fill the cache and warm up
         char id [32];
         snprintf (id, sizeof id, "hit-%d", i);
-        if (is_health) {
-            msgpack_sbuffer_clear (&body);
-            msgpack_packer pk;
-            msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-            msgpack_pack_map (&pk, 2);
-            kf_mp_pack_kv_str (&pk, "id", id);
-            kf_mp_pack_kv_str (&pk, "method", "health");
-        }
+        if (is_health)
+            s_pack_health (&body, id);
         else
             s_pack_chat (&body, id, "怎么申请退货？", sessions [(i + 50) % bench->sessions], false);
         int64_t start = kf_mono_us ();
@@ -611,12 +617,7 @@ s_measure_connect (s_bench_t *bench, void *ctx, int count, double *p50, double *
     for (int i = -10; i < count; i++) {
         char id [32];
         snprintf (id, sizeof id, "connect-%d", i);
-        msgpack_sbuffer_clear (&body);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 2);
-        kf_mp_pack_kv_str (&pk, "id", id);
-        kf_mp_pack_kv_str (&pk, "method", "health");
+        s_pack_health (&body, id);
         int64_t start = kf_mono_us ();
         void *dealer = zmq_socket (ctx, ZMQ_DEALER);
         int linger = 0;

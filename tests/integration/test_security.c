@@ -233,6 +233,22 @@ s_test_client_added (const char *mallory_key)
     CHECK_INT (s_security ("clients", "keys"), 2);
 }
 
+//  Starts kefu-broker with `argv` (NULL-terminated), its output into file `log`
+static pid_t
+s_spawn_broker (const char *const *argv, const char *log)
+{
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+        execv (argv [0], (char *const *) argv);
+        _exit (127);
+    }
+    return pid;
+}
+
 //  A plain broker started where KEFU_BROKER_KEY and KEFU_CURVE_KEY are set (this test sets
 //  them) keeps its local workers plain too: they serve
 static void
@@ -244,19 +260,11 @@ s_test_plain_broker_in_curve_environment (void)
     snprintf (requests, sizeof requests, "ipc://%s/plain-requests", s_h.dir);
     snprintf (workers, sizeof workers, "ipc://%s/plain-workers", s_h.dir);
     s_path (db, sizeof db, "plain.db");
-    pid_t pid = fork ();
-    CHECK (pid >= 0);
-    if (pid == 0) {
-        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        char streams [330];
-        snprintf (streams, sizeof streams, "ipc://%s/plain-streams", s_h.dir);
-        execl (KEFU_BIN_DIR "/kefu-broker", KEFU_BIN_DIR "/kefu-broker", "--requests", requests,
-               "--streams", streams, "--workers-endpoint", workers, "--db", db, "--workers", "1",
-               (char *) NULL);
-        _exit (127);
-    }
+    char streams [330];
+    snprintf (streams, sizeof streams, "ipc://%s/plain-streams", s_h.dir);
+    const char *argv [] = { KEFU_BIN_DIR "/kefu-broker", "--requests", requests, "--streams", streams,
+                            "--workers-endpoint", workers, "--db", db, "--workers", "1", NULL };
+    pid_t pid = s_spawn_broker (argv, log);
     kf_client_t *client = kf_client_new (requests, NULL);
     kf_client_set_timeout (client, 500);
     int64_t count = 0;
@@ -282,22 +290,14 @@ s_broker_refuses (const char *const *args, int code, const char *text)
 {
     char log [320];
     s_path (log, sizeof log, "refused.log");
-    pid_t pid = fork ();
-    CHECK (pid >= 0);
-    if (pid == 0) {
-        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        const char *argv [32] = { KEFU_BIN_DIR "/kefu-broker", "--requests", "ipc:///tmp/kefu-refused-req",
-                                  "--streams", "ipc:///tmp/kefu-refused-str", "--workers-endpoint",
-                                  "ipc:///tmp/kefu-refused-wrk", "--db", "/tmp/kefu-refused.db" };
-        int argc = 9;
-        for (int i = 0; args [i] && argc < 30; i++)
-            argv [argc++] = args [i];
-        argv [argc] = NULL;
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
+    const char *argv [32] = { KEFU_BIN_DIR "/kefu-broker", "--requests", "ipc:///tmp/kefu-refused-req",
+                              "--streams", "ipc:///tmp/kefu-refused-str", "--workers-endpoint",
+                              "ipc:///tmp/kefu-refused-wrk", "--db", "/tmp/kefu-refused.db" };
+    int argc = 9;
+    for (int i = 0; args [i] && argc < 30; i++)
+        argv [argc++] = args [i];
+    argv [argc] = NULL;
+    pid_t pid = s_spawn_broker (argv, log);
     int status;
     CHECK_INT (waitpid (pid, &status, 0), pid);
     CHECK (WIFEXITED (status));
