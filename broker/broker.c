@@ -595,15 +595,19 @@ kf_broker_run (const kf_broker_config_t *config)
     int rc = 1;
     kf_supervisor_t *supervisor = NULL;
     kf_checkpointer_t *checkpointer = NULL;
+    //  Keys first: a bad key file or authorized-keys file is a configuration error (status 2),
+    //  found before the database is touched
+    self.ctx = zmq_ctx_new ();
+    kf_curve_t curve, *secure = config->curve_key_path ? &curve : NULL;
+    if (secure && s_secure (&self, secure)) {
+        rc = 2;
+        goto done;
+    }
     self.store = kf_store_open (config->db_path, config->is_synchronous_full, err, sizeof err);
     if (!self.store) {
         kf_error ("database %s: %s", config->db_path, err);
-        return 1;
-    }
-    self.ctx = zmq_ctx_new ();
-    kf_curve_t curve, *secure = config->curve_key_path ? &curve : NULL;
-    if (secure && s_secure (&self, secure))
         goto done;
+    }
     self.requests = s_bind (&self, ZMQ_ROUTER, config->requests, secure, KF_ZAP_CLIENTS);
     self.streams = s_bind (&self, ZMQ_XPUB, config->streams, secure, KF_ZAP_CLIENTS);
     self.workers = s_bind (&self, ZMQ_ROUTER, config->workers, secure, KF_ZAP_WORKERS);

@@ -323,9 +323,9 @@ s_test_bad_setups (void)
     s_write ("bad-clients.txt", "# one good line, then one that is not a key\n"
                                 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\nnot-a-key\n", "w");
     const char *public_only [] = { "--curve-key", pub, NULL };
-    s_broker_refuses (public_only, 1, "has no secret key");
+    s_broker_refuses (public_only, 2, "has no secret key");
     const char *bad_file [] = { "--curve-key", key, "--authorized-clients", bad, NULL };
-    s_broker_refuses (bad_file, 1, "line 3: not a 40-character Z85 public key");
+    s_broker_refuses (bad_file, 2, "line 3: not a 40-character Z85 public key");
     const char *no_curve [] = { "--authorized-workers", bad, NULL };
     s_broker_refuses (no_curve, 2, "need --curve-key");
     unlink ("/tmp/kefu-refused.db");
