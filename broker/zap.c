@@ -80,14 +80,15 @@ s_domain (kf_zap_t *self, const char *name, size_t len)
     return NULL;
 }
 
-//  Reads the domain's file into a fresh key set. Returns 0, or -1 with `why` (the old set stays)
+//  Reads the domain's file into a fresh key set. Returns 0, -1 with `why` for a bad line, -2 when
+//  the file cannot be opened (the old set stays either way)
 static int
 s_load (s_domain_t *domain, char *why, size_t why_size)
 {
     FILE *file = fopen (domain->path, "r");
     if (!file) {
         snprintf (why, why_size, "cannot read authorized keys %s: %s", domain->path, strerror (errno));
-        return -1;
+        return -2;
     }
     kf_dict_t *keys = kf_dict_new ();
     char line [512];
@@ -135,7 +136,7 @@ kf_zap_allow_file (kf_zap_t *self, const char *domain_name, const char *path, ch
         snprintf (why, why_size, "cannot read authorized keys %s: %s", path, strerror (errno));
         return -1;
     }
-    return s_load (domain, why, why_size);
+    return s_load (domain, why, why_size) ? -1 : 0;
 }
 
 void
@@ -174,9 +175,11 @@ s_refresh (s_domain_t *domain)
     &&  now.st_mtim.tv_nsec == domain->seen.st_mtim.tv_nsec
     &&  now.st_size == domain->seen.st_size && now.st_ino == domain->seen.st_ino)
         return;
-    domain->seen = now;
     char why [512];
-    if (s_load (domain, why, sizeof why))
+    int rc = s_load (domain, why, sizeof why);
+    if (rc != -2)
+        domain->seen = now;     //  Not when it could not be opened: tried again next handshake
+    if (rc)
         kf_warn ("%s (keeping the keys read before)", why);
     else
         kf_info ("authorized keys %s read again: %zu keys", domain->path,

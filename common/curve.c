@@ -55,9 +55,9 @@ kf_curve_monitor (void *ctx, void *socket)
 }
 
 void
-kf_curve_monitor_failures (void *monitor, int *auth, int *other)
+kf_curve_monitor_failures (void *monitor, int *auth, int *mismatch, int *other)
 {
-    *auth = *other = 0;
+    *auth = *mismatch = *other = 0;
     while (monitor) {
         uint8_t head [6];
         int n = zmq_recv (monitor, head, sizeof head, ZMQ_DONTWAIT);
@@ -72,9 +72,16 @@ kf_curve_monitor_failures (void *monitor, int *auth, int *other)
             zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &size);
         }
         uint16_t event;
+        uint32_t value = 0;
         memcpy (&event, head, sizeof event);
+        if (n >= 6)
+            memcpy (&value, head + 2, sizeof value);
         if (n >= 2 && event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             (*auth)++;
+        else
+        if (n >= 6 && event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+        &&  value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            (*mismatch)++;
         else
         if (n >= 2)
             (*other)++;
@@ -145,8 +152,8 @@ s_read_file (const char *path, char *public_key, char *secret_key, char *why, si
             continue;                   //  A comment: '#' starts a line only (Z85 keys hold '#')
         char name [16], value [S_LINE_MAX];
         int fields = sscanf (line, " %15[a-z_] = %511s", name, value);
-        if (fields <= 0)
-            continue;               //  Blank or a comment
+        if (fields == EOF)
+            continue;               //  Blank; anything else must be a key line
         char *target = strcmp (name, "public") == 0 ? public_key
                      : strcmp (name, "secret") == 0 ? secret_key : NULL;
         if (fields != 2 || !target || !kf_curve_is_key (value)) {

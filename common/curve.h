@@ -61,9 +61,10 @@ int kf_curve_server_setup (void *socket, const kf_curve_t *curve, const char *do
 //  ends.
 void *kf_curve_monitor (void *ctx, void *socket);
 
-//  Handshakes refused since the last call: how many the broker refused for the key (*auth), and
-//  how many failed otherwise (*other: a plain peer, a wrong broker key). Never blocks.
-void kf_curve_monitor_failures (void *monitor, int *auth, int *other);
+//  Handshakes failed since the last call: refused by the broker for the key (*auth); between a
+//  CURVE and a plain side (*mismatch); closed without a reason (*other: a wrong broker key, or a
+//  peer that is no ZeroMQ broker). Never blocks.
+void kf_curve_monitor_failures (void *monitor, int *auth, int *mismatch, int *other);
 
 //  Wipes the secret key from memory.
 void kf_curve_wipe (kf_curve_t *curve);

@@ -17,7 +17,7 @@ struct _kf_client_t {
     void *sub;                  //  Streams, or NULL
     char *requests, *streams;   //  Endpoints, to connect again after a refused handshake
     void *monitor;              //  Failed CURVE handshakes of the dealer, or NULL
-    int refused, failed;        //  Handshakes so, since the last reply
+    int refused, mismatched, failed;    //  Handshakes so, since the last reply
     int timeout_ms;
     char prefix [24];           //  Random per client: ids are unique across clients too
     unsigned long counter;
@@ -201,7 +201,7 @@ s_recv_reply (kf_client_t *self, const char *id)
         return NULL;
     kf_reply_t *reply = s_decode_reply (&frames);
     kf_frames_close (&frames);
-    self->refused = self->failed = 0;       //  The broker answers: the handshake held
+    self->refused = self->mismatched = self->failed = 0;    //  The broker answers: it held
     if (reply && !kf_mp_str_eq (&reply->unpacked.data, "id", id))
         kf_reply_destroy (&reply);
     return reply;
@@ -217,11 +217,12 @@ s_next_id (kf_client_t *self, char *id, size_t size)
 static int
 s_timed_out (kf_client_t *self)
 {
-    int refused, failed;
-    kf_curve_monitor_failures (self->monitor, &refused, &failed);
+    int refused, mismatched, failed;
+    kf_curve_monitor_failures (self->monitor, &refused, &mismatched, &failed);
     self->refused += refused;
+    self->mismatched += mismatched;
     self->failed += failed;
-    errno = self->refused ? EACCES : self->failed ? EPROTO : ETIMEDOUT;
+    errno = self->refused ? EACCES : self->mismatched ? EPROTO : self->failed ? ECONNRESET : ETIMEDOUT;
     return -1;
 }
 

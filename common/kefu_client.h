@@ -26,8 +26,9 @@ kf_client_t *kf_client_new (const char *requests, const char *streams);
 
 //  As kf_client_new, over CURVE with `curve`'s keys (common/curve.h; kf_curve_client_config reads
 //  them from options or the environment); NULL: plain, as kf_client_new. A call the broker never
-//  answers because it refused this client's key fails with errno EACCES (EPROTO when the
-//  handshake failed otherwise: a wrong broker key, or a broker without CURVE).
+//  answers because it refused this client's key fails with errno EACCES; EPROTO when one side uses
+//  CURVE and the other not; ECONNRESET when the handshake broke off without a reason (a wrong
+//  broker key, or a peer that is no kefu broker); ETIMEDOUT otherwise.
 kf_client_t *kf_client_new_curve (const char *requests, const char *streams, const kf_curve_t *curve);
 
 //  Closes the sockets and frees the client; nulls *self_p.
@@ -38,7 +39,8 @@ void kf_client_set_timeout (kf_client_t *self, int timeout_ms);
 
 //  Sends `method` with `params` (a packed msgpack map of params_len bytes, or NULL for none) and waits
 //  for its reply. Returns 0 with *reply_p set (check ok), or -1 when no reply came in time (errno
-//  ETIMEDOUT; EACCES or EPROTO for CURVE, above) or the socket failed. The caller destroys the reply.
+//  ETIMEDOUT; EACCES, EPROTO or ECONNRESET after a failed handshake, above) or the socket failed.
+//  The caller destroys the reply.
 int kf_client_call (kf_client_t *self, const char *method, const char *params, size_t params_len,
                     kf_reply_t **reply_p);
 

@@ -142,6 +142,13 @@ main (int argc, char *argv [])
         else if (strcmp (argv [i], "--curve-key") == 0)  curve_key = argv [i + 1];
         else break;
     }
+    if (i >= argc || strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "help") == 0) {
+        s_usage ();
+        return i >= argc ? 2 : 0;
+    }
+    const char *command = argv [i++];
+    if (strcmp (command, "keygen") == 0)        //  Needs no keys of its own
+        return kefuctl_keygen (argc - i, argv + i);
     static kf_curve_t curve;
     char why [512];
     int secure = kf_curve_client_config (&curve, broker_key, curve_key, why, sizeof why);
@@ -150,15 +157,10 @@ main (int argc, char *argv [])
         return 2;
     }
     options.curve = secure ? &curve : NULL;
-    if (i >= argc || strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "help") == 0) {
-        s_usage ();
-        return i >= argc ? 2 : 0;
-    }
-    const char *command = argv [i++];
+    const char *own_key = curve_key ? curve_key : getenv ("KEFU_CURVE_KEY");
+    bool is_key_made = secure && !(own_key && *own_key);   //  A pair for this run: no broker knows it
     if (strcmp (command, "bench") == 0)
         return kefuctl_bench (&options, argc - i, argv + i);
-    if (strcmp (command, "keygen") == 0)
-        return kefuctl_keygen (argc - i, argv + i);
     kf_client_t *client = kf_client_new_curve (options.requests, options.streams, options.curve);
     if (!client) {
         fprintf (stderr, "kefuctl: invalid endpoint %s or %s\n", options.requests, options.streams);
@@ -168,6 +170,12 @@ main (int argc, char *argv [])
     kf_client_set_timeout (client, options.timeout_ms < 1500 ? options.timeout_ms : 1500);
     kf_reply_t *probe = NULL;
     if (kf_client_call (client, "health", NULL, 0, &probe) == -1) {
+        if (errno == EACCES && is_key_made)
+            fprintf (stderr, "kefuctl: the broker at %s refused this client's CURVE key, made for"
+                             " this run only (make one with kefuctl keygen NAME, give it with"
+                             " --curve-key or KEFU_CURVE_KEY, and add NAME.pub to the broker's"
+                             " --authorized-clients file)\n", options.requests);
+        else
         if (errno == EACCES)
             fprintf (stderr, "kefuctl: the broker at %s refused this client's CURVE key %s (add it"
                              " to the broker's --authorized-clients file)\n", options.requests,
@@ -175,10 +183,17 @@ main (int argc, char *argv [])
         else
         if (errno == EPROTO)
             fprintf (stderr, options.curve
-                     ? "kefuctl: the CURVE handshake with %s failed (is the broker's public key"
-                       " right, and does the broker use CURVE?)\n"
+                     ? "kefuctl: the broker at %s does not use CURVE (drop --broker-key and"
+                       " KEFU_BROKER_KEY)\n"
                      : "kefuctl: the handshake with %s failed: the broker uses CURVE (give its"
                        " public key: --broker-key or KEFU_BROKER_KEY)\n", options.requests);
+        else
+        if (errno == ECONNRESET)
+            fprintf (stderr, options.curve
+                     ? "kefuctl: the CURVE handshake with %s broke off (is the broker's public"
+                       " key right, and is it a kefu broker?)\n"
+                     : "kefuctl: the handshake with %s broke off (is it a kefu broker?)\n",
+                     options.requests);
         else
             fprintf (stderr, "kefuctl: kefu-broker is not answering at %s (is it running? start it"
                              " with deploy/quickstart.sh or kefu-broker --workers 2)\n",

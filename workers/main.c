@@ -47,7 +47,7 @@ s_int (const char *option, const char *value)
 //  CURVE keys from the options or the environment; a worker the broker started gets its key pair
 //  in KEFU_WORKER_SECRET (taken out of the environment at once). Returns 0, or -1 (said why)
 static int
-s_curve (kf_curve_t *curve, const char *broker_key, const char *curve_key)
+s_curve (kf_curve_t *curve, const char *broker_key, const char *curve_key, kf_worker_config_t *config)
 {
     char why [512];
     const char *secret = getenv ("KEFU_WORKER_SECRET");
@@ -60,8 +60,13 @@ s_curve (kf_curve_t *curve, const char *broker_key, const char *curve_key)
         memcpy (curve->secret_key, secret, sizeof curve->secret_key);
         zmq_curve_public (curve->public_key, curve->secret_key);
     }
-    if (secret)
+    const char *own = curve_key ? curve_key : getenv ("KEFU_CURVE_KEY");
+    config->is_curve_key_made = *curve->server && !is_local && !(own && *own);
+    if (secret) {
+        //  Wiped where it lies (the environment block /proc/PID/environ shows), then dropped
+        explicit_bzero ((char *) secret, strlen (secret));
         unsetenv ("KEFU_WORKER_SECRET");
+    }
     return 0;
 }
 
@@ -128,7 +133,7 @@ main (int argc, char *argv [])
     }
     config.llm = llm;
     static kf_curve_t curve;
-    if (s_curve (&curve, broker_key, curve_key) < 0) {
+    if (s_curve (&curve, broker_key, curve_key, &config) < 0) {
         kf_config_destroy (&llm);
         return 2;
     }

@@ -629,26 +629,39 @@ s_next_timeout (s_worker_t *self, int64_t now)
 static void
 s_check_handshakes (s_worker_t *self)
 {
-    int refused, failed;
-    kf_curve_monitor_failures (self->monitor, &refused, &failed);
+    int refused, mismatched, failed;
+    kf_curve_monitor_failures (self->monitor, &refused, &mismatched, &failed);
     const kf_curve_t *curve = self->config->curve;
-    if ((refused || failed) && !self->is_refused_logged && !curve)
-        kf_error ("the handshake with the broker failed: it uses CURVE (give its public key: "
-                  "--broker-key or KEFU_BROKER_KEY, and this worker's key pair: --curve-key)");
+    bool has_failed = refused || mismatched || failed;
+    if (!has_failed || self->is_refused_logged)
+        return;
+    self->is_refused_logged = true;
+    if (mismatched && !curve)
+        kf_error ("the broker uses CURVE: give its public key (--broker-key or KEFU_BROKER_KEY) "
+                  "and this worker's key pair (--curve-key)");
     else
-    if ((refused || failed) && !self->is_refused_logged)
-        kf_error (refused ? "the broker refused this worker's CURVE key %s: add it to the broker's "
-                            "--authorized-workers file"
-                          : "CURVE handshake with the broker failed (key %s): is the broker's "
-                            "public key right, and is the broker using CURVE?",
-                  curve->public_key);
-    self->is_refused_logged |= refused || failed;
+    if (mismatched)
+        kf_error ("the broker does not use CURVE: start this worker without --broker-key and "
+                  "KEFU_BROKER_KEY");
+    else
+    if (refused && self->config->is_curve_key_made)
+        kf_error ("the broker refused this worker's CURVE key, made for this run only: make one "
+                  "with kefuctl keygen NAME, give it with --curve-key and add NAME.pub to the "
+                  "broker's --authorized-workers file");
+    else
+    if (refused)
+        kf_error ("the broker refused this worker's CURVE key %s: add it to the broker's "
+                  "--authorized-workers file", curve->public_key);
+    else
+        kf_error ("the handshake with the broker broke off: is its public key right, and is %s a "
+                  "kefu broker's worker endpoint?", self->config->broker);
 }
 
 static void
 s_on_timers (s_worker_t *self, int64_t now)
 {
     if (now >= self->broker_expiry_us) {
+        s_check_handshakes (self);      //  Why, when a handshake failed
         kf_warn ("broker silent for %d heartbeats, reconnecting", self->config->liveness);
         s_drop_streams (self);
         if (self->llm)

@@ -23,6 +23,7 @@ typedef struct {
     const kf_config_t *llm;     //  LLM upstreams and bots (borrowed); NULL: knowledge base only
     int max_llm_requests;       //  Upstream streams open at once; beyond it jobs fail busy
     const kf_curve_t *curve;    //  CURVE keys to reach the broker with (borrowed); NULL: plain
+    bool is_curve_key_made;     //  Its key pair was made at start (no key file): no broker knows it
 } kf_worker_config_t;
 
 //  Fills the defaults.

@@ -91,6 +91,14 @@ main (void)
     char partial [KF_CURVE_KEY_LEN];
     snprintf (partial, sizeof partial, "%.20s", made.secret_key);
     CHECK (!strstr (why, partial));
+    //  A line that is no "public"/"secret" line is an error, not skipped: a capital, a byte-order mark
+    snprintf (text, sizeof text, "Public = %s\nsecret = %s\n", made.public_key, made.secret_key);
+    s_file ("capital.key", text, path, sizeof path);
+    CHECK_INT (kf_curve_read_keypair (&read, path, why, sizeof why), -1);
+    CHECK (strstr (why, "line 1"));
+    snprintf (text, sizeof text, "\xEF\xBB\xBFsecret = %s\n", made.secret_key);
+    s_file ("bom.key", text, path, sizeof path);
+    CHECK_INT (kf_curve_read_keypair (&read, path, why, sizeof why), -1);
     s_file ("other.key", "private = abc\n", path, sizeof path);
     CHECK_INT (kf_curve_read_keypair (&read, path, why, sizeof why), -1);
     CHECK (strstr (why, "line 1"));
