@@ -112,6 +112,8 @@ kf_reply_destroy (kf_reply_t **reply_p)
 }
 
 static int s_timed_out (kf_client_t *self);
+static bool s_handshake_failed (kf_client_t *self);
+static void s_reconnect (kf_client_t *self);
 
 //  Sends [KEFU1, {id, method, params}]; `extra` adds "stream": true to params
 static int
@@ -149,18 +151,16 @@ s_send (kf_client_t *self, const char *id, const char *method, const char *param
         msgpack_unpacked_destroy (&unpacked);
     const void *data [2] = { KF_SIGNATURE, body.data };
     size_t size [2] = { KF_SIGNATURE_LEN, body.size };
-    //  A DEALER without a peer (a broker that refused this client's key) would block for ever:
-    //  wait for one as long as a call waits for its reply
+    //  ZeroMQ does not retry a handshake the broker refused (nor one whose mechanism differed):
+    //  connect again, so a key the operator has since authorized gets in. The connection that
+    //  failed may still take this send and lose it, so the failure seen, not the send, decides
+    s_handshake_failed (self);
+    if (self->refused)
+        s_reconnect (self);
+    //  A DEALER without a peer would block for ever: wait for one as long as a call waits
     int rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);
     if (rc == -1 && errno == EAGAIN) {
-        //  ZeroMQ does not retry a handshake the broker refused: connect again, so a key the
-        //  operator has since authorized gets in
-        zmq_disconnect (self->dealer, self->requests);
-        zmq_connect (self->dealer, self->requests);
-        if (self->sub) {
-            zmq_disconnect (self->sub, self->streams);
-            zmq_connect (self->sub, self->streams);
-        }
+        s_reconnect (self);
         zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLOUT, 0 };
         if (zmq_poll (&item, 1, self->timeout_ms) == 1)
             rc = kf_frames_send (self->dealer, 2, data, size, ZMQ_DONTWAIT);
@@ -213,9 +213,10 @@ s_next_id (kf_client_t *self, char *id, size_t size)
     snprintf (id, size, "%s-%lu", self->prefix, ++self->counter);
 }
 
-//  Why no reply came: a refused or failed CURVE handshake since the last reply, else time
-static int
-s_timed_out (kf_client_t *self)
+//  Reads the handshake events that came; true when one is final (refused, or the mechanisms
+//  differ: nothing will answer this call), with errno set for it
+static bool
+s_handshake_failed (kf_client_t *self)
 {
     int refused, mismatched, failed;
     kf_curve_monitor_failures (self->monitor, &refused, &mismatched, &failed);
@@ -223,6 +224,36 @@ s_timed_out (kf_client_t *self)
     self->mismatched += mismatched;
     self->failed += failed;
     errno = self->refused ? EACCES : self->mismatched ? EPROTO : self->failed ? ECONNRESET : ETIMEDOUT;
+    return self->refused || self->mismatched;
+}
+
+//  A new connection: only its own refusals and failures will count. A mechanism mismatch stays
+//  known until a reply comes (a new connection to the same broker only breaks off, unexplained)
+static void
+s_handshake_reset (kf_client_t *self)
+{
+    s_handshake_failed (self);
+    self->refused = self->failed = 0;
+}
+
+//  Connects both sockets again; only the new connection's handshakes count from here
+static void
+s_reconnect (kf_client_t *self)
+{
+    s_handshake_reset (self);
+    zmq_disconnect (self->dealer, self->requests);
+    zmq_connect (self->dealer, self->requests);
+    if (self->sub) {
+        zmq_disconnect (self->sub, self->streams);
+        zmq_connect (self->sub, self->streams);
+    }
+}
+
+//  Why no reply came: a refused or failed CURVE handshake since the connection began, else time
+static int
+s_timed_out (kf_client_t *self)
+{
+    s_handshake_failed (self);
     return -1;
 }
 
@@ -240,11 +271,14 @@ kf_client_call (kf_client_t *self, const char *method, const char *params, size_
         int64_t left = deadline - kf_mono_ms ();
         if (left <= 0)
             return s_timed_out (self);
-        zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, left) == -1 && errno != EINTR)
+        //  The monitor too: a refused handshake fails the call at once, not at its timeout
+        zmq_pollitem_t items [2] = { { self->dealer, 0, ZMQ_POLLIN, 0 }, { self->monitor, 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, 2, left) == -1 && errno != EINTR)
             return -1;
-        if (item.revents & ZMQ_POLLIN)
+        if (items [0].revents & ZMQ_POLLIN)
             *reply_p = s_recv_reply (self, id);
+        if (!*reply_p && (items [1].revents & ZMQ_POLLIN) && s_handshake_failed (self))
+            return -1;
     }
     return 0;
 }
@@ -368,8 +402,13 @@ kf_client_chat_stream (kf_client_t *self, const char *params, size_t params_len,
             break;
         }
         long wait = (long) ((*reply_p ? grace_until : deadline) - now);
-        zmq_pollitem_t items [2] = { { self->sub, 0, ZMQ_POLLIN, 0 }, { self->dealer, 0, ZMQ_POLLIN, 0 } };
-        if (zmq_poll (items, 2, wait) == -1 && errno != EINTR) {
+        zmq_pollitem_t items [3] = { { self->sub, 0, ZMQ_POLLIN, 0 }, { self->dealer, 0, ZMQ_POLLIN, 0 },
+                                     { self->monitor, 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, 3, wait) == -1 && errno != EINTR) {
+            rc = -1;
+            break;
+        }
+        if (!*reply_p && (items [2].revents & ZMQ_POLLIN) && s_handshake_failed (self)) {
             rc = -1;
             break;
         }

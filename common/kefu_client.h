@@ -28,7 +28,8 @@ kf_client_t *kf_client_new (const char *requests, const char *streams);
 //  them from options or the environment); NULL: plain, as kf_client_new. A call the broker never
 //  answers because it refused this client's key fails with errno EACCES; EPROTO when one side uses
 //  CURVE and the other not; ECONNRESET when the handshake broke off without a reason (a wrong
-//  broker key, or a peer that is no kefu broker); ETIMEDOUT otherwise.
+//  broker key, or a peer that is no kefu broker); ETIMEDOUT otherwise. A refusal or a mechanism
+//  mismatch fails the call as soon as the handshake does, not at the call's timeout.
 kf_client_t *kf_client_new_curve (const char *requests, const char *streams, const kf_curve_t *curve);
 
 //  Closes the sockets and frees the client; nulls *self_p.
