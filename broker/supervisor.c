@@ -125,6 +125,12 @@ kf_supervisor_destroy (kf_supervisor_t **self_p)
             int status;
             pid_t pid = waitpid (self->children [i].pid, &status, WNOHANG);
             if (pid == self->children [i].pid) {
+                //  SIGKILL came from outside (an operator, the OOM killer, a chaos test): the
+                //  broker sends it only past the deadline below. Not a failure to stop cleanly
+                bool is_killed = WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL;
+                if (is_killed)
+                    kf_warn ("worker local-%d was killed (SIGKILL) as the broker stopped", i + 1);
+                else
                 if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
                     kf_warn ("worker local-%d exited with status %d at shutdown", i + 1, status);
                     unclean++;

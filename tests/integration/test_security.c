@@ -279,13 +279,15 @@ s_test_plain_broker_in_curve_environment (void)
     }
     CHECK_INT (count, 1);
     kf_client_destroy (&client);
-    //  A CURVE client of this plain broker: the mechanisms differ
+    //  A CURVE client of this plain broker: the mechanisms differ (told as such, or as a
+    //  handshake broken off when the broker closes first: either way, no wait for ever)
     kf_curve_t curve;
     char why [512];
     CHECK_INT (kf_curve_client_config (&curve, NULL, NULL, why, sizeof why), 1);
     client = kf_client_new_curve (requests, NULL, &curve);
     kf_client_set_timeout (client, 1000);
-    CHECK_INT (s_unanswered (client), EPROTO);
+    int failure = s_unanswered (client);
+    CHECK (failure == EPROTO || failure == ECONNRESET);
     kf_client_destroy (&client);
     kill (pid, SIGTERM);
     int status;
