@@ -1,5 +1,6 @@
 /*  zap.c - the broker's ZAP handler: authorized CURVE keys per domain. */
 #include "broker/zap.h"
+#include "common/clock.h"
 #include "common/curve.h"
 #include "common/dict.h"
 #include "common/log.h"
@@ -27,9 +28,14 @@ typedef struct {
     uint64_t allowed, denied;
 } s_domain_t;
 
+#define S_LOG_WINDOW_US 60000000   //  Refusals logged one by one: at most S_LOG_MAX a minute
+#define S_LOG_MAX 10
+
 struct _kf_zap_t {
     void *socket;
     s_domain_t domains [2];
+    int64_t log_window_us;      //  Start of the current minute of refusal logs
+    int logged, unlogged;       //  Refusals logged in it, and those only counted
 };
 
 kf_zap_t *
@@ -186,6 +192,28 @@ s_refresh (s_domain_t *domain)
                  kf_dict_size (domain->file_keys));
 }
 
+//  Whether a refusal may be logged: anyone may try a handshake (the broker's public key is no
+//  secret) and a refused worker tries again every few seconds, so at most S_LOG_MAX a minute
+//  are, then how many were not
+static bool
+s_may_log (kf_zap_t *self)
+{
+    int64_t now = kf_mono_us ();
+    if (now - self->log_window_us >= S_LOG_WINDOW_US) {
+        if (self->unlogged)
+            kf_warn ("CURVE: %d more handshakes refused in the last minute (not logged one by one)",
+                     self->unlogged);
+        self->log_window_us = now;
+        self->logged = self->unlogged = 0;
+    }
+    if (self->logged < S_LOG_MAX) {
+        self->logged++;
+        return true;
+    }
+    self->unlogged++;
+    return false;
+}
+
 //  The decision on one request's frames
 static bool
 s_decide (kf_zap_t *self, zmq_msg_t *frames, int count, const char **why)
@@ -208,8 +236,9 @@ s_decide (kf_zap_t *self, zmq_msg_t *frames, int count, const char **why)
     *why = is_allowed ? "OK" : "key not authorized";
     if (is_allowed)
         domain->allowed++;
-    else {
+    else
         domain->denied++;
+    if (!is_allowed && s_may_log (self)) {
         char z85 [KF_CURVE_KEY_LEN + 1], address [S_FRAME_MAX];
         zmq_z85_encode (z85, (const uint8_t *) key, 32);
         size_t len = zmq_msg_size (&frames [3]) < sizeof address - 1 ? zmq_msg_size (&frames [3])

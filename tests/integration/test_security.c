@@ -103,6 +103,8 @@ s_unanswered (kf_client_t *client)
     return errno;
 }
 
+static int64_t s_security (const char *domain, const char *key);
+
 static void
 s_on_event (void *arg, const msgpack_object *event)
 {
@@ -150,6 +152,25 @@ s_test_clients (void)
     client = s_client ("broker.pub", NULL, 1000);
     CHECK_INT (s_unanswered (client), EACCES);
     kf_client_destroy (&client);
+
+    //  Anyone may try a handshake: refusals are counted, but logged at most 10 a minute
+    int64_t denied = s_security ("clients", "denied");
+    for (int i = 0; i < 12; i++) {
+        client = s_client ("broker.pub", NULL, 1000);
+        CHECK_INT (s_unanswered (client), EACCES);
+        kf_client_destroy (&client);
+    }
+    CHECK (s_security ("clients", "denied") >= denied + 12);
+    char log_path [320];
+    s_path (log_path, sizeof log_path, "broker.log");
+    FILE *log = fopen (log_path, "r");
+    CHECK (log);
+    char line [1024];
+    int logged = 0;
+    while (fgets (line, sizeof line, log))
+        logged += strstr (line, "refused the CURVE key") != NULL;
+    fclose (log);
+    CHECK (logged >= 1 && logged <= 10);
 
     //  No CURVE, or the wrong broker key: the handshake fails
     client = kf_client_new (s_h.requests, s_h.streams);
