@@ -61,6 +61,17 @@ s_keygen (const char *name, char *public_key)
     CHECK_INT (h_kefuctl (&s_h, args), 1);
 }
 
+//  Reads the start of file `path` (at most size - 1 bytes, NUL-terminated)
+static void
+s_read (const char *path, char *out, size_t size)
+{
+    FILE *file = fopen (path, "r");
+    CHECK (file);
+    size_t n = fread (out, 1, size - 1, file);
+    out [n] = 0;
+    fclose (file);
+}
+
 static void
 s_write (const char *name, const char *text, const char *mode)
 {
@@ -219,14 +230,9 @@ s_test_workers (const char *mallory_key)
     h_wait_workers (&s_h, 2, false);            //  Not let in
     //  Its key added to the file (as its .pub file, the way an operator would: cat mallory.pub
     //  >> workers.txt): let in at its next try, no restart
-    char pub [330];
+    char pub [330], text [256];
     s_path (pub, sizeof pub, "mallory.pub");
-    FILE *file = fopen (pub, "r");
-    CHECK (file);
-    char text [256];
-    size_t n = fread (text, 1, sizeof text - 1, file);
-    text [n] = 0;
-    fclose (file);
+    s_read (pub, text, sizeof text);
     CHECK (strstr (text, mallory_key));
     s_write ("workers.txt", text, "a");
     h_wait_workers (&s_h, 3, false);
@@ -333,12 +339,8 @@ s_broker_refuses (const char *const *args, int code, const char *text)
     CHECK_INT (waitpid (pid, &status, 0), pid);
     CHECK (WIFEXITED (status));
     CHECK_INT (WEXITSTATUS (status), code);
-    FILE *file = fopen (log, "r");
-    CHECK (file);
     char text_read [4096];
-    size_t n = fread (text_read, 1, sizeof text_read - 1, file);
-    text_read [n] = 0;
-    fclose (file);
+    s_read (log, text_read, sizeof text_read);
     if (!strstr (text_read, text))
         fprintf (stderr, "expected \"%s\" in: %s\n", text, text_read);
     CHECK (strstr (text_read, text));
