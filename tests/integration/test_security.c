@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +268,7 @@ s_spawn_broker (const char *const *argv, const char *log)
     pid_t pid = fork ();
     CHECK (pid >= 0);
     if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);     //  A failed check must not leave it running
         int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2 (fd, 1);
         dup2 (fd, 2);
