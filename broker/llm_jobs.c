@@ -9,6 +9,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/utf8.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -62,7 +63,9 @@ kf_llm_on_acquire (kf_broker_t *self, kf_worker_t *worker, const char *job_id, s
     if (kf_mp_unpack_one (body, body_len, &unpacked)) {
         const char *s;
         size_t len;
-        if (kf_mp_str (kf_mp_get (&unpacked.data, "upstream"), &s, &len) && len < sizeof name)
+        //  The name reaches clients (stats, errors): text only, or it counts as no name
+        if (kf_mp_str (kf_mp_get (&unpacked.data, "upstream"), &s, &len) && len < sizeof name
+        &&  kf_utf8_is_valid (s, len) && !memchr (s, 0, len))
             snprintf (name, sizeof name, "%.*s", (int) len, s);
         msgpack_unpacked_destroy (&unpacked);
     }

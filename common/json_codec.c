@@ -806,12 +806,18 @@ kf_json_pack_text (msgpack_packer *pk, const char *json)
 bool
 kf_json_unpack (const char *json, msgpack_unpacked *result)
 {
+    return kf_json_unpack_len (json, json ? strlen (json) : 0, result);
+}
+
+bool
+kf_json_unpack_len (const char *json, size_t len, msgpack_unpacked *result)
+{
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_unpacked_init (result);
-    bool is_ok = json && kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0) == 0
+    bool is_ok = json && len && kf_json_to_msgpack (json, len, &pk, NULL, 0) == 0
               && kf_mp_unpack_one (buffer.data, buffer.size, result);
     msgpack_sbuffer_destroy (&buffer);
     return is_ok;

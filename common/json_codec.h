@@ -41,4 +41,7 @@ void kf_json_pack_text (msgpack_packer *pk, const char *json);
 //  the database. Returns true with a result the caller destroys (msgpack_unpacked_destroy); false
 //  for NULL, invalid JSON or nesting msgpack cannot unpack, with `result` initialised and empty.
 bool kf_json_unpack (const char *json, msgpack_unpacked *result);
+
+//  The same for `len` bytes of JSON (a body as received, not NUL-terminated).
+bool kf_json_unpack_len (const char *json, size_t len, msgpack_unpacked *result);
 #endif

@@ -347,15 +347,6 @@ kf_kb_snapshot_read (sqlite3 *db, char *err, size_t err_size)
 //  --- Encoding ---------------------------------------------------------------------------------
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    if (s)
-        kf_mp_pack_cstr (pk, s);
-    else
-        msgpack_pack_nil (pk);
-}
-
-static void
 s_pack_strings (msgpack_packer *pk, const kf_kb_strings_t *strings)
 {
     msgpack_pack_array (pk, strings->count);
@@ -368,12 +359,12 @@ s_pack_item (msgpack_packer *pk, const kf_kb_row_item_t *item)
 {
     msgpack_pack_array (pk, 11);
     msgpack_pack_int64 (pk, item->id);
-    s_pack_str (pk, item->bot_id);
-    s_pack_str (pk, item->external_id);
-    s_pack_str (pk, item->question);
-    s_pack_str (pk, item->answer);
-    s_pack_str (pk, item->response_type);
-    s_pack_str (pk, item->response_content);
+    kf_mp_pack_cstr (pk, item->bot_id);
+    kf_mp_pack_cstr (pk, item->external_id);
+    kf_mp_pack_cstr (pk, item->question);
+    kf_mp_pack_cstr (pk, item->answer);
+    kf_mp_pack_cstr (pk, item->response_type);
+    kf_mp_pack_cstr (pk, item->response_content);
     msgpack_pack_int64 (pk, item->category_id);
     s_pack_strings (pk, &item->keywords);
     s_pack_strings (pk, &item->similar);
@@ -381,10 +372,10 @@ s_pack_item (msgpack_packer *pk, const kf_kb_row_item_t *item)
     for (uint32_t v = 0; v < item->variant_count; v++) {
         const kf_kb_row_variant_t *variant = &item->variants [v];
         msgpack_pack_array (pk, 4);
-        s_pack_str (pk, variant->labels);
-        s_pack_str (pk, variant->answer);
-        s_pack_str (pk, variant->response_type);
-        s_pack_str (pk, variant->response_content);
+        kf_mp_pack_cstr (pk, variant->labels);
+        kf_mp_pack_cstr (pk, variant->answer);
+        kf_mp_pack_cstr (pk, variant->response_type);
+        kf_mp_pack_cstr (pk, variant->response_content);
     }
 }
 
@@ -403,7 +394,7 @@ kf_kb_snapshot_encode (const kf_kb_snapshot_t *self, msgpack_sbuffer *buffer)
         msgpack_pack_array (&pk, 4);
         msgpack_pack_int64 (&pk, category->id);
         msgpack_pack_int64 (&pk, category->parent_id);
-        s_pack_str (&pk, category->name);
+        kf_mp_pack_cstr (&pk, category->name);
         if (category->is_enabled)
             msgpack_pack_true (&pk);
         else
@@ -413,7 +404,7 @@ kf_kb_snapshot_encode (const kf_kb_snapshot_t *self, msgpack_sbuffer *buffer)
     msgpack_pack_array (&pk, self->synonym_count);
     for (size_t i = 0; i < self->synonym_count; i++) {
         msgpack_pack_array (&pk, 2);
-        s_pack_str (&pk, self->synonyms [i].bot_id);
+        kf_mp_pack_cstr (&pk, self->synonyms [i].bot_id);
         s_pack_strings (&pk, &self->synonyms [i].words);
     }
     kf_mp_pack_cstr (&pk, "items");
@@ -425,8 +416,8 @@ kf_kb_snapshot_encode (const kf_kb_snapshot_t *self, msgpack_sbuffer *buffer)
     for (size_t i = 0; i < self->intent_count; i++) {
         const kf_kb_row_intent_t *intent = &self->intents [i];
         msgpack_pack_array (&pk, 5);
-        s_pack_str (&pk, intent->bot_id);
-        s_pack_str (&pk, intent->name);
+        kf_mp_pack_cstr (&pk, intent->bot_id);
+        kf_mp_pack_cstr (&pk, intent->name);
         s_pack_strings (&pk, &intent->examples);
         s_pack_strings (&pk, &intent->keywords);
         s_pack_strings (&pk, &intent->patterns);
@@ -435,9 +426,9 @@ kf_kb_snapshot_encode (const kf_kb_snapshot_t *self, msgpack_sbuffer *buffer)
     msgpack_pack_array (&pk, self->chitchat_count);
     for (size_t i = 0; i < self->chitchat_count; i++) {
         msgpack_pack_array (&pk, 3);
-        s_pack_str (&pk, self->chitchat [i].bot_id);
+        kf_mp_pack_cstr (&pk, self->chitchat [i].bot_id);
         s_pack_strings (&pk, &self->chitchat [i].questions);
-        s_pack_str (&pk, self->chitchat [i].reply);
+        kf_mp_pack_cstr (&pk, self->chitchat [i].reply);
     }
 }
 

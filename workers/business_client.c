@@ -128,8 +128,6 @@ s_finish (kf_business_client_t *self, s_call_t *call, CURLcode result)
     kf_business_result_t out = { .status = KF_BUSINESS_FAILED, .http_status = (int) status };
     char code [32] = "transport_error";
     const char *template = call->api->error_reply;
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
     msgpack_unpacked answer;
     msgpack_unpacked_init (&answer);
     bool has_answer = false;
@@ -154,11 +152,8 @@ s_finish (kf_business_client_t *self, s_call_t *call, CURLcode result)
         snprintf (code, sizeof code, "http_%ld", status);
     else
     if (result == CURLE_OK) {
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-        has_answer = call->answer_len > 0
-                  && kf_json_to_msgpack (call->answer, call->answer_len, &pk, NULL, 0) == 0
-                  && kf_mp_unpack_one (buffer.data, buffer.size, &answer);
+        msgpack_unpacked_destroy (&answer);
+        has_answer = kf_json_unpack_len (call->answer, call->answer_len, &answer);
         if (has_answer) {
             out.status = KF_BUSINESS_ANSWERED;
             snprintf (code, sizeof code, "ok");
@@ -180,7 +175,6 @@ s_finish (kf_business_client_t *self, s_call_t *call, CURLcode result)
     self->fn (self->arg, handle, &out);
     free (reply);
     msgpack_unpacked_destroy (&answer);
-    msgpack_sbuffer_destroy (&buffer);
     s_call_free (call);
 }
 

@@ -31,6 +31,7 @@ struct _kf_business_stage_t {
     int chunk_chars;
     kf_business_send_fn *send;
     void *arg;
+    msgpack_sbuffer token;      //  One token event, packed again for each token (no allocation)
 };
 
 static void s_on_result (void *arg, uint64_t handle, const kf_business_result_t *result);
@@ -46,6 +47,7 @@ kf_business_stage_new (const kf_config_t *config, int max_calls, int chunk_chars
     self->arg = arg;
     self->jobs = kf_dict_new ();
     self->by_handle = kf_dict_new ();
+    msgpack_sbuffer_init (&self->token);
     self->client = kf_business_client_new (max_calls, s_on_result, self);
     return self;
 }
@@ -90,6 +92,7 @@ kf_business_stage_destroy (kf_business_stage_t **self_p)
     kf_business_client_destroy (&self->client);
     kf_dict_destroy (&self->jobs);
     kf_dict_destroy (&self->by_handle);
+    msgpack_sbuffer_destroy (&self->token);
     free (self);
     *self_p = NULL;
 }
@@ -118,11 +121,8 @@ s_on_chunk (void *arg, const char *text, size_t len, kf_term_kind_t kind)
 {
     (void) kind;
     s_token_ctx_t *ctx = arg;
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    kf_pipeline_pack_token (&body, text, len);
-    ctx->stage->send (ctx->stage->arg, "PARTIAL", ctx->job_id, &body);
-    msgpack_sbuffer_destroy (&body);
+    kf_pipeline_pack_token (&ctx->stage->token, text, len);
+    ctx->stage->send (ctx->stage->arg, "PARTIAL", ctx->job_id, &ctx->stage->token);
 }
 
 //  Streams the reply (when streaming) and sends FINAL {ok, result: {reply, stopped?, fields...}}

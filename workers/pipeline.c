@@ -311,17 +311,24 @@ s_answer_sub_tasks (kf_turn_t *turn, const kf_pipeline_config_t *config)
     }
 }
 
-//  Replaces the reply with `head` + reply + `tail` (either may be NULL)
+//  Replaces heap text *text (may be NULL) with `head` + text + blank line + `tail` (either may be
+//  NULL)
+static void
+s_wrap_text (char **text, const char *head, const char *tail)
+{
+    const char *body = *text ? *text : "";
+    size_t size = (head ? strlen (head) : 0) + strlen (body) + (tail ? strlen (tail) + 2 : 0) + 1;
+    char *wrapped = kf_malloc (size);
+    snprintf (wrapped, size, "%s%s%s%s", head ? head : "", body, tail && *body ? "\n\n" : "",
+              tail ? tail : "");
+    free (*text);
+    *text = wrapped;
+}
+
 static void
 s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail)
 {
-    const char *body = turn->reply ? turn->reply : "";
-    size_t size = (head ? strlen (head) : 0) + strlen (body) + (tail ? strlen (tail) + 2 : 0) + 1;
-    char *reply = kf_malloc (size);
-    snprintf (reply, size, "%s%s%s%s", head ? head : "", body, tail && *body ? "\n\n" : "",
-              tail ? tail : "");
-    free (turn->reply);
-    turn->reply = reply;
+    s_wrap_text (&turn->reply, head, tail);
 }
 
 //  The business route: the other requests' knowledge answers, kept in business_tail for the
@@ -448,11 +455,7 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
     }
     bool is_dialog = turn->was_awaiting || turn->slots.has_draft;
     //  An LLM (knowledge turns) or the business API still answers: not a failure yet
-    bool goes_elsewhere = turn->route == KF_ROUTE_BUSINESS
-                       || (!is_dialog && turn->route == KF_ROUTE_KNOWLEDGE
-                           && s_is (turn->intent, KF_INTENT_KNOWLEDGE)
-                           && (turn->llm_mode == KF_LLM_ALWAYS
-                               || (turn->llm_mode == KF_LLM_FALLBACK && !turn->is_answered)));
+    bool goes_elsewhere = turn->route == KF_ROUTE_BUSINESS || kf_pipeline_needs_llm (turn, turn->llm_mode);
     //  An LLM answers the first request alone, as before (its reply replaces this one)
     if (!goes_elsewhere && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
         s_answer_sub_tasks (turn, config);
@@ -460,14 +463,8 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
     if (turn->route == KF_ROUTE_BUSINESS)
         s_answer_business_tail (turn, config);
     s_stage_handoff (turn, goes_elsewhere);
-    if (turn->reminder && turn->route == KF_ROUTE_BUSINESS) {
-        //  The API's answer comes first, then the tail: the reminder ends it
-        char *reply = turn->reply;
-        turn->reply = turn->business_tail;
-        s_wrap_reply (turn, NULL, turn->reminder);
-        turn->business_tail = turn->reply;
-        turn->reply = reply;
-    }
+    if (turn->reminder && turn->route == KF_ROUTE_BUSINESS)
+        s_wrap_text (&turn->business_tail, NULL, turn->reminder);  //  After the API's answer
     if (turn->reminder)
         s_wrap_reply (turn, NULL, turn->reminder);
     turn->is_cacheable = turn->is_cacheable && turn->sub_task_count == 0 && !is_dialog

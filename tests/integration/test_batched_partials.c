@@ -5,11 +5,13 @@
     an event the broker does not relay, an empty array, a body that is neither map nor array,
     undecodable bytes, pairs that are not pairs, a job nobody has, a non-streamed job, tokens for a
     job that has finished. A client watching the streams must see every good event alone, with its
-    own seq, in order, and nothing else. Last, KB_GET (9.10) with bodies that are not {version: int}:
-    each is answered as one from a worker that has no knowledge base. */
+    own seq, in order, and nothing else. Then KB_GET (9.10) with bodies that are not {version: int}:
+    each is answered as one from a worker that has no knowledge base. Last, ACQUIRE (9.2) with bodies
+    that are not {upstream: name}, and for jobs the worker does not hold. */
 #include "harness.h"
 #include "common/clock.h"
 #include "common/frames.h"
+#include "common/utf8.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -357,6 +359,65 @@ s_test_kb_get (void)
     msgpack_sbuffer_destroy (&body);
 }
 
+//  ACQUIRE (9.2) with bodies that are not {upstream: name}: each is granted as for an upstream the
+//  broker does not know; a name that is not text never reaches stats; a job the worker does not
+//  hold gets nothing; the broker goes on
+static void
+s_test_acquire (h_raw_t *raw)
+{
+    h_raw_send (raw, "acq-1", "chat", "{\"message\":\"慢一点的问题\"}");
+    char job [32], message [64];
+    s_expect_job (job, sizeof job, message, sizeof message);
+    //  {"upstream": "\xff\xfe"} and {"upstream": "a\0b"}, packed by hand (JSON cannot say them)
+    static const char bad_utf8 [] = "\x81\xa8upstream\xa2\xff\xfe";
+    static const char with_nul [] = "\x81\xa8upstream\xa3" "a\0b";
+    const struct { const char *bytes; size_t len; } raw_bodies [] = {
+        { "", 0 }, { "\xc1", 1 }, { "\x92\x81", 2 }, { bad_utf8, sizeof bad_utf8 - 1 },
+        { with_nul, sizeof with_nul - 1 }
+    };
+    for (size_t i = 0; i < sizeof raw_bodies / sizeof raw_bodies [0]; i++) {
+        s_send_bytes ("ACQUIRE", job, raw_bodies [i].bytes, raw_bodies [i].len);
+        kf_frames_t frames;
+        s_expect ("GRANT", &frames);
+        CHECK (kf_frames_is (&frames, 2, job));
+        kf_frames_close (&frames);
+    }
+    char long_name [200];
+    snprintf (long_name, sizeof long_name, "{\"upstream\":\"%0100d\"}", 7);
+    const char *bodies [] = { "[1]", "{\"upstream\":7}", "{\"upstreams\":\"x\"}", long_name, NULL };
+    for (int i = 0; bodies [i]; i++) {
+        s_send ("ACQUIRE", job, bodies [i]);
+        kf_frames_t frames;
+        s_expect ("GRANT", &frames);
+        kf_frames_close (&frames);
+    }
+    //  Jobs it does not hold: no GRANT (the next message is the FINAL's reply)
+    s_send ("ACQUIRE", "999999", "{\"upstream\":\"x\"}");
+    s_send ("ACQUIRE", "0123456789012345678901234567890123", "{\"upstream\":\"x\"}");
+    zmq_pollitem_t item = { s_dealer, 0, ZMQ_POLLIN, 0 };
+    while (zmq_poll (&item, 1, 300) > 0) {
+        kf_frames_t frames;
+        CHECK_INT (kf_frames_recv (&frames, s_dealer, 0), 0);
+        CHECK (!kf_frames_is (&frames, 1, "GRANT"));
+        kf_frames_close (&frames);
+    }
+    s_final (job, "好的");
+    s_expect_reply (raw, "acq-1", "好的");
+    //  stats.upstreams: every name is text, none of the hand-packed ones
+    kf_reply_t *reply = NULL;
+    h_raw_send (raw, "acq-stats", "stats", "{}");
+    reply = h_raw_reply_for (raw, "acq-stats");
+    CHECK (reply && reply->ok);
+    const msgpack_object *upstreams = kf_mp_get (reply->result, "upstreams");
+    for (uint32_t i = 0; upstreams && upstreams->type == MSGPACK_OBJECT_ARRAY && i < upstreams->via.array.size; i++) {
+        const msgpack_object *name = kf_mp_get (&upstreams->via.array.ptr [i], "name");
+        CHECK (name && name->type == MSGPACK_OBJECT_STR);
+        CHECK (kf_utf8_is_valid (name->via.str.ptr, name->via.str.size));
+        CHECK (!memchr (name->via.str.ptr, 0, name->via.str.size));
+    }
+    kf_reply_destroy (&reply);
+}
+
 int
 main (void)
 {
@@ -370,6 +431,7 @@ main (void)
     s_test_one_job (&raw);
     s_test_several_jobs (&raw);
     s_test_kb_get ();
+    s_test_acquire (&raw);
     //  The broker is still well: health answers, the worker is still registered
     kf_client_t *client = h_client (&h);
     kf_reply_t *reply = h_call (client, "health", "{}");
