@@ -14,51 +14,24 @@
 
 #define S_SAVEPOINT "chitchat_edit"
 
-//  One integer from `sql` with ?1 = `bot_id` and ?2 = `arg` (a statement without ?2 ignores it);
-//  `fallback` when no row, -1 on error
-static int64_t
-s_number (kf_store_t *store, const char *sql, const char *bot_id, int64_t arg, int64_t fallback)
-{
-    sqlite3_stmt *stmt = kf_store_statement (store, sql);
-    if (!stmt)
-        return -1;
-    sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64 (stmt, 2, arg);
-    int rc = sqlite3_step (stmt);
-    int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0)
-                  : rc == SQLITE_DONE ? fallback : -1;
-    sqlite3_finalize (stmt);
-    return value;
-}
-
 static int64_t
 s_count (kf_store_t *store, const char *bot_id)
 {
-    return s_number (store, "SELECT count(*) FROM chitchat WHERE bot_id = ?1", bot_id, 0, 0);
+    return kf_store_int64 (store, "SELECT count(*) FROM chitchat WHERE bot_id = ?1", bot_id, 0, 0);
 }
 
 //  The bot whose rows `bot_id` uses (itself, or "default" when it has none); NULL on error
 static const char *
 s_source (kf_store_t *store, const char *bot_id)
 {
-    if (strcmp (bot_id, "default") == 0)
-        return bot_id;
-    int64_t count = s_count (store, bot_id);
-    return count < 0 ? NULL : count > 0 ? bot_id : "default";
+    return kf_store_rows_source (store, "chitchat", bot_id);
 }
 
 //  Copies the default bot's rows to `bot_id`, in their order. Returns 0 or -1
 static int
 s_adopt (kf_store_t *store, const char *bot_id)
 {
-    sqlite3_stmt *stmt = kf_store_statement (store, "INSERT INTO chitchat (bot_id, questions, reply,"
-        " updated_at) SELECT ?1, questions, reply, ?2 FROM chitchat WHERE bot_id = 'default'"
-        " ORDER BY id");
-    if (stmt) {
-        sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64 (stmt, 2, kf_now_ms ());
-    }
-    return kf_store_write_once (store, stmt);
+    return kf_store_rows_adopt (store, "chitchat", "questions, reply", "updated_at", bot_id);
 }
 
 //  Where row `id` stands among the rows of `source` (0 first), -1 when it is not one of them,
@@ -66,11 +39,11 @@ s_adopt (kf_store_t *store, const char *bot_id)
 static int64_t
 s_position (kf_store_t *store, const char *source, int64_t id)
 {
-    int64_t is_row = s_number (store, "SELECT 1 FROM chitchat WHERE bot_id = ?1 AND id = ?2",
+    int64_t is_row = kf_store_int64 (store, "SELECT 1 FROM chitchat WHERE bot_id = ?1 AND id = ?2",
                                source, id, 0);
     if (is_row <= 0)
         return is_row < 0 ? -2 : -1;
-    int64_t position = s_number (store, "SELECT count(*) FROM chitchat WHERE bot_id = ?1"
+    int64_t position = kf_store_int64 (store, "SELECT count(*) FROM chitchat WHERE bot_id = ?1"
                                  " AND id < ?2", source, id, 0);
     return position < 0 ? -2 : position;
 }
@@ -79,7 +52,7 @@ s_position (kf_store_t *store, const char *source, int64_t id)
 static int64_t
 s_at (kf_store_t *store, const char *bot_id, int64_t position)
 {
-    int64_t id = s_number (store, "SELECT id FROM chitchat WHERE bot_id = ?1 ORDER BY id"
+    int64_t id = kf_store_int64 (store, "SELECT id FROM chitchat WHERE bot_id = ?1 ORDER BY id"
                            " LIMIT 1 OFFSET ?2", bot_id, position, 0);
     return id < 0 ? 0 : id;
 }

@@ -188,10 +188,7 @@ s_fields_empty (const s_fields_t *fields)
 const char *
 kf_intents_source (kf_store_t *store, const char *bot_id)
 {
-    if (strcmp (bot_id, "default") == 0)
-        return bot_id;
-    int64_t count = s_count (store, bot_id, NULL, 0);
-    return count < 0 ? NULL : count > 0 ? bot_id : "default";
+    return kf_store_rows_source (store, "intents", bot_id);
 }
 
 int
@@ -202,15 +199,8 @@ kf_intents_adopt (kf_store_t *store, const char *bot_id)
         return -1;
     if (source == bot_id)
         return 0;
-    sqlite3_stmt *stmt = kf_store_statement (store,
-        "INSERT INTO intents (bot_id, name, description, examples, keywords, patterns, enabled,"
-        " created_at, updated_at) SELECT ?1, name, description, examples, keywords, patterns,"
-        " enabled, ?2, ?2 FROM intents WHERE bot_id = 'default' ORDER BY id");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64 (stmt, 2, kf_now_ms ());
-    return kf_store_write_once (store, stmt) ? -1 : 1;
+    return kf_store_rows_adopt (store, "intents", "name, description, examples, keywords, patterns,"
+                                " enabled", "created_at, updated_at", bot_id) ? -1 : 1;
 }
 
 int

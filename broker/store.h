@@ -104,6 +104,22 @@ void kf_store_where (char *sql, size_t size, const char *from, const char *const
 //  Binds `len` bytes of `text` (copied) at `index`, or NULL when `text` is NULL.
 void kf_store_bind_text (struct sqlite3_stmt *stmt, int index, const char *text, size_t len);
 
+//  One integer from `sql` with ?1 = `text` and ?2 = `arg` (a statement without ?2 ignores it):
+//  `fallback` when it yields no row, -1 on an error.
+int64_t kf_store_int64 (kf_store_t *self, const char *sql, const char *text, int64_t arg,
+                        int64_t fallback);
+
+//  Per-bot tables whose rows a bot inherits from the "default" bot until it has rows of its own
+//  (intents, chitchat): the bot whose rows `bot_id` uses in `table` (itself or "default"; the
+//  pointer given, or a static string), NULL on an error.
+const char *kf_store_rows_source (kf_store_t *self, const char *table, const char *bot_id);
+
+//  Copies the default bot's rows of `table` to `bot_id`, in their order: the `columns` as they
+//  are ("name, reply"), and each of `stamps` ("created_at, updated_at") set to now. Inside the
+//  current batch, so the first edit of a bot and its copy commit together. Returns 0 or -1.
+int kf_store_rows_adopt (kf_store_t *self, const char *table, const char *columns,
+                         const char *stamps, const char *bot_id);
+
 //  Prepares `count` statements from `sql` on the store's connection, once for their lifetime, into
 //  `stmts`. Returns 0, or -1 after logging which module (`what`) failed; the statements prepared
 //  so far are then finalized and every entry is NULL. kf_store_finalize frees them (NULLs fine).

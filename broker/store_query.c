@@ -2,11 +2,13 @@
     list queries: intents, chit-chat, tickets, escalations, knowledge items): prepare, write once,
     bind text, filters that keep indexes usable, and a page of rows packed as a list answer. */
 #include "broker/store.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 
 sqlite3_stmt *
 kf_store_statement (kf_store_t *self, const char *sql)
@@ -76,4 +78,51 @@ kf_store_bind_text (sqlite3_stmt *stmt, int index, const char *text, size_t len)
         sqlite3_bind_text (stmt, index, text, (int) len, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null (stmt, index);
+}
+
+int64_t
+kf_store_int64 (kf_store_t *self, const char *sql, const char *text, int64_t arg, int64_t fallback)
+{
+    sqlite3_stmt *stmt = kf_store_statement (self, sql);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_TRANSIENT);
+    if (sqlite3_bind_parameter_count (stmt) >= 2)
+        sqlite3_bind_int64 (stmt, 2, arg);
+    int rc = sqlite3_step (stmt);
+    int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0)
+                  : rc == SQLITE_DONE ? fallback : -1;
+    sqlite3_finalize (stmt);
+    return value;
+}
+
+const char *
+kf_store_rows_source (kf_store_t *self, const char *table, const char *bot_id)
+{
+    if (strcmp (bot_id, "default") == 0)
+        return bot_id;
+    char sql [128];
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM %s WHERE bot_id = ?1", table);
+    int64_t count = kf_store_int64 (self, sql, bot_id, 0, 0);
+    return count < 0 ? NULL : count > 0 ? bot_id : "default";
+}
+
+int
+kf_store_rows_adopt (kf_store_t *self, const char *table, const char *columns, const char *stamps,
+                     const char *bot_id)
+{
+    char now [64] = "?2";               //  "?2" once per stamp column
+    for (const char *comma = strchr (stamps, ','); comma; comma = strchr (comma + 1, ','))
+        strncat (now, ", ?2", sizeof now - strlen (now) - 1);
+    char sql [512];
+    int len = snprintf (sql, sizeof sql, "INSERT INTO %s (bot_id, %s, %s) SELECT ?1, %s, %s FROM %s"
+                        " WHERE bot_id = 'default' ORDER BY id", table, columns, stamps, columns,
+                        now, table);
+    assert (len > 0 && (size_t) len < sizeof sql);
+    sqlite3_stmt *stmt = kf_store_statement (self, sql);
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, bot_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64 (stmt, 2, kf_now_ms ());
+    }
+    return kf_store_write_once (self, stmt);
 }
