@@ -10,6 +10,7 @@
     chat_results.c; the job struct and the helpers both use are in chat_jobs_private.h. */
 #include "broker/chat_jobs_private.h"
 #include "broker/bots.h"
+#include "broker/handoff.h"
 #include "broker/stop_method.h"
 #include "broker/upstream_limits.h"
 #include "common/clock.h"
@@ -398,8 +399,7 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     s_chat_params_t p;
     if (s_validate (self, req->params, &p, &err))
         goto rejected;
-    if (p.is_stream && ((req->id_len >= 6 && memcmp (req->id, "agent.", 6) == 0)
-                        || (req->id_len >= 8 && memcmp (req->id, "session.", 8) == 0))) {
+    if (p.is_stream && kf_handoff_is_topic (req->id, req->id_len)) {
         kf_error_set (&err, KF_E_INVALID_PARAM, "a streamed chat's id is its topic; ids starting"
                       " with \"agent.\" or \"session.\" are the handoff's topics (use random ids)");
         goto rejected;

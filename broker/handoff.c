@@ -245,3 +245,13 @@ kf_handoff_agent_message (kf_broker_t *self, kf_session_t *session, const kf_age
     kf_mp_pack_kv_int (pk, "created_at", turn->created_at);
     s_send_to_session (self, &event, session);
 }
+
+bool
+kf_handoff_is_topic (const char *id, size_t len)
+{
+    const char *prefixes [] = { KF_TOPIC_AGENT, KF_TOPIC_SESSION };
+    for (int i = 0; i < 2; i++)
+        if (len >= strlen (prefixes [i]) && memcmp (id, prefixes [i], strlen (prefixes [i])) == 0)
+            return true;
+    return false;
+}

@@ -19,9 +19,13 @@
 #include "broker/broker.h"
 #include "broker/escalations.h"
 
-#define KF_TOPIC_ESCALATIONS    "agent.escalations"
-#define KF_TOPIC_MESSAGES       "agent.messages"
+#define KF_TOPIC_AGENT          "agent."        //  The prefix of the two below
+#define KF_TOPIC_ESCALATIONS    KF_TOPIC_AGENT "escalations"
+#define KF_TOPIC_MESSAGES       KF_TOPIC_AGENT "messages"
 #define KF_TOPIC_SESSION        "session."      //  + session id
+
+//  Whether a client's stream id (its topic) is one of the handoff's topics
+bool kf_handoff_is_topic (const char *id, size_t len);
 
 //  Hands `in->session` (with the bot, not closed) to people: stores the escalation, sets the session
 //  pending, publishes {event: "escalation", card...} on agent.escalations and {event: "handoff",
