@@ -9,42 +9,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CACHE_MAX 32          //  Distinct patterns kept compiled (one per bot at most); beyond,
-                                //  a pattern is compiled for each call
 #define S_TEXT_MAX 8192         //  Bytes of a message looked at: entities come early, and regexec
                                 //  on a long text costs per byte
 
-static struct {
+//  Every pattern compiled so far, for the process's life: patterns come from the configuration
+//  (one per bot at most), so each is compiled once, never per message. Nodes never move, so a
+//  regex found stays valid without the lock (regexec on one regex_t from several threads is safe).
+typedef struct s_compiled_t {
     char *pattern;
     regex_t regex;
-} s_cache [S_CACHE_MAX];
-static int s_cache_count;
+    struct s_compiled_t *next;
+} s_compiled_t;
+static s_compiled_t *s_cache;
 static pthread_mutex_t s_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-//  The compiled `pattern`, from the cache or into `scratch` (then *is_scratch); NULL when it does
-//  not compile. regexec on one regex_t from several threads is safe (POSIX), so the lock only
-//  guards the table.
+//  The compiled `pattern`; NULL when it does not compile
 static const regex_t *
-s_compiled (const char *pattern, regex_t *scratch, bool *is_scratch)
+s_compiled (const char *pattern)
 {
-    *is_scratch = false;
-    const regex_t *found = NULL;
     pthread_mutex_lock (&s_cache_lock);
-    for (int i = 0; i < s_cache_count && !found; i++)
-        if (strcmp (s_cache [i].pattern, pattern) == 0)
-            found = &s_cache [i].regex;
-    if (!found && s_cache_count < S_CACHE_MAX
-    &&  regcomp (&s_cache [s_cache_count].regex, pattern, REG_EXTENDED | REG_ICASE) == 0) {
-        s_cache [s_cache_count].pattern = kf_strdup (pattern);
-        found = &s_cache [s_cache_count++].regex;
+    s_compiled_t *node = s_cache;
+    while (node && strcmp (node->pattern, pattern) != 0)
+        node = node->next;
+    if (!node) {
+        node = kf_calloc (1, sizeof *node);
+        if (regcomp (&node->regex, pattern, REG_EXTENDED | REG_ICASE) == 0) {
+            node->pattern = kf_strdup (pattern);
+            node->next = s_cache;
+            s_cache = node;
+        }
+        else {
+            free (node);
+            node = NULL;
+        }
     }
     pthread_mutex_unlock (&s_cache_lock);
-    if (!found && s_cache_count >= S_CACHE_MAX
-    &&  regcomp (scratch, pattern, REG_EXTENDED | REG_ICASE) == 0) {
-        *is_scratch = true;
-        found = scratch;
-    }
-    return found;
+    return node ? &node->regex : NULL;
 }
 
 //  The ASCII a full-width or dash character folds to, or 0
@@ -216,9 +216,7 @@ kf_entities_extract (const kf_entity_rules_t *rules, const char *text, size_t le
     }
     const char *pattern = rules && rules->order_pattern ? rules->order_pattern
                                                         : KF_CONFIG_DEFAULT_ORDER_PATTERN;
-    regex_t scratch;
-    bool is_scratch;
-    const regex_t *regex = s_compiled (pattern, &scratch, &is_scratch);
+    const regex_t *regex = s_compiled (pattern);
     if (regex && s_find_order (regex, folded, folded_len, phone_start, phone_end, &start, &end)) {
         for (size_t i = start; i < end; i++) {
             char c = folded [i];
@@ -229,8 +227,6 @@ kf_entities_extract (const kf_entity_rules_t *rules, const char *text, size_t le
         out->order_len = at [end] - at [start];
         found++;
     }
-    if (is_scratch)
-        regfree (&scratch);
     free (folded);
     free (at);
     return regex ? found : -1;
