@@ -1034,6 +1034,100 @@ s_test_bad_input (h_raw_t *raw, kf_client_t *client)
     kf_reply_destroy (&reply);
 }
 
+//  History total of `session`, and stats.handoff.agent_replies
+static void
+s_counts (kf_client_t *client, const char *session, int64_t *turns, int64_t *replies)
+{
+    kf_reply_t *reply = h_call (client, "history", "{\"session_id\":\"%s\"}", session);
+    CHECK (reply->ok);
+    *turns = kf_mp_get_int (reply->result, "total", -1);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "stats", "{}");
+    CHECK (reply->ok);
+    *replies = kf_mp_get_int (kf_mp_get (reply->result, "handoff"), "agent_replies", -1);
+    kf_reply_destroy (&reply);
+}
+
+//  Limits on what people write, on a session a person holds: each refused with its code, and
+//  nothing stored, published or counted
+static void
+s_test_limits (h_raw_t *raw, kf_client_t *client)
+{
+    char session [64], other [64];
+    s_new_session (client, "lim-1", "default", session, sizeof session);
+    s_new_session (client, "lim-2", "default", other, sizeof other);
+    kf_reply_t *reply = h_call (client, "handoff.request", "{\"session_id\":\"%s\"}", session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "agent.assign", "{\"agent_id\":\"a\",\"session_id\":\"%s\"}", session);
+    CHECK (reply->ok);
+    int64_t escalation = kf_mp_get_int (reply->result, "escalation_id", -1);
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "handoff.request", "{\"session_id\":\"%s\"}", other);
+    CHECK (reply->ok);
+    int64_t others = kf_mp_get_int (reply->result, "escalation_id", -1);
+    kf_reply_destroy (&reply);
+    CHECK (escalation > 0 && others > 0 && others != escalation);
+    //  Everything published so far read; then the session's own topic watched too
+    char topic [64];
+    msgpack_unpacked event;
+    while (h_raw_event (raw, 300, topic, sizeof topic, &event))
+        msgpack_unpacked_destroy (&event);
+    char session_topic [80];
+    snprintf (session_topic, sizeof session_topic, "session.%s", session);
+    s_subscribe (raw, session_topic);
+    int64_t turns, replies;
+    s_counts (client, session, &turns, &replies);
+    char *long_text = malloc (4 * 4001 + 1);
+    CHECK (long_text);
+    for (int i = 0; i < 4001; i++)
+        memcpy (long_text + 3 * i, "字", 3);
+    long_text [3 * 4001] = 0;
+    s_expect_error (h_call (client, "agent.reply", "{\"session_id\":\"%s\",\"agent_id\":\"a\","
+                            "\"content\":\"%s\"}", session, long_text), "too_large");
+    long_text [3 * 501] = 0;
+    s_expect_error (h_call (client, "agent.resolve", "{\"session_id\":\"%s\",\"agent_id\":\"a\","
+                            "\"note\":\"%s\"}", session, long_text), "too_large");
+    s_expect_error (h_call (client, "handoff.request", "{\"session_id\":\"%s\",\"reason_text\":\"%s\"}",
+                            other, long_text), "too_large");
+    free (long_text);
+    //  Bytes that are not UTF-8 (JSON cannot say them): packed by hand
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init (&params);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    kf_mp_pack_kv_str (&pk, "session_id", session);
+    kf_mp_pack_kv_str (&pk, "agent_id", "a");
+    kf_mp_pack_cstr (&pk, "content");
+    kf_mp_pack_str (&pk, "\xff\xfe", 2);
+    CHECK_INT (kf_client_call (client, "agent.reply", params.data, params.size, &reply), 0);
+    s_expect_error (reply, "invalid_utf8");
+    msgpack_sbuffer_destroy (&params);
+    //  Another session's escalation
+    s_expect_error (h_call (client, "agent.assign", "{\"agent_id\":\"a\",\"session_id\":\"%s\","
+                            "\"escalation_id\":%lld}", session, (long long) others), "invalid_param");
+    int64_t turns_after, replies_after;
+    s_counts (client, session, &turns_after, &replies_after);
+    CHECK_INT (turns_after, turns);
+    CHECK_INT (replies_after, replies);
+    //  No event on the session's topic or the agents' topics for any of them
+    bool has_event = h_raw_event (raw, 300, topic, sizeof topic, &event);
+    if (has_event) {
+        fprintf (stderr, "unexpected event on %s\n", topic);
+        msgpack_unpacked_destroy (&event);
+    }
+    CHECK (!has_event);
+    //  The session still works: a good reply goes through
+    reply = h_call (client, "agent.reply", "{\"session_id\":\"%s\",\"agent_id\":\"a\","
+                    "\"content\":\"您好\"}", session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    s_counts (client, session, &turns_after, &replies_after);
+    CHECK_INT (turns_after, turns + 1);
+    CHECK_INT (replies_after, replies + 1);
+}
+
 static void
 s_part_real (void)
 {
@@ -1048,6 +1142,7 @@ s_part_real (void)
     s_test_keyword (&raw, client);
     s_test_list (client);
     s_test_bad_input (&raw, client);
+    s_test_limits (&raw, client);
     s_test_worker_reasons (client);
     h_raw_close (&raw);
     kf_client_destroy (&client);
