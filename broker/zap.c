@@ -25,6 +25,7 @@ typedef struct {
     kf_dict_t *file_keys;       //  Raw 32-byte keys from the file
     kf_dict_t *own_keys;        //  Added in code
     bool is_open;               //  Any key
+    bool is_missing;            //  The file could not be found at the last look (said once)
     uint64_t allowed, denied;
 } s_domain_t;
 
@@ -175,8 +176,16 @@ static void
 s_refresh (s_domain_t *domain)
 {
     struct stat now;
-    if (!domain->path || stat (domain->path, &now))
+    if (!domain->path)
         return;
+    if (stat (domain->path, &now)) {
+        if (!domain->is_missing)
+            kf_warn ("authorized keys %s: %s (keeping the keys read before)", domain->path,
+                     strerror (errno));
+        domain->is_missing = true;
+        return;
+    }
+    domain->is_missing = false;
     if (now.st_mtim.tv_sec == domain->seen.st_mtim.tv_sec
     &&  now.st_mtim.tv_nsec == domain->seen.st_mtim.tv_nsec
     &&  now.st_size == domain->seen.st_size && now.st_ino == domain->seen.st_ino)

@@ -278,6 +278,46 @@ s_spawn_broker (const char *const *argv, const char *log)
     return pid;
 }
 
+//  An authorized-keys file broken while the broker runs (a line that is no key, the file deleted)
+//  leaves the keys read before in force, and says so; a good file is read again
+static void
+s_test_file_broken (void)
+{
+    char clients [320], log_path [320], log [65536];
+    s_path (clients, sizeof clients, "clients.txt");
+    s_path (log_path, sizeof log_path, "broker.log");
+    int64_t keys = s_security ("clients", "keys");
+    s_write ("clients.txt", "not-a-key\n", "w");
+    kf_client_t *client = s_client ("broker.pub", "alice.key", 5000);
+    kf_reply_t *reply = h_call (client, "health", "{}");       //  Still let in
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    kf_client_destroy (&client);
+    CHECK_INT (s_security ("clients", "keys"), keys);
+    CHECK_INT (unlink (clients), 0);
+    client = s_client ("broker.pub", "alice.key", 5000);
+    reply = h_call (client, "health", "{}");
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    kf_client_destroy (&client);
+    s_read (log_path, log, sizeof log);
+    CHECK (strstr (log, "line 1: not a 40-character Z85 public key (keeping the keys read before)"));
+    CHECK (strstr (log, "No such file or directory (keeping the keys read before)"));
+    //  Written again with alice alone: mallory, let in before, is refused now
+    char alice [48];
+    kf_curve_t pair;
+    char key_path [320], why [512], text [128];
+    s_path (key_path, sizeof key_path, "alice.key");
+    CHECK_INT (kf_curve_read_keypair (&pair, key_path, why, sizeof why), 0);
+    snprintf (alice, sizeof alice, "%s", pair.public_key);
+    snprintf (text, sizeof text, "%s\n", alice);
+    s_write ("clients.txt", text, "w");
+    client = s_client ("broker.pub", "mallory.key", 1000);
+    CHECK_INT (s_unanswered (client), EACCES);
+    kf_client_destroy (&client);
+    CHECK_INT (s_security ("clients", "keys"), 1);
+}
+
 //  A plain broker started where KEFU_BROKER_KEY and KEFU_CURVE_KEY are set (this test sets
 //  them) keeps its local workers plain too: they serve
 static void
@@ -399,6 +439,7 @@ main (void)
     s_test_clients ();
     s_test_workers (mallory);
     s_test_client_added (mallory);
+    s_test_file_broken ();
     s_test_plain_broker_in_curve_environment ();
     s_test_bad_setups ();
     h_cleanup (&s_h);
