@@ -363,22 +363,40 @@ s_test_plain_broker_in_curve_environment (void)
     CHECK_INT (waitpid (pid, &status, 0), pid);
 }
 
-//  Runs kefu-broker with `args`; it must exit with `code` before listening, its log holding `text`
+//  Runs kefu-broker (or kefu-worker, `is_worker`) with `args`; it must exit with `code` before it
+//  listens or connects, its output holding `text`
 static void
-s_broker_refuses (const char *const *args, int code, const char *text)
+s_refuses (bool is_worker, const char *const *args, int code, const char *text)
 {
     char log [320];
     s_path (log, sizeof log, "refused.log");
-    const char *argv [32] = { KEFU_BIN_DIR "/kefu-broker", "--requests", "ipc:///tmp/kefu-refused-req",
+    const char *broker [] = { KEFU_BIN_DIR "/kefu-broker", "--requests", "ipc:///tmp/kefu-refused-req",
                               "--streams", "ipc:///tmp/kefu-refused-str", "--workers-endpoint",
-                              "ipc:///tmp/kefu-refused-wrk", "--db", "/tmp/kefu-refused.db" };
-    int argc = 9;
+                              "ipc:///tmp/kefu-refused-wrk", "--db", "/tmp/kefu-refused.db", NULL };
+    const char *worker [] = { KEFU_BIN_DIR "/kefu-worker", "--broker", "ipc:///tmp/kefu-refused-wrk",
+                              "--db", "/tmp/kefu-refused.db", NULL };
+    const char *const *fixed = is_worker ? worker : broker;
+    const char *argv [32];
+    int argc = 0;
+    while (fixed [argc]) {
+        argv [argc] = fixed [argc];
+        argc++;
+    }
     for (int i = 0; args [i] && argc < 30; i++)
         argv [argc++] = args [i];
     argv [argc] = NULL;
     pid_t pid = s_spawn_broker (argv, log);
-    int status;
-    CHECK_INT (waitpid (pid, &status, 0), pid);
+    int status, waited = 0;
+    while (waitpid (pid, &status, WNOHANG) == 0 && waited < 100) {
+        h_sleep_ms (50);
+        waited++;
+    }
+    if (waited == 100) {                //  It started instead of refusing: a failure, not a hang
+        kill (pid, SIGKILL);
+        waitpid (pid, &status, 0);
+        fprintf (stderr, "%s did not refuse to start (%s)\n", argv [0], text);
+    }
+    CHECK (waited < 100);
     CHECK (WIFEXITED (status));
     CHECK_INT (WEXITSTATUS (status), code);
     char text_read [4096];
@@ -398,11 +416,22 @@ s_test_bad_setups (void)
     s_write ("bad-clients.txt", "# one good line, then one that is not a key\n"
                                 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\nnot-a-key\n", "w");
     const char *public_only [] = { "--curve-key", pub, NULL };
-    s_broker_refuses (public_only, 2, "has no secret key");
+    s_refuses (false, public_only, 2, "has no secret key");
     const char *bad_file [] = { "--curve-key", key, "--authorized-clients", bad, NULL };
-    s_broker_refuses (bad_file, 2, "line 3: not a 40-character Z85 public key");
+    s_refuses (false, bad_file, 2, "line 3: not a 40-character Z85 public key");
     const char *no_curve [] = { "--authorized-workers", bad, NULL };
-    s_broker_refuses (no_curve, 2, "need --curve-key");
+    s_refuses (false, no_curve, 2, "need --curve-key");
+    const char *no_key [] = { "--curve-key", "/nonexistent/broker.key", NULL };
+    s_refuses (false, no_key, 2, "cannot read key file /nonexistent/broker.key");
+    const char *no_list [] = { "--curve-key", key, "--authorized-clients", "/nonexistent/clients", NULL };
+    s_refuses (false, no_list, 2, "cannot read authorized keys /nonexistent/clients");
+    //  A worker: a broker key that is neither key nor file, its own key file missing or public only
+    const char *garbage [] = { "--broker-key", "not-a-key", NULL };
+    s_refuses (true, garbage, 2, "not-a-key");
+    const char *missing [] = { "--broker-key", pub, "--curve-key", "/nonexistent/w.key", NULL };
+    s_refuses (true, missing, 2, "cannot read key file /nonexistent/w.key");
+    const char *public_pair [] = { "--broker-key", pub, "--curve-key", pub, NULL };
+    s_refuses (true, public_pair, 2, "has no secret key");
     unlink ("/tmp/kefu-refused.db");
 }
 
