@@ -1,6 +1,6 @@
 /*  answer_cache.c - a hash of entries on an LRU list. The key is "bot \0 version \0 question";
-    an entry keeps the item's answers and the packed intent/intent_confidence/confidence/sources of
-    the result. */
+    an entry keeps the item's answers and the packed intent, intent_confidence, confidence,
+    sources and candidates of the result. */
 #include "broker/answer_cache.h"
 #include "common/dict.h"
 #include "common/log.h"
@@ -17,7 +17,7 @@ typedef struct _kf_answer_entry_t {
     char *bot_id;
     kf_variant_t *answers;      //  [0] default
     int answer_count;
-    char *shared;               //  Packed pairs: intent, intent_confidence, confidence, sources
+    char *shared;               //  Packed pairs: intent, intent_confidence, confidence, sources, candidates
     size_t shared_size;
     size_t bytes;               //  What this entry costs, roughly
     struct _kf_answer_entry_t *prev, *next;      //  LRU: head is the most recent
@@ -140,8 +140,9 @@ kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_
     msgpack_sbuffer_init (&shared);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &shared, msgpack_sbuffer_write);
-    static const char *kept [] = { "intent", "intent_confidence", "confidence", "sources" };
-    for (int i = 0; i < 4; i++) {
+    static const char *kept [] = { "intent", "intent_confidence", "confidence", "sources",
+                                   "candidates" };
+    for (int i = 0; i < 5; i++) {
         const msgpack_object *value = kf_mp_get (result, kept [i]);
         kf_mp_pack_cstr (&pk, kept [i]);
         if (value)
@@ -189,12 +190,12 @@ kf_answer_cache_pack (const kf_answer_entry_t *entry, const msgpack_object *labe
 {
     const kf_variant_t *answer = &entry->answers [kf_variant_pick (entry->answers,
                                                                    entry->answer_count, labels)];
-    msgpack_pack_map (pk, 14);
+    msgpack_pack_map (pk, 15);
     kf_mp_pack_kv_str (pk, "reply", answer->answer);
     kf_mp_pack_kv_str (pk, "response_type", answer->response_type);
     kf_mp_pack_cstr (pk, "response_content");
     kf_variant_pack_content (answer, pk);
-    pk->callback (pk->data, entry->shared, entry->shared_size);      //  4 pairs
+    pk->callback (pk->data, entry->shared, entry->shared_size);      //  5 pairs
     kf_mp_pack_cstr (pk, "suggestions");
     msgpack_pack_array (pk, 0);
     kf_mp_pack_cstr (pk, "sub_tasks");

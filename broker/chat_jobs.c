@@ -157,7 +157,8 @@ kf_cj_store_rows (kf_broker_t *self, kf_job_t *job)
 //  Whether the hot-answer cache may answer: it knows only the message, so not when the worker must
 //  see the turn - a question asked as often as the bot's repeated_question threshold (the worker
 //  hands over; the times before that are ordinary questions), an upset customer (an empathetic
-//  reply, perhaps a handoff), a dialog waiting for the customer's answer (slots)
+//  reply, perhaps a handoff), a dialog waiting for the customer's answer (slots), a chat that
+//  asks for another number of candidates than the default
 static bool
 s_is_cacheable (kf_broker_t *self, const kf_job_t *job)
 {
@@ -166,7 +167,8 @@ s_is_cacheable (kf_broker_t *self, const kf_job_t *job)
     kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
     bool is_repeat_due = limits.repeated_question > 0
                       && job->repeat_count >= limits.repeated_question;
-    return !is_repeat_due && !session->is_dialog_open
+    //  A cached answer carries the default number of candidates
+    return !is_repeat_due && !session->is_dialog_open && job->top_k == KF_CHAT_TOP_K_DEFAULT
         && job->emotion_score >= KF_EMOTION_UPSET_BELOW;
 }
 
@@ -321,6 +323,7 @@ typedef struct {
     char channel [16];
     const msgpack_object *labels, *inputs;
     bool is_stream;
+    int64_t top_k;              //  Candidates wanted (KF_CHAT_TOP_K_DEFAULT when not given)
 } s_chat_params_t;
 
 static int
@@ -335,7 +338,8 @@ s_validate (kf_broker_t *self, const msgpack_object *params, s_chat_params_t *p,
     ||  kf_param_str (params, "bot_id", false, 64, &p->bot_id, &p->bot_id_len, err)
     ||  kf_param_str_map (params, "labels", 50, &p->labels, err)
     ||  kf_param_map (params, "inputs", &p->inputs, err)
-    ||  kf_param_bool (params, "stream", false, &p->is_stream, err))
+    ||  kf_param_bool (params, "stream", false, &p->is_stream, err)
+    ||  kf_param_int (params, "top_k", 1, KF_CHAT_TOP_K_MAX, KF_CHAT_TOP_K_DEFAULT, &p->top_k, err))
         return -1;
     if (p->bot_id && p->bot_id_len == 0)
         p->bot_id = NULL;               //  "" means the default bot, as in session.create
@@ -374,9 +378,10 @@ s_pack_worker_params (kf_job_t *job, const s_chat_params_t *p, kf_session_t *ses
     msgpack_sbuffer_init (&job->params);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &job->params, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 6);
+    msgpack_pack_map (&pk, 7);
     kf_mp_pack_cstr (&pk, "message");
     kf_mp_pack_str (&pk, p->message, p->message_len);
+    kf_mp_pack_kv_int (&pk, "top_k", p->top_k);
     kf_mp_pack_kv_str (&pk, "bot_id", session->bot_id);
     kf_mp_pack_kv_str (&pk, "user_id", session->user_id);
     kf_mp_pack_kv_str (&pk, "channel", session->channel);
@@ -436,6 +441,7 @@ kf_chat_accept (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
     job->message_len = p.message_len;
     job->labels_json = p.labels ? kf_json_from_msgpack (p.labels) : NULL;
     job->is_stream = p.is_stream;
+    job->top_k = (int) p.top_k;
     job->session = session;
     job->emotion_score = -1;
     job->accepted_us = kf_mono_us ();

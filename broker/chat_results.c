@@ -193,7 +193,7 @@ typedef struct {
     bool is_to_agent;               //  People have the session: the message went to them
 } s_answer_t;
 
-#define S_RESULT_PAIRS 26           //  Pairs of the result (done: the same), without last_seq
+#define S_RESULT_PAIRS 27           //  Pairs of the result (done: the same), without last_seq
 
 static void
 s_pack_copied (msgpack_packer *pk, const msgpack_object *result, const char *key)
@@ -222,7 +222,8 @@ static void
 s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const msgpack_object *result)
 {
     static const char *copied [] = { "intent", "intent_confidence", "confidence", "sources",
-                                     "suggestions", "sub_tasks", "escalate_to_human", NULL };
+                                     "suggestions", "candidates", "sub_tasks", "escalate_to_human",
+                                     NULL };
     for (int i = 0; copied [i]; i++)
         s_pack_copied (pk, result, copied [i]);
     if (!kf_mp_get (result, "emotion_score") && job->emotion_score >= 0)
@@ -254,7 +255,7 @@ s_pack_result (msgpack_packer *pk, const s_answer_t *answer, int64_t last_seq, b
         msgpack_pack_object (pk, *answer->response_content);
     else
         msgpack_pack_nil (pk);
-    s_pack_worker_fields (pk, job, answer->result);                 //  8
+    s_pack_worker_fields (pk, job, answer->result);                 //  9
     s_pack_copied (pk, answer->result, "usage");
     kf_mp_pack_kv_int (pk, "handoff_reason", answer->handoff_reason);
     kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (session->handoff));
@@ -474,7 +475,7 @@ s_pack_own_meta (msgpack_packer *pk, void *arg)
     s_answer_t *answer = arg;
     kf_mp_pack_kv_str (pk, "session_id", answer->job->session->id);
     kf_mp_pack_kv_int (pk, "message_id", answer->job->message_id);
-    s_pack_worker_fields (pk, answer->job, answer->result);         //  8
+    s_pack_worker_fields (pk, answer->job, answer->result);         //  9
     s_pack_copied (pk, answer->result, "handoff_reason");
     if (answer->is_to_agent) {
         kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (answer->job->session->handoff));
@@ -509,7 +510,7 @@ kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
             s_answer_t answer = { .job = job, .result = &result.data };
             char type_buffer [32];
             s_answer_from_result (&answer, type_buffer, sizeof type_buffer);
-            kf_cj_publish (self, job, "meta", 11, s_pack_own_meta, &answer, false);
+            kf_cj_publish (self, job, "meta", 12, s_pack_own_meta, &answer, false);
             kf_cj_publish (self, job, "token", 1, s_pack_token, &answer, false);
         }
         s_complete (self, job, &result.data);
@@ -543,10 +544,10 @@ kf_cj_answer_held (kf_broker_t *self, kf_job_t *job)
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 7);
+    msgpack_pack_map (&pk, 8);
     kf_mp_pack_kv_str (&pk, "response_type", "text");
-    const char *empty_lists [] = { "sources", "suggestions", "sub_tasks" };
-    for (int i = 0; i < 3; i++) {
+    const char *empty_lists [] = { "sources", "suggestions", "candidates", "sub_tasks" };
+    for (int i = 0; i < 4; i++) {
         kf_mp_pack_cstr (&pk, empty_lists [i]);
         msgpack_pack_array (&pk, 0);
     }
@@ -564,7 +565,7 @@ kf_cj_answer_held (kf_broker_t *self, kf_job_t *job)
         .latency_ms = (kf_mono_us () - job->accepted_us) / 1000, .is_to_agent = true
     };
     if (job->stream)
-        kf_cj_publish (self, job, "meta", 13, s_pack_own_meta, &answer, false);
+        kf_cj_publish (self, job, "meta", 14, s_pack_own_meta, &answer, false);
     s_reply (self, &answer);        //  Frees the job
     msgpack_unpacked_destroy (&result);
     msgpack_sbuffer_destroy (&buffer);

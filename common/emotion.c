@@ -19,6 +19,10 @@
 #define S_CAPS_FLOOR        -1.0
 #define S_PROFANITY_CAP     0.15
 #define S_THREAT_CAP        0.20
+#define S_TOPIC_IN_QUESTION 0.25    //  A topic word's weight in a calm question
+#define S_NEG_IN_QUESTION   0.6     //  Any other upset word's: "坏了还能处理吗" asks for help
+#define S_ANGER_ALONE       0.12    //  A score this low is anger whoever it is aimed at
+#define S_ANGER_WORD        -1.6    //  A word this strong (after negation, intensifiers) is anger
 
 //  Common acronyms written in capitals that are not shouting
 static const char *s_acronyms [] = {
@@ -120,7 +124,8 @@ typedef struct {
     kf_emotion_result_t *result;
     double lexical;             //  Sum of lexicon cues
     double surface;             //  Sum of punctuation and shouting cues
-    bool question;
+    bool question;              //  The message asks something (courtesy is not satisfaction)
+    bool is_calm_question;      //  ... how, where or whether, aimed at no one (s_is_calm_question)
 } s_state_t;
 
 static void
@@ -224,6 +229,8 @@ s_lexical_cues (s_state_t *state, const s_folded_t *f)
                 break;
             case S_NEG:
                 w = negated && (entry->flags & S_FLIP) ? -0.4 * w : w * mult;
+                if (state->is_calm_question)
+                    w *= entry->flags & S_TOPIC ? S_TOPIC_IN_QUESTION : S_NEG_IN_QUESTION;
                 break;
             case S_POLITE:
                 negated = false;
@@ -235,7 +242,11 @@ s_lexical_cues (s_state_t *state, const s_folded_t *f)
                 break;
             case S_THREAT:
                 negated = false;
-                state->result->threat = true;
+                //  "在哪里投诉" asks how; "我要去12315投诉你们" says what will happen
+                if ((entry->flags & S_TOPIC) && state->is_calm_question)
+                    w *= S_TOPIC_IN_QUESTION;
+                else
+                    state->result->threat = true;
                 break;
             case S_WAIT:
                 negated = false;
@@ -354,6 +365,39 @@ s_is_question (const s_folded_t *f)
 }
 
 
+//  True when the message asks how, where or whether (在哪里投诉, 会不会卖假货, 起诉要多久) without
+//  punctuation runs, 你 or 你们 (aimed at the business or the bot) or a demand (能不能快点): a
+//  question about a topic
+static bool
+s_is_calm_question (const s_folded_t *f)
+{
+    static const char *markers [] = {
+        "?", "吗", "怎么", "如何", "哪里", "哪儿", "在哪", "去哪", "哪个", "哪些", "多久", "多长",
+        "会不会", "是否", "需要什么", "哪", "谁", "几", "流程", "规定", "电话", "方式",
+        "渠道", "入口", "怎么办", "咋办", "咋", "怎么回事", NULL
+    };
+    static const char *aimed [] = { "你们", "!!", "??", "?!", "!?", "能不能", "可不可以", NULL };
+    bool is_question = false;
+    for (int m = 0; markers [m] && !is_question; m++)
+        is_question = strstr (f->text, markers [m]) != NULL;
+    //  Or ends as a yes-no question does: 能撤回不, 到账没, 能退么
+    static const char *tails [] = { "不", "没", "么", "没有", NULL };
+    size_t end = strlen (f->text);
+    while (end > 0 && strchr (" .,!?~", f->text [end - 1]))
+        end--;
+    for (int t = 0; tails [t] && !is_question; t++) {
+        size_t n = strlen (tails [t]);
+        is_question = end >= n && memcmp (f->text + end - n, tails [t], n) == 0;
+    }
+    for (int a = 0; aimed [a] && is_question; a++)
+        is_question = strstr (f->text, aimed [a]) == NULL;
+    //  你 aims at the bot ("你听不懂吗"); 你好 greets it
+    for (const char *you = strstr (f->text, "你"); you && is_question; you = strstr (you + 3, "你"))
+        is_question = strncmp (you, "你好", strlen ("你好")) == 0;
+    return is_question;
+}
+
+
 //  ---------------------------------------------------------------------------------------------
 //  Public functions
 
@@ -368,6 +412,7 @@ kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *result)
         s_folded_t f;
         s_fold (&f, text, len);
         state.question = s_is_question (&f);
+        state.is_calm_question = s_is_calm_question (&f);
         s_lexical_cues (&state, &f);
         s_punctuation_cues (&state, &f);
         s_shouting_cues (&state, &f);
@@ -421,4 +466,32 @@ kf_emotion_reply_no_transfer (double score)
     if (score < 0.15)
         return "非常抱歉给您带来这么糟糕的体验，您的心情我完全理解，我这就认真为您处理。";
     return kf_emotion_reply (score);
+}
+
+bool
+kf_emotion_is_anger (const char *text, size_t len)
+{
+    kf_emotion_result_t result;
+    double score = kf_emotion_analyze (text, len, &result);
+    if (score >= KF_EMOTION_UPSET_BELOW)
+        return false;
+    if (result.profanity || result.threat || score < S_ANGER_ALONE)
+        return true;
+    for (int c = 0; c < result.cue_count && c < KF_EMOTION_MAX_CUES; c++) {
+        const char *cue = result.cues [c].cue;
+        if (strchr ("!?.", cue [0]) || strcmp (cue, "CAPS") == 0)
+            return true;                //  Punctuation runs, shouting
+        if (result.cues [c].weight <= S_ANGER_WORD)
+            return true;                //  垃圾银行, 骗子, 气炸了, 抢钱
+    }
+    //  Said to someone: 你们 / 你 (not 你好), or the bot's or business's own name for itself
+    static const char *aimed [] = { "你们", "客服", "机器人", NULL };
+    for (int a = 0; aimed [a]; a++)
+        if (memmem (text, len, aimed [a], strlen (aimed [a])))
+            return true;
+    for (const char *you = memmem (text, len, "你", 3); you;
+         you = memmem (you + 3, len - (you + 3 - text), "你", 3))
+        if ((size_t) (text + len - you) < 6 || memcmp (you, "你好", 6) != 0)
+            return true;
+    return false;
 }

@@ -16,6 +16,7 @@ typedef enum {
 } s_kind_t;
 
 #define S_FLIP 1
+#define S_TOPIC 2   //  Names a subject people ask about calmly (投诉, 起诉, 假货): weak in a question
 
 typedef struct {
     const char *text;
@@ -26,6 +27,31 @@ typedef struct {
 
 static const s_entry_t s_lexicon [] = {
     //  Neutral phrases that contain cue characters
+    {"不满足", 0, S_BLOCK, 0}, {"不满十八", 0, S_BLOCK, 0}, {"不满一年", 0, S_BLOCK, 0},
+    {"不满一个月", 0, S_BLOCK, 0}, {"不满意度", 0, S_BLOCK, 0}, {"工商户", 0, S_BLOCK, 0},
+    {"工商银行", 0, S_BLOCK, 0}, {"工商注册", 0, S_BLOCK, 0}, {"工商登记", 0, S_BLOCK, 0},
+    {"垃圾桶", 0, S_BLOCK, 0}, {"垃圾分类", 0, S_BLOCK, 0}, {"垃圾袋", 0, S_BLOCK, 0},
+    {"生活垃圾", 0, S_BLOCK, 0}, {"装修垃圾", 0, S_BLOCK, 0}, {"建筑垃圾", 0, S_BLOCK, 0},
+    {"厨余垃圾", 0, S_BLOCK, 0}, {"大件垃圾", 0, S_BLOCK, 0}, {"垃圾站", 0, S_BLOCK, 0},
+    {"垃圾房", 0, S_BLOCK, 0}, {"垃圾清运", 0, S_BLOCK, 0}, {"扔垃圾", 0, S_BLOCK, 0},
+    {"倒垃圾", 0, S_BLOCK, 0}, {"丢垃圾", 0, S_BLOCK, 0}, {"垃圾短信", 0, S_BLOCK, 0},
+    {"垃圾邮件", 0, S_BLOCK, 0}, {"垃圾电话", 0, S_BLOCK, 0}, {"垃圾费", 0, S_BLOCK, 0},
+    {"骚扰电话", 0, S_BLOCK, 0}, {"诈骗电话", 0, S_BLOCK, 0}, {"防诈骗", 0, S_BLOCK, 0},
+    {"反诈", 0, S_BLOCK, 0}, {"律师函", -2.5f, S_THREAT, S_TOPIC},
+    {"其他垃圾", 0, S_BLOCK, 0}, {"有害垃圾", 0, S_BLOCK, 0}, {"可回收", 0, S_BLOCK, 0},
+    {"干垃圾", 0, S_BLOCK, 0}, {"湿垃圾", 0, S_BLOCK, 0}, {"垃圾处理", 0, S_BLOCK, 0},
+    //  Anger at the business in so many words: rhetorical questions and charges
+    {"气炸", -2.0f, S_NEG, 0}, {"太黑", -1.8f, S_NEG, 0}, {"真黑", -1.8f, S_NEG, 0},
+    {"黑心", -2.0f, S_NEG, 0}, {"抢钱", -2.0f, S_NEG, 0}, {"偷偷", -1.0f, S_NEG, 0},
+    {"有毛病", -1.8f, S_NEG, 0}, {"眼瞎", -2.0f, S_NEG, 0}, {"是死的", -2.0f, S_NEG, 0},
+    {"干什么吃的", -2.5f, S_NEG, 0}, {"干啥吃的", -2.5f, S_NEG, 0}, {"负得起责", -1.8f, S_NEG, 0},
+    {"怎么好意思", -1.8f, S_NEG, 0}, {"折腾人", -1.8f, S_NEG, 0}, {"奇葩", -1.2f, S_NEG, 0},
+    {"三番五次", -1.5f, S_NEG, 0}, {"说了多少遍", -1.8f, S_NEG, 0}, {"打不通", -1.2f, S_NEG, 0},
+    {"打不进去", -1.2f, S_NEG, 0}, {"死活", -1.0f, S_NEG, 0}, {"莫名其妙", -1.2f, S_NEG, 0},
+    {"怎么搞的", -1.5f, S_NEG, 0}, {"搞什么", -1.5f, S_NEG, 0}, {"什么效率", -1.8f, S_NEG, 0},
+    {"这破", -1.8f, S_NEG, 0}, {"管不管", -1.5f, S_NEG, 0}, {"丢死人", -1.5f, S_NEG, 0},
+    {"冻死", -1.2f, S_NEG, 0}, {"要命", -1.0f, S_NEG, 0}, {"靠点谱", -1.5f, S_NEG, 0},
+    {"想吞", -1.8f, S_NEG, 0}, {"做生意的", -1.0f, S_NEG, 0}, {"耽误", -1.0f, S_NEG, 0},
     {"差价", 0, S_BLOCK, 0}, {"差不多", 0, S_BLOCK, 0}, {"差点", 0, S_BLOCK, 0}, {"出差", 0, S_BLOCK, 0},
     {"相差", 0, S_BLOCK, 0}, {"服务", 0, S_BLOCK, 0}, {"不知道", 0, S_BLOCK, 0}, {"不用了", 0, S_BLOCK, 0},
     {"不过", 0, S_BLOCK, 0}, {"好像", 0, S_BLOCK, 0}, {"好多", 0, S_BLOCK, 0}, {"好几", 0, S_BLOCK, 0},
@@ -64,30 +90,31 @@ static const s_entry_t s_lexicon [] = {
     {"傻x", -3, S_PROF, 0}, {"傻叉", -3, S_PROF, 0}, {"卧槽", -3, S_PROF, 0}, {"我操", -3, S_PROF, 0},
     {"我草", -3, S_PROF, 0}, {"操你", -3, S_PROF, 0}, {"艹", -3, S_PROF, 0}, {"尼玛", -3, S_PROF, 0},
     {"你妈", -3, S_PROF, 0}, {"nmsl", -3, S_PROF, 0}, {"cnm", -3, S_PROF, 0}, {"mlgb", -3, S_PROF, 0},
-    {"nnd", -3, S_PROF, 0}, {"妈蛋", -3, S_PROF, 0}, {"狗屎", -3, S_PROF, 0}, {"脑残", -3, S_PROF, 0},
+    {"nnd", -3, S_PROF, 0}, {"妈蛋", -3, S_PROF, 0}, {"狗屎", -1.0f, S_NEG, S_TOPIC}, {"脑残", -3, S_PROF, 0},
     {"智障", -3, S_PROF, 0}, {"白痴", -3, S_PROF, 0}, {"弱智", -3, S_PROF, 0}, {"混蛋", -3, S_PROF, 0},
     {"王八蛋", -3, S_PROF, 0}, {"去死", -3, S_PROF, 0}, {"我靠", -3, S_PROF, 0}, {"日了狗", -3, S_PROF, 0},
     {"滚", -3, S_PROF, 0}, {"fuck", -3, S_PROF, 0}, {"fucking", -3, S_PROF, 0}, {"shit", -3, S_PROF, 0},
     {"wtf", -3, S_PROF, 0}, {"f**k", -3, S_PROF, 0}, {"damn", -3, S_PROF, 0},
 
     //  Threats to escalate
-    {"12315", -2.5f, S_THREAT, 0}, {"曝光", -2.5f, S_THREAT, 0}, {"差评", -2.0f, S_THREAT, 0},
-    {"报警", -2.5f, S_THREAT, 0}, {"律师", -2.5f, S_THREAT, 0}, {"起诉", -2.5f, S_THREAT, 0},
-    {"法院", -2.5f, S_THREAT, 0}, {"消协", -2.5f, S_THREAT, 0}, {"消费者协会", -2.5f, S_THREAT, 0},
-    {"工商", -2.0f, S_THREAT, 0}, {"市场监管", -2.0f, S_THREAT, 0}, {"黑猫", -2.0f, S_THREAT, 0},
+    {"12315", -2.5f, S_THREAT, S_TOPIC}, {"12345", -2.0f, S_THREAT, S_TOPIC},
+    {"曝光", -2.5f, S_THREAT, S_TOPIC}, {"差评", -2.0f, S_THREAT, S_TOPIC},
+    {"报警", -2.5f, S_THREAT, S_TOPIC}, {"律师", -2.5f, S_THREAT, S_TOPIC}, {"起诉", -2.5f, S_THREAT, S_TOPIC},
+    {"法院", -2.5f, S_THREAT, S_TOPIC}, {"消协", -2.5f, S_THREAT, S_TOPIC}, {"消费者协会", -2.5f, S_THREAT, S_TOPIC},
+    {"工商", -2.0f, S_THREAT, S_TOPIC}, {"市场监管", -2.0f, S_THREAT, S_TOPIC}, {"黑猫", -2.0f, S_THREAT, S_TOPIC},
     {"媒体", -2.0f, S_THREAT, 0}, {"维权", -2.0f, S_THREAT, 0}, {"告你们", -2.5f, S_THREAT, 0},
 
     //  Upset words
-    {"垃圾", -2.0f, S_NEG, 0}, {"骗子", -2.5f, S_NEG, 0}, {"骗人", -2.0f, S_NEG, 0}, {"骗", -1.5f, S_NEG, 0},
+    {"垃圾", -2.0f, S_NEG, S_TOPIC}, {"骗子", -2.5f, S_NEG, 0}, {"骗人", -2.0f, S_NEG, 0}, {"骗", -1.5f, S_NEG, S_TOPIC},
     {"诈骗", -2.5f, S_NEG, 0}, {"欺诈", -2.5f, S_NEG, 0}, {"坑爹", -2.0f, S_NEG, 0}, {"坑人", -1.8f, S_NEG, 0},
     {"坑", -1.3f, S_NEG, 0}, {"差劲", -1.8f, S_NEG, S_FLIP}, {"差", -1.2f, S_NEG, S_FLIP},
     {"太差", -1.8f, S_NEG, 0}, {"气死", -2.0f, S_NEG, 0}, {"生气", -1.5f, S_NEG, 0}, {"气人", -1.5f, S_NEG, 0},
-    {"无语", -1.5f, S_NEG, 0}, {"失望", -1.5f, S_NEG, 0}, {"投诉", -1.6f, S_NEG, 0}, {"退钱", -1.2f, S_NEG, 0},
+    {"无语", -1.5f, S_NEG, 0}, {"失望", -1.5f, S_NEG, 0}, {"投诉", -1.6f, S_NEG, S_TOPIC}, {"退钱", -1.2f, S_NEG, S_TOPIC},
     {"还钱", -1.2f, S_NEG, 0}, {"赔钱", -1.2f, S_NEG, 0}, {"赔偿", -1.0f, S_NEG, 0}, {"什么破", -1.8f, S_NEG, 0},
     {"破玩意", -2.0f, S_NEG, 0}, {"破东西", -2.0f, S_NEG, 0}, {"烂", -1.2f, S_NEG, 0}, {"恶心", -1.8f, S_NEG, 0},
     {"离谱", -1.5f, S_NEG, 0}, {"过分", -1.5f, S_NEG, 0}, {"忍无可忍", -2.5f, S_NEG, 0},
     {"受够", -2.0f, S_NEG, 0}, {"崩溃", -1.5f, S_NEG, 0}, {"烦", -1.0f, S_NEG, 0}, {"郁闷", -1.0f, S_NEG, 0},
-    {"着急", -0.6f, S_NEG, 0}, {"急死", -1.5f, S_NEG, 0}, {"慢", -0.8f, S_NEG, S_FLIP},
+    {"着急", -0.6f, S_NEG, 0}, {"急死", -1.0f, S_NEG, 0}, {"慢", -0.8f, S_NEG, S_FLIP},
     {"不行", -1.0f, S_NEG, 0}, {"不好", -1.0f, S_NEG, 0}, {"不好用", -1.2f, S_NEG, 0},
     {"不太好", -0.8f, S_NEG, 0}, {"不够好", -0.9f, S_NEG, 0}, {"不满", -1.5f, S_NEG, 0},
     {"不满意", -1.3f, S_NEG, 0}, {"敷衍", -1.5f, S_NEG, 0}, {"态度恶劣", -2.0f, S_NEG, 0},
@@ -98,7 +125,7 @@ static const s_entry_t s_lexicon [] = {
     {"心累", -1.5f, S_NEG, 0}, {"服了", -1.2f, S_NEG, 0}, {"醉了", -1.2f, S_NEG, 0}, {"呵呵", -1.2f, S_NEG, 0},
     {"无奈", -1.0f, S_NEG, 0}, {"难受", -1.0f, S_NEG, 0}, {"伤心", -1.2f, S_NEG, 0}, {"委屈", -1.2f, S_NEG, 0},
     {"火大", -1.8f, S_NEG, 0}, {"愤怒", -2.0f, S_NEG, 0}, {"恼火", -1.5f, S_NEG, 0}, {"可恶", -1.8f, S_NEG, 0},
-    {"欺负", -1.5f, S_NEG, 0}, {"假货", -2.0f, S_NEG, 0}, {"冒牌", -1.5f, S_NEG, 0}, {"山寨", -1.2f, S_NEG, 0},
+    {"欺负", -1.5f, S_NEG, 0}, {"假货", -2.0f, S_NEG, S_TOPIC}, {"冒牌", -1.5f, S_NEG, 0}, {"山寨", -1.2f, S_NEG, 0},
     {"次品", -1.2f, S_NEG, 0}, {"劣质", -1.5f, S_NEG, 0}, {"破损", -0.6f, S_NEG, 0}, {"坏了", -0.6f, S_NEG, 0},
     {"有问题", -0.5f, S_NEG, 0}, {"有病", -2.0f, S_NEG, 0}, {"不是人", -2.0f, S_NEG, 0},
     {"脑子进水", -2.0f, S_NEG, 0}, {"搞什么", -1.5f, S_NEG, 0}, {"什么鬼", -1.5f, S_NEG, 0},

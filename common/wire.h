@@ -11,6 +11,8 @@
 #define KF_SIGNATURE_LEN    5
 #define KF_ID_MAX           128         //  Request ids are topics: keep them short
 #define KF_METHOD_MAX       64
+#define KF_CHAT_TOP_K_DEFAULT 5         //  chat params.top_k: knowledge candidates in a result
+#define KF_CHAT_TOP_K_MAX   20
 
 //  Every error the protocol can answer with. Names are stable; codes follow HTTP where one fits.
 typedef enum {

@@ -82,6 +82,20 @@ int kf_intent_model_add (kf_intent_model_t *self, const char *name, const char *
                          int example_count, const char **keywords, int keyword_count,
                          const char **patterns, int pattern_count);
 
+//  Adds `count` examples (copied) to intent `name`, creating it (no keywords or patterns) when the
+//  model lacks it. Before training only. They teach the intent's words, not its prior: naive Bayes
+//  weighs the intents by the examples given to kf_intent_model_add. Returns the intent's index, or
+//  -1 when it would be one too many.
+int kf_intent_model_add_examples (kf_intent_model_t *self, const char *name,
+                                  const char *const *examples, int count);
+
+//  Adds a knowledge base's questions (copied) as knowledge_qa examples, at the weight of added
+//  examples, except those the intents given so far claim: each question is classified by a model
+//  trained on them, and one read as another intent (not chitchat) is left out, so a bot's own
+//  examples keep their wording. Before training only. Returns how many were
+//  added, or -1 when knowledge_qa would be one intent too many.
+int kf_intent_model_add_questions (kf_intent_model_t *self, const char *const *questions, int count);
+
 //  Adds the intents of a JSONL file: one {"intent", "examples", "keywords", "patterns"} object a
 //  line. Returns the number of intents added, or -1 (with a message in `err`) when the file cannot
 //  be read or a line is not such an object.
@@ -106,6 +120,11 @@ char *kf_intent_text_normalize (const char *text, size_t len);
 //  True when `text` (`len` bytes) explicitly asks for a person: the built-in override above, the
 //  same with or without a model (a bot without intents is routed by rules).
 bool kf_intent_is_transfer (const char *text, size_t len);
+
+//  True when `text` names a person to talk to (人工, 真人, 客服人员, 经理, human, agent ...) in a
+//  clause that does not negate it before (不用/不要/别/无需/不需要/不必/没必要/不想 ... 人工): the
+//  evidence a transfer_to_human guessed by the model needs.
+bool kf_intent_names_person (const char *text, size_t len);
 
 //  Classifies UTF-8 `text` (`len` bytes) into `result`. The model must be trained.
 void kf_intent_classify (const kf_intent_model_t *self, const char *text, size_t len,

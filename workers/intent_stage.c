@@ -36,6 +36,17 @@ s_is_upset (void *arg, const char *text, size_t len)
         || kf_emotion_score (text, len) < KF_EMOTION_UPSET_BELOW;
 }
 
+//  True when `intent` fits the bot: business_query needs a business API or the bot's own examples
+//  (the defaults' are there to be recognised, not answered: "查一下我的账单" of a bank without an
+//  API is a question for its knowledge base)
+static bool
+s_fits (const kf_turn_t *turn, const char *intent)
+{
+    if (strcmp (intent, KF_INTENT_BUSINESS) == 0)
+        return (turn->bot && turn->bot->business) || turn->model.has_own_intents;
+    return true;
+}
+
 void
 kf_stage_intent (kf_turn_t *turn)
 {
@@ -55,6 +66,15 @@ kf_stage_intent (kf_turn_t *turn)
     turn->intent = result.intent >= 0 ? result.name : KF_INTENT_KNOWLEDGE;
     turn->intent_confidence = result.intent >= 0 ? result.confidence : S_RULE_DEFAULT_CONFIDENCE;
     turn->is_intent_explicit = result.intent >= 0 && result.source != KF_INTENT_BY_MODEL;
+    //  A guess of the model never hands over alone ("义乌在哪个省?" read 0.21 transfer): the message
+    //  must name a person to talk to, not negated ("我不需要人工，发票怎么开"); and a knowledge item
+    //  that answers it still wins (the evidence stage), as it does not over a request in so many
+    //  words (is_intent_explicit)
+    if (turn->intent && strcmp (turn->intent, KF_INTENT_TRANSFER) == 0 && !turn->is_intent_explicit
+    &&  !kf_intent_names_person (turn->message, turn->message_len)) {
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+    }
     //  A bot whose own intents lack transfer_to_human still hands over on "转人工"
     if (kf_intent_model_find (model, KF_INTENT_TRANSFER) < 0
     &&  kf_intent_is_transfer (turn->message, turn->message_len)) {
@@ -62,11 +82,18 @@ kf_stage_intent (kf_turn_t *turn)
         turn->intent_confidence = 1.0;
         turn->is_intent_explicit = true;
     }
-    for (int t = 0; t < result.sub_task_count; t++)
+    if (!s_fits (turn, turn->intent)) {
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+    }
+    for (int t = 0; t < result.sub_task_count; t++) {
+        const char *name = kf_intent_model_name (model, result.sub_tasks [t]);
+        bool fits = s_fits (turn, name);
         turn->sub_tasks [turn->sub_task_count++] = (kf_sub_task_t) {
-            kf_intent_model_name (model, result.sub_tasks [t]), result.sub_confidence [t],
+            fits ? name : KF_INTENT_KNOWLEDGE, fits ? result.sub_confidence [t] : KF_STAGE_RELABEL_CONFIDENCE,
             turn->message + result.sub_offset [t], result.sub_len [t]
         };
+    }
 }
 
 void

@@ -32,7 +32,10 @@ typedef struct {
 //  One search result; pointers are borrowed from the index.
 typedef struct {
     const kf_kb_item_t *item;
-    double confidence;          //  Calibrated: 1 is an exact match of a known question
+    double confidence;          //  Retrieval score in [0, 1]: 1 is an exact match of a known
+                                //  question; the same scale on every knowledge base
+    double probability;         //  That it is the right answer, on this bot's knowledge base:
+                                //  0 from the index, set by the pipeline (kb_calibration.h)
     double bm25;                //  Raw BM25 of the best matching question
     const char *matched;        //  The question (standard or similar) that matched best
 } kf_kb_hit_t;

@@ -2,6 +2,7 @@
     (read-only), or decoded from the bytes the broker shipped. */
 #include "workers/kb_source.h"
 #include "common/dict.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -171,9 +172,62 @@ s_make_item (const kf_kb_row_item_t *row, s_category_t *category, kf_kb_item_t *
     }
 }
 
-//  Builds and trains the bots' intent models and chit-chat tables
+//  One bot's items in the index, while the models are built
+typedef struct {
+    int *items;
+    int count, capacity;
+} s_bot_items_t;
+
+//  Gives every bot with items its questions as knowledge_qa examples and the calibration of its
+//  knowledge base (kb_calibration.h)
+static void
+s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bot_models_t *models)
+{
+    kf_dict_t *bots = kf_dict_new ();
+    size_t size = kf_kb_index_size (index);
+    for (size_t i = 0; i < size; i++) {
+        const kf_kb_item_t *item = kf_kb_index_item (index, i);
+        s_bot_items_t *bot = kf_dict_get (bots, item->bot_id, strlen (item->bot_id));
+        if (!bot) {
+            bot = kf_calloc (1, sizeof *bot);
+            kf_dict_put (bots, item->bot_id, strlen (item->bot_id), bot);
+        }
+        if (bot->count == bot->capacity) {
+            bot->capacity = bot->capacity ? bot->capacity * 2 : 64;
+            bot->items = kf_realloc (bot->items, bot->capacity * sizeof (int));
+        }
+        bot->items [bot->count++] = (int) i;
+        kf_bot_models_add_questions (models, item->bot_id, (const char *const *) &item->question, 1);
+        kf_bot_models_add_questions (models, item->bot_id, (const char *const *) item->similar,
+                                     item->similar_count);
+    }
+    size_t cursor = 0;
+    const char *bot_id;
+    void *value;
+    kf_kb_synonym_group_t *groups = kf_calloc (snapshot->synonym_count + 1, sizeof *groups);
+    while (kf_dict_next (bots, &cursor, &bot_id, &value)) {
+        s_bot_items_t *bot = value;
+        int group_count = 0;
+        for (size_t g = 0; g < snapshot->synonym_count; g++)
+            if (snapshot->synonyms [g].bot_id && strcmp (snapshot->synonyms [g].bot_id, bot_id) == 0)
+                groups [group_count++] = (kf_kb_synonym_group_t) {
+                    snapshot->synonyms [g].words.list, (int) snapshot->synonyms [g].words.count
+                };
+        kf_kb_calibration_t *calibration = kf_kb_calibration_fit (index, bot_id, bot->items,
+                                                                  bot->count, groups, group_count);
+        kf_debug ("bot %s: calibrated on %d questions in %.1f ms (%s)", bot_id, calibration->samples,
+                  calibration->fit_ms, calibration->is_fitted ? "fitted" : "default");
+        kf_bot_models_set_calibration (models, bot_id, &calibration);
+        free (bot->items);
+        free (bot);
+    }
+    free (groups);
+    kf_dict_destroy (&bots);
+}
+
+//  Builds and trains the bots' intent models, chit-chat tables and calibrations
 static kf_bot_models_t *
-s_build_models (const kf_kb_snapshot_t *snapshot)
+s_build_models (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot)
 {
     kf_bot_models_t *models = kf_bot_models_new ();
     for (size_t i = 0; i < snapshot->intent_count; i++) {
@@ -192,11 +246,15 @@ s_build_models (const kf_kb_snapshot_t *snapshot)
             kf_bot_models_add_chitchat (models, row->bot_id, row->questions.list,
                                         row->questions.count, row->reply);
     }
+    int64_t start = kf_mono_us ();
+    s_learn_knowledge (index, snapshot, models);
+    double calibrate_ms = (kf_mono_us () - start) / 1000.0;
     double elapsed_ms;
     int trained = kf_bot_models_train (models, &elapsed_ms);
     if (trained)
-        kf_info ("intent models trained: %d bot(s) in %.1f ms (default bot %.1f ms)", trained,
-                 elapsed_ms, kf_bot_models_train_ms (models, "default"));
+        kf_info ("intent models trained: %d bot(s) in %.1f ms (default bot %.1f ms); knowledge"
+                 " bases calibrated in %.1f ms", trained, elapsed_ms,
+                 kf_bot_models_train_ms (models, "default"), calibrate_ms);
     return models;
 }
 
@@ -222,7 +280,7 @@ kf_kb_source_build (const kf_kb_snapshot_t *snapshot, kf_bot_models_t **models)
     }
     s_tree_free (&tree);
     kf_kb_index_build (index);
-    *models = s_build_models (snapshot);
+    *models = s_build_models (index, snapshot);
     return index;
 }
 

@@ -16,6 +16,11 @@
 //  A ticket dialog starts on a guess this sure, or on words that name a ticket: "火星上能送货吗"
 //  reads 0.34 ticket to the model and is a question
 #define S_TICKET_SURE 0.5
+//  A question about tickets ("怎么报修") goes to the knowledge base when it matches an item this well
+#define S_TICKET_ABOUT 0.35
+//  Small talk the chit-chat table does not know goes to the knowledge base when an item matches
+//  it this well ("你们几点下班": the opening hours), and gets the generic reply below ("今天天气怎么样")
+#define S_CHITCHAT_KB 0.45
 //  Counters of the context are clamped to this: the result says failed_attempts + 1, and a
 //  context stored by hand or by another version may hold any integer
 #define S_COUNT_MAX 1000000
@@ -37,21 +42,23 @@ static const char *s_empathy_apology =
 void
 kf_pipeline_config_defaults (kf_pipeline_config_t *config)
 {
-    config->answer_threshold = 0.45;
     config->suggest_threshold = 0.25;
     config->sure_threshold = 0.80;
-    config->ambiguity_margin = 0.06;
 }
 
 bool
-kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hits, int count)
+kf_pipeline_is_answer (double threshold, const kf_kb_hit_t *hits, int count)
 {
-    if (count == 0 || hits [0].confidence < config->answer_threshold)
-        return false;
-    if (hits [0].confidence >= config->sure_threshold || count == 1)
-        return true;
-    //  "积分" matches several items equally: asking beats guessing
-    return hits [0].confidence - hits [1].confidence >= config->ambiguity_margin;
+    //  The margin to the runner-up is in the probability: "积分" matching several items equally
+    //  is unlikely to be right, and asking beats guessing
+    return count > 0 && hits [0].probability >= threshold;
+}
+
+void
+kf_pipeline_calibrate (const kf_kb_calibration_t *calibration, kf_kb_hit_t *hits, int count)
+{
+    for (int i = 0; i < count; i++)
+        hits [i].probability = kf_kb_calibration_probability (calibration, hits, count, i);
 }
 
 static bool
@@ -88,6 +95,18 @@ s_read_job (kf_turn_t *turn, const msgpack_object *job)
     turn->failed_attempts = s_clamp_count (kf_mp_get_int (context, "failed_attempts", 0));
     turn->repeat_count = s_clamp_count (kf_mp_get_int (context, "repeat_count", 0));
     kf_handoff_config_read (&turn->handoff, kf_mp_get (context, "handoff"));
+    //  The broker checked both; a job made by hand may hold anything, so each is clamped
+    int64_t value;
+    turn->top_k = kf_mp_int (kf_mp_get (params, "top_k"), &value) && value >= 1 && value <= KF_TOP_K_MAX
+                ? (int) value : KF_PIPELINE_HITS;
+    const msgpack_object *answer = kf_mp_get (context, "answer");
+    turn->suggest_max = kf_mp_int (kf_mp_get (answer, "suggestions"), &value) && value >= 0
+                        && value <= KF_SUGGESTIONS_MAX ? (int) value : KF_SUGGESTIONS_DEFAULT;
+    const msgpack_object *target = kf_mp_get (answer, "target_precision");
+    turn->target_precision = target && (target->type == MSGPACK_OBJECT_FLOAT64
+                                        || target->type == MSGPACK_OBJECT_FLOAT32)
+                             && target->via.f64 >= 0.5 && target->via.f64 <= 1
+                           ? target->via.f64 : KF_CAL_DEFAULT_TARGET;
     kf_slots_read (&turn->slots, kf_mp_get (context, "slots"));
     turn->labels = kf_mp_get (params, "labels");
     //  The broker scores every message for its answer cache; it may pass the score on (the same
@@ -111,6 +130,63 @@ s_stage_entities (kf_turn_t *turn)
         snprintf (turn->slots.phone, sizeof turn->slots.phone, "%s", turn->found.phone);
 }
 
+//  Stage: evidence. The knowledge base's best item, when it answers the message, wins over what
+//  the model guessed (small talk, a business query, a ticket, upset): "退货寄回的地址是什么？" is a
+//  question of the knowledge base whatever the model reads in it. The customer's own words still
+//  decide: a request for a person in so many words, an order or phone number for a bot with a
+//  business API, words that name a ticket (报修, 投诉, 工单), an upset message (the empathy route
+//  answers with the item too). An exact
+//  match of a known question wins over all of them. A dialog waiting for an answer, and a message
+//  with two requests, are the route's to judge.
+static void
+s_stage_evidence (kf_turn_t *turn)
+{
+    const char *intent = turn->intent;
+    if (!kf_pipeline_is_answer (turn->answer_threshold, turn->hits, turn->hit_count)
+    ||  s_is (intent, KF_INTENT_KNOWLEDGE) || (s_is (intent, KF_INTENT_TRANSFER) && turn->is_intent_explicit)
+    ||  turn->sub_task_count > 0 || kf_slots_is_awaiting (&turn->slots) || turn->slots.has_draft)
+        return;
+    bool is_upset = turn->emotion_score < KF_EMOTION_UPSET_BELOW;
+    if (s_is (intent, KF_INTENT_EMOTION) && is_upset)
+        return;
+    if (turn->hits [0].probability < 1) {
+        if (s_is (intent, KF_INTENT_BUSINESS) && turn->bot && turn->bot->business
+        &&  (turn->found.has_order_no || turn->found.has_phone))
+            return;
+        if (s_is (intent, KF_INTENT_TICKET)
+        &&  (kf_ticket_type_guess (turn->message, turn->message_len)
+             || memmem (turn->message, turn->message_len, "工单", strlen ("工单"))))
+            return;
+    }
+    turn->intent = KF_INTENT_KNOWLEDGE;
+    turn->intent_confidence = turn->hits [0].probability;
+}
+
+//  Stage: retrieve. Every message is looked up: the route is decided with the knowledge base's
+//  evidence. Searches `text` into hits (as many as asked for, at least KF_PIPELINE_HITS) and sets
+//  their probabilities
+static void
+s_search (kf_turn_t *turn, kf_kb_index_t *kb, const char *text, size_t len)
+{
+    int wanted = turn->top_k > KF_PIPELINE_HITS ? turn->top_k : KF_PIPELINE_HITS;
+    turn->hit_count = kb ? kf_kb_index_search (kb, turn->bot_id, text, len, turn->hits, wanted) : 0;
+    kf_pipeline_calibrate (turn->model.calibration, turn->hits, turn->hit_count);
+}
+
+//  True when `text` asks how, where or how long (怎么报修, 投诉电话是多少): about a thing, not for it
+static bool
+s_asks_how (const char *text, size_t len)
+{
+    static const char *markers [] = {
+        "怎么", "怎样", "如何", "咋", "流程", "步骤", "哪里", "在哪", "哪儿", "多久", "多长时间",
+        "电话", "方式", "渠道", "入口", "需要什么", "要什么", "?", "？", "吗", NULL
+    };
+    for (int m = 0; markers [m]; m++)
+        if (memmem (text, len, markers [m], strlen (markers [m])))
+            return true;
+    return false;
+}
+
 //  Stage: route. A waiting or starting ticket dialog takes the message (unless it asks for a
 //  person in so many words, or is plainly another request: then the draft waits and a reminder
 //  follows the answer); otherwise the intent decides
@@ -125,10 +201,14 @@ s_stage_route (kf_turn_t *turn)
         turn->route = KF_ROUTE_TRANSFER;
         return;
     }
+    //  A ticket is asked for, not asked about: "宽带坏了怎么报修" is a question the knowledge base
+    //  may answer
+    bool is_about = s_asks_how (turn->message, turn->message_len) && turn->hit_count
+                 && turn->hits [0].confidence >= S_TICKET_ABOUT;
     if (s_is (intent, KF_INTENT_TICKET) && !turn->slots.has_draft
-    &&  turn->intent_confidence < S_TICKET_SURE
-    &&  !kf_ticket_type_guess (turn->message, turn->message_len)
-    &&  !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))) {
+    &&  (is_about || (turn->intent_confidence < S_TICKET_SURE
+                      && !kf_ticket_type_guess (turn->message, turn->message_len)
+                      && !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))))) {
         turn->intent = intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }
@@ -156,8 +236,9 @@ s_stage_route (kf_turn_t *turn)
         turn->route = KF_ROUTE_TRANSFER;
         return;
     }
+    //  Upset needs the lexicon's agreement: the model reads "现在有什么活动" as upset (什么)
     if (s_is (intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
-    &&  turn->intent_confidence < KF_STAGE_EMOTION_SURE && turn->sub_task_count == 0) {
+    &&  turn->sub_task_count == 0) {
         turn->intent = intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }
@@ -185,9 +266,11 @@ s_retrieve_sub_tasks (kf_turn_t *turn, kf_kb_index_t *kb)
         bool is_question = s_is (task->intent, KF_INTENT_KNOWLEDGE)
                         || (s_is (task->intent, KF_INTENT_BUSINESS) && !has_api);
         bool is_focus = task->text == turn->query && task->text_len == turn->query_len;
-        if (is_question && task->text_len && !is_focus)
+        if (is_question && task->text_len && !is_focus) {
             turn->sub_hit_count [t] = kf_kb_index_search (kb, turn->bot_id, task->text,
                                                           task->text_len, turn->sub_hits [t], 2);
+            kf_pipeline_calibrate (turn->model.calibration, turn->sub_hits [t], turn->sub_hit_count [t]);
+        }
     }
 }
 
@@ -201,6 +284,8 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
     turn->bot = env->server ? kf_config_bot (env->server, turn->bot_id) : NULL;
     turn->llm_mode = turn->bot && turn->bot->upstream ? turn->bot->llm : KF_LLM_OFF;
     kf_bot_models_get (env->models, turn->bot_id, &turn->model);
+    turn->answer_threshold = kf_kb_calibration_threshold (turn->model.calibration,
+                                                          turn->target_precision);
     //  Stage: normalize (the answer cache's key)
     turn->normalized = kf_text_normalize (turn->message, turn->message_len);
     //  Stage: emotion, of the raw text (punctuation and particles are cues); the intent stage
@@ -209,15 +294,14 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
         turn->emotion_score = kf_emotion_score (turn->message, turn->message_len);
     kf_stage_intent (turn);
     s_stage_entities (turn);
+    s_search (turn, env->kb, turn->message, turn->message_len);
+    s_stage_evidence (turn);
     s_stage_route (turn);
-    //  Stage: retrieve. Chit-chat too: a sure knowledge answer beats a small-talk guess
-    bool is_searched = turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY
-                    || turn->route == KF_ROUTE_BUSINESS
-                    || (turn->route == KF_ROUTE_CHITCHAT && turn->model.intents);
-    if (env->kb && is_searched)
-        turn->hit_count = kf_kb_index_search (env->kb, turn->bot_id, turn->query, turn->query_len,
-                                              turn->hits, KF_PIPELINE_HITS);
-    if (env->kb && is_searched && turn->route != KF_ROUTE_CHITCHAT)
+    //  The route may answer one clause of a message with two requests: that clause is looked up
+    bool is_focused = turn->query != turn->message || turn->query_len != turn->message_len;
+    if (is_focused)
+        s_search (turn, env->kb, turn->query, turn->query_len);
+    if (env->kb && turn->route != KF_ROUTE_CHITCHAT)
         s_retrieve_sub_tasks (turn, env->kb);
 }
 
@@ -225,8 +309,8 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
 static void
 s_answer_knowledge (kf_turn_t *turn, const kf_pipeline_config_t *config)
 {
-    turn->confidence = turn->hit_count ? turn->hits [0].confidence : 0;
-    if (kf_pipeline_is_answer (config, turn->hits, turn->hit_count)) {
+    turn->confidence = turn->hit_count ? turn->hits [0].probability : 0;
+    if (kf_pipeline_is_answer (turn->answer_threshold, turn->hits, turn->hit_count)) {
         turn->source = turn->hits [0].item;
         turn->answer = &turn->source->answers [kf_variant_pick (turn->source->answers,
                                                                 turn->source->answer_count,
@@ -235,10 +319,10 @@ s_answer_knowledge (kf_turn_t *turn, const kf_pipeline_config_t *config)
         turn->is_answered = true;
         //  A sure answer depends on the message, the labels and the version only: cacheable
         //  when nothing else shaped it (kf_pipeline_answer)
-        turn->is_cacheable = turn->confidence >= config->sure_threshold;
+        turn->is_cacheable = turn->hits [0].confidence >= config->sure_threshold;
         return;
     }
-    for (int i = 0; i < turn->hit_count && turn->suggestion_count < KF_SUGGESTIONS_MAX; i++)
+    for (int i = 0; i < turn->hit_count && turn->suggestion_count < turn->suggest_max; i++)
         if (turn->hits [i].confidence >= config->suggest_threshold)
             turn->suggestions [turn->suggestion_count++] = turn->hits [i].item->question;
     if (turn->suggestion_count == 0) {
@@ -276,7 +360,7 @@ s_answer_without_api (kf_turn_t *turn)
 //  when any request was); a business request of a bot with an API asks for the order number
 //  when none is known (the API's ask_reply).
 static void
-s_answer_sub_tasks (kf_turn_t *turn, const kf_pipeline_config_t *config)
+s_answer_sub_tasks (kf_turn_t *turn)
 {
     const kf_business_config_t *api = turn->bot ? turn->bot->business : NULL;
     for (int t = 0; t < turn->sub_task_count && turn->also_count < KF_INTENT_MAX_SUBTASKS; t++) {
@@ -295,7 +379,7 @@ s_answer_sub_tasks (kf_turn_t *turn, const kf_pipeline_config_t *config)
             continue;
         }
         const kf_kb_hit_t *hits = turn->sub_hits [t];
-        if (!kf_pipeline_is_answer (config, hits, turn->sub_hit_count [t]))
+        if (!kf_pipeline_is_answer (turn->answer_threshold, hits, turn->sub_hit_count [t]))
             continue;
         bool is_new = hits [0].item != turn->source;
         for (int a = 0; a < turn->also_count; a++)
@@ -334,12 +418,12 @@ s_wrap_reply (kf_turn_t *turn, const char *head, const char *tail)
 //  The business route: the other requests' knowledge answers, kept in business_tail for the
 //  business stage to put after the API's answer (the stand-in reply stays as it is)
 static void
-s_answer_business_tail (kf_turn_t *turn, const kf_pipeline_config_t *config)
+s_answer_business_tail (kf_turn_t *turn)
 {
     char *stand_in = turn->reply;
     bool was_answered = turn->is_answered;
     turn->reply = NULL;
-    s_answer_sub_tasks (turn, config);
+    s_answer_sub_tasks (turn);
     turn->business_tail = turn->reply;
     turn->reply = stand_in;
     turn->is_answered = was_answered;
@@ -365,20 +449,13 @@ s_answer_empathy (kf_turn_t *turn, const kf_pipeline_config_t *config)
 static void
 s_answer_chitchat (kf_turn_t *turn, const kf_pipeline_config_t *config)
 {
-    if (turn->hit_count && turn->hits [0].confidence >= config->sure_threshold) {
-        //  Small-talk classifiers err on short questions ("发票呢"): the knowledge base is sure
-        turn->intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = turn->hits [0].confidence;
-        turn->route = KF_ROUTE_KNOWLEDGE;
-        s_answer_knowledge (turn, config);
-        return;
-    }
     char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
     const char *reply = kf_chitchat_match (turn->model.chitchat, normal, NULL);
     free (normal);
-    if (!reply && turn->llm_mode != KF_LLM_OFF) {
-        //  Small talk the table does not know ("你们几点下班"): a bot with an LLM lets it answer
-        //  rather than give the generic reply
+    bool has_match = turn->hit_count && turn->hits [0].confidence >= S_CHITCHAT_KB;
+    if (!reply && (turn->llm_mode != KF_LLM_OFF || has_match)) {
+        //  Small talk the table does not know ("你们几点下班"): a bot with an LLM lets it answer,
+        //  and the knowledge base's near items beat the generic reply
         turn->intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
         turn->route = KF_ROUTE_KNOWLEDGE;
@@ -400,9 +477,14 @@ s_stage_handoff (kf_turn_t *turn, bool goes_elsewhere)
     //  ticket dialog is no reason to hand over for emotion: a complaint is upset by nature
     //  ("我要投诉，快递员态度太差了" scores 0.05), and the ticket gets a person on it
     bool is_question = turn->route != KF_ROUTE_CHITCHAT && turn->route != KF_ROUTE_TICKET;
+    //  Unhappy is not angry: "次卧wifi信号很差" gets an empathetic answer, "你们这网速也太差了吧！"
+    //  a person (kf_emotion_is_anger); the second look costs a few microseconds, on upset turns only
+    double emotion = turn->route == KF_ROUTE_TICKET ? 1 : turn->emotion_score;
+    if (emotion < turn->handoff.emotion_below && !kf_emotion_is_anger (turn->message, turn->message_len))
+        emotion = 1;
     kf_handoff_turn_t facts = {
         .is_transfer = turn->route == KF_ROUTE_TRANSFER,
-        .emotion_score = turn->route == KF_ROUTE_TICKET ? 1 : turn->emotion_score,
+        .emotion_score = emotion,
         .repeat_count = is_question ? turn->repeat_count : 0,
         .is_answered = turn->is_answered || goes_elsewhere, .failed_attempts = turn->failed_attempts
     };
@@ -448,8 +530,12 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
         case KF_ROUTE_KNOWLEDGE:
             //  Business: the knowledge answer stands in until the business stage replaces it
             s_answer_knowledge (turn, config);
+            //  A lookup the bot cannot make says so when it names an order or a phone, or the
+            //  knowledge base has nothing near; else its "did you mean" may be what was meant
+            //  ("退的钱怎么还没到账": how long refunds take)
             if (turn->route == KF_ROUTE_KNOWLEDGE && s_is (turn->intent, KF_INTENT_BUSINESS)
-            &&  !turn->is_answered)
+            &&  !turn->is_answered
+            &&  (turn->found.has_order_no || turn->found.has_phone || turn->suggestion_count == 0))
                 s_answer_without_api (turn);
             break;
     }
@@ -458,16 +544,17 @@ kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config)
     bool goes_elsewhere = turn->route == KF_ROUTE_BUSINESS || kf_pipeline_needs_llm (turn, turn->llm_mode);
     //  An LLM answers the first request alone, as before (its reply replaces this one)
     if (!goes_elsewhere && (turn->route == KF_ROUTE_KNOWLEDGE || turn->route == KF_ROUTE_EMPATHY))
-        s_answer_sub_tasks (turn, config);
+        s_answer_sub_tasks (turn);
     else
     if (turn->route == KF_ROUTE_BUSINESS)
-        s_answer_business_tail (turn, config);
+        s_answer_business_tail (turn);
     s_stage_handoff (turn, goes_elsewhere);
     if (turn->reminder && turn->route == KF_ROUTE_BUSINESS)
         s_wrap_text (&turn->business_tail, NULL, turn->reminder);  //  After the API's answer
     if (turn->reminder)
         s_wrap_reply (turn, NULL, turn->reminder);
     turn->is_cacheable = turn->is_cacheable && turn->sub_task_count == 0 && !is_dialog
+                      && turn->top_k == KF_PIPELINE_HITS
                       && turn->route == KF_ROUTE_KNOWLEDGE && s_is (turn->intent, KF_INTENT_KNOWLEDGE);
 }
 

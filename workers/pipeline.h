@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/config.h"
+#include "common/wire.h"
 #include "workers/bot_models.h"
 #include "workers/business_stage.h"
 #include "workers/dialog_slots.h"
@@ -18,16 +19,18 @@
 #include "workers/handoff.h"
 #include "workers/kb_index.h"
 
-#define KF_PIPELINE_HITS 5
-#define KF_SUGGESTIONS_MAX 3
+#define KF_PIPELINE_HITS KF_CHAT_TOP_K_DEFAULT  //  Candidates a chat gets by default (top_k)
+#define KF_TOP_K_MAX KF_CHAT_TOP_K_MAX          //  ... at most
+#define KF_SUGGESTIONS_DEFAULT 3    //  "Did you mean" items by default (the bot's answer.suggestions)
+#define KF_SUGGESTIONS_MAX 10       //  ... at most
 #define KF_CONTEXT_MAX 3        //  Knowledge items an LLM gets as reference material
 
-//  Thresholds on the retrieval confidence; the trade-off is measured in BENCHMARKS.md.
+//  Thresholds on the retrieval score (kf_kb_hit_t.confidence). Whether an item answers is decided
+//  on its calibrated probability instead, against the bot's threshold (kb_calibration.h).
 typedef struct {
-    double answer_threshold;    //  At or above: answer with the item
-    double suggest_threshold;   //  At or above: offer as a "did you mean" suggestion
-    double sure_threshold;      //  At or above: answer even when another item is close
-    double ambiguity_margin;    //  Below sure, a runner-up this close makes it a suggestion
+    double suggest_threshold;   //  At or above: offer as a "did you mean" suggestion, or give an
+                                //  LLM as reference material
+    double sure_threshold;      //  At or above (and answered): cacheable
 } kf_pipeline_config_t;
 
 //  What a turn is answered from, all borrowed from the worker for the length of the turn
@@ -68,7 +71,11 @@ typedef struct {
     int64_t kb_version;         //  Version of `kb`, set by the caller: the answer cache's key
     const kf_bot_llm_t *bot;    //  The bot's LLM / business settings, NULL when none
     kf_llm_mode_t llm_mode;     //  The bot's LLM mode (off without an upstream)
-    kf_bot_model_t model;       //  The bot's intent model and chit-chat table
+    kf_bot_model_t model;       //  The bot's intent model, chit-chat table and calibration
+    int top_k;                  //  Candidates asked for (params.top_k), 1..KF_TOP_K_MAX
+    int suggest_max;            //  "Did you mean" items (context.answer.suggestions)
+    double target_precision;    //  The bot's (context.answer.target_precision)
+    double answer_threshold;    //  Probability an item needs to answer: from the calibration
     //  normalize
     char *normalized;           //  kf_text_normalize: the answer cache's key
     //  intent
@@ -93,8 +100,8 @@ typedef struct {
     char *business_tail;        //  Route business: what follows the API's answer (the other
                                 //  requests' knowledge answers, the reminder), or NULL
     //  retrieve
-    kf_kb_hit_t hits [KF_PIPELINE_HITS];
-    int hit_count;
+    kf_kb_hit_t hits [KF_TOP_K_MAX];    //  For the whole message (or the clause answered),
+    int hit_count;                      //  best first, their probabilities set
     //  retrieve, for a message with sub_tasks: the best two hits of each other request the
     //  knowledge base answers (knowledge_qa, or business_query of a bot without an API), by sub_task
     kf_kb_hit_t sub_hits [KF_INTENT_MAX_SUBTASKS][2];
@@ -121,9 +128,12 @@ typedef struct {
 //  Default thresholds.
 void kf_pipeline_config_defaults (kf_pipeline_config_t *config);
 
-//  True when the best of `count` hits (best first) is confident enough to answer: above the answer
-//  threshold and either sure or clearly ahead of the runner-up.
-bool kf_pipeline_is_answer (const kf_pipeline_config_t *config, const kf_kb_hit_t *hits, int count);
+//  True when the best of `count` hits (best first, probabilities set) is likely enough to be right
+//  to answer: its probability at or above `threshold`.
+bool kf_pipeline_is_answer (double threshold, const kf_kb_hit_t *hits, int count);
+
+//  Sets the probability of each of `count` hits from `calibration` (NULL: the default).
+void kf_pipeline_calibrate (const kf_kb_calibration_t *calibration, kf_kb_hit_t *hits, int count);
 
 //  Runs normalize, emotion, intent, entities, the route (and a waiting dialog's step) and
 //  retrieve for the job body `job` (the "params" of a chat job and its "context"). Parts of
@@ -154,13 +164,14 @@ void kf_pipeline_use_llm (kf_turn_t *turn, const kf_pipeline_config_t *config);
 void kf_pipeline_pack_source (msgpack_packer *pk, const kf_kb_hit_t *hit);
 
 //  Packs the fields shared by the meta event and the result (intent, intent_confidence,
-//  confidence, sources, suggestions, sub_tasks, emotion_score, escalate_to_human, handoff_reason)
+//  confidence, sources, suggestions, candidates, sub_tasks, emotion_score, escalate_to_human,
+//  handoff_reason)
 //  as key/value pairs; returns how many pairs it packs (when `pk` is NULL, packs nothing), so
 //  callers can size their maps.
 int kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk);
 
 //  Packs the fields of the turn a later stage (LLM, business) adds to its own result unchanged:
-//  intent_confidence, sub_tasks, emotion_score, handoff_reason, slots. Returns the pair count
+//  intent_confidence, candidates, sub_tasks, emotion_score, handoff_reason, slots. Returns the pair count
 //  (nothing packed when `pk` is NULL).
 int kf_pipeline_pack_turn_fields (const kf_turn_t *turn, msgpack_packer *pk);
 

@@ -7,22 +7,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_META_FIELDS 9
-#define S_TURN_FIELDS 5
+#define S_META_FIELDS 10
+#define S_TURN_FIELDS 6
 
 void
 kf_pipeline_pack_source (msgpack_packer *pk, const kf_kb_hit_t *hit)
 {
     const kf_kb_item_t *item = hit->item;
-    msgpack_pack_map (pk, 5);
+    msgpack_pack_map (pk, 6);
     kf_mp_pack_kv_int (pk, "id", item->id);
     kf_mp_pack_kv_str (pk, "external_id", item->external_id);
     kf_mp_pack_kv_str (pk, "question", item->question);
     kf_mp_pack_kv_str (pk, "category", item->category);
-    kf_mp_pack_kv_double (pk, "score", hit->confidence);
+    kf_mp_pack_kv_double (pk, "score", hit->probability);
+    kf_mp_pack_kv_double (pk, "similarity", hit->confidence);
 }
 
 static void s_pack_slots (const kf_turn_t *turn, msgpack_packer *pk);
+
+//  "candidates": the knowledge base's ranking for the message, best first, at most top_k
+static void
+s_pack_candidates (const kf_turn_t *turn, msgpack_packer *pk)
+{
+    int count = turn->hit_count < turn->top_k ? turn->hit_count : turn->top_k;
+    kf_mp_pack_cstr (pk, "candidates");
+    msgpack_pack_array (pk, count);
+    for (int i = 0; i < count; i++) {
+        const kf_kb_item_t *item = turn->hits [i].item;
+        msgpack_pack_map (pk, 5);
+        kf_mp_pack_kv_int (pk, "id", item->id);
+        kf_mp_pack_kv_str (pk, "external_id", item->external_id);
+        kf_mp_pack_kv_str (pk, "question", item->question);
+        kf_mp_pack_kv_double (pk, "score", turn->hits [i].probability);
+        kf_mp_pack_kv_double (pk, "similarity", turn->hits [i].confidence);
+    }
+}
 
 static void
 s_pack_sub_tasks (const kf_turn_t *turn, msgpack_packer *pk)
@@ -64,6 +83,7 @@ kf_pipeline_pack_meta_fields (kf_turn_t *turn, msgpack_packer *pk)
     msgpack_pack_array (pk, suggestions);
     for (int i = 0; i < suggestions; i++)
         kf_mp_pack_cstr (pk, turn->suggestions [i]);
+    s_pack_candidates (turn, pk);
     s_pack_sub_tasks (turn, pk);
     kf_mp_pack_kv_double (pk, "emotion_score", turn->emotion_score);
     kf_mp_pack_kv_bool (pk, "escalate_to_human", turn->escalate_to_human && !turn->is_llm);
@@ -77,6 +97,7 @@ kf_pipeline_pack_turn_fields (const kf_turn_t *turn, msgpack_packer *pk)
     if (!pk)
         return S_TURN_FIELDS;
     kf_mp_pack_kv_double (pk, "intent_confidence", turn->intent_confidence);
+    s_pack_candidates (turn, pk);
     s_pack_sub_tasks (turn, pk);
     kf_mp_pack_kv_double (pk, "emotion_score", turn->emotion_score);
     kf_mp_pack_kv_int (pk, "handoff_reason", turn->is_llm ? 0 : turn->handoff_reason);

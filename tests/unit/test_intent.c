@@ -80,6 +80,49 @@ s_train (const char *path, kf_intent_algo_t algo, double *train_ms)
     return model;
 }
 
+//  The sample bot as a worker trains it: its intents, and its knowledge questions as knowledge_qa
+//  examples (bot_models.c)
+static kf_intent_model_t *
+s_train_with_kb (const char *intents, const char *kb_path, double *train_ms)
+{
+    int64_t start = kf_mono_us ();
+    kf_intent_model_t *model = kf_intent_model_new (KF_INTENT_NAIVE_BAYES);
+    char err [256];
+    CHECK_INT (kf_intent_model_load_jsonl (model, intents, err, sizeof err), 6);
+    FILE *file = fopen (kb_path, "r");
+    CHECK (file);
+    char line [16384];
+    char **texts = NULL;
+    int questions = 0;
+    while (fgets (line, sizeof line, file)) {
+        msgpack_unpacked item;
+        if (!kf_json_unpack (line, &item))
+            continue;
+        const msgpack_object *status = kf_mp_get (&item.data, "status");
+        if (!(status && status->type == MSGPACK_OBJECT_POSITIVE_INTEGER && status->via.u64 == 0)) {
+            const msgpack_object *similar = kf_mp_get (&item.data, "similar_questions");
+            int similar_count = similar && similar->type == MSGPACK_OBJECT_ARRAY ? (int) similar->via.array.size : 0;
+            texts = kf_realloc (texts, (questions + 1 + similar_count) * sizeof (char *));
+            texts [questions++] = kf_mp_dup_str (&item.data, "question");
+            for (int i = 0; i < similar_count; i++)
+                texts [questions++] = kf_strndup (similar->via.array.ptr [i].via.str.ptr,
+                                                  similar->via.array.ptr [i].via.str.size);
+        }
+        msgpack_unpacked_destroy (&item);
+    }
+    fclose (file);
+    CHECK (questions > 500);
+    int added = kf_intent_model_add_questions (model, (const char *const *) texts, questions);
+    printf ("sample knowledge questions: %d of %d learnt as knowledge_qa\n", added, questions);
+    CHECK (added > questions / 2);
+    for (int q = 0; q < questions; q++)
+        free (texts [q]);
+    free (texts);
+    CHECK_INT (kf_intent_model_train (model), 0);
+    *train_ms = (kf_mono_us () - start) / 1000.0;
+    return model;
+}
+
 static int
 s_compare_double (const void *a, const void *b)
 {
@@ -254,6 +297,15 @@ main (int argc, char **argv)
     double accuracy = s_evaluate (model, "naive Bayes (default)", bayes_ms, true);
     CHECK (accuracy >= S_ACCURACY_FLOOR);
     s_check_fixed (model);
+    kf_intent_model_destroy (&model);
+
+    //  As deployed: the knowledge questions teach knowledge_qa; the routing must not get worse
+    char kb [1024];
+    snprintf (kb, sizeof kb, "%s/deploy/sample-kb.jsonl", argv [1]);
+    double deployed_ms;
+    model = s_train_with_kb (intents, kb, &deployed_ms);
+    double deployed = s_evaluate (model, "naive Bayes with the sample knowledge questions", deployed_ms, false);
+    CHECK (deployed >= accuracy - 0.005);
     kf_intent_model_destroy (&model);
 
     for (int i = 0; i < s_case_count; i++) {

@@ -5,6 +5,7 @@
     KEFU_EVAL_VERBOSE=1 lists every miss, the threshold sweep and the two halves of the set. */
 #include "common/log.h"
 #include "common/mpack.h"
+#include "workers/kb_calibration.h"
 #include "workers/kb_index.h"
 #include "workers/pipeline.h"
 #include "common/text_norm.h"
@@ -28,6 +29,8 @@ typedef struct {
     const char *external_ids [S_MAX_ITEMS];    //  Baseline item number -> external id
     int item_count;
     kf_pipeline_config_t config;
+    kf_kb_calibration_t *calibration;   //  Fitted on the sample knowledge base, as a worker does
+    double threshold;                   //  Its answer threshold at the default target precision
     s_score_t kefu, baseline, half [2];        //  half: kefu on even and odd query numbers
     int verbose;
     //  Per query, for the threshold sweeps: top confidence (kefu), top score (BM25), and kind:
@@ -104,7 +107,8 @@ s_eval (void *arg, const msgpack_object *obj)
     //  kefu
     kf_kb_hit_t hits [S_HITS];
     int count = kf_kb_index_search (eval->index, "default", query, len, hits, S_HITS);
-    bool is_answer = kf_pipeline_is_answer (&eval->config, hits, count);
+    kf_pipeline_calibrate (eval->calibration, hits, count);
+    bool is_answer = kf_pipeline_is_answer (eval->threshold, hits, count);
     const char *ranked [S_HITS];
     for (int i = 0; i < count; i++)
         ranked [i] = hits [i].item->external_id;
@@ -244,6 +248,17 @@ main (int argc, char *argv [])
     kf_bm25_build (eval->bm25);
     CHECK (kf_kb_index_size (eval->index) >= 80);
     CHECK_INT (kf_kb_index_size (eval->index), eval->item_count);
+    int *all = kf_malloc (eval->item_count * sizeof (int));
+    for (int i = 0; i < eval->item_count; i++)
+        all [i] = i;
+    eval->calibration = kf_kb_calibration_fit (eval->index, "default", all, eval->item_count, NULL, 0);
+    free (all);
+    CHECK (eval->calibration->is_fitted);
+    eval->threshold = kf_kb_calibration_threshold (eval->calibration, KF_CAL_DEFAULT_TARGET);
+    printf ("calibration: %d questions (%d answerable) in %.1f ms, weights %.2f %.2f %.2f,"
+            " threshold %.2f\n", eval->calibration->samples, eval->calibration->answerable,
+            eval->calibration->fit_ms, eval->calibration->weights [0], eval->calibration->weights [1],
+            eval->calibration->weights [2], eval->threshold);
     //  The demo question answers exactly
     kf_kb_hit_t hit;
     CHECK_INT (kf_kb_index_search (eval->index, "default", "怎么申请退货？", strlen ("怎么申请退货？"), &hit, 1), 1);
@@ -290,6 +305,7 @@ main (int argc, char *argv [])
     CHECK (precision >= 0.88);
     CHECK (false_rate <= 0.10);
     CHECK (k->top1 > b->top1);
+    kf_kb_calibration_destroy (&eval->calibration);
     kf_kb_index_destroy (&eval->index);
     kf_bm25_destroy (&eval->bm25);
     free (eval);
