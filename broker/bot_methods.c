@@ -1,12 +1,42 @@
 /*  bot_methods.c - the client methods about a bot rather than a conversation: session.init (what a
     chat window shows before the first message), bot.get, bot.update, parameters. */
+#include "broker/answer_quality.h"
 #include "broker/bots.h"
 #include "broker/broker.h"
 #include "common/log.h"
 #include "common/mpack.h"
 #include <string.h>
 
-typedef int (s_pack_fn) (kf_bots_t *bots, const char *bot_id, size_t len, msgpack_packer *pk);
+typedef int (s_pack_fn) (kf_broker_t *self, const char *bot_id, size_t len, msgpack_packer *pk);
+
+//  What a chat window shows
+static int
+s_pack_profile (kf_broker_t *self, const char *bot_id, size_t len, msgpack_packer *pk)
+{
+    return kf_bots_pack_profile (self->bots, bot_id, len, 0, pk);
+}
+
+//  The profile, and for the people who run the bot how surely it answers (answer_quality)
+static int
+s_pack_bot (kf_broker_t *self, const char *bot_id, size_t len, msgpack_packer *pk)
+{
+    int rc = kf_bots_pack_profile (self->bots, bot_id, len, 1, pk);
+    if (rc != 1)
+        return rc;
+    kf_answer_settings_t settings;
+    kf_bots_answer (self->bots, bot_id, len, &settings);
+    int64_t kb_version;
+    const kf_answer_curve_t *curve = kf_answer_quality_get (self->quality, bot_id, len, &kb_version);
+    kf_mp_pack_cstr (pk, "answer_quality");
+    kf_answer_quality_pack (curve, settings.target_precision, kb_version, pk);
+    return 1;
+}
+
+static int
+s_pack_parameters (kf_broker_t *self, const char *bot_id, size_t len, msgpack_packer *pk)
+{
+    return kf_bots_pack_parameters (self->bots, bot_id, len, pk);
+}
 
 //  Reads bot_id (default "default"), packs with `pack`, replies; 404 for a bot without a profile
 static void
@@ -22,7 +52,7 @@ s_reply_packed (kf_broker_t *self, const char *routing, size_t routing_len, kf_r
         bot_id = "default", len = 7;
     kf_result_t r;
     kf_result_init (&r);
-    int rc = pack (self->bots, bot_id, len, &r.pk);
+    int rc = pack (self, bot_id, len, &r.pk);
     if (rc == 1) {
         kf_broker_send_result (self, routing, routing_len, req, &r);
         return;
@@ -37,13 +67,13 @@ failed:
 void
 kf_method_bot_get (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
-    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+    s_reply_packed (self, routing, routing_len, req, s_pack_bot);
 }
 
 void
 kf_method_parameters (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
-    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_parameters);
+    s_reply_packed (self, routing, routing_len, req, s_pack_parameters);
 }
 
 void
@@ -59,7 +89,7 @@ kf_method_session_init (kf_broker_t *self, const char *routing, size_t routing_l
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+    s_reply_packed (self, routing, routing_len, req, s_pack_profile);
 }
 
 void
@@ -73,5 +103,5 @@ kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
     }
-    s_reply_packed (self, routing, routing_len, req, kf_bots_pack_profile);
+    s_reply_packed (self, routing, routing_len, req, s_pack_bot);
 }

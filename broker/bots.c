@@ -1,5 +1,5 @@
-/*  bots.c - bot profiles, input definitions and handoff thresholds: SQLite rows of JSON, cached
-    as msgpack (thresholds as numbers). */
+/*  bots.c - bot profiles, input definitions, handoff thresholds and answer settings: SQLite rows
+    of JSON, cached as msgpack (thresholds and settings as numbers). */
 #include "broker/bots.h"
 #include "common/clock.h"
 #include "common/dict.h"
@@ -25,6 +25,7 @@ typedef struct {
     msgpack_unpacked profile;   //  Map
     msgpack_unpacked parameters;    //  Array
     kf_handoff_limits_t handoff;    //  Thresholds, defaults filled in
+    kf_answer_settings_t answer;    //  Settings, defaults filled in
     int64_t updated_at;
 } s_bot_t;
 
@@ -41,12 +42,12 @@ kf_bots_new (kf_store_t *store)
     self->store = store;
     self->cache = kf_dict_new ();
     sqlite3 *db = kf_store_db (store);
-    if (sqlite3_prepare_v2 (db, "SELECT profile, parameters, updated_at, handoff FROM bots"
+    if (sqlite3_prepare_v2 (db, "SELECT profile, parameters, updated_at, handoff, answer FROM bots"
                             " WHERE bot_id = ?", -1, &self->load, NULL) != SQLITE_OK
-    ||  sqlite3_prepare_v2 (db, "INSERT INTO bots (bot_id, profile, parameters, updated_at, handoff)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (bot_id) DO UPDATE SET"
-                            " profile = ?2, parameters = ?3, updated_at = ?4, handoff = ?5", -1,
-                            &self->save, NULL) != SQLITE_OK) {
+    ||  sqlite3_prepare_v2 (db, "INSERT INTO bots (bot_id, profile, parameters, updated_at, handoff,"
+                            " answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bot_id) DO UPDATE"
+                            " SET profile = ?2, parameters = ?3, updated_at = ?4, handoff = ?5,"
+                            " answer = ?6", -1, &self->save, NULL) != SQLITE_OK) {
         kf_error ("bots: prepare failed: %s", sqlite3_errmsg (db));
         kf_bots_destroy (&self);
     }
@@ -98,6 +99,22 @@ s_handoff_apply (kf_handoff_limits_t *limits, const msgpack_object *map)
         limits->repeated_question = value;
 }
 
+#define S_ANSWER_DEFAULTS { KF_ANSWER_TARGET_PRECISION, KF_ANSWER_SUGGESTIONS }
+static const kf_answer_settings_t s_answer_defaults = S_ANSWER_DEFAULTS;
+
+//  Settings from a map (stored JSON or an update): the values it has (in range) replace those of
+//  `settings`
+static void
+s_answer_apply (kf_answer_settings_t *settings, const msgpack_object *map)
+{
+    int64_t value;
+    double target = kf_mp_get_double (map, "target_precision", -1);
+    if (target >= 0.5 && target <= 0.99)
+        settings->target_precision = target;
+    if (kf_mp_int (kf_mp_get (map, "suggestions"), &value) && value >= 0 && value <= 10)
+        settings->suggestions = value;
+}
+
 //  The cached bot, loaded on a miss. NULL only on a database error.
 static s_bot_t *
 s_get (kf_bots_t *self, const char *bot_id, size_t len)
@@ -109,6 +126,7 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
     msgpack_unpacked_init (&bot->profile);
     msgpack_unpacked_init (&bot->parameters);
     bot->handoff = s_handoff_defaults;
+    bot->answer = s_answer_defaults;
     sqlite3_bind_text (self->load, 1, bot_id, (int) len, SQLITE_TRANSIENT);
     int rc = sqlite3_step (self->load);
     if (rc == SQLITE_ROW) {
@@ -119,6 +137,11 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         if (kf_json_unpack ((const char *) sqlite3_column_text (self->load, 3), &handoff)) {
             s_handoff_apply (&bot->handoff, &handoff.data);
             msgpack_unpacked_destroy (&handoff);
+        }
+        msgpack_unpacked answer;
+        if (kf_json_unpack ((const char *) sqlite3_column_text (self->load, 4), &answer)) {
+            s_answer_apply (&bot->answer, &answer.data);
+            msgpack_unpacked_destroy (&answer);
         }
     }
     sqlite3_reset (self->load);
@@ -131,7 +154,8 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
         //  profile must not cost a query each time), but clients choose bot ids freely: past the
         //  bound an absence is answered without being remembered
         s_bot_free (bot);
-        static s_bot_t absent = { .exists = false, .handoff = S_HANDOFF_DEFAULTS };
+        static s_bot_t absent = { .exists = false, .handoff = S_HANDOFF_DEFAULTS,
+                                  .answer = S_ANSWER_DEFAULTS };
         return &absent;
     }
     kf_dict_put (self->cache, bot_id, len, bot);
@@ -139,13 +163,13 @@ s_get (kf_bots_t *self, const char *bot_id, size_t len)
 }
 
 int
-kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, msgpack_packer *pk)
+kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, int extra, msgpack_packer *pk)
 {
     s_bot_t *bot = s_get (self, bot_id, len);
     if (!bot || !bot->exists)
         return bot ? 0 : -1;
     const msgpack_object *profile = &bot->profile.data;
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, 10 + extra);
     kf_mp_pack_cstr (pk, "bot_id");
     kf_mp_pack_str (pk, bot_id, len);
     for (int i = 0; s_text_fields [i]; i++) {
@@ -169,8 +193,59 @@ kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, msgpack_p
         kf_mp_pack_kv_bool (pk, s_switches [i], kf_mp_get_bool (switches, s_switches [i], true));
     kf_mp_pack_cstr (pk, "handoff");
     kf_handoff_limits_pack (&bot->handoff, pk);
+    kf_mp_pack_cstr (pk, "answer");
+    kf_answer_settings_pack (&bot->answer, pk);
     kf_mp_pack_kv_int (pk, "updated_at", bot->updated_at);
     return 1;
+}
+
+void
+kf_answer_settings_pack (const kf_answer_settings_t *settings, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 2);
+    kf_mp_pack_kv_double (pk, "target_precision", settings->target_precision);
+    kf_mp_pack_kv_int (pk, "suggestions", settings->suggestions);
+}
+
+void
+kf_bots_answer (kf_bots_t *self, const char *bot_id, size_t len, kf_answer_settings_t *settings)
+{
+    s_bot_t *bot = s_get (self, bot_id, len);
+    *settings = bot ? bot->answer : s_answer_defaults;
+}
+
+//  Checks params.answer: a map of known settings, each in its range (nil: keep)
+static int
+s_check_answer (const msgpack_object *answer, kf_error_t *err)
+{
+    if (!answer || answer->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (answer->type != MSGPACK_OBJECT_MAP)
+        return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer must be a map");
+    for (uint32_t i = 0; i < answer->via.map.size; i++) {
+        const msgpack_object *key = &answer->via.map.ptr [i].key;
+        const msgpack_object *value = &answer->via.map.ptr [i].val;
+        int64_t n;
+        if (value->type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (kf_mp_str_eq_key (key, "target_precision")) {
+            double target = value->type == MSGPACK_OBJECT_FLOAT32 || value->type == MSGPACK_OBJECT_FLOAT64
+                          ? value->via.f64 : -1;
+            if (!(target >= 0.5 && target <= 0.99))
+                return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer.target_precision must"
+                                     " be a number between 0.5 and 0.99");
+        }
+        else
+        if (kf_mp_str_eq_key (key, "suggestions")) {
+            if (!kf_mp_int (value, &n) || n < 0 || n > 10)
+                return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer.suggestions must be an"
+                                     " integer between 0 and 10");
+        }
+        else
+            return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer holds target_precision and"
+                                 " suggestions only");
+    }
+    return 0;
 }
 
 void
@@ -395,7 +470,8 @@ s_check_update (const msgpack_object *params, kf_error_t *err)
                                      " satisfaction_survey and predictive_input, each a boolean");
         }
     }
-    if (s_check_handoff (kf_mp_get (params, "handoff"), err))
+    if (s_check_handoff (kf_mp_get (params, "handoff"), err)
+    ||  s_check_answer (kf_mp_get (params, "answer"), err))
         return -1;
     const msgpack_object *list = kf_mp_get (params, "parameters");
     if (list && list->type != MSGPACK_OBJECT_NIL) {
@@ -484,6 +560,12 @@ kf_bots_update (kf_bots_t *self, const char *bot_id, size_t len, const msgpack_o
     sqlite3_bind_text (self->save, 3, parameters_json, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (self->save, 4, kf_now_ms ());
     sqlite3_bind_text (self->save, 5, handoff_json, -1, SQLITE_TRANSIENT);
+    kf_answer_settings_t settings = bot->answer;
+    s_answer_apply (&settings, kf_mp_get (params, "answer"));
+    char answer_json [96];
+    snprintf (answer_json, sizeof answer_json, "{\"target_precision\":%.6g,\"suggestions\":%lld}",
+              settings.target_precision, (long long) settings.suggestions);
+    sqlite3_bind_text (self->save, 6, answer_json, -1, SQLITE_TRANSIENT);
     int rc = kf_store_write_step (self->store, self->save);
     free (profile_json);
     free (parameters_json);

@@ -19,6 +19,15 @@ typedef struct {
     int64_t repeated_question;  //  Times in a row the same question (default 3), 0 or 2..100
 } kf_handoff_limits_t;
 
+//  How surely a bot answers (PROTOCOL.md 12.6): bots.answer, sent to the worker with every job.
+typedef struct {
+    double target_precision;    //  Precision its answers aim at (default 0.9), 0.5..0.99
+    int64_t suggestions;        //  "Did you mean" items when it does not answer (default 3), 0..10
+} kf_answer_settings_t;
+
+#define KF_ANSWER_TARGET_PRECISION      0.9
+#define KF_ANSWER_SUGGESTIONS           3
+
 #define KF_HANDOFF_FAILED_ATTEMPTS      2
 #define KF_HANDOFF_EMOTION_BELOW        0.30
 #define KF_HANDOFF_REPEATED_QUESTION    3
@@ -30,14 +39,16 @@ kf_bots_t *kf_bots_new (kf_store_t *store);
 void kf_bots_destroy (kf_bots_t **self_p);
 
 //  Packs a bot's profile map {bot_id, name, avatar_url, description, welcome, common_questions,
-//  switches, handoff, updated_at}. Returns 1, 0 when the bot has no profile, -1 on error.
-int kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, msgpack_packer *pk);
+//  switches, handoff, answer, updated_at} (`extra` more pairs follow, the caller's). Returns 1, 0
+//  when the bot has no profile (nothing packed), -1 on error.
+int kf_bots_pack_profile (kf_bots_t *self, const char *bot_id, size_t len, int extra,
+                          msgpack_packer *pk);
 
 //  Packs the list {"data": [input definitions], "has_more": false, "total"}. Returns like above.
 int kf_bots_pack_parameters (kf_bots_t *self, const char *bot_id, size_t len, msgpack_packer *pk);
 
 //  Validates and stores a profile update: `params` may hold name, avatar_url, description, welcome,
-//  common_questions, switches and handoff (both partial: the rest is kept) and parameters
+//  common_questions, switches, handoff and answer (partial: the rest is kept) and parameters
 //  (replaces the list).
 //  Creates the bot when it has no profile yet. Returns 0, or -1 with `err` set.
 int kf_bots_update (kf_bots_t *self, const char *bot_id, size_t len, const msgpack_object *params,
@@ -55,4 +66,10 @@ void kf_bots_handoff (kf_bots_t *self, const char *bot_id, size_t len, kf_handof
 
 //  Packs `limits` as the map {failed_attempts, emotion_below, repeated_question}.
 void kf_handoff_limits_pack (const kf_handoff_limits_t *limits, msgpack_packer *pk);
+
+//  The answer settings of a bot into `settings`: the stored ones, the defaults for the rest.
+void kf_bots_answer (kf_bots_t *self, const char *bot_id, size_t len, kf_answer_settings_t *settings);
+
+//  Packs `settings` as the map {target_precision, suggestions}.
+void kf_answer_settings_pack (const kf_answer_settings_t *settings, msgpack_packer *pk);
 #endif

@@ -2,6 +2,7 @@
     subscriptions, requests and worker messages (bounded batches), runs the timers, dispatches ready
     jobs, commits the database once (group commit), and only then sends replies and stream events:
     whatever a client is told is already on disk. */
+#include "broker/answer_quality.h"
 #include "broker/broker.h"
 #include "broker/bots.h"
 #include "broker/checkpointer.h"
@@ -318,6 +319,12 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
         kf_kb_transfer_on_get (self, worker, frames->count == 4 ? kf_frames_data (frames, 3) : NULL,
                                frames->count == 4 ? kf_frames_size (frames, 3) : 0);
     else
+    if (kf_frames_is (frames, 2, "QUALITY") && frames->count == 4) {
+        if (kf_answer_quality_on_report (self->quality, kf_frames_data (frames, 3),
+                                         kf_frames_size (frames, 3)))
+            kf_warn ("ignoring a malformed QUALITY from %s", worker->name);
+    }
+    else
     if (kf_frames_is (frames, 2, "DISCONNECT"))
         s_worker_lost (self, worker, "disconnected");
     else
@@ -626,6 +633,7 @@ kf_broker_run (const kf_broker_config_t *config)
     ||  !(self.kb_items = kf_kb_items_new (self.store, self.kb_catalog)))
         goto done;
     self.cache = kf_answer_cache_new ((size_t) config->cache_mb << 20);
+    self.quality = kf_answer_quality_new ();
     self.pool = kf_worker_pool_new (config->heartbeat_ms, config->liveness);
     self.hub = kf_stream_hub_new (self.streams, config->stream_wait_ms, config->stream_retention_ms);
     self.jobs = kf_dict_new ();
@@ -661,6 +669,7 @@ done:
     kf_escalations_destroy (&self.escalations);
     kf_kb_items_destroy (&self.kb_items);
     kf_answer_cache_destroy (&self.cache);
+    kf_answer_quality_destroy (&self.quality);
     kf_kb_catalog_destroy (&self.kb_catalog);
     kf_bots_destroy (&self.bots);
     kf_conversations_destroy (&self.conversations);

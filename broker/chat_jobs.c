@@ -486,7 +486,7 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     pk.callback (pk.data, job->params.data, job->params.size);
     kf_mp_pack_cstr (&pk, "context");
     bool has_emotion = job->emotion_score >= 0;
-    msgpack_pack_map (&pk, 8 + has_emotion);
+    msgpack_pack_map (&pk, 9 + has_emotion);
     kf_mp_pack_kv_str (&pk, "session_id", session->id);
     kf_mp_pack_kv_str (&pk, "upstream_conversation_id",
                        session->upstream_conversation_id ? session->upstream_conversation_id : "");
@@ -510,6 +510,10 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
     kf_mp_pack_cstr (&pk, "handoff");
     kf_handoff_limits_pack (&limits, &pk);
+    kf_answer_settings_t answer;
+    kf_bots_answer (self->bots, session->bot_id, strlen (session->bot_id), &answer);
+    kf_mp_pack_cstr (&pk, "answer");
+    kf_answer_settings_pack (&answer, &pk);
     const void *data [5] = { worker->identity, "KFW1", "JOB", job->id_str, body.data };
     size_t size [5] = { worker->identity_len, 4, 3, strlen (job->id_str), body.size };
     int rc = kf_frames_send (self->workers, 5, data, size, ZMQ_DONTWAIT);

@@ -1,6 +1,8 @@
 /*  methods.c - the client methods other than chat: health, stats, session.create, history,
     message.get, stream.fetch; the rest live in the
     *_methods.c files of their modules. Each validates its params and answers exactly once. */
+#include "broker/answer_quality.h"
+#include "broker/bots.h"
 #include "broker/broker.h"
 #include "broker/zap.h"
 #include "broker/escalations.h"
@@ -30,13 +32,50 @@ s_health (kf_broker_t *self, const char *routing, size_t routing_len, kf_request
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 
+//  stats.answer: how surely each bot answers (at most S_STATS_BOTS of them listed)
+#define S_STATS_BOTS 100
+
+typedef struct {
+    kf_broker_t *broker;
+    msgpack_packer *pk;
+    int listed;
+} s_quality_ctx_t;
+
+static void
+s_pack_bot_quality (void *arg, const char *bot_id, const kf_answer_curve_t *curve)
+{
+    s_quality_ctx_t *ctx = arg;
+    if (ctx->listed++ >= S_STATS_BOTS)
+        return;
+    kf_answer_settings_t settings;
+    kf_bots_answer (ctx->broker->bots, bot_id, strlen (bot_id), &settings);
+    int64_t kb_version;
+    kf_answer_quality_get (ctx->broker->quality, bot_id, strlen (bot_id), &kb_version);
+    msgpack_pack_map (ctx->pk, 2);
+    kf_mp_pack_kv_str (ctx->pk, "bot_id", bot_id);
+    kf_mp_pack_cstr (ctx->pk, "quality");
+    kf_answer_quality_pack (curve, settings.target_precision, kb_version, ctx->pk);
+}
+
+static void
+s_pack_answer_stats (kf_broker_t *self, msgpack_packer *pk)
+{
+    size_t count = kf_answer_quality_size (self->quality);
+    msgpack_pack_map (pk, 2);
+    kf_mp_pack_kv_int (pk, "bots_total", (int64_t) count);
+    kf_mp_pack_cstr (pk, "bots");
+    msgpack_pack_array (pk, count < S_STATS_BOTS ? count : S_STATS_BOTS);
+    s_quality_ctx_t ctx = { self, pk, 0 };
+    kf_answer_quality_each (self->quality, s_pack_bot_quality, &ctx);
+}
+
 static void
 s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_t *req)
 {
     kf_result_t r;
     kf_result_init (&r);
     msgpack_packer *pk = &r.pk;
-    msgpack_pack_map (pk, 14);
+    msgpack_pack_map (pk, 15);
     kf_mp_pack_cstr (pk, "workers");
     msgpack_pack_array (pk, kf_worker_pool_size (self->pool));
     size_t cursor = 0;
@@ -88,6 +127,8 @@ s_stats (kf_broker_t *self, const char *routing, size_t routing_len, kf_request_
         kf_zap_stats_pack (self->zap, pk);
     else
         msgpack_pack_nil (pk);
+    kf_mp_pack_cstr (pk, "answer");
+    s_pack_answer_stats (self, pk);
     kf_broker_send_result (self, routing, routing_len, req, &r);
 }
 

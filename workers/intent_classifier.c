@@ -624,7 +624,8 @@ static const char *s_bare_verbs [] = { "转", "找", "接", "要", "用", "叫",
 //  What may stand between a negator and the person it negates: "不用帮我转接人工", "别给我转人工"
 static const char *s_request_fillers [] = {
     "帮我", "给我", "替我", "为我", "帮忙", "再", "去", "直接", "一下", "个", "转接", "转", "接",
-    "找", "叫", "要", "跟", "和", "让", "人工", NULL
+    "找", "叫", "要", "跟", "和", "让", "人工", "for", "talk", "speak", "to", "with", "the", "an",
+    "a", "human", "real", "live", NULL
 };
 
 //  True when [from, to) is nothing but request fillers

@@ -70,10 +70,13 @@ kf_stage_intent (kf_turn_t *turn)
     //  must name a person to talk to, not negated ("我不需要人工，发票怎么开"); and a knowledge item
     //  that answers it still wins (the evidence stage), as it does not over a request in so many
     //  words (is_intent_explicit)
-    if (turn->intent && strcmp (turn->intent, KF_INTENT_TRANSFER) == 0 && !turn->is_intent_explicit
+    //  A pattern of the bot's own ("转*人工") is words, but not negated ones ("不用转人工")
+    bool is_by_rule = result.intent >= 0 && result.source == KF_INTENT_BY_OVERRIDE;
+    if (turn->intent && strcmp (turn->intent, KF_INTENT_TRANSFER) == 0 && !is_by_rule
     &&  !kf_intent_names_person (turn->message, turn->message_len)) {
         turn->intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+        turn->is_intent_explicit = false;
     }
     //  A bot whose own intents lack transfer_to_human still hands over on "转人工"
     if (kf_intent_model_find (model, KF_INTENT_TRANSFER) < 0

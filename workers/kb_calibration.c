@@ -16,12 +16,11 @@
 #define S_ROUNDS 16             //  Rounds of holding out, at most (small knowledge bases)
 #define S_NEWTON_ROUNDS 25
 #define S_L2 1e-3               //  Keeps the fit finite when the samples separate perfectly
-#define S_MIN_ANSWERED 20       //  A threshold answering fewer samples says nothing of precision
 #define S_EXACT 0.99999         //  A score this high is a known question, word for word
 
 //  Fitted on the dev sets of tests/data/domains and the sample shop (answer_eval --fit-default)
 static kf_kb_calibration_t s_default = {
-    .is_fitted = false, .weights = { -2.76, 6.46, 7.87 }
+    .weights = { -2.76, 6.46, 7.87 }
 };
 
 //  One question asked of the calibration index
@@ -285,8 +284,8 @@ s_isotonic (kf_kb_calibration_t *self, const s_samples_t *samples)
 static void
 s_curve (kf_kb_calibration_t *self, const s_samples_t *samples)
 {
-    for (int t = 0; t < KF_CAL_GRID; t++) {
-        double threshold = t / (double) (KF_CAL_GRID - 1);
+    for (int t = 0; t < KF_CURVE_GRID; t++) {
+        double threshold = t / (double) (KF_CURVE_GRID - 1);
         int answered = 0, right = 0;
         for (int s = 0; s < samples->count; s++) {
             const s_sample_t *sample = &samples->list [s];
@@ -296,9 +295,8 @@ s_curve (kf_kb_calibration_t *self, const s_samples_t *samples)
                 right += sample->is_right;
             }
         }
-        self->answered [t] = answered;
-        self->precision [t] = answered ? right / (double) answered : 1;
-        self->coverage [t] = samples->count ? answered / (double) samples->count : 0;
+        self->curve.answered [t] = answered;
+        self->curve.right [t] = right;
     }
 }
 
@@ -330,8 +328,8 @@ kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *item
         }
         kf_kb_index_destroy (&cal);
     }
-    self->samples = samples.count;
-    self->answerable = answerable;
+    self->curve.samples = samples.count;
+    self->curve.answerable = answerable;
     if (answerable >= KF_CAL_MIN_SAMPLES) {
         double *score = kf_malloc (samples.count * sizeof (double));
         double *margin = kf_malloc (samples.count * sizeof (double));
@@ -343,7 +341,7 @@ kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *item
         }
         kf_kb_calibration_fit_weights (score, margin, is_right, samples.count, self->weights);
         s_isotonic (self, &samples);
-        self->is_fitted = true;
+        self->curve.is_fitted = true;
         free (score);
         free (margin);
         free (is_right);
@@ -395,24 +393,5 @@ kf_kb_calibration_probability (const kf_kb_calibration_t *self, const kf_kb_hit_
 double
 kf_kb_calibration_threshold (const kf_kb_calibration_t *self, double target)
 {
-    if (!self || !self->is_fitted)
-        return KF_CAL_DEFAULT_THRESHOLD;
-    for (int t = 0; t < KF_CAL_GRID; t++)
-        if (self->answered [t] >= S_MIN_ANSWERED && self->precision [t] >= target)
-            return t / (double) (KF_CAL_GRID - 1);
-    //  No threshold reached the target on the bot's own questions: its items are too alike to
-    //  tell apart that surely, so only exact matches answer and the rest are suggestions
-    return 1;
-}
-
-void
-kf_kb_calibration_estimate (const kf_kb_calibration_t *self, double threshold, double *precision,
-                            double *coverage)
-{
-    if (!self)
-        self = &s_default;
-    int t = (int) floor (threshold * (KF_CAL_GRID - 1) + 1e-9);
-    t = t < 0 ? 0 : t >= KF_CAL_GRID ? KF_CAL_GRID - 1 : t;
-    *precision = self->precision [t];
-    *coverage = self->coverage [t];
+    return kf_answer_curve_threshold (self ? &self->curve : NULL, target, KF_CAL_DEFAULT_THRESHOLD);
 }

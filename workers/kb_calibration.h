@@ -29,25 +29,21 @@
 #define KF_KB_CALIBRATION_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "common/answer_curve.h"
 #include "workers/kb_index.h"
 
 #define KF_CAL_MIN_SAMPLES 40           //  Held-out questions needed to fit a bot's own curve
-#define KF_CAL_DEFAULT_THRESHOLD 0.85   //  Answer threshold of the default calibration
-#define KF_CAL_DEFAULT_TARGET 0.9       //  Target precision of a bot that sets none
-#define KF_CAL_GRID 101                 //  Thresholds 0.00, 0.01 .. 1.00 of the curve
+#define KF_CAL_DEFAULT_THRESHOLD KF_CURVE_DEFAULT_THRESHOLD
+#define KF_CAL_DEFAULT_TARGET KF_CURVE_DEFAULT_TARGET
 #define KF_CAL_STEPS 32                 //  Steps of the isotonic map, at most
 
 typedef struct {
-    bool is_fitted;                     //  From the bot's own data; false: the default
+    kf_answer_curve_t curve;            //  What the bot's questions say (is_fitted: from its own
+                                        //  data; false: the default)
     double weights [3];                 //  Bias, score, margin to the runner-up
     double step_from [KF_CAL_STEPS];    //  The isotonic map of the regression's output p: from
     double step_to [KF_CAL_STEPS];      //  step_from [i] on, the probability is step_to [i]
     int step_count;                     //  (0: p itself, the default)
-    int samples;                        //  Calibration questions asked
-    int answerable;                     //  ... of which the knowledge base holds the answer
-    double precision [KF_CAL_GRID];     //  Of the answers given at threshold i / 100 ...
-    double coverage [KF_CAL_GRID];      //  ... and the share of the questions answered
-    int answered [KF_CAL_GRID];         //  Samples answered at that threshold
     double fit_ms;                      //  Time it took
 } kf_kb_calibration_t;
 
@@ -82,12 +78,7 @@ void kf_kb_calibration_destroy (kf_kb_calibration_t **self_p);
 double kf_kb_calibration_probability (const kf_kb_calibration_t *self, const kf_kb_hit_t *hits,
                                       int count, int at);
 
-//  The lowest threshold whose answers reached `target` precision on the calibration samples; when
-//  none did, the one with the best precision (1.0 when too few samples were answered at any: only
-//  exact matches answer). `self` NULL or not fitted: KF_CAL_DEFAULT_THRESHOLD.
+//  The lowest threshold whose answers reached `target` precision on the calibration samples; 1.0
+//  when none did (only exact matches answer). `self` NULL or not fitted: KF_CAL_DEFAULT_THRESHOLD.
 double kf_kb_calibration_threshold (const kf_kb_calibration_t *self, double target);
-
-//  The estimated precision and coverage at `threshold` (the curve's point at or below it).
-void kf_kb_calibration_estimate (const kf_kb_calibration_t *self, double threshold,
-                                 double *precision, double *coverage);
 #endif

@@ -215,8 +215,8 @@ s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bo
                 };
         kf_kb_calibration_t *calibration = kf_kb_calibration_fit (index, bot_id, bot->items,
                                                                   bot->count, groups, group_count);
-        kf_debug ("bot %s: calibrated on %d questions in %.1f ms (%s)", bot_id, calibration->samples,
-                  calibration->fit_ms, calibration->is_fitted ? "fitted" : "default");
+        kf_debug ("bot %s: calibrated on %d questions in %.1f ms (%s)", bot_id, calibration->curve.samples,
+                  calibration->fit_ms, calibration->curve.is_fitted ? "fitted" : "default");
         kf_bot_models_set_calibration (models, bot_id, &calibration);
         free (bot->items);
         free (bot);

@@ -162,6 +162,57 @@ s_send_ready (s_worker_t *self)
     msgpack_sbuffer_destroy (&body);
 }
 
+//  Packs one bot's calibration curve into a QUALITY body's list
+typedef struct {
+    msgpack_packer *pk;
+    int count;
+} s_quality_ctx_t;
+
+static void
+s_pack_quality (void *arg, const char *bot_id, const kf_kb_calibration_t *calibration)
+{
+    s_quality_ctx_t *ctx = arg;
+    if (ctx->count >= KF_QUALITY_BOTS_MAX)
+        return;
+    ctx->count++;
+    msgpack_pack_map (ctx->pk, 2);
+    kf_mp_pack_kv_str (ctx->pk, "bot_id", bot_id);
+    kf_mp_pack_cstr (ctx->pk, "curve");
+    kf_answer_curve_pack (&calibration->curve, ctx->pk);
+}
+
+static void
+s_count_quality (void *arg, const char *bot_id, const kf_kb_calibration_t *calibration)
+{
+    (void) bot_id;
+    (void) calibration;
+    (*(int *) arg)++;
+}
+
+//  Sends QUALITY: how surely each bot of the knowledge base answers (its calibration curve), for
+//  bot.get and stats. After every knowledge base taken and every connection (a broker that
+//  restarted knows nothing)
+static void
+s_send_quality (s_worker_t *self)
+{
+    if (!self->models || !self->socket)
+        return;
+    int count = 0;
+    kf_bot_models_each_calibration (self->models, s_count_quality, &count);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_int (&pk, "kb_version", self->kb_version);
+    kf_mp_pack_cstr (&pk, "bots");
+    msgpack_pack_array (&pk, count < KF_QUALITY_BOTS_MAX ? count : KF_QUALITY_BOTS_MAX);
+    s_quality_ctx_t ctx = { &pk, 0 };
+    kf_bot_models_each_calibration (self->models, s_pack_quality, &ctx);
+    s_send (self, "QUALITY", NULL, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
 static void
 s_connect (s_worker_t *self)
 {
@@ -183,6 +234,7 @@ s_connect (s_worker_t *self)
     if (zmq_connect (self->socket, self->config->broker) == -1)
         kf_error ("cannot connect to %s: %s", self->config->broker, zmq_strerror (errno));
     s_send_ready (self);
+    s_send_quality (self);
     int64_t now = kf_mono_us ();
     if (self->remote)
         kf_kb_remote_on_connect (self->remote, self->kb_version, now);
@@ -606,6 +658,7 @@ s_take_kb (s_worker_t *self, int wait_ms)
     self->kb_version = version;
     kf_info ("knowledge base version %lld loaded: %zu items", (long long) version,
              kf_kb_index_size (index));
+    s_send_quality (self);
 }
 
 //  Milliseconds until the next timer, for zmq_poll

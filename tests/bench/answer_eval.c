@@ -333,11 +333,15 @@ main (int argc, char *argv [])
             const kf_kb_calibration_t *c = model.calibration;
             if (c) {
                 printf ("calibration of %s: %s, %d questions (%d answerable), weights %.2f %.2f %.2f,"
-                        " %.1f ms\n", load.bot_id, c->is_fitted ? "fitted" : "default", c->samples,
-                        c->answerable, c->weights [0], c->weights [1], c->weights [2], c->fit_ms);
-                for (int t = 30; t <= 100; t += 10)
-                    printf ("  at %.2f: precision %.3f coverage %.3f (%d)\n", t / 100.0,
-                            c->precision [t], c->coverage [t], c->answered [t]);
+                        " %.1f ms\n", load.bot_id, c->curve.is_fitted ? "fitted" : "default",
+                        c->curve.samples, c->curve.answerable, c->weights [0], c->weights [1],
+                        c->weights [2], c->fit_ms);
+                for (int t = 30; t <= 100; t += 10) {
+                    double precision, coverage;
+                    kf_answer_curve_estimate (&c->curve, t / 100.0, &precision, &coverage);
+                    printf ("  at %.2f: precision %.3f coverage %.3f (%d)\n", t / 100.0, precision,
+                            coverage, c->curve.answered [t]);
+                }
             }
         }
         for (int q = 0; q < ask_count; q++) {

@@ -253,10 +253,10 @@ main (int argc, char *argv [])
         all [i] = i;
     eval->calibration = kf_kb_calibration_fit (eval->index, "default", all, eval->item_count, NULL, 0);
     free (all);
-    CHECK (eval->calibration->is_fitted);
+    CHECK (eval->calibration->curve.is_fitted);
     eval->threshold = kf_kb_calibration_threshold (eval->calibration, KF_CAL_DEFAULT_TARGET);
     printf ("calibration: %d questions (%d answerable) in %.1f ms, weights %.2f %.2f %.2f,"
-            " threshold %.2f\n", eval->calibration->samples, eval->calibration->answerable,
+            " threshold %.2f\n", eval->calibration->curve.samples, eval->calibration->curve.answerable,
             eval->calibration->fit_ms, eval->calibration->weights [0], eval->calibration->weights [1],
             eval->calibration->weights [2], eval->threshold);
     //  The demo question answers exactly
