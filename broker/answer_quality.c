@@ -44,8 +44,11 @@ kf_answer_quality_destroy (kf_answer_quality_t **self_p)
 }
 
 int
-kf_answer_quality_on_report (kf_answer_quality_t *self, const char *body, size_t size)
+kf_answer_quality_on_report (kf_answer_quality_t *self, const char *body, size_t size,
+                             int64_t current)
 {
+    if (size > KF_QUALITY_BODY_MAX)
+        return -1;                  //  Before decoding: msgpack trees take 20 times their bytes
     msgpack_unpacked unpacked;
     if (!kf_mp_unpack_one (body, size, &unpacked))
         return -1;
@@ -53,22 +56,23 @@ kf_answer_quality_on_report (kf_answer_quality_t *self, const char *body, size_t
     const msgpack_object *bots = kf_mp_get (&unpacked.data, "bots");
     int rc = -1;
     if (!kf_mp_int (kf_mp_get (&unpacked.data, "kb_version"), &version) || version < 0
-    ||  !bots || bots->type != MSGPACK_OBJECT_ARRAY)
-        goto done;
+    ||  version > current || version < self->kb_version
+    ||  !bots || bots->type != MSGPACK_OBJECT_ARRAY || bots->via.array.size > KF_QUALITY_BOTS_MAX)
+        goto done;                  //  Malformed, from a worker on an older version, or impossible
     rc = 0;
-    if (version < self->kb_version)
-        goto done;                  //  A worker still on an older version
     s_clear (self);
     self->kb_version = version;
-    for (uint32_t b = 0; b < bots->via.array.size && b < KF_QUALITY_BOTS_MAX; b++) {
+    for (uint32_t b = 0; b < bots->via.array.size; b++) {
         const msgpack_object *entry = &bots->via.array.ptr [b];
         const char *bot_id;
         size_t len;
         kf_answer_curve_t curve;
         if (!kf_mp_str (kf_mp_get (entry, "bot_id"), &bot_id, &len) || len == 0 || len > 256
-        ||  !kf_utf8_is_valid (bot_id, len)
-        ||  !kf_answer_curve_unpack (kf_mp_get (entry, "curve"), &curve))
-            continue;               //  One bad entry costs that bot only
+        ||  !kf_utf8_is_valid (bot_id, len) || memchr (bot_id, 0, len)
+        ||  !kf_answer_curve_unpack (kf_mp_get (entry, "curve"), &curve)) {
+            rc++;                   //  One bad entry costs that bot only
+            continue;
+        }
         kf_answer_curve_t *kept = kf_dict_get (self->bots, bot_id, len);
         if (!kept) {
             kept = kf_malloc (sizeof *kept);

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include "common/answer_curve.h"
 
+//  A QUALITY body's size at most: 1,000 bots of about 1 KB each (checked before decoding)
+#define KF_QUALITY_BODY_MAX (4 << 20)
+
 typedef struct _kf_answer_quality_t kf_answer_quality_t;
 
 //  Creates an empty table. Never NULL.
@@ -19,9 +22,12 @@ kf_answer_quality_t *kf_answer_quality_new (void);
 void kf_answer_quality_destroy (kf_answer_quality_t **self_p);
 
 //  Takes a QUALITY body {kb_version, bots: [{bot_id, curve}]} (msgpack, `size` bytes). A report of
-//  an older version than the one kept is ignored. Returns 0, or -1 when the body is not one (kept
-//  as it was).
-int kf_answer_quality_on_report (kf_answer_quality_t *self, const char *body, size_t size);
+//  an older version than the one kept, or of a newer one than `current` (the database's: no worker
+//  can have loaded it), is ignored. Returns the number of bot entries that were not valid (and
+//  left out), or -1 when the body is not one (larger than KF_QUALITY_BODY_MAX, not such a map, an
+//  ignored version: kept as it was).
+int kf_answer_quality_on_report (kf_answer_quality_t *self, const char *body, size_t size,
+                                 int64_t current);
 
 //  The curve of bot `bot_id` (`len` bytes), borrowed until the next report, or NULL when none was
 //  reported; *kb_version (when not NULL) is the version it was measured on.

@@ -1,10 +1,12 @@
 /*  bot_methods.c - the client methods about a bot rather than a conversation: session.init (what a
     chat window shows before the first message), bot.get, bot.update, parameters. */
+#include "broker/answer_cache.h"
 #include "broker/answer_quality.h"
 #include "broker/bots.h"
 #include "broker/broker.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include <stdlib.h>
 #include <string.h>
 
 typedef int (s_pack_fn) (kf_broker_t *self, const char *bot_id, size_t len, msgpack_packer *pk);
@@ -102,6 +104,13 @@ kf_method_bot_update (kf_broker_t *self, const char *routing, size_t routing_len
     ||  kf_bots_update (self->bots, bot_id, len, req->params, &err)) {
         kf_broker_send_error (self, routing, routing_len, req, &err);
         return;
+    }
+    //  Answers cached under the old settings would outlive them (a threshold, a number of
+    //  suggestions): the bot's entries go
+    if (kf_mp_get (req->params, "answer")) {
+        char *id = kf_strndup (bot_id, len);
+        kf_answer_cache_invalidate (self->cache, id);
+        free (id);
     }
     s_reply_packed (self, routing, routing_len, req, s_pack_bot);
 }

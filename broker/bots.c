@@ -109,7 +109,7 @@ s_answer_apply (kf_answer_settings_t *settings, const msgpack_object *map)
 {
     int64_t value;
     double target = kf_mp_get_double (map, "target_precision", -1);
-    if (target >= 0.5 && target <= 0.99)
+    if (target >= 0.5 && target <= 0.99 + 1e-6)
         settings->target_precision = target;
     if (kf_mp_int (kf_mp_get (map, "suggestions"), &value) && value >= 0 && value <= 10)
         settings->suggestions = value;
@@ -226,24 +226,24 @@ s_check_answer (const msgpack_object *answer, kf_error_t *err)
         const msgpack_object *key = &answer->via.map.ptr [i].key;
         const msgpack_object *value = &answer->via.map.ptr [i].val;
         int64_t n;
+        //  An unknown key is refused even with nil: it is a mistake, not "keep"
+        if (!kf_mp_str_eq_key (key, "target_precision") && !kf_mp_str_eq_key (key, "suggestions"))
+            return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer holds target_precision and"
+                                 " suggestions only");
         if (value->type == MSGPACK_OBJECT_NIL)
             continue;
         if (kf_mp_str_eq_key (key, "target_precision")) {
             double target = value->type == MSGPACK_OBJECT_FLOAT32 || value->type == MSGPACK_OBJECT_FLOAT64
                           ? value->via.f64 : -1;
-            if (!(target >= 0.5 && target <= 0.99))
+            //  (a float32 0.99 is 0.9900000095)
+            if (!(target >= 0.5 && target <= 0.99 + 1e-6))
                 return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer.target_precision must"
                                      " be a number between 0.5 and 0.99");
         }
         else
-        if (kf_mp_str_eq_key (key, "suggestions")) {
-            if (!kf_mp_int (value, &n) || n < 0 || n > 10)
-                return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer.suggestions must be an"
-                                     " integer between 0 and 10");
-        }
-        else
-            return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer holds target_precision and"
-                                 " suggestions only");
+        if (!kf_mp_int (value, &n) || n < 0 || n > 10)
+            return kf_error_set (err, KF_E_INVALID_PARAM, "params.answer.suggestions must be an"
+                                 " integer between 0 and 10");
     }
     return 0;
 }

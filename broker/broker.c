@@ -320,9 +320,19 @@ s_on_worker_message (kf_broker_t *self, kf_frames_t *frames)
                                frames->count == 4 ? kf_frames_size (frames, 3) : 0);
     else
     if (kf_frames_is (frames, 2, "QUALITY") && frames->count == 4) {
-        if (kf_answer_quality_on_report (self->quality, kf_frames_data (frames, 3),
-                                         kf_frames_size (frames, 3)))
-            kf_warn ("ignoring a malformed QUALITY from %s", worker->name);
+        int bad = kf_answer_quality_on_report (self->quality, kf_frames_data (frames, 3),
+                                               kf_frames_size (frames, 3),
+                                               kf_store_kb_version (self->store));
+        //  At most one line a minute: a worker reports at each version and connection
+        int64_t now_ms = kf_mono_ms ();
+        if (bad != 0 && now_ms >= self->quality_warned_ms + 60000) {
+            self->quality_warned_ms = now_ms;
+            if (bad < 0)
+                kf_warn ("ignoring a QUALITY from %s: malformed, too large, or of a knowledge-base"
+                         " version not current", worker->name);
+            else
+                kf_warn ("QUALITY from %s: %d bot entries malformed and left out", worker->name, bad);
+        }
     }
     else
     if (kf_frames_is (frames, 2, "DISCONNECT"))

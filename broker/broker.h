@@ -73,6 +73,7 @@ typedef struct {
     struct _kf_kb_items_t *kb_items;        //  Knowledge items
     struct _kf_answer_cache_t *cache;       //  Hot answers, answered without a worker
     struct _kf_answer_quality_t *quality;   //  How surely each bot answers, as workers measured
+    int64_t quality_warned_ms;  //  Last warning about a QUALITY report (rate limit)
     struct _kf_escalations_t *escalations;  //  Conversations handed to people (handoff.h)
     struct _kf_zap_t *zap;      //  Authorizes CURVE keys; NULL when the sockets are plain
     kf_worker_pool_t *pool;

@@ -9,11 +9,14 @@ kf_answer_curve_threshold (const kf_answer_curve_t *self, double target, double 
 {
     if (!self || !self->is_fitted)
         return fallback;
-    for (int t = 0; t < KF_CURVE_GRID; t++)
+    for (int t = (int) (KF_CURVE_THRESHOLD_MIN * (KF_CURVE_GRID - 1)); t < KF_CURVE_GRID; t++)
         if (self->answered [t] >= KF_CURVE_MIN_ANSWERED
         &&  self->right [t] >= target * self->answered [t])
             return t / (double) (KF_CURVE_GRID - 1);
-    return 1;
+    //  Not reached on the bot's own questions: only answers whose calibrated probability is
+    //  itself at the default threshold or above (or the target, when a bot asks for more than
+    //  the default precision)
+    return target > KF_CURVE_DEFAULT_TARGET && target > fallback ? target : fallback;
 }
 
 void

@@ -13,6 +13,8 @@
 #define KF_CURVE_GRID 101               //  Thresholds 0.00, 0.01 .. 1.00
 #define KF_QUALITY_BOTS_MAX 1000        //  Bots one QUALITY report holds, at most (about 1 KB each)
 #define KF_CURVE_MIN_ANSWERED 20        //  A threshold answering fewer says nothing of precision
+#define KF_CURVE_THRESHOLD_MIN 0.5      //  No threshold below: an answer at least as likely right
+                                        //  as wrong, however easy the bot's own questions were
 #define KF_CURVE_DEFAULT_TARGET 0.9     //  Target precision of a bot that sets none
 //  The answer threshold of a bot whose own questions are too few to calibrate (fewer than 40
 //  similar questions to hold out): on the default calibration, fitted on our evaluation sets, it
@@ -27,9 +29,10 @@ typedef struct {
     int32_t right [KF_CURVE_GRID];      //  ... and rightly
 } kf_answer_curve_t;
 
-//  The lowest threshold whose answers reached `target` precision (with at least
-//  KF_CURVE_MIN_ANSWERED answered); 1.0 when none did (only exact matches answer, the rest are
-//  suggestions); `fallback` when the curve is not fitted.
+//  The lowest threshold from KF_CURVE_THRESHOLD_MIN up whose answers reached `target` precision
+//  (with at least KF_CURVE_MIN_ANSWERED answered); when none did, `fallback` (only answers whose
+//  own probability is that high), or `target` when it asks for more than the default target;
+//  `fallback` when the curve is not fitted.
 double kf_answer_curve_threshold (const kf_answer_curve_t *self, double target, double fallback);
 
 //  The precision and coverage (answered / samples) at `threshold` (the grid point at or below).

@@ -21,7 +21,8 @@
 #define S_THREAT_CAP        0.20
 #define S_TOPIC_IN_QUESTION 0.25    //  A topic word's weight in a calm question
 #define S_NEG_IN_QUESTION   0.6     //  Any other upset word's: "坏了还能处理吗" asks for help
-#define S_ANGER_ALONE       0.12    //  A score this low is anger whoever it is aimed at
+#define S_TOPIC_UNAIMED     0.4     //  A threat word's aimed at no one, announcing nothing
+#define S_ANGER_ALONE       0.05    //  A score this low is anger whoever it is aimed at
 #define S_ANGER_WORD        -1.6    //  A word this strong (after negation, intensifiers) is anger
 
 //  Common acronyms written in capitals that are not shouting
@@ -126,6 +127,8 @@ typedef struct {
     double surface;             //  Sum of punctuation and shouting cues
     bool question;              //  The message asks something (courtesy is not satisfaction)
     bool is_calm_question;      //  ... how, where or whether, aimed at no one (s_is_calm_question)
+    bool is_one_clause;         //  Its words are all in one clause
+    bool is_aimed;              //  Said to someone (s_is_aimed)
 } s_state_t;
 
 static void
@@ -187,6 +190,8 @@ s_wait_span (const s_folded_t *f, size_t from)
     return false;
 }
 
+static bool s_is_escalation (const s_folded_t *f, size_t at);
+
 static void
 s_lexical_cues (s_state_t *state, const s_folded_t *f)
 {
@@ -242,9 +247,15 @@ s_lexical_cues (s_state_t *state, const s_folded_t *f)
                 break;
             case S_THREAT:
                 negated = false;
-                //  "在哪里投诉" asks how; "我要去12315投诉你们" says what will happen
-                if ((entry->flags & S_TOPIC) && state->is_calm_question)
+                //  "在哪里投诉" asks how; "我要去12315投诉你们" says what will happen. A question
+                //  calms a threat in its own clause only ("钱到底哪天退？再不退我就报警起诉"), and
+                //  a word of the law or the police about someone else is a topic: "会不会被起诉",
+                //  "被拖欠工资，想请律师", "燃气报警器一直在响"
+                if ((entry->flags & S_TOPIC) && state->is_calm_question && state->is_one_clause)
                     w *= S_TOPIC_IN_QUESTION;
+                else
+                if ((entry->flags & S_TOPIC) && !state->is_aimed && !s_is_escalation (f, (size_t) start))
+                    w *= S_TOPIC_UNAIMED;
                 else
                     state->result->threat = true;
                 break;
@@ -368,6 +379,49 @@ s_is_question (const s_folded_t *f)
 //  True when the message asks how, where or whether (在哪里投诉, 会不会卖假货, 起诉要多久) without
 //  punctuation runs, 你 or 你们 (aimed at the business or the bot) or a demand (能不能快点): a
 //  question about a topic
+//  True when the text before character `at` (up to 6 characters, same clause) announces what the
+//  customer will do: 要 去 就 会 找 打 告 上 给 等 (等着收律师函吧), not 被 right before (会不会被
+//  起诉 fears it)
+static bool
+s_is_escalation (const s_folded_t *f, size_t at)
+{
+    if (at > 0 && f->cps [at - 1] == 0x88AB)            //  被
+        return false;
+    static const uint32_t verbs [] = { 0x8981, 0x53BB, 0x5C31, 0x4F1A, 0x627E, 0x6253, 0x544A, 0x4E0A,
+                                       0x7ED9, 0x7B49, 0 };
+    for (size_t i = at, n = 0; i > 0 && n < 6 && f->clause [i - 1] == f->clause [at]; i--, n++)
+        for (int v = 0; verbs [v]; v++)
+            if (f->cps [i - 1] == verbs [v])
+                return true;
+    return false;
+}
+
+//  True when the message is said to someone: 你们, 你 (not 你好), 贵公司
+static bool
+s_is_aimed (const s_folded_t *f)
+{
+    if (strstr (f->text, "你们") || strstr (f->text, "贵公司"))
+        return true;
+    for (const char *you = strstr (f->text, "你"); you; you = strstr (you + 3, "你"))
+        if (strncmp (you, "你好", strlen ("你好")) != 0)
+            return true;
+    return false;
+}
+
+//  True when the message's words are all in one clause
+static bool
+s_is_one_clause (const s_folded_t *f)
+{
+    int clause = -1;
+    for (size_t i = 0; i < f->count; i++)
+        if (s_is_word_char (f->cps [i])) {
+            if (clause >= 0 && f->clause [i] != clause)
+                return false;
+            clause = f->clause [i];
+        }
+    return true;
+}
+
 static bool
 s_is_calm_question (const s_folded_t *f)
 {
@@ -413,6 +467,8 @@ kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *result)
         s_fold (&f, text, len);
         state.question = s_is_question (&f);
         state.is_calm_question = s_is_calm_question (&f);
+        state.is_one_clause = s_is_one_clause (&f);
+        state.is_aimed = s_is_aimed (&f);
         s_lexical_cues (&state, &f);
         s_punctuation_cues (&state, &f);
         s_shouting_cues (&state, &f);
@@ -471,16 +527,24 @@ kf_emotion_reply_no_transfer (double score)
 bool
 kf_emotion_is_anger (const char *text, size_t len)
 {
+    //  Punctuation alone ("？！。…") says nothing at anyone
+    bool has_word = false;
+    for (size_t i = 0; i < len && !has_word; ) {
+        uint32_t cp;
+        int n = kf_utf8_decode (text + i, len - i, &cp);
+        has_word = n > 0 && s_is_word_char (cp);
+        i += n > 0 ? (size_t) n : 1;
+    }
+    if (!has_word)
+        return false;
     kf_emotion_result_t result;
     double score = kf_emotion_analyze (text, len, &result);
-    if (score >= KF_EMOTION_UPSET_BELOW)
-        return false;
     if (result.profanity || result.threat || score < S_ANGER_ALONE)
         return true;
     for (int c = 0; c < result.cue_count && c < KF_EMOTION_MAX_CUES; c++) {
         const char *cue = result.cues [c].cue;
-        if (strchr ("!?.", cue [0]) || strcmp (cue, "CAPS") == 0)
-            return true;                //  Punctuation runs, shouting
+        if (strchr ("!?", cue [0]) || strcmp (cue, "CAPS") == 0)
+            return true;                //  Punctuation runs, shouting (a sigh, ..., is not)
         if (result.cues [c].weight <= S_ANGER_WORD)
             return true;                //  垃圾银行, 骗子, 气炸了, 抢钱
     }

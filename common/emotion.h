@@ -77,11 +77,13 @@ double kf_emotion_score (const char *text, size_t len);
 //  and tests.
 double kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *result);
 
-//  True when `text` is angry, not only unhappy: upset (below KF_EMOTION_UPSET_BELOW) and either
-//  profane, threatening, very low (below 0.12), shouted or punctuated (!!, ??, ?!, ...), with a
+//  True when `text` reads as angry, not only unhappy: profane, threatening, very low (below
+//  0.05), shouted or punctuated (!!, ??, ?!; a sigh ... is not), with a
 //  strong word (-1.6 or less as it counted: 垃圾银行, 骗子, 气炸了), or said to someone (你们, 你
 //  but not 你好, 客服, 机器人). "次卧wifi信号很差" is unhappy with the wifi;
-//  "你们这网速也太差了吧" is angry with the business. The handoff's emotion rule asks this.
+//  "你们这网速也太差了吧" is angry with the business. The handoff's emotion rule asks this of a
+//  message whose score is below the bot's emotion_below (the score says how upset, this whether
+//  at someone).
 bool kf_emotion_is_anger (const char *text, size_t len);
 
 //  The band of `score` (thresholds above).

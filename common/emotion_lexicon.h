@@ -38,10 +38,18 @@ static const s_entry_t s_lexicon [] = {
     {"垃圾邮件", 0, S_BLOCK, 0}, {"垃圾电话", 0, S_BLOCK, 0}, {"垃圾费", 0, S_BLOCK, 0},
     {"骚扰电话", 0, S_BLOCK, 0}, {"诈骗电话", 0, S_BLOCK, 0}, {"防诈骗", 0, S_BLOCK, 0},
     {"反诈", 0, S_BLOCK, 0}, {"律师函", -2.5f, S_THREAT, S_TOPIC},
+    {"诈骗短信", 0, S_BLOCK, 0}, {"诈骗", -0.8f, S_NEG, S_TOPIC},
+    //  Trash said of the business, not of the trash: strong
+    {"垃圾服务", -2.2f, S_NEG, 0}, {"垃圾客服", -2.2f, S_NEG, 0}, {"垃圾公司", -2.2f, S_NEG, 0},
+    {"垃圾银行", -2.2f, S_NEG, 0}, {"垃圾物业", -2.2f, S_NEG, 0}, {"垃圾系统", -2.2f, S_NEG, 0},
+    {"垃圾app", -2.2f, S_NEG, 0}, {"垃圾宽带", -2.2f, S_NEG, 0}, {"垃圾软件", -2.2f, S_NEG, 0},
+    {"太垃圾", -2.2f, S_NEG, 0}, {"真垃圾", -2.2f, S_NEG, 0},
+    {"报警器", 0, S_BLOCK, 0}, {"爸妈", 0, S_BLOCK, 0}, {"我妈", 0, S_BLOCK, 0},
+    {"妈妈", 0, S_BLOCK, 0}, {"老妈", 0, S_BLOCK, 0}, {"垃圾堆", 0, S_BLOCK, 0},
     {"其他垃圾", 0, S_BLOCK, 0}, {"有害垃圾", 0, S_BLOCK, 0}, {"可回收", 0, S_BLOCK, 0},
     {"干垃圾", 0, S_BLOCK, 0}, {"湿垃圾", 0, S_BLOCK, 0}, {"垃圾处理", 0, S_BLOCK, 0},
     //  Anger at the business in so many words: rhetorical questions and charges
-    {"气炸", -2.0f, S_NEG, 0}, {"太黑", -1.8f, S_NEG, 0}, {"真黑", -1.8f, S_NEG, 0},
+    {"气炸", -2.0f, S_NEG, 0}, {"黑店", -2.0f, S_NEG, 0}, {"心太黑", -1.8f, S_NEG, 0},
     {"黑心", -2.0f, S_NEG, 0}, {"抢钱", -2.0f, S_NEG, 0}, {"偷偷", -1.0f, S_NEG, 0},
     {"有毛病", -1.8f, S_NEG, 0}, {"眼瞎", -2.0f, S_NEG, 0}, {"是死的", -2.0f, S_NEG, 0},
     {"干什么吃的", -2.5f, S_NEG, 0}, {"干啥吃的", -2.5f, S_NEG, 0}, {"负得起责", -1.8f, S_NEG, 0},
@@ -102,10 +110,10 @@ static const s_entry_t s_lexicon [] = {
     {"报警", -2.5f, S_THREAT, S_TOPIC}, {"律师", -2.5f, S_THREAT, S_TOPIC}, {"起诉", -2.5f, S_THREAT, S_TOPIC},
     {"法院", -2.5f, S_THREAT, S_TOPIC}, {"消协", -2.5f, S_THREAT, S_TOPIC}, {"消费者协会", -2.5f, S_THREAT, S_TOPIC},
     {"工商", -2.0f, S_THREAT, S_TOPIC}, {"市场监管", -2.0f, S_THREAT, S_TOPIC}, {"黑猫", -2.0f, S_THREAT, S_TOPIC},
-    {"媒体", -2.0f, S_THREAT, 0}, {"维权", -2.0f, S_THREAT, 0}, {"告你们", -2.5f, S_THREAT, 0},
+    {"媒体", -2.0f, S_THREAT, 0}, {"维权", -2.0f, S_THREAT, S_TOPIC}, {"告你们", -2.5f, S_THREAT, 0},
 
     //  Upset words
-    {"垃圾", -2.0f, S_NEG, S_TOPIC}, {"骗子", -2.5f, S_NEG, 0}, {"骗人", -2.0f, S_NEG, 0}, {"骗", -1.5f, S_NEG, S_TOPIC},
+    {"垃圾", -1.5f, S_NEG, S_TOPIC}, {"骗子", -2.5f, S_NEG, 0}, {"骗人", -2.0f, S_NEG, 0}, {"骗", -1.5f, S_NEG, S_TOPIC},
     {"诈骗", -2.5f, S_NEG, 0}, {"欺诈", -2.5f, S_NEG, 0}, {"坑爹", -2.0f, S_NEG, 0}, {"坑人", -1.8f, S_NEG, 0},
     {"坑", -1.3f, S_NEG, 0}, {"差劲", -1.8f, S_NEG, S_FLIP}, {"差", -1.2f, S_NEG, S_FLIP},
     {"太差", -1.8f, S_NEG, 0}, {"气死", -2.0f, S_NEG, 0}, {"生气", -1.5f, S_NEG, 0}, {"气人", -1.5f, S_NEG, 0},

@@ -555,7 +555,8 @@ kf_intent_model_add_questions (kf_intent_model_t *self, const char *const *quest
     if (count == 0)
         return 0;
     int knowledge = kf_intent_model_find (self, KF_INTENT_KNOWLEDGE);
-    bool has_others = self->count > (knowledge >= 0);
+    //  Without a knowledge_qa of their own, the intents would claim every question
+    bool has_others = knowledge >= 0 && self->count > 1;
     const char **kept = kf_malloc (count * sizeof (char *));
     int kept_count = 0;
     if (has_others && kf_intent_model_train (self) == 0) {
@@ -624,8 +625,8 @@ static const char *s_bare_verbs [] = { "转", "找", "接", "要", "用", "叫",
 //  What may stand between a negator and the person it negates: "不用帮我转接人工", "别给我转人工"
 static const char *s_request_fillers [] = {
     "帮我", "给我", "替我", "为我", "帮忙", "再", "去", "直接", "一下", "个", "转接", "转", "接",
-    "找", "叫", "要", "跟", "和", "让", "人工", "for", "talk", "speak", "to", "with", "the", "an",
-    "a", "human", "real", "live", NULL
+    "找", "叫", "要", "跟", "和", "让", "人工", "真人", "for", "talk", "speak", "to", "with", "the",
+    "an", "a", "human", "real", "live", "need", "want", "transfer", "me", "mind", NULL
 };
 
 //  True when [from, to) is nothing but request fillers
@@ -651,8 +652,8 @@ s_only_fillers (const char *from, const char *to)
 
 //  True when the request for a person at `hit` (`n` bytes) in clause `s` (`len` bytes) is negated:
 //  a negator before it with nothing but request fillers between (不用/不要/别/无需 ... 帮我转接
-//  人工), a bare 不 or 不想 before it or its verb (不转人工, 不想跟人工说; 不行转人工 is a
-//  request), or a negator after it (人工就不用了)
+//  人工; 别废话转人工 is a request), a bare 不 or 不想 before it or its verb (不转人工, 不想跟人工
+//  说; 不行转人工 and 要不转人工吧 are requests), or a negator after it (人工就不用了)
 static bool
 s_is_negated (const char *s, size_t len, const char *hit, size_t n)
 {
@@ -660,14 +661,15 @@ s_is_negated (const char *s, size_t len, const char *hit, size_t n)
         size_t glen = strlen (s_negations [g]);
         for (const char *at = memmem (s, hit - s, s_negations [g], glen); at;
              at = memmem (at + 1, hit - (at + 1), s_negations [g], glen))
-            if (s_only_fillers (at + glen, hit) || (size_t) (hit - (at + glen)) <= 9)
+            if (s_only_fillers (at + glen, hit))
                 return true;
     }
     const char *before = hit;
     for (int v = 0; s_bare_verbs [v]; v++)
         if (hit - s >= 3 && memcmp (hit - 3, s_bare_verbs [v], 3) == 0)
             before = hit - 3;
-    if (before - s >= 3 && memcmp (before - 3, "不", 3) == 0)
+    if (before - s >= 3 && memcmp (before - 3, "不", 3) == 0
+    &&  !(before - s >= 6 && memcmp (before - 6, "要", 3) == 0))
         return true;
     if (before - s >= 6 && memcmp (before - 6, "不想", 6) == 0)
         return true;
@@ -686,7 +688,8 @@ static const char *s_person_terms [] = {
 
 //  The people of a chat desk: asked for with a verb (s_request_verbs), a request in so many words
 static const char *s_agent_terms [] = {
-    "人工", "真人", "活人", "坐席", "座席", "客服", "接线员", "话务员", "human", "agent", NULL
+    "人工", "真人", "活人", "坐席", "座席", "客服", "接线员", "话务员", "工作人员", "human", "agent",
+    NULL
 };
 //  People one talks with: "跟工作人员沟通", "和物业的人说" (with s_talk_verbs after)
 static const char *s_talk_people [] = {
@@ -699,29 +702,32 @@ static const char *s_request_words [] = {
     "rg", "rgkf", "zrg", "zhuanrengong", "zhuan ren gong", "换个人", "换人", NULL
 };
 //  The bot itself: refused, it is a request for a person
-static const char *s_bot_terms [] = { "机器人", "智能客服", "机器客服", "机器", "robot", "bot", NULL };
+static const char *s_bot_terms [] = { "机器人", "智能客服", "机器客服", "跟机器", "和机器", "robot", "bot",
+                                      NULL };
 
-//  True when clause `s` holds `word`: a latin word as a whole word (rg, not "rgb"), CJK anywhere
-static bool
-s_has_word (const char *s, size_t len, const char *word)
+//  Where clause `s` holds `word`: a latin word as a whole word (rg, not "rgb"; bot, not "both"),
+//  CJK anywhere. NULL when it does not
+static const char *
+s_find_word (const char *s, size_t len, const char *word)
 {
     size_t n = strlen (word);
     bool is_latin = (unsigned char) word [0] < 0x80;
     for (const char *hit = memmem (s, len, word, n); hit;
          hit = memmem (hit + 1, len - (hit + 1 - s), word, n)) {
         if (!is_latin)
-            return true;
+            return hit;
         bool starts = hit == s || !isalnum ((unsigned char) hit [-1]);
         bool ends = hit + n == s + len || !isalnum ((unsigned char) hit [n]);
         if (starts && ends)
-            return true;
+            return hit;
     }
-    return false;
+    return NULL;
 }
 
 //  What makes 人工 no person after it: 人工智能, 人工审核, 人工费
 static const char *s_not_person_after [] = { "智能", "审核", "费", "成本", "湖", "合成", "操作", "电话",
-                                             "热线", "邮箱", "时间", "工作时间", "上班", NULL };
+                                             "热线", "邮箱", "时间", "工作时间", "上班", "服务时间",
+                                             NULL };
 
 //  True when the person term at `hit` (`n` bytes) is some other word (人工智能, 人工审核)
 static bool
@@ -760,10 +766,24 @@ s_is_transfer (const char *s, size_t len)
         if (!hit || s_is_other_word (s, len, hit, n))
             continue;
         size_t window = (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
-        for (int v = 0; s_request_verbs [v]; v++)
-            if (memmem (hit - window, window, s_request_verbs [v], strlen (s_request_verbs [v]))
-            &&  !s_is_negated (s, len, hit, n))
+        for (int v = 0; s_request_verbs [v]; v++) {
+            const char *verb = memmem (hit - window, window, s_request_verbs [v],
+                                       strlen (s_request_verbs [v]));
+            //  要 of 重要 / 主要 / 只要 / 要求 asks for nothing, nor does 需要 in a question
+            //  ("需要联系客服吗"; "我需要人工协助" asks), 接到 or 找到 ("接到自称客服的电话")
+            bool is_question = memmem (s, len, "吗", 3) || memchr (s, '?', len)
+                            || memmem (s, len, "是否", 6);
+            size_t vlen = strlen (s_request_verbs [v]);
+            bool is_part = verb && strcmp (s_request_verbs [v], "要") == 0
+                        && ((verb - s >= 3 && (memcmp (verb - 3, "重", 3) == 0
+                                               || memcmp (verb - 3, "主", 3) == 0
+                                               || memcmp (verb - 3, "只", 3) == 0
+                                               || (memcmp (verb - 3, "需", 3) == 0 && is_question)))
+                            || ((size_t) (s + len - (verb + vlen)) >= 3 && memcmp (verb + vlen, "求", 3) == 0));
+            is_part |= verb && (size_t) (s + len - (verb + vlen)) >= 3 && memcmp (verb + vlen, "到", 3) == 0;
+            if (verb && !is_part && !s_is_negated (s, len, hit, n))
                 return true;
+        }
     }
     //  Talking with someone: 跟/和/与/同 the person, then a verb of talking
     for (int t = 0; s_talk_people [t]; t++) {
@@ -786,19 +806,21 @@ s_is_transfer (const char *s, size_t len)
         }
     }
     for (int w = 0; s_request_words [w]; w++)
-        if (s_has_word (s, len, s_request_words [w]))
+        if (s_find_word (s, len, s_request_words [w]))
             return true;
     //  Refusing the bot asks for a person: "我不要跟机器人说话", "别让机器人回我"
     for (int t = 0; s_bot_terms [t]; t++) {
         size_t n = strlen (s_bot_terms [t]);
-        const char *hit = memmem (s, len, s_bot_terms [t], n);
-        if (hit && (s_is_negated (s, len, hit, n) || memmem (s, hit - s, "不想", strlen ("不想"))))
+        const char *hit = s_find_word (s, len, s_bot_terms [t]);
+        size_t window = hit && (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
+        if (hit && (s_is_negated (s, len, hit, n) || memmem (hit - window, window, "不想", 6)))
             return true;
     }
     for (int t = 0; s_transfer_terms [t]; t++) {
-        const char *hit = memmem (s, len, s_transfer_terms [t], strlen (s_transfer_terms [t]));
-        if (!hit)
-            continue;
+        size_t n = strlen (s_transfer_terms [t]);
+        const char *hit = memmem (s, len, s_transfer_terms [t], n);
+        if (!hit || s_is_other_word (s, len, hit, n))
+            continue;                   //  人工服务时间, 人工客服电话
         if (!s_is_negated (s, len, hit, strlen (s_transfer_terms [t])))
             return true;
     }

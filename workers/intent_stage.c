@@ -9,6 +9,7 @@
 
 #define S_RULE_CHITCHAT_CONFIDENCE 0.9
 #define S_RULE_DEFAULT_CONFIDENCE 0.5
+#define S_TRANSFER_GUESS 0.5    //  A transfer the model guesses below this never stands
 
 //  Rules for a bot without intents: the behaviour before issue 5, with the table from the database
 static void
@@ -72,8 +73,10 @@ kf_stage_intent (kf_turn_t *turn)
     //  words (is_intent_explicit)
     //  A pattern of the bot's own ("转*人工") is words, but not negated ones ("不用转人工")
     bool is_by_rule = result.intent >= 0 && result.source == KF_INTENT_BY_OVERRIDE;
+    //  The model's guess needs some confidence too ("客户经理说可以帮我提额" read 0.32)
+    bool is_sure = turn->intent_confidence >= S_TRANSFER_GUESS || result.source == KF_INTENT_BY_PATTERN;
     if (turn->intent && strcmp (turn->intent, KF_INTENT_TRANSFER) == 0 && !is_by_rule
-    &&  !kf_intent_names_person (turn->message, turn->message_len)) {
+    &&  (!is_sure || !kf_intent_names_person (turn->message, turn->message_len))) {
         turn->intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
         turn->is_intent_explicit = false;

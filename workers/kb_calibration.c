@@ -223,7 +223,9 @@ s_probability (const kf_kb_calibration_t *self, double score, double margin)
             i--;
         p = self->step_to [i];
     }
-    return score < S_WEAK && p > score ? score : p;
+    //  Below S_WEAK, and on the default calibration (not this bot's), never above the similarity:
+    //  "多久" is half of many questions of a bot of eight items
+    return (score < S_WEAK || !self->curve.is_fitted) && p > score ? score : p;
 }
 
 typedef struct {
@@ -344,7 +346,11 @@ kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *item
     }
     self->curve.samples = samples.count;
     self->curve.answerable = answerable;
-    if (answerable >= KF_CAL_MIN_SAMPLES) {
+    //  Rounds ask the same questions again: what counts is how many different ones there are
+    int distinct = 0;
+    for (int i = 0; i < count; i++)
+        distinct += kf_kb_index_item (index, items [i])->similar_count;
+    if (answerable >= KF_CAL_MIN_SAMPLES && distinct >= KF_CAL_MIN_SAMPLES) {
         double *score = kf_malloc (samples.count * sizeof (double));
         double *margin = kf_malloc (samples.count * sizeof (double));
         bool *is_right = kf_malloc (samples.count * sizeof (bool));
@@ -394,14 +400,10 @@ kf_kb_calibration_probability (const kf_kb_calibration_t *self, const kf_kb_hit_
     double previous = at > 0 ? hits [at - 1].confidence : -1;
     if (score >= S_EXACT && next < S_EXACT && previous < S_EXACT)
         return 1;
-    //  Below the first, an item is as likely as its own margin says, and never above the first
+    //  Below the first, an item is as likely as its own margin says (kf_pipeline_calibrate keeps
+    //  it below the one ranked before)
     double p = s_probability (self, score, s_margin (score, next));
-    p = p < 1 ? p : 1 - 1e-6;       //  Certainty is for exact matches
-    if (at > 0) {
-        double first = kf_kb_calibration_probability (self, hits, count, at - 1);
-        p = p < first ? p : first;
-    }
-    return p;
+    return p < 1 ? p : 1 - 1e-6;    //  Certainty is for exact matches
 }
 
 double

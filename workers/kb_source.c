@@ -2,6 +2,7 @@
     (read-only), or decoded from the bytes the broker shipped. */
 #include "workers/kb_source.h"
 #include "common/dict.h"
+#include "common/hash.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include <sqlite3.h>
@@ -16,14 +17,35 @@ struct _kf_kb_source_t {
     sqlite3 *db;                //  Read-only connection, NULL until the file exists
     int64_t version;            //  Version last loaded, 0 before the first load
     bool is_failing;            //  Logged the current failure streak already
+    kf_dict_t *calibrations;    //  bot_id -> s_calibrated_t of the last build: a bot whose
+                                //  items did not change keeps its calibration
 };
+
+//  A bot's calibration and the hash of what it was fitted on
+typedef struct {
+    uint64_t hash;
+    kf_kb_calibration_t calibration;
+} s_calibrated_t;
 
 kf_kb_source_t *
 kf_kb_source_new (const char *path)
 {
     kf_kb_source_t *self = kf_calloc (1, sizeof *self);
     self->path = path ? kf_strdup (path) : NULL;
+    self->calibrations = kf_dict_new ();
     return self;
+}
+
+static void
+s_calibrations_free (kf_dict_t **dict_p)
+{
+    if (!*dict_p)
+        return;
+    size_t cursor = 0;
+    void *value;
+    while (kf_dict_next (*dict_p, &cursor, NULL, &value))
+        free (value);
+    kf_dict_destroy (dict_p);
 }
 
 void
@@ -33,6 +55,7 @@ kf_kb_source_destroy (kf_kb_source_t **self_p)
     if (!self)
         return;
     sqlite3_close (self->db);
+    s_calibrations_free (&self->calibrations);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -178,10 +201,74 @@ typedef struct {
     int count, capacity;
 } s_bot_items_t;
 
+static uint64_t
+s_hash_text (uint64_t hash, const char *text)
+{
+    return kf_fnv1a (hash, text, strlen (text) + 1);      //  With its NUL: "ab" "c" != "a" "bc"
+}
+
+//  A hash of what a bot's calibration depends on: its items' questions and keywords as the index
+//  has them, in order, and its synonym groups. Not the answers: an edited answer moves an item's
+//  scores a little (answer text is weak evidence, never an answer alone), and answers are what a
+//  business edits most: recalibrating every bot at each of those edits would delay the new answer
+//  (test_kb: "edit under load") for nothing the threshold would show
+static uint64_t
+s_bot_hash (kf_kb_index_t *index, const int *items, int count, const kf_kb_synonym_group_t *groups,
+            int group_count)
+{
+    uint64_t hash = KF_FNV1A_BASIS;
+    for (int i = 0; i < count; i++) {
+        const kf_kb_item_t *item = kf_kb_index_item (index, items [i]);
+        hash = kf_fnv1a (hash, &item->id, sizeof item->id);
+        hash = s_hash_text (hash, item->question);
+        for (int q = 0; q < item->similar_count; q++)
+            hash = s_hash_text (hash, item->similar [q]);
+        hash = kf_fnv1a (hash, "|", 1);
+        for (int k = 0; k < item->keyword_count; k++)
+            hash = s_hash_text (hash, item->keywords [k]);
+        hash = kf_fnv1a (hash, "|", 1);
+    }
+    for (int g = 0; g < group_count; g++) {
+        for (int w = 0; w < groups [g].count; w++)
+            hash = s_hash_text (hash, groups [g].words [w]);
+        hash = kf_fnv1a (hash, "|", 1);
+    }
+    return hash;
+}
+
+//  The calibration of a bot: the one of the last build when its items are the same (`previous`,
+//  may be NULL), else fitted now; remembered in `next` (may be NULL)
+static kf_kb_calibration_t *
+s_calibrate (kf_kb_index_t *index, const char *bot_id, const s_bot_items_t *bot,
+             const kf_kb_synonym_group_t *groups, int group_count, kf_dict_t *previous, kf_dict_t *next)
+{
+    uint64_t hash = s_bot_hash (index, bot->items, bot->count, groups, group_count);
+    s_calibrated_t *kept = previous ? kf_dict_get (previous, bot_id, strlen (bot_id)) : NULL;
+    kf_kb_calibration_t *calibration;
+    if (kept && kept->hash == hash) {
+        calibration = kf_malloc (sizeof *calibration);
+        *calibration = kept->calibration;
+    }
+    else {
+        calibration = kf_kb_calibration_fit (index, bot_id, bot->items, bot->count, groups, group_count);
+        kf_debug ("bot %s: calibrated on %d questions in %.1f ms (%s)", bot_id,
+                  calibration->curve.samples, calibration->fit_ms,
+                  calibration->curve.is_fitted ? "fitted" : "default");
+    }
+    if (next) {
+        s_calibrated_t *entry = kf_malloc (sizeof *entry);
+        *entry = (s_calibrated_t) { hash, *calibration };
+        kf_dict_put (next, bot_id, strlen (bot_id), entry);
+    }
+    return calibration;
+}
+
 //  Gives every bot with items its questions as knowledge_qa examples and the calibration of its
-//  knowledge base (kb_calibration.h)
+//  knowledge base (kb_calibration.h), kept from `*cache` for the bots whose items did not change;
+//  *cache (NULL: none) becomes this build's
 static void
-s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bot_models_t *models)
+s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bot_models_t *models,
+                   kf_dict_t **cache)
 {
     kf_dict_t *bots = kf_dict_new ();
     size_t size = kf_kb_index_size (index);
@@ -201,6 +288,7 @@ s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bo
         kf_bot_models_add_questions (models, item->bot_id, (const char *const *) item->similar,
                                      item->similar_count);
     }
+    kf_dict_t *next = cache ? kf_dict_new () : NULL;
     size_t cursor = 0;
     const char *bot_id;
     void *value;
@@ -213,21 +301,23 @@ s_learn_knowledge (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_bo
                 groups [group_count++] = (kf_kb_synonym_group_t) {
                     snapshot->synonyms [g].words.list, (int) snapshot->synonyms [g].words.count
                 };
-        kf_kb_calibration_t *calibration = kf_kb_calibration_fit (index, bot_id, bot->items,
-                                                                  bot->count, groups, group_count);
-        kf_debug ("bot %s: calibrated on %d questions in %.1f ms (%s)", bot_id, calibration->curve.samples,
-                  calibration->fit_ms, calibration->curve.is_fitted ? "fitted" : "default");
+        kf_kb_calibration_t *calibration = s_calibrate (index, bot_id, bot, groups, group_count,
+                                                        cache ? *cache : NULL, next);
         kf_bot_models_set_calibration (models, bot_id, &calibration);
         free (bot->items);
         free (bot);
     }
     free (groups);
     kf_dict_destroy (&bots);
+    if (cache) {
+        s_calibrations_free (cache);
+        *cache = next;
+    }
 }
 
 //  Builds and trains the bots' intent models, chit-chat tables and calibrations
 static kf_bot_models_t *
-s_build_models (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot)
+s_build_models (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot, kf_dict_t **cache)
 {
     kf_bot_models_t *models = kf_bot_models_new ();
     for (size_t i = 0; i < snapshot->intent_count; i++) {
@@ -247,7 +337,7 @@ s_build_models (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot)
                                         row->questions.count, row->reply);
     }
     int64_t start = kf_mono_us ();
-    s_learn_knowledge (index, snapshot, models);
+    s_learn_knowledge (index, snapshot, models, cache);
     double calibrate_ms = (kf_mono_us () - start) / 1000.0;
     double elapsed_ms;
     int trained = kf_bot_models_train (models, &elapsed_ms);
@@ -258,8 +348,9 @@ s_build_models (kf_kb_index_t *index, const kf_kb_snapshot_t *snapshot)
     return models;
 }
 
-kf_kb_index_t *
-kf_kb_source_build (const kf_kb_snapshot_t *snapshot, kf_bot_models_t **models)
+//  kf_kb_source_build, with the calibrations of the last build (`cache`, may be NULL)
+static kf_kb_index_t *
+s_build (const kf_kb_snapshot_t *snapshot, kf_bot_models_t **models, kf_dict_t **cache)
 {
     kf_kb_index_t *index = kf_kb_index_new ();
     s_tree_t tree;
@@ -280,8 +371,14 @@ kf_kb_source_build (const kf_kb_snapshot_t *snapshot, kf_bot_models_t **models)
     }
     s_tree_free (&tree);
     kf_kb_index_build (index);
-    *models = s_build_models (index, snapshot);
+    *models = s_build_models (index, snapshot, cache);
     return index;
+}
+
+kf_kb_index_t *
+kf_kb_source_build (const kf_kb_snapshot_t *snapshot, kf_bot_models_t **models)
+{
+    return s_build (snapshot, models, NULL);
 }
 
 //  --- Sources ----------------------------------------------------------------------------------
@@ -323,7 +420,7 @@ kf_kb_source_poll (kf_kb_source_t *self, int64_t *version, kf_bot_models_t **mod
         s_failed (self, err);
         return NULL;
     }
-    kf_kb_index_t *index = kf_kb_source_build (snapshot, models);
+    kf_kb_index_t *index = s_build (snapshot, models, &self->calibrations);
     self->is_failing = false;
     self->version = snapshot->version;
     *version = snapshot->version;
@@ -342,7 +439,7 @@ kf_kb_source_load (kf_kb_source_t *self, const char *data, size_t size, int64_t 
         kf_warn ("knowledge base from the broker rejected: %s", err);
         return NULL;
     }
-    kf_kb_index_t *index = kf_kb_source_build (snapshot, models);
+    kf_kb_index_t *index = s_build (snapshot, models, &self->calibrations);
     self->version = snapshot->version;
     *version = snapshot->version;
     kf_kb_snapshot_destroy (&snapshot);

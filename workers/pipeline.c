@@ -18,6 +18,8 @@
 #define S_TICKET_SURE 0.5
 //  A question about tickets ("怎么报修") goes to the knowledge base when it matches an item this well
 #define S_TICKET_ABOUT 0.35
+//  The model's chitchat below this stands only when the chit-chat table knows the message
+#define S_CHITCHAT_SURE 0.5
 //  Small talk the chit-chat table does not know goes to the knowledge base when an item matches
 //  it this well ("你们几点下班": the opening hours), and gets the generic reply below ("今天天气怎么样")
 #define S_CHITCHAT_KB 0.45
@@ -57,8 +59,11 @@ kf_pipeline_is_answer (double threshold, const kf_kb_hit_t *hits, int count)
 void
 kf_pipeline_calibrate (const kf_kb_calibration_t *calibration, kf_kb_hit_t *hits, int count)
 {
-    for (int i = 0; i < count; i++)
-        hits [i].probability = kf_kb_calibration_probability (calibration, hits, count, i);
+    //  Never above the hit ranked before it
+    for (int i = 0; i < count; i++) {
+        double p = kf_kb_calibration_probability (calibration, hits, count, i);
+        hits [i].probability = i > 0 && p > hits [i - 1].probability ? hits [i - 1].probability : p;
+    }
 }
 
 static bool
@@ -168,9 +173,21 @@ s_stage_evidence (kf_turn_t *turn)
 static void
 s_search (kf_turn_t *turn, kf_kb_index_t *kb, const char *text, size_t len)
 {
+    //  As many as the candidates and the suggestions need: suggestions do not depend on top_k
     int wanted = turn->top_k > KF_PIPELINE_HITS ? turn->top_k : KF_PIPELINE_HITS;
+    wanted = turn->suggest_max > wanted ? turn->suggest_max : wanted;
     turn->hit_count = kb ? kf_kb_index_search (kb, turn->bot_id, text, len, turn->hits, wanted) : 0;
     kf_pipeline_calibrate (turn->model.calibration, turn->hits, turn->hit_count);
+}
+
+//  The bot's chit-chat table's reply to the message, or NULL when it knows none (borrowed)
+static const char *
+s_chitchat_reply (const kf_turn_t *turn)
+{
+    char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
+    const char *reply = kf_chitchat_match (turn->model.chitchat, normal, NULL);
+    free (normal);
+    return reply;
 }
 
 //  True when `text` asks how, where or how long (怎么报修, 投诉电话是多少): about a thing, not for it
@@ -179,7 +196,8 @@ s_asks_how (const char *text, size_t len)
 {
     static const char *markers [] = {
         "怎么", "怎样", "如何", "咋", "流程", "步骤", "哪里", "在哪", "哪儿", "多久", "多长时间",
-        "电话", "方式", "渠道", "入口", "需要什么", "要什么", "?", "？", "吗", NULL
+        "电话", "方式", "渠道", "入口", "需要什么", "要什么", "几点", "几天", "什么时候", "?", "？",
+        "吗", NULL
     };
     for (int m = 0; markers [m]; m++)
         if (memmem (text, len, markers [m], strlen (markers [m])))
@@ -239,6 +257,13 @@ s_stage_route (kf_turn_t *turn)
     //  Upset needs the lexicon's agreement: the model reads "现在有什么活动" as upset (什么)
     if (s_is (intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
     &&  turn->sub_task_count == 0) {
+        turn->intent = intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+    }
+    //  Small talk is what the table knows or what the model is fairly sure of: "是停水了吗" read
+    //  0.40 chitchat and is a question
+    if (s_is (intent, KF_INTENT_CHITCHAT) && turn->intent_confidence < S_CHITCHAT_SURE
+    &&  !s_chitchat_reply (turn)) {
         turn->intent = intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }
@@ -449,10 +474,9 @@ s_answer_empathy (kf_turn_t *turn, const kf_pipeline_config_t *config)
 static void
 s_answer_chitchat (kf_turn_t *turn, const kf_pipeline_config_t *config)
 {
-    char *normal = kf_intent_text_normalize (turn->message, turn->message_len);
-    const char *reply = kf_chitchat_match (turn->model.chitchat, normal, NULL);
-    free (normal);
-    bool has_match = turn->hit_count && turn->hits [0].confidence >= S_CHITCHAT_KB;
+    const char *reply = s_chitchat_reply (turn);
+    bool has_match = turn->hit_count && turn->hits [0].confidence >= S_CHITCHAT_KB
+                  && turn->suggest_max > 0;
     if (!reply && (turn->llm_mode != KF_LLM_OFF || has_match)) {
         //  Small talk the table does not know ("你们几点下班"): a bot with an LLM lets it answer,
         //  and the knowledge base's near items beat the generic reply

@@ -71,6 +71,7 @@ typedef struct {
     s_load_t *load;
     s_stats_t stats;
     bool verbose;
+    bool is_tagged;             //  The set tags requests for a person (not the shop's kb_eval)
 } s_eval_t;
 
 static void
@@ -179,7 +180,8 @@ s_question (void *arg, const msgpack_object *obj)
         exit (2);
     //  An untagged set (the shop's) asks for a person in so many words too: such a message is a
     //  request, whatever its expected item
-    bool is_transfer = s_tag_is (obj, "transfer") || kf_intent_is_transfer (query, strlen (query));
+    bool is_transfer = s_tag_is (obj, "transfer")
+                    || (!eval->is_tagged && kf_intent_is_transfer (query, strlen (query)));
     bool is_upset = s_tag_is (obj, "upset");
     bool is_plain = !is_transfer && !is_upset;
     kf_turn_t turn;
@@ -322,7 +324,7 @@ main (int argc, char *argv [])
             snprintf (questions, sizeof questions, "%s/tests/data/domains/%s/%s.jsonl", root, domain, set);
         }
         s_load_t load = { is_shop ? "default" : bot ? bot : domain, NULL, kf_bm25_new (), { 0 }, 0 };
-        s_eval_t eval = { .load = &load, .verbose = verbose };
+        s_eval_t eval = { .load = &load, .verbose = verbose, .is_tagged = !is_shop };
         kf_pipeline_config_defaults (&eval.config);
         eval.index = s_build (kb, &load, &eval.models);
         if (!eval.index)
@@ -362,9 +364,16 @@ main (int argc, char *argv [])
             printf ("\n    %s\n", turn.reply ? turn.reply : "");
             kf_turn_release (&turn);
         }
-        if (ask_count)
+        if (!ask_count)
+            kf_jsonl_each (questions, s_question, &eval);
+        if (ask_count) {
+            kf_kb_index_destroy (&eval.index);
+            kf_bot_models_destroy (&eval.models);
+            kf_bm25_destroy (&load.bm25);
+            for (int i = 0; i < load.item_count; i++)
+                free (load.external_ids [i]);
             continue;
-        kf_jsonl_each (questions, s_question, &eval);
+        }
         s_stats_t *s = &eval.stats;
         printf ("| %s%s%s | %d | %d | %.3f / %.3f | %.3f / %.3f | %.2f× | %.1f%% | %.2f%% | %.1f%% / %.1f%% |"
                 " %.1f%% | %.2f |\n", domain, bot && !is_shop ? " in bot " : "", bot && !is_shop ? bot : "",

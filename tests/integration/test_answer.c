@@ -281,6 +281,19 @@ s_test_settings (kf_client_t *client)
     CHECK (threshold >= 0 && threshold <= 1);
     CHECK (kf_mp_get_int (quality, "kb_version", 0) > 0);
     kf_reply_destroy (&reply);
+    //  The target moves the threshold: stricter, never lower
+    double thresholds [2];
+    const double targets [2] = { 0.5, 0.99 };
+    for (int t = 0; t < 2; t++) {
+        kf_reply_destroy (&(kf_reply_t *) { h_call (client, "bot.update", "{\"bot_id\":\"bank\","
+                                                    "\"answer\":{\"target_precision\":%g}}", targets [t]) });
+        reply = h_call (client, "bot.get", "{\"bot_id\":\"bank\"}");
+        thresholds [t] = kf_mp_get_double (kf_mp_get (reply->result, "answer_quality"), "threshold", -1);
+        kf_reply_destroy (&reply);
+    }
+    CHECK (thresholds [0] >= 0.5 && thresholds [0] < thresholds [1]);
+    kf_reply_destroy (&(kf_reply_t *) { h_call (client, "bot.update", "{\"bot_id\":\"bank\","
+                                                "\"answer\":{\"target_precision\":0.95}}") });
     //  A vague question: at most the bot's number of suggestions
     reply = s_ask (client, "bank", "卡");
     CHECK (kf_mp_get (reply->result, "suggestions")->via.array.size <= 5);
@@ -298,6 +311,7 @@ s_test_settings (kf_client_t *client)
     static const char *bad [] = {
         "{\"target_precision\":1.2}", "{\"target_precision\":0.3}", "{\"target_precision\":\"high\"}",
         "{\"suggestions\":11}", "{\"suggestions\":-1}", "{\"suggestions\":2.5}", "{\"threshold\":0.5}",
+        "{\"threshold\":null}",
         "[0.9]", "0.9", NULL
     };
     for (int i = 0; bad [i]; i++) {
