@@ -39,6 +39,7 @@ typedef struct {
     kf_broker_t *broker;
     msgpack_packer *pk;
     int listed;
+    int64_t kb_version;         //  Of the report the table holds
 } s_quality_ctx_t;
 
 static void
@@ -49,12 +50,10 @@ s_pack_bot_quality (void *arg, const char *bot_id, const kf_answer_curve_t *curv
         return;
     kf_answer_settings_t settings;
     kf_bots_answer (ctx->broker->bots, bot_id, strlen (bot_id), &settings);
-    int64_t kb_version;
-    kf_answer_quality_get (ctx->broker->quality, bot_id, strlen (bot_id), &kb_version);
     msgpack_pack_map (ctx->pk, 2);
     kf_mp_pack_kv_str (ctx->pk, "bot_id", bot_id);
     kf_mp_pack_cstr (ctx->pk, "quality");
-    kf_answer_quality_pack (curve, settings.target_precision, kb_version, ctx->pk);
+    kf_answer_quality_pack (curve, settings.target_precision, ctx->kb_version, ctx->pk);
 }
 
 static void
@@ -65,7 +64,8 @@ s_pack_answer_stats (kf_broker_t *self, msgpack_packer *pk)
     kf_mp_pack_kv_int (pk, "bots_total", (int64_t) count);
     kf_mp_pack_cstr (pk, "bots");
     msgpack_pack_array (pk, count < S_STATS_BOTS ? count : S_STATS_BOTS);
-    s_quality_ctx_t ctx = { self, pk, 0 };
+    s_quality_ctx_t ctx = { self, pk, 0, 0 };
+    kf_answer_quality_get (self->quality, "", 0, &ctx.kb_version);
     kf_answer_quality_each (self->quality, s_pack_bot_quality, &ctx);
 }
 

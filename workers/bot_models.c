@@ -191,7 +191,10 @@ kf_bot_models_add_questions (kf_bot_models_t *self, const char *bot_id,
         //  the questions learnt spread over the whole knowledge base, the same on every worker
         int at = bot->question_seen++;
         if (bot->question_count < KF_BOT_KB_EXAMPLES) {
-            bot->questions = kf_realloc (bot->questions, (bot->question_count + 1) * sizeof (char *));
+            if ((bot->question_count & (bot->question_count - 1)) == 0)     //  0, 1, 2, 4, 8 ...
+                bot->questions = kf_realloc (bot->questions,
+                                             (bot->question_count ? bot->question_count * 2 : 1)
+                                             * sizeof (char *));
             bot->questions [bot->question_count++] = kf_strdup (questions [q]);
         }
         else

@@ -616,7 +616,8 @@ static const char *s_transfer_terms [] = {
     "human agent", "real person", "human please", "live agent", NULL
 };
 static const char *s_negations [] = { "不用", "不要", "别", "无需", "不需要", "不必", "没必要",
-                                      "don t", "do not", "no need", "not need", "no ", NULL };
+                                      "不是", "没说", "没要", "用不着", "甭", "don t", "do not",
+                                      "no need", "not need", "never", "no ", NULL };
 //  What negates a request after it, in the same clause: "人工就不用了"
 static const char *s_negations_after [] = { "不用", "不需要", "不要了", "算了", "免了", NULL };
 //  Verbs a bare 不 or 不想 negates right before the person: "不转人工", "不想跟人工说"
@@ -727,7 +728,7 @@ s_find_word (const char *s, size_t len, const char *word)
 //  What makes 人工 no person after it: 人工智能, 人工审核, 人工费
 static const char *s_not_person_after [] = { "智能", "审核", "费", "成本", "湖", "合成", "操作", "电话",
                                              "热线", "邮箱", "时间", "工作时间", "上班", "服务时间",
-                                             NULL };
+                                             "态度", "干嘛", "是不是", "怎么样", NULL };
 
 //  True when the person term at `hit` (`n` bytes) is some other word (人工智能, 人工审核)
 static bool
@@ -747,10 +748,11 @@ s_is_other_word (const char *s, size_t len, const char *hit, size_t n)
 static const char *s_request_verbs [] = { "转", "接", "找", "叫", "换", "要", "让", "来个", "有没有",
                                          NULL };
 
+//  A clause of 人工 alone, repeated or not
 static bool
-s_is_transfer (const char *s, size_t len)
+s_is_only_person (const char *s, size_t len)
 {
-    bool is_only_person = len > 0;      //  A clause of 人工 alone, repeated or not
+    bool is_only_person = len > 0;
     for (size_t i = 0; i < len; i++)
         if (s [i] != ' ') {
             if (len - i >= 6 && memcmp (s + i, "人工", 6) == 0)
@@ -758,39 +760,58 @@ s_is_transfer (const char *s, size_t len)
             else
                 is_only_person = false;
         }
-    if (is_only_person)
+    return is_only_person;
+}
+
+//  True when the request verb at `verb` (`vlen` bytes) asks for nothing: 要 of 重要 / 主要 / 只要 /
+//  要求, or of 需要 in a question ("需要联系客服吗"; "我需要人工协助" asks), and 接到 or 找到
+//  ("接到自称客服的电话")
+static bool
+s_is_verb_part (const char *s, size_t len, const char *verb, size_t vlen)
+{
+    size_t after = s + len - (verb + vlen);
+    if (after >= 3 && memcmp (verb + vlen, "到", 3) == 0)
         return true;
+    if (vlen != 3 || memcmp (verb, "要", 3) != 0)
+        return false;
+    bool is_question = memmem (s, len, "吗", 3) || memchr (s, '?', len) || memmem (s, len, "是否", 6);
+    if (after >= 3 && memcmp (verb + vlen, "求", 3) == 0)
+        return true;
+    return verb - s >= 3 && (memcmp (verb - 3, "重", 3) == 0 || memcmp (verb - 3, "主", 3) == 0
+                             || memcmp (verb - 3, "只", 3) == 0
+                             || (memcmp (verb - 3, "需", 3) == 0 && is_question));
+}
+
+//  A desk person after a verb that asks: 转到人工坐席, 麻烦叫个客服来, 让值班的工作人员联系我
+static bool
+s_asks_for_agent (const char *s, size_t len)
+{
     for (int t = 0; s_agent_terms [t]; t++) {
         size_t n = strlen (s_agent_terms [t]);
         const char *hit = memmem (s, len, s_agent_terms [t], n);
-        if (!hit || s_is_other_word (s, len, hit, n))
+        if (!hit || s_is_other_word (s, len, hit, n) || s_is_negated (s, len, hit, n))
             continue;
         size_t window = (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
         for (int v = 0; s_request_verbs [v]; v++) {
-            const char *verb = memmem (hit - window, window, s_request_verbs [v],
-                                       strlen (s_request_verbs [v]));
-            //  要 of 重要 / 主要 / 只要 / 要求 asks for nothing, nor does 需要 in a question
-            //  ("需要联系客服吗"; "我需要人工协助" asks), 接到 or 找到 ("接到自称客服的电话")
-            bool is_question = memmem (s, len, "吗", 3) || memchr (s, '?', len)
-                            || memmem (s, len, "是否", 6);
             size_t vlen = strlen (s_request_verbs [v]);
-            bool is_part = verb && strcmp (s_request_verbs [v], "要") == 0
-                        && ((verb - s >= 3 && (memcmp (verb - 3, "重", 3) == 0
-                                               || memcmp (verb - 3, "主", 3) == 0
-                                               || memcmp (verb - 3, "只", 3) == 0
-                                               || (memcmp (verb - 3, "需", 3) == 0 && is_question)))
-                            || ((size_t) (s + len - (verb + vlen)) >= 3 && memcmp (verb + vlen, "求", 3) == 0));
-            is_part |= verb && (size_t) (s + len - (verb + vlen)) >= 3 && memcmp (verb + vlen, "到", 3) == 0;
-            if (verb && !is_part && !s_is_negated (s, len, hit, n))
+            const char *verb = memmem (hit - window, window, s_request_verbs [v], vlen);
+            if (verb && !s_is_verb_part (s, len, verb, vlen))
                 return true;
         }
     }
-    //  Talking with someone: 跟/和/与/同 the person, then a verb of talking
+    return false;
+}
+
+//  Talking with someone: 跟/和/与/同 the person, then a verb of talking ("和客服说过了" tells what
+//  happened: no)
+static bool
+s_talks_with_someone (const char *s, size_t len)
+{
     for (int t = 0; s_talk_people [t]; t++) {
         size_t n = strlen (s_talk_people [t]);
         const char *hit = memmem (s, len, s_talk_people [t], n);
-        if (!hit || s_is_other_word (s, len, hit, n) || s_is_negated (s, len, hit, n))
-            continue;
+        if (!hit || s_is_negated (s, len, hit, n))
+            continue;                   //  (人工 + 说 is no other word here: the talking is asked)
         size_t window = (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
         bool is_with = memmem (hit - window, window, "跟", 3) || memmem (hit - window, window, "和", 3)
                     || memmem (hit - window, window, "与", 3) || memmem (hit - window, window, "同", 3);
@@ -799,16 +820,18 @@ s_is_transfer (const char *s, size_t len)
         for (int v = 0; s_talk_verbs [v] && is_with; v++) {
             size_t vlen = strlen (s_talk_verbs [v]);
             const char *verb = memmem (after, left, s_talk_verbs [v], vlen);
-            //  "和客服说过了" tells what happened; it asks for nothing
             bool is_past = verb && (size_t) (s + len - (verb + vlen)) >= 3 && memcmp (verb + vlen, "过", 3) == 0;
             if (verb && !is_past)
                 return true;
         }
     }
-    for (int w = 0; s_request_words [w]; w++)
-        if (s_find_word (s, len, s_request_words [w]))
-            return true;
-    //  Refusing the bot asks for a person: "我不要跟机器人说话", "别让机器人回我"
+    return false;
+}
+
+//  Refusing the bot asks for a person: "我不要跟机器人说话", "不想跟机器说话", "no bot please"
+static bool
+s_refuses_bot (const char *s, size_t len)
+{
     for (int t = 0; s_bot_terms [t]; t++) {
         size_t n = strlen (s_bot_terms [t]);
         const char *hit = s_find_word (s, len, s_bot_terms [t]);
@@ -816,15 +839,34 @@ s_is_transfer (const char *s, size_t len)
         if (hit && (s_is_negated (s, len, hit, n) || memmem (hit - window, window, "不想", 6)))
             return true;
     }
+    return false;
+}
+
+//  The request in so many words: 转人工, 人工客服 ... (not 人工服务时间, 刚才的人工客服), and the
+//  shorthands (rgkf, 换个人; not 不要换人)
+static bool
+s_says_request (const char *s, size_t len)
+{
     for (int t = 0; s_transfer_terms [t]; t++) {
         size_t n = strlen (s_transfer_terms [t]);
         const char *hit = memmem (s, len, s_transfer_terms [t], n);
-        if (!hit || s_is_other_word (s, len, hit, n))
-            continue;                   //  人工服务时间, 人工客服电话
-        if (!s_is_negated (s, len, hit, strlen (s_transfer_terms [t])))
+        if (hit && !s_is_other_word (s, len, hit, n) && !(hit - s >= 3 && memcmp (hit - 3, "的", 3) == 0)
+        &&  !s_is_negated (s, len, hit, n))
+            return true;
+    }
+    for (int w = 0; s_request_words [w]; w++) {
+        const char *hit = s_find_word (s, len, s_request_words [w]);
+        if (hit && !s_is_negated (s, len, hit, strlen (s_request_words [w])))
             return true;
     }
     return false;
+}
+
+static bool
+s_is_transfer (const char *s, size_t len)
+{
+    return s_is_only_person (s, len) || s_says_request (s, len) || s_asks_for_agent (s, len)
+        || s_talks_with_someone (s, len) || s_refuses_bot (s, len);
 }
 
 //  True when a clause names a person to talk to, not negated right before (不用/不要/别 ...)

@@ -67,13 +67,12 @@ kf_stage_intent (kf_turn_t *turn)
     turn->intent = result.intent >= 0 ? result.name : KF_INTENT_KNOWLEDGE;
     turn->intent_confidence = result.intent >= 0 ? result.confidence : S_RULE_DEFAULT_CONFIDENCE;
     turn->is_intent_explicit = result.intent >= 0 && result.source != KF_INTENT_BY_MODEL;
-    //  A guess of the model never hands over alone ("义乌在哪个省?" read 0.21 transfer): the message
-    //  must name a person to talk to, not negated ("我不需要人工，发票怎么开"); and a knowledge item
-    //  that answers it still wins (the evidence stage), as it does not over a request in so many
-    //  words (is_intent_explicit)
-    //  A pattern of the bot's own ("转*人工") is words, but not negated ones ("不用转人工")
+    //  A guess of the model never hands over alone ("义乌在哪个省?" read 0.21 transfer): it needs
+    //  some confidence ("客户经理说可以帮我提额" read 0.32) and a message that names a person, not
+    //  negated ("我不需要人工，发票怎么开"); a knowledge item that answers it still wins (the
+    //  evidence stage), as it does not over a request in so many words (is_intent_explicit). A
+    //  pattern of the bot's own ("转*人工") is words, but not negated ones ("不用转人工")
     bool is_by_rule = result.intent >= 0 && result.source == KF_INTENT_BY_OVERRIDE;
-    //  The model's guess needs some confidence too ("客户经理说可以帮我提额" read 0.32)
     bool is_sure = turn->intent_confidence >= S_TRANSFER_GUESS || result.source == KF_INTENT_BY_PATTERN;
     if (turn->intent && strcmp (turn->intent, KF_INTENT_TRANSFER) == 0 && !is_by_rule
     &&  (!is_sure || !kf_intent_names_person (turn->message, turn->message_len))) {

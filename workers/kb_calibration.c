@@ -241,9 +241,9 @@ s_by_p (const void *a, const void *b)
 }
 
 //  Fits the isotonic map: pool adjacent violators over the samples by p, then at most
-//  KF_CAL_STEPS steps (neighbouring blocks merged, which keeps the order), each shrunk towards
-//  its neighbours' by one right and one wrong answer so that a block of five right answers does
-//  not claim certainty
+//  KF_CAL_STEPS steps (neighbouring blocks merged, which keeps the order), each block's rate
+//  smoothed by one right and one wrong answer more ((right + 1) / (size + 2): a block of five right
+//  answers does not claim certainty) and kept from falling below the one before
 static void
 s_isotonic (kf_kb_calibration_t *self, const s_samples_t *samples)
 {

@@ -138,11 +138,10 @@ s_stage_entities (kf_turn_t *turn)
 //  Stage: evidence. The knowledge base's best item, when it answers the message, wins over what
 //  the model guessed (small talk, a business query, a ticket, upset): "退货寄回的地址是什么？" is a
 //  question of the knowledge base whatever the model reads in it. The customer's own words still
-//  decide: a request for a person in so many words, an order or phone number for a bot with a
-//  business API, words that name a ticket (报修, 投诉, 工单), an upset message (the empathy route
-//  answers with the item too). An exact
-//  match of a known question wins over all of them. A dialog waiting for an answer, and a message
-//  with two requests, are the route's to judge.
+//  decide: a request for a person in so many words and an upset message (the empathy route
+//  answers with the item too) always; an order or phone number for a bot with a business API and
+//  words that name a ticket (报修, 投诉, 工单) unless the message is a known question word for word.
+//  A dialog waiting for an answer, and a message with two requests, are the route's to judge.
 static void
 s_stage_evidence (kf_turn_t *turn)
 {
