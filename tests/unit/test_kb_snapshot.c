@@ -133,7 +133,9 @@ s_check_bad_input (const msgpack_sbuffer *good)
         bytes [at] ^= (char) (1 << ((state >> 20) % 8));
         kf_kb_snapshot_t *snapshot = kf_kb_snapshot_decode (bytes, good->size, err, sizeof err);
         rejected += snapshot == NULL;
-        if (snapshot) {                 //  A flip inside a string: still buildable
+        //  A flip inside a string: still buildable. Every tenth is built (a build calibrates
+        //  each bot, 2,000 searches: 400 builds took minutes under the sanitizers)
+        if (snapshot && i % 10 == 0) {
             kf_bot_models_t *models;
             kf_kb_index_t *index = kf_kb_source_build (snapshot, &models);
             kf_kb_index_destroy (&index);
