@@ -316,25 +316,19 @@ s_curve (kf_kb_calibration_t *self, const s_samples_t *samples)
     }
 }
 
-kf_kb_calibration_t *
-kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *items, int count,
-                       const kf_kb_synonym_group_t *synonyms, int synonym_count)
+//  Asks the questions of `rounds` draws: each one's best score, margin and whether it was right.
+//  Returns how many of them the knowledge base holds the answer of
+static int
+s_ask (kf_kb_index_t *index, const char *bot_id, const int *items, int count,
+       const kf_kb_synonym_group_t *synonyms, int synonym_count, int rounds, s_samples_t *samples)
 {
-    int64_t start = kf_mono_us ();
-    kf_kb_calibration_t *self = kf_malloc (sizeof *self);
-    *self = s_default;
-    s_samples_t samples = { NULL, 0, 0 };
     int answerable = 0;
-    //  A small knowledge base is sampled again with other questions held out, about S_SAMPLES
-    //  questions in all: the curve of 150 items from one round is too coarse to choose from
-    int rounds = count > 0 ? S_SAMPLES / count : 1;
-    rounds = rounds < 1 ? 1 : rounds > S_ROUNDS ? S_ROUNDS : rounds;
     for (int round = 0; round < rounds; round++) {
-        int first = samples.count;
+        int first = samples->count;
         kf_kb_index_t *cal = s_prepare (index, bot_id, items, count, synonyms, synonym_count, round,
-                                        &samples);
-        for (int s = first; s < samples.count; s++) {
-            s_sample_t *sample = &samples.list [s];
+                                        samples);
+        for (int s = first; s < samples->count; s++) {
+            s_sample_t *sample = &samples->list [s];
             kf_kb_hit_t hits [2];
             int found = kf_kb_index_search (cal, bot_id, sample->text, strlen (sample->text), hits, 2);
             sample->score = found ? hits [0].confidence : 0;
@@ -344,28 +338,50 @@ kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *item
         }
         kf_kb_index_destroy (&cal);
     }
+    return answerable;
+}
+
+//  Fits the regression and the isotonic map of `self` to the samples
+static void
+s_fit (kf_kb_calibration_t *self, const s_samples_t *samples)
+{
+    double *score = kf_malloc ((samples->count + 1) * sizeof (double));
+    double *margin = kf_malloc ((samples->count + 1) * sizeof (double));
+    bool *is_right = kf_malloc ((samples->count + 1) * sizeof (bool));
+    for (int s = 0; s < samples->count; s++) {
+        score [s] = samples->list [s].score;
+        margin [s] = samples->list [s].margin;
+        is_right [s] = samples->list [s].is_right;
+    }
+    kf_kb_calibration_fit_weights (score, margin, is_right, samples->count, self->weights);
+    s_isotonic (self, samples);
+    self->curve.is_fitted = true;
+    free (score);
+    free (margin);
+    free (is_right);
+}
+
+kf_kb_calibration_t *
+kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *items, int count,
+                       const kf_kb_synonym_group_t *synonyms, int synonym_count)
+{
+    int64_t start = kf_mono_us ();
+    kf_kb_calibration_t *self = kf_malloc (sizeof *self);
+    *self = s_default;
+    s_samples_t samples = { NULL, 0, 0 };
+    //  A small knowledge base is sampled again with other questions held out, about S_SAMPLES
+    //  questions in all: the curve of 150 items from one round is too coarse to choose from
+    int rounds = count > 0 ? S_SAMPLES / count : 1;
+    rounds = rounds < 1 ? 1 : rounds > S_ROUNDS ? S_ROUNDS : rounds;
+    int answerable = s_ask (index, bot_id, items, count, synonyms, synonym_count, rounds, &samples);
     self->curve.samples = samples.count;
     self->curve.answerable = answerable;
     //  Rounds ask the same questions again: what counts is how many different ones there are
     int distinct = 0;
     for (int i = 0; i < count; i++)
         distinct += kf_kb_index_item (index, items [i])->similar_count;
-    if (answerable >= KF_CAL_MIN_SAMPLES && distinct >= KF_CAL_MIN_SAMPLES) {
-        double *score = kf_malloc (samples.count * sizeof (double));
-        double *margin = kf_malloc (samples.count * sizeof (double));
-        bool *is_right = kf_malloc (samples.count * sizeof (bool));
-        for (int s = 0; s < samples.count; s++) {
-            score [s] = samples.list [s].score;
-            margin [s] = samples.list [s].margin;
-            is_right [s] = samples.list [s].is_right;
-        }
-        kf_kb_calibration_fit_weights (score, margin, is_right, samples.count, self->weights);
-        s_isotonic (self, &samples);
-        self->curve.is_fitted = true;
-        free (score);
-        free (margin);
-        free (is_right);
-    }
+    if (answerable >= KF_CAL_MIN_SAMPLES && distinct >= KF_CAL_MIN_SAMPLES)
+        s_fit (self, &samples);
     s_curve (self, &samples);
     for (int s = 0; s < samples.count; s++)
         free (samples.list [s].text);

@@ -204,68 +204,82 @@ s_asks_how (const char *text, size_t len)
     return false;
 }
 
+//  The ticket dialog's part of the route: true when a waiting or starting dialog took the turn
+//  (its question, or the ticket). A ticket is asked for, not asked about: "宽带坏了怎么报修" is a
+//  question the knowledge base may answer; a weak guess without ticket words is a question too
+static bool
+s_route_ticket (kf_turn_t *turn)
+{
+    bool is_about = s_asks_how (turn->message, turn->message_len) && turn->hit_count
+                 && turn->hits [0].confidence >= S_TICKET_ABOUT;
+    if (s_is (turn->intent, KF_INTENT_TICKET) && !turn->slots.has_draft
+    &&  (is_about || (turn->intent_confidence < S_TICKET_SURE
+                      && !kf_ticket_type_guess (turn->message, turn->message_len)
+                      && !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))))) {
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+    }
+    bool is_ticket = s_is (turn->intent, KF_INTENT_TICKET);
+    if (!turn->slots.has_draft && !is_ticket)
+        return false;
+    bool is_other = turn->slots.has_draft && !is_ticket && !s_is (turn->intent, KF_INTENT_CHITCHAT)
+                 && turn->intent_confidence >= S_SIDE_CONFIDENCE;
+    kf_ticket_step_t step = kf_ticket_dialog_step (&turn->slots, turn->message, turn->message_len,
+                                                   &turn->found, is_other, &turn->reply);
+    if (step == KF_TICKET_SIDE) {
+        turn->reminder = kf_ticket_dialog_reminder (&turn->slots);
+        return false;
+    }
+    if (!is_ticket) {                   //  The dialog, not the model, decided
+        turn->intent = KF_INTENT_TICKET;
+        turn->intent_confidence = 1.0;
+    }
+    turn->route = KF_ROUTE_TICKET;
+    turn->has_ticket = step == KF_TICKET_COMPLETE;
+    if (turn->has_ticket)
+        turn->reply = kf_strdup ("");
+    return true;
+}
+
+//  Guesses of the model that the message does not bear out become questions: upset needs the
+//  lexicon's agreement (the model reads "现在有什么活动" as upset: 什么), small talk the table's or
+//  some confidence ("是停水了吗" read 0.40 chitchat)
+static void
+s_relabel_weak (kf_turn_t *turn)
+{
+    bool is_calm = s_is (turn->intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
+                && turn->sub_task_count == 0;
+    bool is_unsure_talk = s_is (turn->intent, KF_INTENT_CHITCHAT)
+                       && turn->intent_confidence < S_CHITCHAT_SURE && !s_chitchat_reply (turn);
+    if (is_calm || is_unsure_talk) {
+        turn->intent = KF_INTENT_KNOWLEDGE;
+        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
+    }
+}
+
 //  Stage: route. A waiting or starting ticket dialog takes the message (unless it asks for a
 //  person in so many words, or is plainly another request: then the draft waits and a reminder
 //  follows the answer); otherwise the intent decides
 static void
 s_stage_route (kf_turn_t *turn)
 {
-    const char *intent = turn->intent;
     turn->was_awaiting = kf_slots_is_awaiting (&turn->slots);
     //  The model's transfer_to_human is a guess ("电话 13800138000" reads 0.90 transfer: 电话 is
     //  in its examples): a waiting dialog takes the message when it answers the question
-    if (s_is (intent, KF_INTENT_TRANSFER) && (turn->is_intent_explicit || !turn->was_awaiting)) {
+    if (s_is (turn->intent, KF_INTENT_TRANSFER) && (turn->is_intent_explicit || !turn->was_awaiting)) {
         turn->route = KF_ROUTE_TRANSFER;
         return;
     }
-    //  A ticket is asked for, not asked about: "宽带坏了怎么报修" is a question the knowledge base
-    //  may answer
-    bool is_about = s_asks_how (turn->message, turn->message_len) && turn->hit_count
-                 && turn->hits [0].confidence >= S_TICKET_ABOUT;
-    if (s_is (intent, KF_INTENT_TICKET) && !turn->slots.has_draft
-    &&  (is_about || (turn->intent_confidence < S_TICKET_SURE
-                      && !kf_ticket_type_guess (turn->message, turn->message_len)
-                      && !memmem (turn->message, turn->message_len, "工单", strlen ("工单"))))) {
-        turn->intent = intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
-    }
-    if (turn->slots.has_draft || s_is (intent, KF_INTENT_TICKET)) {
-        bool is_other = turn->slots.has_draft && !s_is (intent, KF_INTENT_TICKET)
-                     && !s_is (intent, KF_INTENT_CHITCHAT) && turn->intent_confidence >= S_SIDE_CONFIDENCE;
-        kf_ticket_step_t step = kf_ticket_dialog_step (&turn->slots, turn->message, turn->message_len,
-                                                       &turn->found, is_other, &turn->reply);
-        if (step != KF_TICKET_SIDE) {
-            if (!s_is (intent, KF_INTENT_TICKET)) {     //  The dialog, not the model, decided
-                turn->intent = KF_INTENT_TICKET;
-                turn->intent_confidence = 1.0;
-            }
-            turn->route = KF_ROUTE_TICKET;
-            turn->has_ticket = step == KF_TICKET_COMPLETE;
-            if (turn->has_ticket)
-                turn->reply = kf_strdup ("");
-            return;
-        }
-        turn->reminder = kf_ticket_dialog_reminder (&turn->slots);
-    }
-    if (s_is (intent, KF_INTENT_TRANSFER)) {    //  Not an answer: the request stands
+    if (s_route_ticket (turn))
+        return;
+    if (s_is (turn->intent, KF_INTENT_TRANSFER)) {  //  Not an answer: the request stands
         free (turn->reminder);
         turn->reminder = NULL;
         turn->route = KF_ROUTE_TRANSFER;
         return;
     }
-    //  Upset needs the lexicon's agreement: the model reads "现在有什么活动" as upset (什么)
-    if (s_is (intent, KF_INTENT_EMOTION) && turn->emotion_score >= KF_EMOTION_UPSET_BELOW
-    &&  turn->sub_task_count == 0) {
-        turn->intent = intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
-    }
-    //  Small talk is what the table knows or what the model is fairly sure of: "是停水了吗" read
-    //  0.40 chitchat and is a question
-    if (s_is (intent, KF_INTENT_CHITCHAT) && turn->intent_confidence < S_CHITCHAT_SURE
-    &&  !s_chitchat_reply (turn)) {
-        turn->intent = intent = KF_INTENT_KNOWLEDGE;
-        turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
-    }
+    s_relabel_weak (turn);
+    const char *intent = turn->intent;
     if (s_is (intent, KF_INTENT_CHITCHAT))
         turn->route = KF_ROUTE_CHITCHAT;
     else
