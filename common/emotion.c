@@ -376,9 +376,6 @@ s_is_question (const s_folded_t *f)
 }
 
 
-//  True when the message asks how, where or whether (在哪里投诉, 会不会卖假货, 起诉要多久) without
-//  punctuation runs, 你 or 你们 (aimed at the business or the bot) or a demand (能不能快点): a
-//  question about a topic
 //  True when the text before character `at` (up to 6 characters, same clause) announces what the
 //  customer will do: 要 去 就 会 找 打 告 上 给 等 (等着收律师函吧), not 被 right before (会不会被
 //  起诉 fears it)
@@ -422,6 +419,9 @@ s_is_one_clause (const s_folded_t *f)
     return true;
 }
 
+//  True when the message asks how, where or whether (在哪里投诉, 会不会卖假货, 起诉要多久) without
+//  punctuation runs, 你 or 你们 (aimed at the business or the bot) or a demand (能不能快点): a
+//  question about a topic
 static bool
 s_is_calm_question (const s_folded_t *f)
 {

@@ -114,7 +114,7 @@ static const s_entry_t s_lexicon [] = {
 
     //  Upset words
     {"垃圾", -1.5f, S_NEG, S_TOPIC}, {"骗子", -2.5f, S_NEG, 0}, {"骗人", -2.0f, S_NEG, 0}, {"骗", -1.5f, S_NEG, S_TOPIC},
-    {"诈骗", -2.5f, S_NEG, 0}, {"欺诈", -2.5f, S_NEG, 0}, {"坑爹", -2.0f, S_NEG, 0}, {"坑人", -1.8f, S_NEG, 0},
+    {"欺诈", -2.5f, S_NEG, 0}, {"坑爹", -2.0f, S_NEG, 0}, {"坑人", -1.8f, S_NEG, 0},
     {"坑", -1.3f, S_NEG, 0}, {"差劲", -1.8f, S_NEG, S_FLIP}, {"差", -1.2f, S_NEG, S_FLIP},
     {"太差", -1.8f, S_NEG, 0}, {"气死", -2.0f, S_NEG, 0}, {"生气", -1.5f, S_NEG, 0}, {"气人", -1.5f, S_NEG, 0},
     {"无语", -1.5f, S_NEG, 0}, {"失望", -1.5f, S_NEG, 0}, {"投诉", -1.6f, S_NEG, S_TOPIC}, {"退钱", -1.2f, S_NEG, S_TOPIC},

@@ -660,9 +660,11 @@ s_is_negated (const char *s, size_t len, const char *hit, size_t n)
 {
     for (int g = 0; s_negations [g]; g++) {
         size_t glen = strlen (s_negations [g]);
+        bool is_latin = (unsigned char) s_negations [g][0] < 0x80;
         for (const char *at = memmem (s, hit - s, s_negations [g], glen); at;
              at = memmem (at + 1, hit - (at + 1), s_negations [g], glen))
-            if (s_only_fillers (at + glen, hit))
+            if (!(is_latin && at > s && isalnum ((unsigned char) at [-1]))     //  piano, not no
+            &&  s_only_fillers (at + glen, hit))
                 return true;
     }
     const char *before = hit;
@@ -764,13 +766,15 @@ s_is_only_person (const char *s, size_t len)
 }
 
 //  True when the request verb at `verb` (`vlen` bytes) asks for nothing: 要 of 重要 / 主要 / 只要 /
-//  要求, or of 需要 in a question ("需要联系客服吗"; "我需要人工协助" asks), and 接到 or 找到
-//  ("接到自称客服的电话")
+//  要求, or of 需要 in a question ("是否需要联系客服"; "我需要人工协助" asks: the clause the rules
+//  see has lost its 吗 and ? to normalization, so "需要联系客服吗" reads as a request), and 接到 or
+//  找到 ("接到自称客服的电话"; 转到人工坐席 asks)
 static bool
 s_is_verb_part (const char *s, size_t len, const char *verb, size_t vlen)
 {
     size_t after = s + len - (verb + vlen);
-    if (after >= 3 && memcmp (verb + vlen, "到", 3) == 0)
+    bool is_reach = vlen == 3 && (memcmp (verb, "接", 3) == 0 || memcmp (verb, "找", 3) == 0);
+    if (is_reach && after >= 3 && memcmp (verb + vlen, "到", 3) == 0)
         return true;
     if (vlen != 3 || memcmp (verb, "要", 3) != 0)
         return false;
@@ -810,8 +814,8 @@ s_talks_with_someone (const char *s, size_t len)
     for (int t = 0; s_talk_people [t]; t++) {
         size_t n = strlen (s_talk_people [t]);
         const char *hit = memmem (s, len, s_talk_people [t], n);
-        if (!hit || s_is_negated (s, len, hit, n))
-            continue;                   //  (人工 + 说 is no other word here: the talking is asked)
+        if (!hit || s_is_other_word (s, len, hit, n) || s_is_negated (s, len, hit, n))
+            continue;                   //  跟人工智能聊天 is no person
         size_t window = (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
         bool is_with = memmem (hit - window, window, "跟", 3) || memmem (hit - window, window, "和", 3)
                     || memmem (hit - window, window, "与", 3) || memmem (hit - window, window, "同", 3);
@@ -835,6 +839,8 @@ s_refuses_bot (const char *s, size_t len)
     for (int t = 0; s_bot_terms [t]; t++) {
         size_t n = strlen (s_bot_terms [t]);
         const char *hit = s_find_word (s, len, s_bot_terms [t]);
+        if (hit && hit - s >= 6 && memcmp (hit - 6, "不是", 6) == 0)
+            continue;                   //  你是不是机器人, 我不是机器人: no refusal
         size_t window = hit && (size_t) (hit - s) < 12 ? (size_t) (hit - s) : 12;
         if (hit && (s_is_negated (s, len, hit, n) || memmem (hit - window, window, "不想", 6)))
             return true;

@@ -376,7 +376,8 @@ kf_kb_calibration_fit (kf_kb_index_t *index, const char *bot_id, const int *item
     int answerable = s_ask (index, bot_id, items, count, synonyms, synonym_count, rounds, &samples);
     self->curve.samples = samples.count;
     self->curve.answerable = answerable;
-    //  Rounds ask the same questions again: what counts is how many different ones there are
+    //  Rounds ask the same questions again: what counts is how many similar questions the bot
+    //  has to hold out at all
     int distinct = 0;
     for (int i = 0; i < count; i++)
         distinct += kf_kb_index_item (index, items [i])->similar_count;
