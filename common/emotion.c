@@ -23,7 +23,7 @@
 #define S_NEG_IN_QUESTION   0.6     //  Any other upset word's: "坏了还能处理吗" asks for help
 #define S_TOPIC_UNAIMED     0.4     //  A threat word's aimed at no one, announcing nothing
 #define S_ANGER_ALONE       0.05    //  A score this low is anger whoever it is aimed at
-#define S_ANGER_WORD        -1.6    //  A word this strong (after negation, intensifiers) is anger
+#define S_ANGER_WORD        -2.0    //  A word this strong (after negation, intensifiers) is anger
 
 //  Common acronyms written in capitals that are not shouting
 static const char *s_acronyms [] = {
@@ -419,18 +419,18 @@ s_is_one_clause (const s_folded_t *f)
     return true;
 }
 
-//  True when the message asks how, where or whether (在哪里投诉, 会不会卖假货, 起诉要多久) without
-//  punctuation runs, 你 or 你们 (aimed at the business or the bot) or a demand (能不能快点): a
-//  question about a topic
+//  True when the message asks how, where, whether or which (在哪里投诉, 会不会卖假货, 你们的投诉
+//  热线是哪个) without punctuation runs or a demand (能不能快点); a calm question asks so of no one
+//  (你, 你们: s_is_aimed): a question about a topic
 static bool
-s_is_calm_question (const s_folded_t *f)
+s_asks (const s_folded_t *f)
 {
     static const char *markers [] = {
         "?", "吗", "怎么", "如何", "哪里", "哪儿", "在哪", "去哪", "哪个", "哪些", "多久", "多长",
         "会不会", "是否", "需要什么", "哪", "谁", "几", "流程", "规定", "电话", "方式",
         "渠道", "入口", "怎么办", "咋办", "咋", "怎么回事", NULL
     };
-    static const char *aimed [] = { "你们", "!!", "??", "?!", "!?", "能不能", "可不可以", NULL };
+    static const char *demands [] = { "!!", "??", "?!", "!?", "能不能", "可不可以", NULL };
     bool is_question = false;
     for (int m = 0; markers [m] && !is_question; m++)
         is_question = strstr (f->text, markers [m]) != NULL;
@@ -443,12 +443,15 @@ s_is_calm_question (const s_folded_t *f)
         size_t n = strlen (tails [t]);
         is_question = end >= n && memcmp (f->text + end - n, tails [t], n) == 0;
     }
-    for (int a = 0; aimed [a] && is_question; a++)
-        is_question = strstr (f->text, aimed [a]) == NULL;
-    //  你 aims at the bot ("你听不懂吗"); 你好 greets it
-    for (const char *you = strstr (f->text, "你"); you && is_question; you = strstr (you + 3, "你"))
-        is_question = strncmp (you, "你好", strlen ("你好")) == 0;
+    for (int d = 0; demands [d] && is_question; d++)
+        is_question = strstr (f->text, demands [d]) == NULL;
     return is_question;
+}
+
+static bool
+s_is_calm_question (const s_folded_t *f)
+{
+    return s_asks (f) && !s_is_aimed (f);
 }
 
 
@@ -469,6 +472,7 @@ kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *result)
         state.is_calm_question = s_is_calm_question (&f);
         state.is_one_clause = s_is_one_clause (&f);
         state.is_aimed = s_is_aimed (&f);
+        result->is_asking = s_asks (&f);
         s_lexical_cues (&state, &f);
         s_punctuation_cues (&state, &f);
         s_shouting_cues (&state, &f);
@@ -548,7 +552,10 @@ kf_emotion_is_anger (const char *text, size_t len)
         if (result.cues [c].weight <= S_ANGER_WORD)
             return true;                //  垃圾银行, 骗子, 气炸了, 抢钱
     }
-    //  Said to someone: 你们 / 你 (not 你好), or the bot's or business's own name for itself
+    //  Said to someone: 你们 / 你 (not 你好), or the bot's or business's own name for itself; not
+    //  when it asks something ("你们的投诉热线是哪个", "对你们的服务不太满意，都能通过哪些方式投诉")
+    if (result.is_asking)
+        return false;
     static const char *aimed [] = { "你们", "客服", "机器人", NULL };
     for (int a = 0; aimed [a]; a++)
         if (memmem (text, len, aimed [a], strlen (aimed [a])))

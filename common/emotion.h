@@ -65,6 +65,8 @@ typedef struct {
     double raw;                 //  Sum of cue weights before the squash (without the bias)
     bool profanity;             //  A profanity fired (score capped at 0.15)
     bool threat;                //  A threat to escalate fired (score capped at 0.20)
+    bool is_asking;             //  It asks how, where, whether or which, with no punctuation runs
+                                //  or demand
     int cue_count;              //  Cues that fired; only the first KF_EMOTION_MAX_CUES are kept
     kf_emotion_cue_t cues [KF_EMOTION_MAX_CUES];
 } kf_emotion_result_t;
@@ -79,8 +81,8 @@ double kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *re
 
 //  True when `text` reads as angry, not only unhappy: profane, threatening, very low (below
 //  0.05), shouted or punctuated (!!, ??, ?!; a sigh ... is not), with a
-//  strong word (-1.6 or less as it counted: 垃圾银行, 骗子, 气炸了), or said to someone (你们, 你
-//  but not 你好, 客服, 机器人). "次卧wifi信号很差" is unhappy with the wifi;
+//  strong word (-2.0 or less as it counted: 垃圾银行, 骗子, 气炸了), or said to someone (你们, 你
+//  but not 你好, 客服, 机器人) without asking anything. "次卧wifi信号很差" is unhappy with the wifi;
 //  "你们这网速也太差了吧" is angry with the business. The handoff's emotion rule asks this of a
 //  message whose score is below the bot's emotion_below (the score says how upset, this whether
 //  at someone).
