@@ -471,8 +471,10 @@ kf_emotion_analyze (const char *text, size_t len, kf_emotion_result_t *result)
         state.question = s_is_question (&f);
         state.is_calm_question = s_is_calm_question (&f);
         state.is_one_clause = s_is_one_clause (&f);
-        state.is_aimed = s_is_aimed (&f);
+        state.is_aimed = result->is_aimed = s_is_aimed (&f);
         result->is_asking = s_asks (&f);
+        for (size_t i = 0; i < f.count && !result->has_words; i++)
+            result->has_words = s_is_word_char (f.cps [i]);
         s_lexical_cues (&state, &f);
         s_punctuation_cues (&state, &f);
         s_shouting_cues (&state, &f);
@@ -531,18 +533,10 @@ kf_emotion_reply_no_transfer (double score)
 bool
 kf_emotion_is_anger (const char *text, size_t len)
 {
-    //  Punctuation alone ("？！。…") says nothing at anyone
-    bool has_word = false;
-    for (size_t i = 0; i < len && !has_word; ) {
-        uint32_t cp;
-        int n = kf_utf8_decode (text + i, len - i, &cp);
-        has_word = n > 0 && s_is_word_char (cp);
-        i += n > 0 ? (size_t) n : 1;
-    }
-    if (!has_word)
-        return false;
     kf_emotion_result_t result;
     double score = kf_emotion_analyze (text, len, &result);
+    if (!result.has_words)
+        return false;                   //  Punctuation alone ("？！。…") says nothing at anyone
     if (result.profanity || result.threat || score < S_ANGER_ALONE)
         return true;
     for (int c = 0; c < result.cue_count && c < KF_EMOTION_MAX_CUES; c++) {
@@ -552,17 +546,8 @@ kf_emotion_is_anger (const char *text, size_t len)
         if (result.cues [c].weight <= S_ANGER_WORD)
             return true;                //  垃圾银行, 骗子, 气炸了, 抢钱
     }
-    //  Said to someone: 你们 / 你 (not 你好), or the bot's or business's own name for itself; not
+    //  Said to someone (你们, 你 but not 你好, 贵公司), or to the bot or the desk by name; not
     //  when it asks something ("你们的投诉热线是哪个", "对你们的服务不太满意，都能通过哪些方式投诉")
-    if (result.is_asking)
-        return false;
-    static const char *aimed [] = { "你们", "客服", "机器人", NULL };
-    for (int a = 0; aimed [a]; a++)
-        if (memmem (text, len, aimed [a], strlen (aimed [a])))
-            return true;
-    for (const char *you = memmem (text, len, "你", 3); you;
-         you = memmem (you + 3, len - (you + 3 - text), "你", 3))
-        if ((size_t) (text + len - you) < 6 || memcmp (you, "你好", 6) != 0)
-            return true;
-    return false;
+    return !result.is_asking
+        && (result.is_aimed || memmem (text, len, "客服", 6) || memmem (text, len, "机器人", 9));
 }

@@ -67,6 +67,8 @@ typedef struct {
     bool threat;                //  A threat to escalate fired (score capped at 0.20)
     bool is_asking;             //  It asks how, where, whether or which, with no punctuation runs
                                 //  or demand
+    bool is_aimed;              //  Said to someone: 你们, 你 (not 你好), 贵公司
+    bool has_words;             //  Holds a letter, digit or CJK character (not punctuation alone)
     int cue_count;              //  Cues that fired; only the first KF_EMOTION_MAX_CUES are kept
     kf_emotion_cue_t cues [KF_EMOTION_MAX_CUES];
 } kf_emotion_result_t;
