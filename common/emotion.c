@@ -375,6 +375,29 @@ s_is_question (const s_folded_t *f)
     return false;
 }
 
+//  True when the clause of `at` says what happens whenever something does: 一 at its start, then
+//  就 ("一炒菜烟感就报警": the alarm goes off, no one calls the police). 一直, 一再, 一天 ... are
+//  no "whenever" ("一直不处理我就报警" threatens)
+static bool
+s_is_whenever (const s_folded_t *f, size_t at)
+{
+    size_t start = at;
+    while (start > 0 && f->clause [start - 1] == f->clause [at])
+        start--;
+    while (start < at && !s_is_word_char (f->cps [start]))
+        start++;
+    if (start + 1 >= at || f->cps [start] != 0x4E00)   //  一
+        return false;
+    static const uint32_t not_whenever [] = { 0x76F4, 0x518D, 0x5929, 0x6B21, 0x4E2A, 0x5468, 0x6708,
+                                              0x5E74, 0x70B9, 0 };   //  直再天次个周月年点
+    for (int n = 0; not_whenever [n]; n++)
+        if (f->cps [start + 1] == not_whenever [n])
+            return false;
+    for (size_t i = start + 1; i < at; i++)
+        if (f->cps [i] == 0x5C31)                       //  就
+            return true;
+    return false;
+}
 
 //  True when the text before character `at` (up to 6 characters, same clause) announces what the
 //  customer will do: 要 去 就 会 找 打 告 上 给 等 (等着收律师函吧), not 被 right before (会不会被
@@ -383,6 +406,8 @@ static bool
 s_is_escalation (const s_folded_t *f, size_t at)
 {
     if (at > 0 && f->cps [at - 1] == 0x88AB)            //  被
+        return false;
+    if (s_is_whenever (f, at))
         return false;
     static const uint32_t verbs [] = { 0x8981, 0x53BB, 0x5C31, 0x4F1A, 0x627E, 0x6253, 0x544A, 0x4E0A,
                                        0x7ED9, 0x7B49, 0 };
@@ -428,7 +453,7 @@ s_asks (const s_folded_t *f)
     static const char *markers [] = {
         "?", "吗", "怎么", "如何", "哪里", "哪儿", "在哪", "去哪", "哪个", "哪些", "多久", "多长",
         "会不会", "是否", "需要什么", "哪", "谁", "几", "流程", "规定", "电话", "方式",
-        "渠道", "入口", "怎么办", "咋办", "咋", "怎么回事", NULL
+        "渠道", "入口", "怎么办", "咋办", "咋", "怎么回事", "什么时候", "啥时候", "多少", "啥", NULL
     };
     static const char *demands [] = { "!!", "??", "?!", "!?", "能不能", "可不可以", NULL };
     bool is_question = false;
@@ -530,6 +555,17 @@ kf_emotion_reply_no_transfer (double score)
     return kf_emotion_reply (score);
 }
 
+//  True when the text tells of someone posing as the business: 冒充, 自称, 假客服, 假冒
+static bool
+s_names_impostor (const char *text, size_t len)
+{
+    static const char *words [] = { "冒充", "自称", "假客服", "假冒", "假的客服", "冒牌", NULL };
+    for (int w = 0; words [w]; w++)
+        if (memmem (text, len, words [w], strlen (words [w])))
+            return true;
+    return false;
+}
+
 bool
 kf_emotion_is_anger (const char *text, size_t len)
 {
@@ -539,15 +575,18 @@ kf_emotion_is_anger (const char *text, size_t len)
         return false;                   //  Punctuation alone ("？！。…") says nothing at anyone
     if (result.profanity || result.threat || score < S_ANGER_ALONE)
         return true;
+    //  A customer who reports an impersonator ("有人冒充你们客服…这是骗子吧") calls them names
+    bool is_impostor = s_names_impostor (text, len);
     for (int c = 0; c < result.cue_count && c < KF_EMOTION_MAX_CUES; c++) {
         const char *cue = result.cues [c].cue;
         if (strchr ("!?", cue [0]) || strcmp (cue, "CAPS") == 0)
             return true;                //  Punctuation runs, shouting (a sigh, ..., is not)
-        if (result.cues [c].weight <= S_ANGER_WORD)
+        if (result.cues [c].weight <= S_ANGER_WORD && !is_impostor)
             return true;                //  垃圾银行, 骗子, 气炸了, 抢钱
     }
     //  Said to someone (你们, 你 but not 你好, 贵公司), or to the bot or the desk by name; not
     //  when it asks something ("你们的投诉热线是哪个", "对你们的服务不太满意，都能通过哪些方式投诉")
-    return !result.is_asking
+    //  nor of an impersonator
+    return !result.is_asking && !is_impostor
         && (result.is_aimed || memmem (text, len, "客服", 6) || memmem (text, len, "机器人", 9));
 }

@@ -684,10 +684,12 @@ s_is_negated (const char *s, size_t len, const char *hit, size_t n)
 }
 
 //  Words that name a person to talk to, normalized
+//  Staff who are also talked about ("前台工作人员中午休息吗", "网点工作人员说会短信通知",
+//  "客户经理说可以提额") name a person only when asked for (s_asks_for_agent, s_asks_for_boss)
 static const char *s_person_terms [] = {
-    "人工", "真人", "活人", "坐席", "座席", "客服人员", "工作人员", "经理", "主管", "负责人", "领导", "专员",
-    "human", "agent", "real person", "someone", NULL
+    "人工", "真人", "活人", "坐席", "座席", "客服人员", "human", "agent", "real person", NULL
 };
+
 
 //  The people of a chat desk: asked for with a verb (s_request_verbs), a request in so many words
 static const char *s_agent_terms [] = {
@@ -806,6 +808,25 @@ s_asks_for_agent (const char *s, size_t len)
     return false;
 }
 
+//  Someone in charge sent for: 叫你们经理来, 让你们值班经理跟我说, 找领导 (not 需要经理签字)
+static bool
+s_asks_for_boss (const char *s, size_t len)
+{
+    static const char *bosses [] = { "经理", "主管", "负责人", "领导", NULL };
+    static const char *verbs [] = { "找", "叫", "让", "换", "喊", "来个", "有没有", NULL };
+    for (int t = 0; bosses [t]; t++) {
+        size_t n = strlen (bosses [t]);
+        const char *hit = memmem (s, len, bosses [t], n);
+        if (!hit || s_is_negated (s, len, hit, n))
+            continue;
+        size_t window = (size_t) (hit - s) < 18 ? (size_t) (hit - s) : 18;
+        for (int v = 0; verbs [v]; v++)
+            if (memmem (hit - window, window, verbs [v], strlen (verbs [v])))
+                return true;
+    }
+    return false;
+}
+
 //  Talking with someone: 跟/和/与/同 the person, then a verb of talking ("和客服说过了" tells what
 //  happened: no)
 static bool
@@ -872,7 +893,7 @@ static bool
 s_is_transfer (const char *s, size_t len)
 {
     return s_is_only_person (s, len) || s_says_request (s, len) || s_asks_for_agent (s, len)
-        || s_talks_with_someone (s, len) || s_refuses_bot (s, len);
+        || s_asks_for_boss (s, len) || s_talks_with_someone (s, len) || s_refuses_bot (s, len);
 }
 
 //  True when a clause names a person to talk to, not negated right before (不用/不要/别 ...)

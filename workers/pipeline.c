@@ -20,6 +20,7 @@
 #define S_TICKET_ABOUT 0.35
 //  The model's chitchat below this stands only when the chit-chat table knows the message
 #define S_CHITCHAT_SURE 0.5
+#define S_LOOKUP_SURE 0.5       //  A lookup the bot cannot make, guessed below this, is a question
 //  Small talk the chit-chat table does not know goes to the knowledge base when an item matches
 //  it this well ("你们几点下班": the opening hours), and gets the generic reply below ("今天天气怎么样")
 #define S_CHITCHAT_KB 0.45
@@ -243,7 +244,8 @@ s_route_ticket (kf_turn_t *turn)
 
 //  Guesses of the model that the message does not bear out become questions: upset needs the
 //  lexicon's agreement (the model reads "现在有什么活动" as upset: 什么), small talk the table's or
-//  some confidence ("是停水了吗" read 0.40 chitchat)
+//  some confidence ("是停水了吗" read 0.40 chitchat), a lookup the bot cannot make some confidence
+//  or an order or phone number ("车开了六年了，年检怎么办" read 0.27 business_query)
 static void
 s_relabel_weak (kf_turn_t *turn)
 {
@@ -251,7 +253,10 @@ s_relabel_weak (kf_turn_t *turn)
                 && turn->sub_task_count == 0;
     bool is_unsure_talk = s_is (turn->intent, KF_INTENT_CHITCHAT)
                        && turn->intent_confidence < S_CHITCHAT_SURE && !s_chitchat_reply (turn);
-    if (is_calm || is_unsure_talk) {
+    bool is_unsure_lookup = s_is (turn->intent, KF_INTENT_BUSINESS) && !(turn->bot && turn->bot->business)
+                         && !turn->is_intent_explicit && turn->intent_confidence < S_LOOKUP_SURE
+                         && !turn->found.has_order_no && !turn->found.has_phone;
+    if (is_calm || is_unsure_talk || is_unsure_lookup) {
         turn->intent = KF_INTENT_KNOWLEDGE;
         turn->intent_confidence = KF_STAGE_RELABEL_CONFIDENCE;
     }

@@ -218,10 +218,39 @@ s_eval (const char *path, bool verbose)
     return (double) right / total;
 }
 
+//  Anger (the handoff rule's evidence) against calm messages with angry-looking words
+static void
+s_test_anger (void)
+{
+    static const char *angry [] = {
+        "你们是骗子", "你有病吧", "再不处理我就报警", "一直不处理我就报警", "垃圾银行", "你们太差劲了",
+        "气炸了！！！", NULL
+    };
+    static const char *calm [] = {
+        "一炒菜烟感就报警，能拆掉吗",                             //  The alarm, not the police
+        "家里有病人，电梯停了三天了还没好，啥时候能恢复",          //  病人, not 有病
+        "有人冒充你们客服打电话，说要给我退费，让我加QQ，这是骗子吧",  //  Of an impersonator
+        "差点被骗，有个假客服让我转账，我的信息是不是泄露了",
+        "别家的服务太差了，想带号转到你们这边，要准备啥",          //  Asks
+        "信用卡额度不满足我的需求", "？！。", NULL
+    };
+    for (int i = 0; angry [i]; i++)
+        if (!kf_emotion_is_anger (angry [i], strlen (angry [i]))) {
+            fprintf (stderr, "FAIL: not anger: %s\n", angry [i]);
+            exit (1);
+        }
+    for (int i = 0; calm [i]; i++)
+        if (kf_emotion_is_anger (calm [i], strlen (calm [i]))) {
+            fprintf (stderr, "FAIL: anger: %s\n", calm [i]);
+            exit (1);
+        }
+}
+
 int
 main (int argc, char *argv [])
 {
     s_test_cues ();
+    s_test_anger ();
     const char *root = argc > 1 ? argv [1] : ".";
     char path [512];
     snprintf (path, sizeof path, "%s/tests/data/emotion_eval.jsonl", root);

@@ -592,6 +592,20 @@ s_test_handoff (s_world_t *world)
     s_chat (world, "好的", NULL, 0, 5, &r);                 //  Small talk is no repeated question
     CHECK_INT (kf_mp_get_int (r.result, "handoff_reason", -1), 0);
     s_reply_destroy (&r);
+    //  Staff talked about, not asked for, are no request for a person; sent for, they are
+    static const char *about [] = { "前台工作人员中午休息吗", "办完事想给窗口工作人员评价一下",
+                                    "网点工作人员说审批结果会短信通知", "需要经理签字吗", NULL };
+    for (int i = 0; about [i]; i++) {
+        s_chat (world, about [i], NULL, 0, 1, &r);
+        CHECK (!kf_mp_get_bool (r.result, "escalate_to_human", true));
+        s_reply_destroy (&r);
+    }
+    static const char *sent_for [] = { "让你们值班经理跟我说", "叫你们领导来", NULL };
+    for (int i = 0; sent_for [i]; i++) {
+        s_chat (world, sent_for [i], NULL, 0, 1, &r);
+        CHECK (kf_mp_get_bool (r.result, "escalate_to_human", false));
+        s_reply_destroy (&r);
+    }
 }
 
 //  Context the broker hands back as it was stored: wrong types, out-of-range numbers, a draft a
