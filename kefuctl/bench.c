@@ -1,6 +1,7 @@
 /*  bench.c - `kefuctl bench`: starts its own broker with local workers and full persistence on
     loopback tcp, loads the sample knowledge base, and measures in one run:
-      1. the floor: a raw DEALER -> ROUTER echo round trip on the same transport;
+      1. the floor: a raw DEALER -> ROUTER echo round trip on the same transport, to an echo
+         thread of the bench and to an echo process of its own (as clients and broker are);
       2. peak FAQ chats per second (pipelined, many sessions) and their latency;
       3. latency at half of that peak (paced, open loop), against the floor;
       4. the time from sending a streamed chat to its meta event;
@@ -148,22 +149,45 @@ s_connect (s_bench_t *bench, void *socket, const char *endpoint)
     zmq_connect (socket, endpoint);
 }
 
-//  Serial round trips of a chat-sized request through the echo: the floor. With `is_curve` the
-//  echo is a CURVE server with the broker's key pair and the dealer a client with the bench's
-//  (no ZAP handler: the handshake lets any key in; it happens once, before the warm-up ends)
-static void
-s_measure_floor (s_bench_t *bench, void *ctx, bool is_curve, int count, double *p50, double *p99)
+//  The echo of the floor between two processes: a child with a context of its own, as the broker
+//  is to its clients; it echoes until it is killed
+static pid_t
+s_start_echo_process (s_bench_t *bench)
 {
+    pid_t pid = fork ();
+    if (pid != 0)
+        return pid;
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
     void *echo_ctx = zmq_ctx_new ();
     void *router = zmq_socket (echo_ctx, ZMQ_ROUTER);
-    if (is_curve) {
-        int on = 1;
-        zmq_setsockopt (router, ZMQ_CURVE_SERVER, &on, sizeof on);
-        zmq_setsockopt (router, ZMQ_CURVE_SECRETKEY, bench->server.secret_key, KF_CURVE_KEY_LEN + 1);
-    }
-    zmq_bind (router, bench->echo);
+    if (zmq_bind (router, bench->echo) != 0)
+        _exit (1);
+    s_echo (router);
+    _exit (0);
+}
+
+//  Serial round trips of a chat-sized request through the echo: the floor. The echo is a thread
+//  of this process with a context of its own, or (`is_process`) another process. With `is_curve`
+//  the echo is a CURVE server with the broker's key pair and the dealer a client with the bench's
+//  (no ZAP handler: the handshake lets any key in; it happens once, before the warm-up ends)
+static void
+s_measure_floor (s_bench_t *bench, void *ctx, bool is_curve, bool is_process, int count, double *p50,
+                 double *p99)
+{
+    void *echo_ctx = NULL;
     pthread_t thread;
-    pthread_create (&thread, NULL, s_echo, router);
+    pid_t echo = is_process ? s_start_echo_process (bench) : -1;
+    if (!is_process) {
+        echo_ctx = zmq_ctx_new ();
+        void *router = zmq_socket (echo_ctx, ZMQ_ROUTER);
+        if (is_curve) {
+            int on = 1;
+            zmq_setsockopt (router, ZMQ_CURVE_SERVER, &on, sizeof on);
+            zmq_setsockopt (router, ZMQ_CURVE_SECRETKEY, bench->server.secret_key, KF_CURVE_KEY_LEN + 1);
+        }
+        zmq_bind (router, bench->echo);
+        pthread_create (&thread, NULL, s_echo, router);
+    }
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
     if (is_curve)
         kf_curve_client_setup (dealer, &bench->client);
@@ -190,6 +214,11 @@ s_measure_floor (s_bench_t *bench, void *ctx, bool is_curve, int count, double *
     int linger = 0;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close (dealer);
+    if (is_process) {
+        kill (echo, SIGKILL);
+        waitpid (echo, NULL, 0);
+        return;
+    }
     zmq_ctx_shutdown (echo_ctx);
     pthread_join (thread, NULL);
     zmq_ctx_term (echo_ctx);
@@ -720,10 +749,11 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     }
     const kf_curve_t *curve = bench.is_curve ? &bench.client : NULL;
     void *ctx = zmq_ctx_new ();
-    double floor50, floor99, curve_floor50 = 0, curve_floor99 = 0;
-    s_measure_floor (&bench, ctx, false, 20000, &floor50, &floor99);
+    double floor50, floor99, process50, process99, curve_floor50 = 0, curve_floor99 = 0;
+    s_measure_floor (&bench, ctx, false, false, 20000, &floor50, &floor99);
+    s_measure_floor (&bench, ctx, false, true, 20000, &process50, &process99);
     if (bench.is_curve)
-        s_measure_floor (&bench, ctx, true, 20000, &curve_floor50, &curve_floor99);
+        s_measure_floor (&bench, ctx, true, false, 20000, &curve_floor50, &curve_floor99);
     if (s_start_broker (&bench, 0))
         return 2;
     kf_client_t *client = kf_client_new_curve (bench.requests, bench.streams, curve);
@@ -815,6 +845,8 @@ kefuctl_bench (const kefuctl_options_t *options, int argc, char **argv)
     printf ("\n");
     printf ("| measure | value | ratio to %sfloor p50 |\n|---|---|---|\n", bench.is_curve ? "plain " : "");
     printf ("| floor: raw DEALER->ROUTER echo round trip p50 / p99 | %.3f / %.3f ms | 1.0 |\n", floor50, floor99);
+    printf ("| floor between two processes: the same echo in a process of its own p50 / p99 | %.3f / %.3f ms | %.2f |\n",
+            process50, process99, process50 / floor50);
     if (bench.is_curve)
         printf ("| floor over CURVE: the same echo, CURVE server and client p50 / p99 | %.3f / %.3f ms | %.2f |\n",
                 curve_floor50, curve_floor99, curve_floor50 / floor50);
