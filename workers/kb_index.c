@@ -82,6 +82,8 @@ kf_kb_index_destroy (kf_kb_index_t **self_p)
     free (self->touched_items);
     free (self->best);
     free (self->candidate_keys);
+    free (self->bounds);
+    free (self->bound_items);
     free (self->candidates);
     free (self->query);
     free (self->unknown);

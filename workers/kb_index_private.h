@@ -123,6 +123,8 @@ struct _kf_kb_index_t {
     int best_capacity;
     float *candidate_keys;      //  Items to complete: a min-heap by what they explain so far
     int *candidates;
+    double *bounds;             //  Candidates to complete: a max-heap by the key each can reach
+    int *bound_items, bound_capacity;
     bool has_pending;           //  Terms or answer-only postings are left to completion
     kf_ki_query_term_t *query;
     int query_count, query_capacity;

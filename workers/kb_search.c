@@ -44,7 +44,6 @@
 #define S_FLOOR            0.1  //  Items below it reached only through common terms may be missing
 #define S_LONG_LIST        2048 //  Items: a term in more no longer finds new items, once ...
 #define S_RARE_SHARE       0.4  //  ... the rarer terms make up this share of the known weight
-#define S_PREFETCH_AHEAD   4    //  Completion: items ahead whose lists are fetched into the cache
 #define S_EPSILON          1e-9 //  Relative: scores this close are equal (summation order differs)
 
 //  Bit sets over a bot's terms (bot->in_query, pending, answer_pending)
@@ -405,6 +404,69 @@ s_candidates (kf_kb_index_t *self, int *count)
     return candidates;
 }
 
+//  Max-heap of candidates by the key they can reach: restores the order below position `at`
+static void
+s_bound_down (double *bounds, int *items, int count, int at)
+{
+    while (true) {
+        int child = 2 * at + 1;
+        if (child >= count)
+            return;
+        if (child + 1 < count && bounds [child + 1] > bounds [child])
+            child++;
+        if (bounds [child] <= bounds [at])
+            return;
+        double bound = bounds [at];
+        bounds [at] = bounds [child];
+        bounds [child] = bound;
+        int item = items [at];
+        items [at] = items [child];
+        items [child] = item;
+        at = child;
+    }
+}
+
+//  Completes and ranks the candidates, the highest reachable key first, until none left can
+//  enter the best `max_hits`. What an item can reach: its query cover cubed (its doc cover is at
+//  most 1), with every weight still pending counted in, or its answer key so; a candidate whose
+//  reach the last of the best beats clearly cannot tie with it either, so the hits are those of
+//  completing them all. Returns how many hits `self->best` holds
+static int
+s_complete_best (kf_kb_index_t *self, const int *candidates, int count, double pending, int max_hits)
+{
+    if (count > self->bound_capacity) {
+        self->bound_capacity = count;
+        self->bounds = kf_realloc (self->bounds, count * sizeof (double));
+        self->bound_items = kf_realloc (self->bound_items, count * sizeof (int));
+    }
+    double *bounds = self->bounds, w = self->query_weight;
+    int *items = self->bound_items;
+    for (int c = 0; c < count; c++) {
+        const kf_ki_entry_t *entry = &self->entries [candidates [c]];
+        double cover = s_min1 ((entry->explained + pending) / w);
+        double question = cover * cover * cover;
+        double answer = s_answer_key ((entry->answer + pending) / w);
+        bounds [c] = question > answer ? question : answer;
+        items [c] = candidates [c];
+    }
+    for (int at = count / 2 - 1; at >= 0; at--)
+        s_bound_down (bounds, items, count, at);
+    int found = 0;
+    while (count > 0) {
+        if (found == max_hits && s_beats (self->entries [self->best [max_hits - 1]].key, bounds [0]))
+            break;
+        int item = items [0];
+        for (int child = 1; child <= 2 && child < count; child++)
+            s_prefetch_item (self, &self->entries [items [child]]);     //  The next, likely
+        bounds [0] = bounds [count - 1];
+        items [0] = items [count - 1];
+        s_bound_down (bounds, items, --count, 0);
+        s_complete (self, &self->entries [item]);
+        s_rank (self, self->best, &found, max_hits, item);
+    }
+    return found;
+}
+
 //  A new search stamp; clears every stamp when the counter wraps
 static void
 s_next_stamp (kf_kb_index_t *self)
@@ -474,12 +536,7 @@ kf_kb_index_search (kf_kb_index_t *self, const char *bot_id, const char *query, 
     //  The items that explain the most so far are completed and ranked
     int candidate_count;
     int *candidates = s_candidates (self, &candidate_count);
-    for (int c = 0; c < candidate_count; c++) {
-        if (c + S_PREFETCH_AHEAD < candidate_count)
-            s_prefetch_item (self, &self->entries [candidates [c + S_PREFETCH_AHEAD]]);
-        s_complete (self, &self->entries [candidates [c]]);
-        s_rank (self, self->best, &found, max_hits, candidates [c]);
-    }
+    found = s_complete_best (self, candidates, candidate_count, untaken + put_off, max_hits);
     for (int h = 0; h < found; h++) {
         int item = self->best [h];
         kf_ki_entry_t *entry = &self->entries [item];
