@@ -156,9 +156,10 @@ kf_cj_store_rows (kf_broker_t *self, kf_job_t *job)
 
 //  Whether the hot-answer cache may answer: it knows only the message, so not when the worker must
 //  see the turn - a question asked as often as the bot's repeated_question threshold (the worker
-//  hands over; the times before that are ordinary questions), an upset customer (an empathetic
-//  reply, perhaps a handoff), a dialog waiting for the customer's answer (slots), a chat that
-//  asks for another number of candidates than the default
+//  hands over; the times before that are ordinary questions), a dialog waiting for the customer's
+//  answer (slots), a chat that asks for another number of candidates than the default. An upset
+//  customer (an empathetic reply, perhaps a handoff) is the cache's to check when it holds the
+//  message: the worker scores the emotion of the messages it answers itself
 static bool
 s_is_cacheable (kf_broker_t *self, const kf_job_t *job)
 {
@@ -168,8 +169,7 @@ s_is_cacheable (kf_broker_t *self, const kf_job_t *job)
     bool is_repeat_due = limits.repeated_question > 0
                       && job->repeat_count >= limits.repeated_question;
     //  A cached answer carries the default number of candidates
-    return !is_repeat_due && !session->is_dialog_open && job->top_k == KF_CHAT_TOP_K_DEFAULT
-        && job->emotion_score >= KF_EMOTION_UPSET_BELOW;
+    return !is_repeat_due && !session->is_dialog_open && job->top_k == KF_CHAT_TOP_K_DEFAULT;
 }
 
 //  The key a message counts under for repeats: its normalized text without the spaces that
@@ -201,7 +201,6 @@ s_begin (kf_broker_t *self, kf_job_t *job)
     kf_cj_store_rows (self, job);
     job->repeat_count = kf_session_count_repeat (session, s_repeat_key (job->message,
                                                                          job->message_len));
-    job->emotion_score = kf_emotion_score (job->message, job->message_len);
     if (s_is_cacheable (self, job) && kf_cj_answer_from_cache (self, job))
         return;
     s_ready_push (self, job, false);

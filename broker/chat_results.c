@@ -494,6 +494,9 @@ kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
                                                            kf_store_kb_version (self->store));
     if (!entry)
         return false;           //  The common path: nothing unpacked, nothing allocated
+    job->emotion_score = kf_emotion_score (job->message, job->message_len);
+    if (job->emotion_score < KF_EMOTION_UPSET_BELOW)
+        return false;           //  Upset: the worker answers, with empathy
     msgpack_unpacked params;
     bool has_params = kf_mp_unpack_one (job->params.data, job->params.size, &params);
     msgpack_sbuffer buffer;
@@ -609,6 +612,8 @@ kf_chat_end_stopped (kf_broker_t *self, kf_job_t *job, const char *text, size_t 
     }
     if (!job->is_started)
         kf_cj_store_rows (self, job);    //  Queued behind its session: the customer's turn counts
+    if (job->emotion_score < 0)          //  The result's, as for every answer the broker makes
+        job->emotion_score = kf_emotion_score (job->message, job->message_len);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;

@@ -329,8 +329,6 @@ kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
     kf_bot_models_get (env->models, turn->bot_id, &turn->model);
     turn->answer_threshold = kf_kb_calibration_threshold (turn->model.calibration,
                                                           turn->target_precision);
-    //  Stage: normalize (the answer cache's key)
-    turn->normalized = kf_text_normalize (turn->message, turn->message_len);
     //  Stage: emotion, of the raw text (punctuation and particles are cues); the intent stage
     //  checks the model's emotion_sensitive clauses against it
     if (turn->emotion_score < 0)

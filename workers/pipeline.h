@@ -77,7 +77,7 @@ typedef struct {
     double target_precision;    //  The bot's (context.answer.target_precision)
     double answer_threshold;    //  Probability an item needs to answer: from the calibration
     //  normalize
-    char *normalized;           //  kf_text_normalize: the answer cache's key
+    char *normalized;           //  kf_text_normalize: the answer cache's key (made when packed)
     //  intent
     const char *intent;         //  One of the bot's intents (KF_INTENT_* without a model)
     double intent_confidence;

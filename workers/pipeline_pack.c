@@ -3,6 +3,7 @@
 #include "workers/pipeline.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/text_norm.h"
 #include "workers/ticket_dialog.h"
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,8 @@ static void
 s_pack_cache (kf_turn_t *turn, msgpack_packer *pk)
 {
     const kf_kb_item_t *item = turn->source;
+    if (!turn->normalized)              //  Only an answer the cache keeps needs its key
+        turn->normalized = kf_text_normalize (turn->message, turn->message_len);
     msgpack_pack_map (pk, 3);
     kf_mp_pack_kv_str (pk, "question", turn->normalized);
     kf_mp_pack_kv_int (pk, "kb_version", turn->kb_version);

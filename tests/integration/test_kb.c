@@ -501,6 +501,12 @@ s_test_cache (kf_client_t *client)
     CHECK (kf_mp_get_int (cache, "entries", 0) >= 1);
     CHECK (kf_mp_get_double (cache, "hit_rate", 0) > 0);
     kf_reply_destroy (&reply);
+    //  The same question asked upset is the same cache key, but the worker answers it (with
+    //  empathy): the broker scores the emotion of a message the cache holds
+    reply = h_call (client, "chat", "{\"message\":\"怎么开发票!!!!!!\",\"user_id\":\"cache-1\"}");
+    CHECK (reply->ok && !kf_mp_get_bool (reply->result, "cached", true));
+    CHECK (kf_mp_get_double (reply->result, "emotion_score", 1) < 0.4);
+    kf_reply_destroy (&reply);
     //  A request for a person is never a cached knowledge answer, however it is written
     reply = h_call (client, "chat", "{\"message\":\"轉人工\"}");
     CHECK_STR (h_str (reply->result, "intent"), "transfer_to_human");
