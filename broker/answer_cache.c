@@ -106,10 +106,31 @@ s_key (const char *bot_id, int64_t version, const char *question, size_t questio
     return used + question_len;
 }
 
-void
-kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_object *result,
-                     const msgpack_object *cache)
+//  A key and its value, or nil for a value the result does not have
+static void
+s_pack_kept (msgpack_packer *pk, const char *key, const msgpack_object *value)
 {
+    kf_mp_pack_cstr (pk, key);
+    if (value)
+        msgpack_pack_object (pk, *value);
+    else
+        msgpack_pack_nil (pk);
+}
+
+static void
+s_pack_kept_double (msgpack_packer *pk, const char *key, bool has, double value)
+{
+    kf_mp_pack_cstr (pk, key);
+    if (has)
+        msgpack_pack_double (pk, value);
+    else
+        msgpack_pack_nil (pk);
+}
+
+void
+kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result)
+{
+    const msgpack_object *cache = result->cache;
     const char *question;
     size_t question_len;
     int64_t version = kf_mp_get_int (cache, "kb_version", 0);
@@ -140,16 +161,13 @@ kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_
     msgpack_sbuffer_init (&shared);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &shared, msgpack_sbuffer_write);
-    static const char *kept [] = { "intent", "intent_confidence", "confidence", "sources",
-                                   "candidates" };
-    for (int i = 0; i < 5; i++) {
-        const msgpack_object *value = kf_mp_get (result, kept [i]);
-        kf_mp_pack_cstr (&pk, kept [i]);
-        if (value)
-            msgpack_pack_object (&pk, *value);
-        else
-            msgpack_pack_nil (&pk);
-    }
+    kf_mp_pack_cstr (&pk, "intent");
+    kf_wp_pack_str (&pk, result->intent);
+    s_pack_kept_double (&pk, "intent_confidence", result->has_intent_confidence,
+                        result->intent_confidence);
+    s_pack_kept_double (&pk, "confidence", result->has_confidence, result->confidence);
+    s_pack_kept (&pk, "sources", result->sources);
+    s_pack_kept (&pk, "candidates", result->candidates);
     entry->shared = shared.data;
     entry->shared_size = shared.size;
     entry->bytes += shared.size;

@@ -5,6 +5,7 @@
     entries are simply never found again and age out. Bounded in bytes, least recently used out. */
 #ifndef KF_ANSWER_CACHE_H
 #define KF_ANSWER_CACHE_H
+#include "common/worker_proto.h"
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,10 +19,9 @@ kf_answer_cache_t *kf_answer_cache_new (size_t max_bytes);
 //  Frees every entry; nulls *self_p.
 void kf_answer_cache_destroy (kf_answer_cache_t **self_p);
 
-//  Keeps a worker's cacheable result: `result` is its result map (intent, intent_confidence,
-//  confidence and sources are kept), `cache` its "cache" map {question, kb_version, answers}. Ignores malformed input.
-void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const msgpack_object *result,
-                          const msgpack_object *cache);
+//  Keeps a worker's cacheable result: its intent, intent_confidence, confidence, sources and
+//  candidates, and its "cache" map {question, kb_version, answers}. Ignores malformed input.
+void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result);
 
 //  An entry found by kf_answer_cache_find; valid until the next call that changes the cache.
 typedef struct _kf_answer_entry_t kf_answer_entry_t;

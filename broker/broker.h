@@ -15,6 +15,7 @@
 #include "broker/worker_pool.h"
 #include "common/dict.h"
 #include "common/wire.h"
+#include "common/worker_proto.h"
 
 typedef struct {
     const char *requests;       //  ROUTER for clients
@@ -269,7 +270,7 @@ void kf_llm_on_acquire (kf_broker_t *self, kf_worker_t *worker, const char *job_
 void kf_llm_release (kf_broker_t *self, const char *job_id, int outcome);
 bool kf_llm_holds_slot (kf_broker_t *self, const char *job_id);
 void kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_id,
-                         const char *bot_id, const msgpack_object *result);
+                         const char *bot_id, const kf_wp_result_t *result);
 int kf_llm_job_timeout_ms (kf_broker_t *self, const char *bot_id);
 void kf_llm_stats_pack (kf_broker_t *self, msgpack_packer *pk);
 

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/text_norm.h"
+#include "common/worker_proto.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ kf_chat_on_partial (kf_broker_t *self, kf_worker_t *worker, const char *job_id, 
     if (!job || !job->stream)
         return;                 //  Checked before decoding: late tokens cost nothing
     msgpack_unpacked unpacked;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
+    if (!kf_mp_unpack_borrowed (body, body_len, &unpacked)) {
         kf_warn ("worker %s sent an undecodable PARTIAL for job %.*s; ignored", worker->name,
                  (int) id_len, job_id);
         return;
@@ -144,7 +145,7 @@ void
 kf_chat_on_partials (kf_broker_t *self, kf_worker_t *worker, const char *body, size_t body_len)
 {
     msgpack_unpacked unpacked;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
+    if (!kf_mp_unpack_borrowed (body, body_len, &unpacked)) {
         kf_warn ("worker %s sent an undecodable PARTIALS; ignored", worker->name);
         return;
     }
@@ -172,16 +173,16 @@ kf_chat_on_partials (kf_broker_t *self, kf_worker_t *worker, const char *body, s
 
 //  A stopped answer: the job was asked to stop (chat.stop) and its answer says it did
 static bool
-s_is_stopped (kf_job_t *job, const msgpack_object *result)
+s_is_stopped (kf_job_t *job, const kf_wp_result_t *result)
 {
-    return job->stop && kf_mp_get_bool (result, "stopped", false);
+    return job->stop && result->stopped;
 }
 
 //  A chat's answer being packed: what the worker (or the cache, or the broker's stand-in) said,
 //  and what only the broker knows
 typedef struct {
     kf_job_t *job;
-    const msgpack_object *result;   //  The result map
+    const kf_wp_result_t *result;
     int64_t latency_ms;
     const char *reply;              //  The answer's text, type and rich content: the result's,
     size_t reply_len;               //  or those of the ticket it created
@@ -195,13 +196,23 @@ typedef struct {
 
 #define S_RESULT_PAIRS 27           //  Pairs of the result (done: the same), without last_seq
 
+//  A key and its value, or nil for a value the result does not have
 static void
-s_pack_copied (msgpack_packer *pk, const msgpack_object *result, const char *key)
+s_pack_object (msgpack_packer *pk, const char *key, const msgpack_object *value)
 {
-    const msgpack_object *value = kf_mp_get (result, key);
     kf_mp_pack_cstr (pk, key);
     if (value)
         msgpack_pack_object (pk, *value);
+    else
+        msgpack_pack_nil (pk);
+}
+
+static void
+s_pack_double (msgpack_packer *pk, const char *key, bool has, double value)
+{
+    kf_mp_pack_cstr (pk, key);
+    if (has)
+        msgpack_pack_double (pk, value);
     else
         msgpack_pack_nil (pk);
 }
@@ -219,34 +230,49 @@ s_pack_packed (msgpack_packer *pk, const char *key, const msgpack_sbuffer *packe
 //  The worker's fields a result and a done event copy (nil when absent); emotion_score falls back
 //  on the broker's own score of the message (a cached answer, a message to people)
 static void
-s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const msgpack_object *result)
+s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const kf_wp_result_t *result)
 {
-    static const char *copied [] = { "intent", "intent_confidence", "confidence", "sources",
-                                     "suggestions", "candidates", "sub_tasks", "escalate_to_human",
-                                     NULL };
-    for (int i = 0; copied [i]; i++)
-        s_pack_copied (pk, result, copied [i]);
-    if (!kf_mp_get (result, "emotion_score") && job->emotion_score >= 0)
-        kf_mp_pack_kv_double (pk, "emotion_score", job->emotion_score);
+    kf_mp_pack_cstr (pk, "intent");
+    kf_wp_pack_str (pk, result->intent);
+    s_pack_double (pk, "intent_confidence", result->has_intent_confidence, result->intent_confidence);
+    s_pack_double (pk, "confidence", result->has_confidence, result->confidence);
+    s_pack_object (pk, "sources", result->sources);
+    s_pack_object (pk, "suggestions", result->suggestions);
+    s_pack_object (pk, "candidates", result->candidates);
+    s_pack_object (pk, "sub_tasks", result->sub_tasks);
+    kf_mp_pack_kv_bool (pk, "escalate_to_human", result->escalate_to_human);
+    if (result->has_emotion_score)
+        kf_mp_pack_kv_double (pk, "emotion_score", result->emotion_score);
     else
-        s_pack_copied (pk, result, "emotion_score");
+        s_pack_double (pk, "emotion_score", job->emotion_score >= 0, job->emotion_score);
 }
 
-//  Packs the chat result (S_RESULT_PAIRS pairs, plus last_seq when >= 0)
+//  A result's usage, nil when it has none
 static void
-s_pack_result (msgpack_packer *pk, const s_answer_t *answer, int64_t last_seq, bool as_fields)
+s_pack_usage (msgpack_packer *pk, const kf_wp_result_t *result)
+{
+    kf_mp_pack_cstr (pk, "usage");
+    if (!result->has_usage) {
+        msgpack_pack_nil (pk);
+        return;
+    }
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "prompt_tokens", result->usage.prompt_tokens);
+    kf_mp_pack_kv_int (pk, "completion_tokens", result->usage.completion_tokens);
+    kf_mp_pack_kv_int (pk, "total_tokens", result->usage.total_tokens);
+}
+
+//  Packs the chat result's S_RESULT_PAIRS pairs (the reply's map and the done event hold them)
+static void
+s_pack_result (msgpack_packer *pk, const s_answer_t *answer)
 {
     kf_job_t *job = answer->job;
     kf_session_t *session = job->session;
-    if (!as_fields)
-        msgpack_pack_map (pk, S_RESULT_PAIRS + (last_seq >= 0));
     kf_mp_pack_kv_str (pk, "session_id", session->id);
     kf_mp_pack_kv_int (pk, "message_id", job->message_id);
     kf_mp_pack_kv_int (pk, "turn_count", session->turn_count);
     kf_mp_pack_kv_int (pk, "failed_attempts", session->failed_attempts);
     kf_mp_pack_kv_int (pk, "latency_ms", answer->latency_ms);
-    if (last_seq >= 0)
-        kf_mp_pack_kv_int (pk, "last_seq", last_seq);
     kf_mp_pack_cstr (pk, "reply");
     kf_mp_pack_str (pk, answer->reply, answer->reply_len);
     kf_mp_pack_kv_str (pk, "response_type", answer->response_type);
@@ -256,7 +282,7 @@ s_pack_result (msgpack_packer *pk, const s_answer_t *answer, int64_t last_seq, b
     else
         msgpack_pack_nil (pk);
     s_pack_worker_fields (pk, job, answer->result);                 //  9
-    s_pack_copied (pk, answer->result, "usage");
+    s_pack_usage (pk, answer->result);
     kf_mp_pack_kv_int (pk, "handoff_reason", answer->handoff_reason);
     kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (session->handoff));
     kf_mp_pack_cstr (pk, "escalation_id");
@@ -268,14 +294,16 @@ s_pack_result (msgpack_packer *pk, const s_answer_t *answer, int64_t last_seq, b
     s_pack_packed (pk, "escalation_card", answer->card);
     s_pack_packed (pk, "ticket", answer->ticket);
     kf_mp_pack_kv_bool (pk, "to_agent", answer->is_to_agent);
-    kf_mp_pack_kv_bool (pk, "cached", kf_mp_get_bool (answer->result, "cached", false));
+    kf_mp_pack_kv_bool (pk, "cached", answer->result->cached);
     kf_mp_pack_kv_bool (pk, "stopped", s_is_stopped (job, answer->result));
 }
 
+//  Copies the packed pairs of `arg` (an sbuffer) into an event
 static void
-s_pack_done_fields (msgpack_packer *pk, void *arg)
+s_pack_raw_fields (msgpack_packer *pk, void *arg)
 {
-    s_pack_result (pk, arg, -1, true);
+    const msgpack_sbuffer *fields = arg;
+    pk->callback (pk->data, fields->data, fields->size);
 }
 
 static void
@@ -292,17 +320,26 @@ static void
 s_reply (kf_broker_t *self, s_answer_t *answer)
 {
     kf_job_t *job = answer->job;
+    //  The result's pairs are packed once, for the done event and for the reply
+    msgpack_sbuffer fields;
+    msgpack_sbuffer_init (&fields);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &fields, msgpack_sbuffer_write);
+    s_pack_result (&pk, answer);
     int64_t last_seq = -1;
     if (job->stream)
-        last_seq = kf_cj_publish (self, job, "done", S_RESULT_PAIRS, s_pack_done_fields, answer, true);
+        last_seq = kf_cj_publish (self, job, "done", S_RESULT_PAIRS, s_pack_raw_fields, &fields, true);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    s_pack_result (&pk, answer, last_seq, false);
+    msgpack_pack_map (&pk, S_RESULT_PAIRS + (last_seq >= 0));
+    msgpack_sbuffer_write (&buffer, fields.data, fields.size);
+    if (last_seq >= 0)
+        kf_mp_pack_kv_int (&pk, "last_seq", last_seq);
     kf_broker_reply_ok (self, job->routing, job->routing_len, job->request_id, job->request_id_len,
                         buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
+    msgpack_sbuffer_destroy (&fields);
     if (job->stop)
         kf_stop_ended (self, job, s_is_stopped (job, answer->result), answer->reply,
                        answer->reply_len, NULL);
@@ -314,28 +351,25 @@ s_reply (kf_broker_t *self, s_answer_t *answer)
 //  The reason of a worker's handoff: its handoff_reason when 2-5; a worker that escalates without
 //  one (an older or third-party worker) counts as the keyword reason, 2
 static int
-s_handoff_reason (const msgpack_object *result)
+s_handoff_reason (const kf_wp_result_t *result)
 {
-    int64_t reason = kf_mp_get_int (result, "handoff_reason", 0);
+    int64_t reason = result->has_handoff_reason ? result->handoff_reason : 0;
     return reason >= 2 && reason <= 5 ? (int) reason : 2;
 }
 
-//  The answer's own text, type and rich content from the result map
+//  The answer's own text, type and rich content from the result
 static void
 s_answer_from_result (s_answer_t *answer, char *type_buffer, size_t type_size)
 {
-    const msgpack_object *result = answer->result;
-    answer->reply = "";
-    answer->reply_len = 0;
-    kf_mp_str (kf_mp_get (result, "reply"), &answer->reply, &answer->reply_len);
-    const char *type;
-    size_t len;
+    const kf_wp_result_t *result = answer->result;
+    answer->reply = result->reply.data ? result->reply.data : "";
+    answer->reply_len = result->reply.len;
     snprintf (type_buffer, type_size, "text");
-    if (kf_mp_str (kf_mp_get (result, "response_type"), &type, &len) && len < type_size)
-        snprintf (type_buffer, type_size, "%.*s", (int) len, type);
+    if (result->response_type.data && result->response_type.len < type_size)
+        snprintf (type_buffer, type_size, "%.*s", (int) result->response_type.len,
+                  result->response_type.data);
     answer->response_type = type_buffer;
-    const msgpack_object *content = kf_mp_get (result, "response_content");
-    answer->response_content = content && content->type != MSGPACK_OBJECT_NIL ? content : NULL;
+    answer->response_content = result->response_content;
 }
 
 //  ==== Ticket hook (B2's broker/tickets.h) ====================================================
@@ -353,8 +387,8 @@ s_ticket_make (kf_broker_t *self, kf_job_t *job, s_answer_t *answer, s_ticket_t 
 {
     memset (ticket, 0, sizeof *ticket);
     msgpack_unpacked_init (&ticket->content);
-    const msgpack_object *wanted = kf_mp_get (answer->result, "ticket");
-    if (!wanted || wanted->type != MSGPACK_OBJECT_MAP || s_is_stopped (job, answer->result))
+    const msgpack_object *wanted = answer->result->ticket;
+    if (!wanted || s_is_stopped (job, answer->result))
         return;
     kf_error_t err;
     if (kf_tickets_from_chat (self, job->session, job->message_id, wanted, &ticket->made, &err)) {
@@ -389,13 +423,13 @@ s_escalate (kf_broker_t *self, s_answer_t *answer, const char *intent, msgpack_s
 {
     kf_job_t *job = answer->job;
     kf_session_t *session = job->session;
-    if (!kf_mp_get_bool (answer->result, "escalate_to_human", false)
-    ||  s_is_stopped (job, answer->result))
+    if (!answer->result->escalate_to_human || s_is_stopped (job, answer->result))
         return;
     answer->handoff_reason = s_handoff_reason (answer->result);
     if (session->handoff != KF_HANDOFF_BOT || session->is_closed)
         return;                     //  handoff.request or session.close while it was answered
-    double emotion = kf_mp_get_double (answer->result, "emotion_score", job->emotion_score);
+    double emotion = answer->result->has_emotion_score ? answer->result->emotion_score
+                                                       : job->emotion_score;
     kf_escalation_in_t in = {
         .session = session, .reason = answer->handoff_reason, .intent = intent,
         .emotion_score = emotion, .created_at = kf_now_ms ()
@@ -410,7 +444,7 @@ s_escalate (kf_broker_t *self, s_answer_t *answer, const char *intent, msgpack_s
 //  Stores the answer, updates the session, hands it over or creates a ticket when the answer
 //  says so, publishes done and queues the reply
 static void
-s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
+s_complete (kf_broker_t *self, kf_job_t *job, const kf_wp_result_t *result)
 {
     kf_session_t *session = job->session;
     s_answer_t answer = {
@@ -420,43 +454,40 @@ s_complete (kf_broker_t *self, kf_job_t *job, const msgpack_object *result)
     s_answer_from_result (&answer, type_buffer, sizeof type_buffer);
     s_ticket_t ticket;
     s_ticket_make (self, job, &answer, &ticket);
-    const char *intent;
-    size_t len;
-    if (kf_mp_str (kf_mp_get (result, "intent"), &intent, &len) && len < sizeof intent_buffer)
-        snprintf (intent_buffer, sizeof intent_buffer, "%.*s", (int) len, intent);
-    const msgpack_object *usage = kf_mp_get (result, "usage");
+    if (result->intent.data && result->intent.len < sizeof intent_buffer)
+        snprintf (intent_buffer, sizeof intent_buffer, "%.*s", (int) result->intent.len,
+                  result->intent.data);
     kf_turn_row_t turn = {
         .id = job->message_id, .session_id = session->id, .role = "assistant",
         .content = answer.reply, .content_len = answer.reply_len,
         .response_type = answer.response_type, .intent = *intent_buffer ? intent_buffer : NULL,
-        .confidence = kf_mp_get_double (result, "confidence", -1),
-        .sources = kf_mp_get (result, "sources"), .suggestions = kf_mp_get (result, "suggestions"),
+        .confidence = result->has_confidence ? result->confidence : -1,
+        .sources = result->sources, .suggestions = result->suggestions,
         .response_content = answer.response_content, .latency_ms = answer.latency_ms,
-        .prompt_tokens = kf_mp_get_int (usage, "prompt_tokens", 0),
-        .completion_tokens = kf_mp_get_int (usage, "completion_tokens", 0),
+        .prompt_tokens = result->usage.prompt_tokens,
+        .completion_tokens = result->usage.completion_tokens,
         .created_at = kf_now_ms (), .is_stopped = s_is_stopped (job, result)
     };
     kf_store_turn_complete (self->store, &turn);
     kf_llm_on_complete (self, job->id_str, job->message_id, session->bot_id, result);
     session->turn_count++;
-    int64_t failed_attempts = kf_mp_get_int (result, "failed_attempts", 0);
+    int64_t failed_attempts = result->has_failed_attempts ? result->failed_attempts : 0;
     session->failed_attempts = failed_attempts < 0 ? 0 : failed_attempts;
     session->updated_at = turn.created_at;
-    kf_session_set_slots (session, kf_mp_get (result, "slots"));
+    kf_session_set_slots (session, result->slots);
     if (strcmp (intent_buffer, "chitchat") == 0)
         kf_session_reset_repeat (session);      //  你好 three times is no repeated question
     kf_sessions_save (self->sessions, session, job->labels_json);
     kf_session_remember (session, "user", job->message, job->message_len);
     kf_session_remember (session, "assistant", answer.reply, answer.reply_len);
-    const char *conversation;
-    if (kf_mp_str (kf_mp_get (result, "upstream_conversation_id"), &conversation, &len))
-        kf_session_set_conversation (self->sessions, session, conversation, len);
-    const char *code;               //  upstream_error stays internal: logged, not returned
-    if (kf_mp_str (kf_mp_get (kf_mp_get (result, "upstream_error"), "code"), &code, &len))
-        kf_info ("session %s: the LLM upstream failed (%.*s)", session->id, (int) len, code);
-    const msgpack_object *cache = kf_mp_get (result, "cache");
-    if (cache && !kf_mp_get_bool (result, "cached", false) && !s_is_stopped (job, result))
-        kf_answer_cache_put (self->cache, session->bot_id, result, cache);
+    if (result->upstream_conversation_id.data)
+        kf_session_set_conversation (self->sessions, session, result->upstream_conversation_id.data,
+                                     result->upstream_conversation_id.len);
+    if (result->upstream_error_code.data)   //  upstream_error stays internal: logged, not returned
+        kf_info ("session %s: the LLM upstream failed (%.*s)", session->id,
+                 (int) result->upstream_error_code.len, result->upstream_error_code.data);
+    if (result->cache && !result->cached && !s_is_stopped (job, result))
+        kf_answer_cache_put (self->cache, session->bot_id, result);
     msgpack_sbuffer card;
     msgpack_sbuffer_init (&card);
     s_escalate (self, &answer, *intent_buffer ? intent_buffer : NULL, &card);
@@ -476,7 +507,11 @@ s_pack_own_meta (msgpack_packer *pk, void *arg)
     kf_mp_pack_kv_str (pk, "session_id", answer->job->session->id);
     kf_mp_pack_kv_int (pk, "message_id", answer->job->message_id);
     s_pack_worker_fields (pk, answer->job, answer->result);         //  9
-    s_pack_copied (pk, answer->result, "handoff_reason");
+    kf_mp_pack_cstr (pk, "handoff_reason");
+    if (answer->result->has_handoff_reason)
+        msgpack_pack_int64 (pk, answer->result->handoff_reason);
+    else
+        msgpack_pack_nil (pk);
     if (answer->is_to_agent) {
         kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (answer->job->session->handoff));
         kf_mp_pack_kv_bool (pk, "to_agent", true);
@@ -506,18 +541,20 @@ kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job)
     kf_answer_cache_pack (entry, has_params ? kf_mp_get (&params.data, "labels") : NULL, &pk);
     if (has_params)
         msgpack_unpacked_destroy (&params);
-    msgpack_unpacked result;
-    bool is_hit = kf_mp_unpack_one (buffer.data, buffer.size, &result);
+    msgpack_unpacked unpacked;
+    kf_wp_result_t result;
+    bool is_hit = kf_mp_unpack_borrowed (buffer.data, buffer.size, &unpacked);
     if (is_hit) {
+        kf_wp_result_decode (&unpacked.data, &result);
         if (job->stream) {
-            s_answer_t answer = { .job = job, .result = &result.data };
+            s_answer_t answer = { .job = job, .result = &result };
             char type_buffer [32];
             s_answer_from_result (&answer, type_buffer, sizeof type_buffer);
             kf_cj_publish (self, job, "meta", 12, s_pack_own_meta, &answer, false);
             kf_cj_publish (self, job, "token", 1, s_pack_token, &answer, false);
         }
-        s_complete (self, job, &result.data);
-        msgpack_unpacked_destroy (&result);
+        s_complete (self, job, &result);
+        msgpack_unpacked_destroy (&unpacked);
     }
     msgpack_sbuffer_destroy (&buffer);
     return is_hit;
@@ -543,35 +580,18 @@ kf_cj_answer_held (kf_broker_t *self, kf_job_t *job)
     kf_handoff_user_message (self, session, turn.id, job->message, job->message_len,
                              job->emotion_score, turn.created_at);
     //  The result's stand-in: nothing from the bot
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 8);
-    kf_mp_pack_kv_str (&pk, "response_type", "text");
-    const char *empty_lists [] = { "sources", "suggestions", "candidates", "sub_tasks" };
-    for (int i = 0; i < 4; i++) {
-        kf_mp_pack_cstr (&pk, empty_lists [i]);
-        msgpack_pack_array (&pk, 0);
-    }
-    kf_mp_pack_kv_bool (&pk, "escalate_to_human", false);
-    kf_mp_pack_kv_int (&pk, "handoff_reason", 0);
-    kf_mp_pack_cstr (&pk, "usage");
-    msgpack_pack_map (&pk, 3);
-    kf_mp_pack_kv_int (&pk, "prompt_tokens", 0);
-    kf_mp_pack_kv_int (&pk, "completion_tokens", 0);
-    kf_mp_pack_kv_int (&pk, "total_tokens", 0);
-    msgpack_unpacked result;
-    kf_mp_unpack_one (buffer.data, buffer.size, &result);
+    msgpack_object empty = { .type = MSGPACK_OBJECT_ARRAY };
+    kf_wp_result_t result = {
+        .response_type = kf_wp_str ("text"), .sources = &empty, .suggestions = &empty,
+        .candidates = &empty, .sub_tasks = &empty, .has_handoff_reason = true, .has_usage = true
+    };
     s_answer_t answer = {
-        .job = job, .result = &result.data, .reply = "", .response_type = "text",
+        .job = job, .result = &result, .reply = "", .response_type = "text",
         .latency_ms = (kf_mono_us () - job->accepted_us) / 1000, .is_to_agent = true
     };
     if (job->stream)
         kf_cj_publish (self, job, "meta", 14, s_pack_own_meta, &answer, false);
     s_reply (self, &answer);        //  Frees the job
-    msgpack_unpacked_destroy (&result);
-    msgpack_sbuffer_destroy (&buffer);
 }
 
 void
@@ -584,15 +604,16 @@ kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, si
     worker->jobs_done++;
     msgpack_unpacked unpacked;
     kf_error_t err;
-    if (!kf_mp_unpack_one (body, body_len, &unpacked)) {
+    //  The frame outlives the call: the result's strings are read in place
+    if (!kf_mp_unpack_borrowed (body, body_len, &unpacked)) {
         kf_error_set (&err, KF_E_INTERNAL, "worker sent an undecodable result");
         kf_cj_fail (self, job, &err);
         return;
     }
     const msgpack_object *final = &unpacked.data;
-    const msgpack_object *result = kf_mp_get (final, "result");
-    if (kf_mp_get_bool (final, "ok", false) && result && result->type == MSGPACK_OBJECT_MAP)
-        s_complete (self, job, result);
+    kf_wp_result_t result;
+    if (kf_mp_get_bool (final, "ok", false) && kf_wp_result_decode (kf_mp_get (final, "result"), &result))
+        s_complete (self, job, &result);
     else {
         if (!kf_error_unpack (kf_mp_get (final, "error"), &err))
             kf_error_set (&err, KF_E_INTERNAL, "worker failed without saying why");
@@ -614,20 +635,9 @@ kf_chat_end_stopped (kf_broker_t *self, kf_job_t *job, const char *text, size_t 
         kf_cj_store_rows (self, job);    //  Queued behind its session: the customer's turn counts
     if (job->emotion_score < 0)          //  The result's, as for every answer the broker makes
         job->emotion_score = kf_emotion_score (job->message, job->message_len);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 4);
-    kf_mp_pack_cstr (&pk, "reply");
-    kf_mp_pack_str (&pk, text, len);
-    kf_mp_pack_kv_str (&pk, "response_type", "text");
-    kf_mp_pack_kv_int (&pk, "failed_attempts", job->session->failed_attempts);
-    kf_mp_pack_kv_bool (&pk, "stopped", true);
-    msgpack_unpacked result;
-    if (kf_mp_unpack_one (buffer.data, buffer.size, &result)) {
-        s_complete (self, job, &result.data);
-        msgpack_unpacked_destroy (&result);
-    }
-    msgpack_sbuffer_destroy (&buffer);
+    kf_wp_result_t result = {
+        .reply = { text, len }, .response_type = kf_wp_str ("text"),
+        .failed_attempts = job->session->failed_attempts, .has_failed_attempts = true, .stopped = true
+    };
+    s_complete (self, job, &result);
 }

@@ -96,35 +96,34 @@ kf_llm_holds_slot (kf_broker_t *self, const char *job_id)
 
 void
 kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_id, const char *bot_id,
-                    const msgpack_object *result)
+                    const kf_wp_result_t *result)
 {
-    const char *upstream, *code;
-    size_t len, code_len = 0;
-    if (!kf_mp_str (kf_mp_get (result, "upstream"), &upstream, &len) || len == 0 || len >= 80) {
+    size_t len = result->upstream.len;
+    if (!result->upstream.data || len == 0 || len >= 80) {
         kf_llm_release (self, job_id, KF_OUTCOME_NONE);
         return;
     }
     kf_outcome_t outcome = KF_OUTCOME_SUCCESS;
-    if (kf_mp_str (kf_mp_get (kf_mp_get (result, "upstream_error"), "code"), &code, &code_len)) {
+    const char *code = result->upstream_error_code.data;
+    size_t code_len = code ? result->upstream_error_code.len : 0;
+    if (code) {
         //  What the worker did not ask the upstream, or a customer's stop, says nothing of its health
         bool is_neutral = (code_len == 12 && memcmp (code, "circuit_open", 12) == 0)
                        || (code_len == 7 && memcmp (code, "stopped", 7) == 0)
                        || (code_len == 9 && memcmp (code, "cancelled", 9) == 0);
         outcome = is_neutral ? KF_OUTCOME_NONE : KF_OUTCOME_FAILURE;
     }
-    if (kf_mp_get_bool (result, "stopped", false))
+    if (result->stopped)
         outcome = KF_OUTCOME_NONE;      //  chat.stop cut it short: neither success nor failure
     kf_llm_release (self, job_id, outcome);
     if (outcome == KF_OUTCOME_NONE && code_len == 12)
         return;                 //  circuit_open: no call, no usage
     char name [80];
-    snprintf (name, sizeof name, "%.*s", (int) len, upstream);
-    const msgpack_object *usage = kf_mp_get (result, "usage");
-    int64_t prompt = kf_mp_get_int (usage, "prompt_tokens", 0);
-    int64_t completion = kf_mp_get_int (usage, "completion_tokens", 0);
-    int64_t total = kf_mp_get_int (usage, "total_tokens", 0);
-    kf_store_usage_add (self->store, message_id, bot_id, name, prompt, completion,
-                        total > 0 ? total : prompt + completion);
+    snprintf (name, sizeof name, "%.*s", (int) len, result->upstream.data);
+    const kf_wp_usage_t *usage = &result->usage;
+    kf_store_usage_add (self->store, message_id, bot_id, name, usage->prompt_tokens,
+                        usage->completion_tokens, usage->total_tokens > 0 ? usage->total_tokens
+                                                  : usage->prompt_tokens + usage->completion_tokens);
 }
 
 int

@@ -69,7 +69,10 @@ s_put (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t 
     msgpack_sbuffer cb, rb;
     msgpack_unpacked c, r;
     s_json (&rb, &r, "{\"intent\":\"knowledge_qa\",\"confidence\":1.0,\"sources\":[{\"id\":1}]}");
-    kf_answer_cache_put (cache, bot, &r.data, s_json (&cb, &c, json));
+    kf_wp_result_t result;
+    kf_wp_result_decode (&r.data, &result);
+    result.cache = s_json (&cb, &c, json);
+    kf_answer_cache_put (cache, bot, &result);
     msgpack_unpacked_destroy (&c);
     msgpack_unpacked_destroy (&r);
     msgpack_sbuffer_destroy (&cb);

@@ -1,0 +1,286 @@
+/*  worker_proto.c - the chat messages of the worker protocol as typed structs. See worker_proto.h. */
+#include "common/worker_proto.h"
+#include "common/mpack.h"
+#include <string.h>
+
+kf_wp_str_t
+kf_wp_str (const char *text)
+{
+    return (kf_wp_str_t) { text, text ? strlen (text) : 0 };
+}
+
+void
+kf_wp_pack_str (msgpack_packer *pk, kf_wp_str_t str)
+{
+    if (str.data)
+        kf_mp_pack_str (pk, str.data, str.len);
+    else
+        msgpack_pack_nil (pk);
+}
+
+static void
+s_read_str (const msgpack_object *value, kf_wp_str_t *str)
+{
+    if (value->type == MSGPACK_OBJECT_STR)
+        *str = (kf_wp_str_t) { value->via.str.ptr, value->via.str.size };
+    else
+        *str = (kf_wp_str_t) { NULL, 0 };
+}
+
+//  A number of either kind; false for anything else
+static bool
+s_read_double (const msgpack_object *value, double *number)
+{
+    switch (value->type) {
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *number = value->via.f64;
+            return true;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *number = (double) value->via.u64;
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *number = (double) value->via.i64;
+            return true;
+        default:
+            return false;
+    }
+}
+
+static bool
+s_read_int (const msgpack_object *value, int64_t *number)
+{
+    return kf_mp_int (value, number);
+}
+
+static const msgpack_object *
+s_typed (const msgpack_object *value, msgpack_object_type type)
+{
+    return value->type == type ? value : NULL;
+}
+
+static bool
+s_is (const msgpack_object *key, const char *name, size_t len)
+{
+    return key->via.str.size == len && memcmp (key->via.str.ptr, name, len) == 0;
+}
+
+#define S_IS(key, name) s_is (key, name, sizeof (name) - 1)
+
+static void
+s_read_usage (const msgpack_object *map, kf_wp_result_t *result)
+{
+    result->has_usage = map->type == MSGPACK_OBJECT_MAP;
+    memset (&result->usage, 0, sizeof result->usage);
+    for (uint32_t i = 0; result->has_usage && i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        int64_t *count = S_IS (key, "prompt_tokens")     ? &result->usage.prompt_tokens
+                       : S_IS (key, "completion_tokens") ? &result->usage.completion_tokens
+                       : S_IS (key, "total_tokens")      ? &result->usage.total_tokens : NULL;
+        if (count && !s_read_int (value, count))
+            *count = 0;
+    }
+}
+
+static void
+s_read_upstream_error (const msgpack_object *map, kf_wp_result_t *result)
+{
+    result->has_upstream_error = map->type == MSGPACK_OBJECT_MAP;
+    result->upstream_error_code = result->upstream_error_message = (kf_wp_str_t) { NULL, 0 };
+    result->upstream_error_status = 0;
+    for (uint32_t i = 0; result->has_upstream_error && i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "code"))
+            s_read_str (value, &result->upstream_error_code);
+        else
+        if (S_IS (key, "message"))
+            s_read_str (value, &result->upstream_error_message);
+        else
+        if (S_IS (key, "status") && !s_read_int (value, &result->upstream_error_status))
+            result->upstream_error_status = 0;
+    }
+}
+
+//  One key of the result (S_IS compares the length first: most names differ there)
+static void
+s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result_t *r)
+{
+    if (S_IS (key, "reply"))
+        s_read_str (value, &r->reply);
+    else
+    if (S_IS (key, "response_type"))
+        s_read_str (value, &r->response_type);
+    else
+    if (S_IS (key, "response_content"))
+        r->response_content = value->type == MSGPACK_OBJECT_NIL ? NULL : value;
+    else
+    if (S_IS (key, "intent"))
+        s_read_str (value, &r->intent);
+    else
+    if (S_IS (key, "intent_confidence"))
+        r->has_intent_confidence = s_read_double (value, &r->intent_confidence);
+    else
+    if (S_IS (key, "confidence"))
+        r->has_confidence = s_read_double (value, &r->confidence);
+    else
+    if (S_IS (key, "emotion_score"))
+        r->has_emotion_score = s_read_double (value, &r->emotion_score);
+    else
+    if (S_IS (key, "sources"))
+        r->sources = s_typed (value, MSGPACK_OBJECT_ARRAY);
+    else
+    if (S_IS (key, "suggestions"))
+        r->suggestions = s_typed (value, MSGPACK_OBJECT_ARRAY);
+    else
+    if (S_IS (key, "candidates"))
+        r->candidates = s_typed (value, MSGPACK_OBJECT_ARRAY);
+    else
+    if (S_IS (key, "sub_tasks"))
+        r->sub_tasks = s_typed (value, MSGPACK_OBJECT_ARRAY);
+    else
+    if (S_IS (key, "escalate_to_human"))
+        r->escalate_to_human = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+    else
+    if (S_IS (key, "handoff_reason"))
+        r->has_handoff_reason = s_read_int (value, &r->handoff_reason);
+    else
+    if (S_IS (key, "failed_attempts"))
+        r->has_failed_attempts = s_read_int (value, &r->failed_attempts);
+    else
+    if (S_IS (key, "usage"))
+        s_read_usage (value, r);
+    else
+    if (S_IS (key, "slots"))
+        r->slots = s_typed (value, MSGPACK_OBJECT_MAP);
+    else
+    if (S_IS (key, "ticket"))
+        r->ticket = s_typed (value, MSGPACK_OBJECT_MAP);
+    else
+    if (S_IS (key, "cache"))
+        r->cache = s_typed (value, MSGPACK_OBJECT_MAP);
+    else
+    if (S_IS (key, "upstream"))
+        s_read_str (value, &r->upstream);
+    else
+    if (S_IS (key, "upstream_conversation_id"))
+        s_read_str (value, &r->upstream_conversation_id);
+    else
+    if (S_IS (key, "upstream_error"))
+        s_read_upstream_error (value, r);
+    else
+    if (S_IS (key, "stopped"))
+        r->stopped = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+    else
+    if (S_IS (key, "cached"))
+        r->cached = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+}
+
+bool
+kf_wp_result_decode (const msgpack_object *map, kf_wp_result_t *result)
+{
+    memset (result, 0, sizeof *result);
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key;
+        if (key->type == MSGPACK_OBJECT_STR)
+            s_read_key (key, &map->via.map.ptr [i].val, result);
+    }
+    return true;
+}
+
+static void
+s_pack_object (msgpack_packer *pk, const char *key, const msgpack_object *value)
+{
+    kf_mp_pack_cstr (pk, key);
+    msgpack_pack_object (pk, *value);
+}
+
+void
+kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
+{
+    int pairs = !!r->reply.data + !!r->response_type.data + !!r->response_content + !!r->intent.data
+              + r->has_intent_confidence + r->has_confidence + r->has_emotion_score
+              + !!r->sources + !!r->suggestions + !!r->candidates + !!r->sub_tasks
+              + 1 + r->has_handoff_reason + r->has_failed_attempts + r->has_usage
+              + !!r->slots + !!r->ticket + !!r->cache + !!r->upstream.data
+              + !!r->upstream_conversation_id.data + r->has_upstream_error + r->stopped + r->cached;
+    msgpack_pack_map (pk, pairs);
+    if (r->reply.data) {
+        kf_mp_pack_cstr (pk, "reply");
+        kf_wp_pack_str (pk, r->reply);
+    }
+    if (r->response_type.data) {
+        kf_mp_pack_cstr (pk, "response_type");
+        kf_wp_pack_str (pk, r->response_type);
+    }
+    if (r->response_content)
+        s_pack_object (pk, "response_content", r->response_content);
+    if (r->intent.data) {
+        kf_mp_pack_cstr (pk, "intent");
+        kf_wp_pack_str (pk, r->intent);
+    }
+    if (r->has_intent_confidence)
+        kf_mp_pack_kv_double (pk, "intent_confidence", r->intent_confidence);
+    if (r->has_confidence)
+        kf_mp_pack_kv_double (pk, "confidence", r->confidence);
+    if (r->has_emotion_score)
+        kf_mp_pack_kv_double (pk, "emotion_score", r->emotion_score);
+    if (r->sources)
+        s_pack_object (pk, "sources", r->sources);
+    if (r->suggestions)
+        s_pack_object (pk, "suggestions", r->suggestions);
+    if (r->candidates)
+        s_pack_object (pk, "candidates", r->candidates);
+    if (r->sub_tasks)
+        s_pack_object (pk, "sub_tasks", r->sub_tasks);
+    kf_mp_pack_kv_bool (pk, "escalate_to_human", r->escalate_to_human);
+    if (r->has_handoff_reason)
+        kf_mp_pack_kv_int (pk, "handoff_reason", r->handoff_reason);
+    if (r->has_failed_attempts)
+        kf_mp_pack_kv_int (pk, "failed_attempts", r->failed_attempts);
+    if (r->has_usage) {
+        kf_mp_pack_cstr (pk, "usage");
+        msgpack_pack_map (pk, 3);
+        kf_mp_pack_kv_int (pk, "prompt_tokens", r->usage.prompt_tokens);
+        kf_mp_pack_kv_int (pk, "completion_tokens", r->usage.completion_tokens);
+        kf_mp_pack_kv_int (pk, "total_tokens", r->usage.total_tokens);
+    }
+    if (r->slots)
+        s_pack_object (pk, "slots", r->slots);
+    if (r->ticket)
+        s_pack_object (pk, "ticket", r->ticket);
+    if (r->cache)
+        s_pack_object (pk, "cache", r->cache);
+    if (r->upstream.data) {
+        kf_mp_pack_cstr (pk, "upstream");
+        kf_wp_pack_str (pk, r->upstream);
+    }
+    if (r->upstream_conversation_id.data) {
+        kf_mp_pack_cstr (pk, "upstream_conversation_id");
+        kf_wp_pack_str (pk, r->upstream_conversation_id);
+    }
+    if (r->has_upstream_error) {
+        kf_mp_pack_cstr (pk, "upstream_error");
+        msgpack_pack_map (pk, !!r->upstream_error_code.data + !!r->upstream_error_message.data
+                              + (r->upstream_error_status != 0));
+        if (r->upstream_error_code.data) {
+            kf_mp_pack_cstr (pk, "code");
+            kf_wp_pack_str (pk, r->upstream_error_code);
+        }
+        if (r->upstream_error_message.data) {
+            kf_mp_pack_cstr (pk, "message");
+            kf_wp_pack_str (pk, r->upstream_error_message);
+        }
+        if (r->upstream_error_status)
+            kf_mp_pack_kv_int (pk, "status", r->upstream_error_status);
+    }
+    if (r->stopped)
+        kf_mp_pack_kv_bool (pk, "stopped", true);
+    if (r->cached)
+        kf_mp_pack_kv_bool (pk, "cached", true);
+}

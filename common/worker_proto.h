@@ -1,0 +1,63 @@
+/*  worker_proto.h - the chat messages of the worker protocol (KFW1, PROTOCOL.md 9) as typed
+    structs: the result a worker's FINAL carries (9.7), decoded once where it arrives and read as
+    fields from then on, and encoded from the same struct by whoever makes one.
+
+    Decoding is one pass over the map. Strings are views into the decoded message (borrowed, not
+    NUL-terminated; data NULL when absent or not a string). Values of the wrong type count as
+    absent, so a worker cannot put a map where the broker stores a string. The lists a worker makes
+    and the broker passes on as they are (sources, suggestions, candidates, sub_tasks), the slots
+    it keeps for the session, and the ticket and cache maps that their own modules read stay
+    msgpack objects, borrowed too; they are kept only when of the documented type (array or map).
+    Unknown keys are ignored, and the last of duplicate keys wins. */
+#ifndef KF_WORKER_PROTO_H
+#define KF_WORKER_PROTO_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *data;           //  NULL: absent
+    size_t len;
+} kf_wp_str_t;
+
+//  Token counts of a turn (usage); absent counts are 0
+typedef struct {
+    int64_t prompt_tokens, completion_tokens, total_tokens;
+} kf_wp_usage_t;
+
+//  The result of a chat (9.7)
+typedef struct {
+    kf_wp_str_t reply, response_type, intent;
+    const msgpack_object *response_content;     //  NULL: absent or nil
+    double intent_confidence, confidence, emotion_score;
+    bool has_intent_confidence, has_confidence, has_emotion_score;
+    const msgpack_object *sources, *suggestions, *candidates, *sub_tasks;    //  Arrays, or NULL
+    bool escalate_to_human;
+    int64_t handoff_reason, failed_attempts;
+    bool has_handoff_reason, has_failed_attempts;
+    kf_wp_usage_t usage;
+    bool has_usage;
+    const msgpack_object *slots, *ticket, *cache;  //  Maps, or NULL
+    kf_wp_str_t upstream, upstream_conversation_id;
+    bool has_upstream_error;
+    kf_wp_str_t upstream_error_code, upstream_error_message;
+    int64_t upstream_error_status;              //  0: none
+    bool stopped, cached;
+} kf_wp_result_t;
+
+//  Reads the result map `map` into `result` (zeroed first). Returns false when `map` is not a
+//  map (the result then holds nothing)
+bool kf_wp_result_decode (const msgpack_object *map, kf_wp_result_t *result);
+
+//  Packs `result` as a map with the keys it has (the encoding kf_wp_result_decode reads back)
+void kf_wp_result_pack (const kf_wp_result_t *result, msgpack_packer *pk);
+
+//  Packs a view as a msgpack string, or nil when absent
+void kf_wp_pack_str (msgpack_packer *pk, kf_wp_str_t str);
+
+//  A view of a NUL-terminated string (NULL stays absent)
+kf_wp_str_t kf_wp_str (const char *text);
+
+#endif
