@@ -284,3 +284,251 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
     if (r->cached)
         kf_mp_pack_kv_bool (pk, "cached", true);
 }
+
+//  --- The job ------------------------------------------------------------------------------
+
+bool
+kf_wp_handoff_decode (const msgpack_object *map, kf_wp_handoff_t *h)
+{
+    memset (h, 0, sizeof *h);
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "failed_attempts"))
+            h->has_failed_attempts = s_read_int (value, &h->failed_attempts);
+        else
+        if (S_IS (key, "repeated_question"))
+            h->has_repeated_question = s_read_int (value, &h->repeated_question);
+        else
+        if (S_IS (key, "emotion_below"))
+            h->has_emotion_below = s_read_double (value, &h->emotion_below);
+    }
+    return true;
+}
+
+//  context.turns: the last KF_WP_TURNS_MAX entries that are maps
+static void
+s_read_turns (const msgpack_object *array, kf_wp_job_t *job)
+{
+    job->turn_total = 0;
+    if (array->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    uint32_t size = array->via.array.size;
+    uint32_t first = size > KF_WP_TURNS_MAX ? size - KF_WP_TURNS_MAX : 0;
+    for (uint32_t i = first; i < size; i++) {
+        const msgpack_object *entry = &array->via.array.ptr [i];
+        if (entry->type != MSGPACK_OBJECT_MAP)
+            continue;
+        kf_wp_turn_t *turn = &job->turns [job->turn_total++];
+        *turn = (kf_wp_turn_t) { { NULL, 0 }, { NULL, 0 } };
+        for (uint32_t k = 0; k < entry->via.map.size; k++) {
+            const msgpack_object *key = &entry->via.map.ptr [k].key;
+            if (key->type != MSGPACK_OBJECT_STR)
+                continue;
+            if (S_IS (key, "role"))
+                s_read_str (&entry->via.map.ptr [k].val, &turn->role);
+            else
+            if (S_IS (key, "content"))
+                s_read_str (&entry->via.map.ptr [k].val, &turn->content);
+        }
+    }
+}
+
+static void
+s_read_answer_settings (const msgpack_object *map, kf_wp_job_t *job)
+{
+    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "target_precision"))
+            job->has_target_precision = s_read_double (value, &job->target_precision);
+        else
+        if (S_IS (key, "suggestions"))
+            job->has_suggestions = s_read_int (value, &job->suggestions);
+    }
+}
+
+static void
+s_read_params (const msgpack_object *map, kf_wp_job_t *job)
+{
+    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "message"))
+            s_read_str (value, &job->message);
+        else
+        if (S_IS (key, "bot_id"))
+            s_read_str (value, &job->bot_id);
+        else
+        if (S_IS (key, "user_id"))
+            s_read_str (value, &job->user_id);
+        else
+        if (S_IS (key, "channel"))
+            s_read_str (value, &job->channel);
+        else
+        if (S_IS (key, "keyword"))
+            s_read_str (value, &job->keyword);
+        else
+        if (S_IS (key, "top_k"))
+            job->has_top_k = s_read_int (value, &job->top_k);
+        else
+        if (S_IS (key, "number"))
+            job->has_number = s_read_int (value, &job->number);
+        else
+        if (S_IS (key, "labels"))
+            job->labels = s_typed (value, MSGPACK_OBJECT_MAP);
+        else
+        if (S_IS (key, "inputs"))
+            job->inputs = s_typed (value, MSGPACK_OBJECT_MAP);
+    }
+}
+
+static void
+s_read_context (const msgpack_object *map, kf_wp_job_t *job)
+{
+    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "session_id"))
+            s_read_str (value, &job->session_id);
+        else
+        if (S_IS (key, "upstream_conversation_id"))
+            s_read_str (value, &job->upstream_conversation_id);
+        else
+        if (S_IS (key, "turn_count") && !s_read_int (value, &job->turn_count))
+            job->turn_count = 0;
+        else
+        if (S_IS (key, "failed_attempts") && !s_read_int (value, &job->failed_attempts))
+            job->failed_attempts = 0;
+        else
+        if (S_IS (key, "repeat_count") && !s_read_int (value, &job->repeat_count))
+            job->repeat_count = 0;
+        else
+        if (S_IS (key, "turns"))
+            s_read_turns (value, job);
+        else
+        if (S_IS (key, "slots"))
+            job->slots = s_typed (value, MSGPACK_OBJECT_MAP);
+        else
+        if (S_IS (key, "emotion_score"))
+            job->has_emotion_score = s_read_double (value, &job->emotion_score);
+        else
+        if (S_IS (key, "handoff"))
+            job->has_handoff = kf_wp_handoff_decode (value, &job->handoff);
+        else
+        if (S_IS (key, "answer"))
+            s_read_answer_settings (value, job);
+    }
+}
+
+bool
+kf_wp_job_decode (const msgpack_object *map, kf_wp_job_t *job)
+{
+    memset (job, 0, sizeof *job);
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (S_IS (key, "method"))
+            s_read_str (value, &job->method);
+        else
+        if (S_IS (key, "stream"))
+            job->stream = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+        else
+        if (S_IS (key, "params"))
+            s_read_params (value, job);
+        else
+        if (S_IS (key, "context"))
+            s_read_context (value, job);
+    }
+    return true;
+}
+
+static void
+s_pack_kv_view (msgpack_packer *pk, const char *key, kf_wp_str_t value)
+{
+    kf_mp_pack_cstr (pk, key);
+    kf_wp_pack_str (pk, value);
+}
+
+void
+kf_wp_job_pack (const kf_wp_job_t *job, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 4);
+    s_pack_kv_view (pk, "method", job->method);
+    kf_mp_pack_kv_bool (pk, "stream", job->stream);
+    kf_mp_pack_cstr (pk, "params");
+    msgpack_pack_map (pk, !!job->message.data + !!job->bot_id.data + !!job->user_id.data
+                          + !!job->channel.data + !!job->keyword.data + job->has_top_k
+                          + job->has_number + !!job->labels + !!job->inputs);
+    if (job->message.data)
+        s_pack_kv_view (pk, "message", job->message);
+    if (job->bot_id.data)
+        s_pack_kv_view (pk, "bot_id", job->bot_id);
+    if (job->user_id.data)
+        s_pack_kv_view (pk, "user_id", job->user_id);
+    if (job->channel.data)
+        s_pack_kv_view (pk, "channel", job->channel);
+    if (job->keyword.data)
+        s_pack_kv_view (pk, "keyword", job->keyword);
+    if (job->has_top_k)
+        kf_mp_pack_kv_int (pk, "top_k", job->top_k);
+    if (job->has_number)
+        kf_mp_pack_kv_int (pk, "number", job->number);
+    if (job->labels)
+        s_pack_object (pk, "labels", job->labels);
+    if (job->inputs)
+        s_pack_object (pk, "inputs", job->inputs);
+    kf_mp_pack_cstr (pk, "context");
+    //  turn_count, failed_attempts, repeat_count and turns always, the rest when present
+    msgpack_pack_map (pk, 4 + !!job->session_id.data + !!job->upstream_conversation_id.data
+                          + !!job->slots + job->has_emotion_score + job->has_handoff
+                          + (job->has_target_precision || job->has_suggestions));
+    if (job->session_id.data)
+        s_pack_kv_view (pk, "session_id", job->session_id);
+    if (job->upstream_conversation_id.data)
+        s_pack_kv_view (pk, "upstream_conversation_id", job->upstream_conversation_id);
+    kf_mp_pack_kv_int (pk, "turn_count", job->turn_count);
+    kf_mp_pack_kv_int (pk, "failed_attempts", job->failed_attempts);
+    kf_mp_pack_kv_int (pk, "repeat_count", job->repeat_count);
+    kf_mp_pack_cstr (pk, "turns");
+    msgpack_pack_array (pk, job->turn_total);
+    for (int t = 0; t < job->turn_total; t++) {
+        msgpack_pack_map (pk, !!job->turns [t].role.data + !!job->turns [t].content.data);
+        if (job->turns [t].role.data)
+            s_pack_kv_view (pk, "role", job->turns [t].role);
+        if (job->turns [t].content.data)
+            s_pack_kv_view (pk, "content", job->turns [t].content);
+    }
+    if (job->slots)
+        s_pack_object (pk, "slots", job->slots);
+    if (job->has_emotion_score)
+        kf_mp_pack_kv_double (pk, "emotion_score", job->emotion_score);
+    if (job->has_handoff) {
+        const kf_wp_handoff_t *h = &job->handoff;
+        kf_mp_pack_cstr (pk, "handoff");
+        msgpack_pack_map (pk, h->has_failed_attempts + h->has_repeated_question + h->has_emotion_below);
+        if (h->has_failed_attempts)
+            kf_mp_pack_kv_int (pk, "failed_attempts", h->failed_attempts);
+        if (h->has_repeated_question)
+            kf_mp_pack_kv_int (pk, "repeated_question", h->repeated_question);
+        if (h->has_emotion_below)
+            kf_mp_pack_kv_double (pk, "emotion_below", h->emotion_below);
+    }
+    if (job->has_target_precision || job->has_suggestions) {
+        kf_mp_pack_cstr (pk, "answer");
+        msgpack_pack_map (pk, job->has_target_precision + job->has_suggestions);
+        if (job->has_target_precision)
+            kf_mp_pack_kv_double (pk, "target_precision", job->target_precision);
+        if (job->has_suggestions)
+            kf_mp_pack_kv_int (pk, "suggestions", job->suggestions);
+    }
+}

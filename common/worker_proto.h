@@ -1,6 +1,7 @@
 /*  worker_proto.h - the chat messages of the worker protocol (KFW1, PROTOCOL.md 9) as typed
-    structs: the result a worker's FINAL carries (9.7), decoded once where it arrives and read as
-    fields from then on, and encoded from the same struct by whoever makes one.
+    structs: the job the broker sends (9.5) and the result a worker's FINAL carries (9.7), each
+    decoded once where it arrives and read as fields from then on, and encoded from the same
+    struct by whoever makes one.
 
     Decoding is one pass over the map. Strings are views into the decoded message (borrowed, not
     NUL-terminated; data NULL when absent or not a string). Values of the wrong type count as
@@ -46,6 +47,53 @@ typedef struct {
     int64_t upstream_error_status;              //  0: none
     bool stopped, cached;
 } kf_wp_result_t;
+
+//  The bot's handoff thresholds a job carries (context.handoff); has_*: present as a number
+typedef struct {
+    int64_t failed_attempts, repeated_question;
+    double emotion_below;
+    bool has_failed_attempts, has_repeated_question, has_emotion_below;
+} kf_wp_handoff_t;
+
+//  One earlier turn of the session (context.turns)
+typedef struct {
+    kf_wp_str_t role, content;
+} kf_wp_turn_t;
+
+#define KF_WP_TURNS_MAX 16      //  Earlier turns a job keeps, the latest ones
+
+//  A job (9.5): a chat, or a suggest call (keyword, number)
+typedef struct {
+    kf_wp_str_t method;
+    bool stream;
+    //  params
+    kf_wp_str_t message, bot_id, user_id, channel, keyword;
+    int64_t top_k, number;
+    bool has_top_k, has_number;
+    const msgpack_object *labels, *inputs;      //  Maps, or NULL
+    //  context
+    kf_wp_str_t session_id, upstream_conversation_id;
+    int64_t turn_count, failed_attempts, repeat_count;
+    kf_wp_turn_t turns [KF_WP_TURNS_MAX];
+    int turn_total;             //  Entries of context.turns kept in `turns` (the last ones)
+    const msgpack_object *slots;                //  A map, or NULL
+    double emotion_score;
+    bool has_emotion_score;
+    kf_wp_handoff_t handoff;
+    bool has_handoff;
+    double target_precision;    //  context.answer
+    int64_t suggestions;
+    bool has_target_precision, has_suggestions;
+} kf_wp_job_t;
+
+//  Reads the job map `map` into `job` (zeroed first). Returns false when `map` is not a map
+bool kf_wp_job_decode (const msgpack_object *map, kf_wp_job_t *job);
+
+//  Packs `job` as a map with the keys it has (the encoding kf_wp_job_decode reads back)
+void kf_wp_job_pack (const kf_wp_job_t *job, msgpack_packer *pk);
+
+//  Reads a handoff map into `handoff` (zeroed first); false when `map` is not a map
+bool kf_wp_handoff_decode (const msgpack_object *map, kf_wp_handoff_t *handoff);
 
 //  Reads the result map `map` into `result` (zeroed first). Returns false when `map` is not a
 //  map (the result then holds nothing)

@@ -11,21 +11,24 @@ kf_handoff_config_defaults (kf_handoff_config_t *config)
 }
 
 void
+kf_handoff_config_apply (kf_handoff_config_t *config, const kf_wp_handoff_t *handoff)
+{
+    if (handoff->has_failed_attempts && handoff->failed_attempts >= 0 && handoff->failed_attempts <= 1000)
+        config->failed_attempts = (int) handoff->failed_attempts;
+    if (handoff->has_repeated_question && handoff->repeated_question >= 0
+    &&  handoff->repeated_question <= 1000)
+        config->repeated_question = (int) handoff->repeated_question;
+    if (handoff->has_emotion_below && handoff->emotion_below >= 0 && handoff->emotion_below <= 1)
+        config->emotion_below = handoff->emotion_below;
+}
+
+void
 kf_handoff_config_read (kf_handoff_config_t *config, const msgpack_object *map)
 {
     kf_handoff_config_defaults (config);
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return;
-    int64_t value;
-    if (kf_mp_int (kf_mp_get (map, "failed_attempts"), &value) && value >= 0 && value <= 1000)
-        config->failed_attempts = (int) value;
-    if (kf_mp_int (kf_mp_get (map, "repeated_question"), &value) && value >= 0 && value <= 1000)
-        config->repeated_question = (int) value;
-    const msgpack_object *below = kf_mp_get (map, "emotion_below");
-    double score = below && (below->type == MSGPACK_OBJECT_FLOAT64 || below->type == MSGPACK_OBJECT_FLOAT32)
-                 ? below->via.f64 : kf_mp_int (below, &value) ? (double) value : -1;
-    if (score >= 0 && score <= 1)
-        config->emotion_below = score;
+    kf_wp_handoff_t handoff;
+    if (kf_wp_handoff_decode (map, &handoff))
+        kf_handoff_config_apply (config, &handoff);
 }
 
 kf_handoff_reason_t

@@ -10,6 +10,7 @@
     Pure functions over numbers; thread-safe. */
 #ifndef KF_HANDOFF_H
 #define KF_HANDOFF_H
+#include "common/worker_proto.h"
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,8 +47,11 @@ typedef struct {
 //  The defaults above.
 void kf_handoff_config_defaults (kf_handoff_config_t *config);
 
-//  Reads context.handoff `map` over the defaults: integers (or floats for emotion_below) in range
-//  are taken, anything else keeps the default. NULL is fine.
+//  Takes the thresholds of a job's context.handoff that are in range (counts 0-1000,
+//  emotion_below 0-1) over what `config` holds; the others keep it.
+void kf_handoff_config_apply (kf_handoff_config_t *config, const kf_wp_handoff_t *handoff);
+
+//  Reads context.handoff `map` over the defaults, as kf_handoff_config_apply. NULL is fine.
 void kf_handoff_config_read (kf_handoff_config_t *config, const msgpack_object *map);
 
 //  The reason `turn` hands over under `config`, or KF_HANDOFF_NONE.

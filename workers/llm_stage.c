@@ -159,7 +159,7 @@ kf_llm_stage_jobs (kf_llm_stage_t *self)
 //  its strings; Dify's inputs, which it borrows from the JOB, are copied into the job
 static void
 s_keep_prompt (s_job_t *entry, const kf_upstream_config_t *upstream, const kf_turn_t *turn,
-               const msgpack_object *job)
+               const kf_wp_job_t *job)
 {
     msgpack_sbuffer_init (&entry->inputs_buffer);
     kf_rag_prompt_build (&entry->prompt, upstream, turn, job);
@@ -199,7 +199,7 @@ s_cancel_waiting (kf_llm_stage_t *self, const char *job_id)
 int
 kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
                     const kf_upstream_config_t *upstream, const kf_turn_t *turn,
-                    const msgpack_object *job)
+                    const kf_wp_job_t *job)
 {
     if (strlen (job_id) >= sizeof ((s_job_t *) NULL)->job_id)
         return -1;

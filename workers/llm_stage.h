@@ -42,7 +42,7 @@ bool kf_llm_stage_is_full (kf_llm_stage_t *self);
 //  return. Returns 0, or -1 for a job id too long (nothing sent; the caller fails the job).
 int kf_llm_stage_start (kf_llm_stage_t *self, const char *job_id, bool is_stream,
                         const kf_upstream_config_t *upstream, const kf_turn_t *turn,
-                        const msgpack_object *job);
+                        const kf_wp_job_t *job);
 
 //  The broker's GRANT for job `job_id`, which kf_llm_stage_start asked for with ACQUIRE (the
 //  broker counts every upstream's streams across workers): "ok" starts the request; "open" (the

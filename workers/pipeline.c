@@ -81,46 +81,37 @@ s_clamp_count (int64_t value)
 
 //  Reads the job's params and context into the turn
 static void
-s_read_job (kf_turn_t *turn, const msgpack_object *job)
+s_read_job (kf_turn_t *turn, const kf_wp_job_t *job)
 {
-    const msgpack_object *params = kf_mp_get (job, "params");
-    const msgpack_object *context = kf_mp_get (job, "context");
-    if (!kf_mp_str (kf_mp_get (params, "message"), &turn->message, &turn->message_len)) {
-        turn->message = "";
-        turn->message_len = 0;
-    }
-    const char *bot_id;
-    size_t bot_len;
-    if (!kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len))
-        bot_id = "default", bot_len = 7;
+    turn->message = job->message.data ? job->message.data : "";
+    turn->message_len = job->message.len;
+    const char *bot_id = job->bot_id.data ? job->bot_id.data : "default";
+    size_t bot_len = job->bot_id.data ? job->bot_id.len : 7;
     //  The broker admits at most 64 characters; a longer id is cut, and so matches no bot (never
     //  another bot's knowledge base)
     if (bot_len >= sizeof turn->bot_id)
         bot_len = sizeof turn->bot_id - 1;
     memcpy (turn->bot_id, bot_id, bot_len);
-    turn->failed_attempts = s_clamp_count (kf_mp_get_int (context, "failed_attempts", 0));
-    turn->repeat_count = s_clamp_count (kf_mp_get_int (context, "repeat_count", 0));
-    kf_handoff_config_read (&turn->handoff, kf_mp_get (context, "handoff"));
+    turn->failed_attempts = s_clamp_count (job->failed_attempts);
+    turn->repeat_count = s_clamp_count (job->repeat_count);
+    kf_handoff_config_defaults (&turn->handoff);
+    if (job->has_handoff)
+        kf_handoff_config_apply (&turn->handoff, &job->handoff);
     //  The broker checked both; a job made by hand may hold anything, so each is clamped
-    int64_t value;
-    turn->top_k = kf_mp_int (kf_mp_get (params, "top_k"), &value) && value >= 1 && value <= KF_TOP_K_MAX
-                ? (int) value : KF_PIPELINE_HITS;
-    const msgpack_object *answer = kf_mp_get (context, "answer");
-    turn->suggest_max = kf_mp_int (kf_mp_get (answer, "suggestions"), &value) && value >= 0
-                        && value <= KF_SUGGESTIONS_MAX ? (int) value : KF_SUGGESTIONS_DEFAULT;
-    const msgpack_object *target = kf_mp_get (answer, "target_precision");
-    turn->target_precision = target && (target->type == MSGPACK_OBJECT_FLOAT64
-                                        || target->type == MSGPACK_OBJECT_FLOAT32)
-                             && target->via.f64 >= 0.5 && target->via.f64 <= 1
-                           ? target->via.f64 : KF_CAL_DEFAULT_TARGET;
-    kf_slots_read (&turn->slots, kf_mp_get (context, "slots"));
-    turn->labels = kf_mp_get (params, "labels");
-    //  The broker scores every message for its answer cache; it may pass the score on (the same
-    //  function of the same text), sparing the worker a third of its per-message cost
-    const msgpack_object *score = kf_mp_get (context, "emotion_score");
-    turn->emotion_score = score && score->type == MSGPACK_OBJECT_FLOAT64 ? score->via.f64 : -1;
-    if (!(turn->emotion_score >= 0 && turn->emotion_score <= 1))
-        turn->emotion_score = -1;
+    turn->top_k = job->has_top_k && job->top_k >= 1 && job->top_k <= KF_TOP_K_MAX
+                ? (int) job->top_k : KF_PIPELINE_HITS;
+    turn->suggest_max = job->has_suggestions && job->suggestions >= 0
+                        && job->suggestions <= KF_SUGGESTIONS_MAX
+                      ? (int) job->suggestions : KF_SUGGESTIONS_DEFAULT;
+    turn->target_precision = job->has_target_precision && job->target_precision >= 0.5
+                             && job->target_precision <= 1
+                           ? job->target_precision : KF_CAL_DEFAULT_TARGET;
+    kf_slots_read (&turn->slots, job->slots);
+    turn->labels = job->labels;
+    //  The broker scores a message its answer cache holds; it passes the score on (the same
+    //  function of the same text)
+    turn->emotion_score = job->has_emotion_score && job->emotion_score >= 0 && job->emotion_score <= 1
+                        ? job->emotion_score : -1;
 }
 
 //  Stage: entities. Order and phone numbers of this message, remembered in the slots so a later
@@ -319,7 +310,7 @@ s_retrieve_sub_tasks (kf_turn_t *turn, kf_kb_index_t *kb)
 
 void
 kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
-                     const kf_pipeline_env_t *env, const msgpack_object *job)
+                     const kf_pipeline_env_t *env, const kf_wp_job_t *job)
 {
     (void) config;
     memset (turn, 0, sizeof *turn);

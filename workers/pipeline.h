@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/config.h"
+#include "common/worker_proto.h"
 #include "common/wire.h"
 #include "workers/bot_models.h"
 #include "workers/business_stage.h"
@@ -140,7 +141,7 @@ void kf_pipeline_calibrate (const kf_kb_calibration_t *calibration, kf_kb_hit_t 
 //  `env` may be NULL (nothing loaded yet: rules and no knowledge base). Everything needed for the
 //  meta event is known after kf_pipeline_answer.
 void kf_pipeline_prepare (kf_turn_t *turn, const kf_pipeline_config_t *config,
-                          const kf_pipeline_env_t *env, const msgpack_object *job);
+                          const kf_pipeline_env_t *env, const kf_wp_job_t *job);
 
 //  Decides the answer text and the handoff. Call after kf_pipeline_prepare.
 void kf_pipeline_answer (kf_turn_t *turn, const kf_pipeline_config_t *config);

@@ -38,15 +38,13 @@ kf_rag_system_prompt (const char *prompt, const kf_kb_hit_t *hits, int count,
     return text;
 }
 
-//  A NUL-terminated copy of a msgpack string under `key`, kept in the prompt; NULL when absent
+//  A NUL-terminated copy of a string of the job, kept in the prompt; NULL when absent
 static char *
-s_text (kf_rag_prompt_t *prompt, const msgpack_object *map, const char *key)
+s_text (kf_rag_prompt_t *prompt, kf_wp_str_t value)
 {
-    const char *value;
-    size_t len;
-    if (!kf_mp_str (kf_mp_get (map, key), &value, &len))
+    if (!value.data)
         return NULL;
-    char *text = kf_strndup (value, len);
+    char *text = kf_strndup (value.data, value.len);
     if (prompt->text_count < (int) (sizeof prompt->texts / sizeof prompt->texts [0]))
         prompt->texts [prompt->text_count++] = text;
     else {
@@ -58,7 +56,7 @@ s_text (kf_rag_prompt_t *prompt, const msgpack_object *map, const char *key)
 
 void
 kf_rag_prompt_build (kf_rag_prompt_t *prompt, const kf_upstream_config_t *upstream,
-                     const kf_turn_t *turn, const msgpack_object *job)
+                     const kf_turn_t *turn, const kf_wp_job_t *job)
 {
     memset (prompt, 0, sizeof *prompt);
     kf_upstream_request_t *request = &prompt->request;
@@ -77,15 +75,13 @@ kf_rag_prompt_build (kf_rag_prompt_t *prompt, const kf_upstream_config_t *upstre
     request->idle_timeout_ms = upstream->idle_timeout_ms;
     request->total_timeout_ms = upstream->total_timeout_ms;
     request->max_retries = upstream->max_retries;
-    const msgpack_object *params = kf_mp_get (job, "params");
-    const msgpack_object *context = kf_mp_get (job, "context");
     prompt->query = kf_strndup (turn->message, turn->message_len);
     if (request->kind == KF_UPSTREAM_DIFY) {
         request->query = prompt->query;
-        request->inputs = kf_mp_get (params, "inputs");
-        prompt->user = s_text (prompt, params, "user_id");
+        request->inputs = job->inputs;
+        prompt->user = s_text (prompt, job->user_id);
         request->user = prompt->user && *prompt->user ? prompt->user : NULL;
-        prompt->conversation_id = s_text (prompt, context, "upstream_conversation_id");
+        prompt->conversation_id = s_text (prompt, job->upstream_conversation_id);
         request->conversation_id = prompt->conversation_id && *prompt->conversation_id
                                  ? prompt->conversation_id : NULL;
         return;
@@ -93,23 +89,20 @@ kf_rag_prompt_build (kf_rag_prompt_t *prompt, const kf_upstream_config_t *upstre
     prompt->system_prompt = kf_rag_system_prompt (upstream->system_prompt, turn->hits,
                                                   turn->context_count, turn->labels);
     request->system_prompt = prompt->system_prompt;
-    const msgpack_object *turns = kf_mp_get (context, "turns");
     int count = 0;
-    if (turns && turns->type == MSGPACK_OBJECT_ARRAY) {
-        uint32_t size = turns->via.array.size;
-        uint32_t first = size > KF_RAG_TURNS_MAX ? size - KF_RAG_TURNS_MAX : 0;
-        for (uint32_t i = first; i < size; i++) {
-            const msgpack_object *entry = &turns->via.array.ptr [i];
-            bool is_user = kf_mp_str_eq (entry, "role", "user");
-            if (!is_user && !kf_mp_str_eq (entry, "role", "assistant"))
-                continue;
-            char *content = s_text (prompt, entry, "content");
-            if (!content)
-                continue;
-            prompt->messages [count++] = (kf_upstream_message_t) {
-                is_user ? "user" : "assistant", content
-            };
-        }
+    int first = job->turn_total > KF_RAG_TURNS_MAX ? job->turn_total - KF_RAG_TURNS_MAX : 0;
+    for (int i = first; i < job->turn_total; i++) {
+        const kf_wp_turn_t *entry = &job->turns [i];
+        bool is_user = entry->role.len == 4 && memcmp (entry->role.data, "user", 4) == 0;
+        bool is_assistant = entry->role.len == 9 && memcmp (entry->role.data, "assistant", 9) == 0;
+        if (!is_user && !is_assistant)
+            continue;
+        char *content = s_text (prompt, entry->content);
+        if (!content)
+            continue;
+        prompt->messages [count++] = (kf_upstream_message_t) {
+            is_user ? "user" : "assistant", content
+        };
     }
     prompt->messages [count++] = (kf_upstream_message_t) { "user", prompt->query };
     request->messages = prompt->messages;

@@ -32,7 +32,7 @@ char *kf_rag_system_prompt (const char *prompt, const kf_kb_hit_t *hits, int cou
 //  params.user_id and context.upstream_conversation_id. The request borrows from `upstream`,
 //  `job` and `prompt`.
 void kf_rag_prompt_build (kf_rag_prompt_t *prompt, const kf_upstream_config_t *upstream,
-                          const kf_turn_t *turn, const msgpack_object *job);
+                          const kf_turn_t *turn, const kf_wp_job_t *job);
 
 //  Frees what kf_rag_prompt_build allocated.
 void kf_rag_prompt_release (kf_rag_prompt_t *prompt);

@@ -292,19 +292,18 @@ s_send_error (s_worker_t *self, const char *job_id, kf_errc_t errc, const char *
 //  without the knowledge answer that stood in), then the call; its tokens and FINAL come from
 //  the stage, with the turn's fields through kf_pipeline_business_fields
 static void
-s_run_business (s_worker_t *self, const char *job_id, const msgpack_object *job, bool is_stream,
+s_run_business (s_worker_t *self, const char *job_id, const kf_wp_job_t *job, bool is_stream,
                 kf_turn_t *turn)
 {
     void *fields = kf_pipeline_business_fields_new (turn);
     if (is_stream)
         s_send_meta (self, job_id, turn);
     char user_id [260] = "", session_id [72] = "";
-    const char *s;
-    size_t len;
-    if (kf_mp_str (kf_mp_get (kf_mp_get (job, "params"), "user_id"), &s, &len) && len < sizeof user_id)
-        memcpy (user_id, s, len), user_id [len] = 0;
-    if (kf_mp_str (kf_mp_get (kf_mp_get (job, "context"), "session_id"), &s, &len) && len < sizeof session_id)
-        memcpy (session_id, s, len), session_id [len] = 0;
+    if (job->user_id.data && job->user_id.len < sizeof user_id)
+        memcpy (user_id, job->user_id.data, job->user_id.len), user_id [job->user_id.len] = 0;
+    if (job->session_id.data && job->session_id.len < sizeof session_id)
+        memcpy (session_id, job->session_id.data, job->session_id.len),
+        session_id [job->session_id.len] = 0;
     kf_business_turn_t business = {
         .job_id = job_id, .is_stream = is_stream, .bot_id = turn->bot_id,
         .vars = { turn->slots.order_no, turn->slots.phone, user_id, session_id, turn->bot_id },
@@ -317,9 +316,9 @@ s_run_business (s_worker_t *self, const char *job_id, const msgpack_object *job,
 
 //  Runs one chat job: meta first, then the tokens, then FINAL with the result
 static void
-s_run_chat (s_worker_t *self, const char *job_id, const msgpack_object *job)
+s_run_chat (s_worker_t *self, const char *job_id, const kf_wp_job_t *job)
 {
-    bool is_stream = kf_mp_get_bool (job, "stream", false);
+    bool is_stream = job->stream;
     kf_turn_t turn;
     kf_pipeline_env_t env = { self->kb, self->models, self->config->llm };
     kf_pipeline_prepare (&turn, &self->pipeline, &env, job);
@@ -513,14 +512,13 @@ s_drop_streams (s_worker_t *self)
 
 //  Runs a suggest job: {params: {bot_id, keyword, number}} -> {data: [{id, question}]}
 static void
-s_run_suggest (s_worker_t *self, const char *job_id, const msgpack_object *job)
+s_run_suggest (s_worker_t *self, const char *job_id, const kf_wp_job_t *job)
 {
-    const msgpack_object *params = kf_mp_get (job, "params");
-    const char *bot_id = "default", *keyword = "";
-    size_t bot_len = 7, keyword_len = 0;
-    kf_mp_str (kf_mp_get (params, "bot_id"), &bot_id, &bot_len);
-    kf_mp_str (kf_mp_get (params, "keyword"), &keyword, &keyword_len);
-    int number = (int) kf_mp_get_int (params, "number", 3);
+    const char *bot_id = job->bot_id.data ? job->bot_id.data : "default";
+    size_t bot_len = job->bot_id.data ? job->bot_id.len : 7;
+    const char *keyword = job->keyword.data ? job->keyword.data : "";
+    size_t keyword_len = job->keyword.len;
+    int number = job->has_number && job->number >= 0 && job->number <= 100 ? (int) job->number : 3;
     char bot [260];
     snprintf (bot, sizeof bot, "%.*s", (int) bot_len, bot_id);
     const kf_kb_item_t *items [10];
@@ -559,12 +557,13 @@ s_on_job (s_worker_t *self, kf_frames_t *frames)
         s_send_error (self, job_id, KF_E_INTERNAL, "worker could not decode the job");
         return;
     }
-    const msgpack_object *job = &unpacked.data;
-    if (kf_mp_str_eq (job, "method", "chat"))
-        s_run_chat (self, job_id, job);
+    kf_wp_job_t job;
+    kf_wp_job_decode (&unpacked.data, &job);
+    if (job.method.len == 4 && memcmp (job.method.data, "chat", 4) == 0)
+        s_run_chat (self, job_id, &job);
     else
-    if (kf_mp_str_eq (job, "method", "suggest"))
-        s_run_suggest (self, job_id, job);
+    if (job.method.len == 7 && memcmp (job.method.data, "suggest", 7) == 0)
+        s_run_suggest (self, job_id, &job);
     else
         s_send_error (self, job_id, KF_E_UNKNOWN_METHOD, "worker does not know this job method");
     msgpack_unpacked_destroy (&unpacked);

@@ -156,7 +156,9 @@ s_turn (s_eval_t *eval, const char *message, kf_turn_t *turn)
     if (!kf_mp_unpack_one (job.data, job.size, &unpacked))
         exit (2);
     kf_pipeline_env_t env = { eval->index, eval->models, NULL };
-    kf_pipeline_prepare (turn, &eval->config, &env, &unpacked.data);
+    kf_wp_job_t decoded;
+    kf_wp_job_decode (&unpacked.data, &decoded);
+    kf_pipeline_prepare (turn, &eval->config, &env, &decoded);
     turn->kb_version = 1;
     kf_pipeline_answer (turn, &eval->config);
     msgpack_unpacked_destroy (&unpacked);

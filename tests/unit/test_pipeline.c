@@ -148,7 +148,9 @@ s_chat_bot (s_world_t *world, kf_bot_models_t *models, const char *bot, const ch
     CHECK (kf_mp_unpack_one (job.data, job.size, &unpacked));
     kf_turn_t turn;
     kf_pipeline_env_t env = { world->kb, models, world->server };
-    kf_pipeline_prepare (&turn, &world->config, &env, &unpacked.data);
+    kf_wp_job_t decoded;
+    CHECK (kf_wp_job_decode (&unpacked.data, &decoded));
+    kf_pipeline_prepare (&turn, &world->config, &env, &decoded);
     turn.kb_version = 1;
     kf_pipeline_answer (&turn, &world->config);
     msgpack_sbuffer_init (&reply->buffer);
@@ -217,7 +219,9 @@ s_chat_json (s_world_t *world, const char *json, s_reply_t *reply)
     CHECK (kf_mp_unpack_one (job.data, job.size, &unpacked));
     kf_turn_t turn;
     kf_pipeline_env_t env = { world->kb, world->models, NULL };
-    kf_pipeline_prepare (&turn, &world->config, &env, &unpacked.data);
+    kf_wp_job_t decoded;
+    kf_wp_job_decode (&unpacked.data, &decoded);    //  Not a map: an empty job, answered too
+    kf_pipeline_prepare (&turn, &world->config, &env, &decoded);
     turn.kb_version = 1;
     kf_pipeline_answer (&turn, &world->config);
     msgpack_sbuffer_init (&reply->buffer);
