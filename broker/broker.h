@@ -271,6 +271,8 @@ void kf_llm_release (kf_broker_t *self, const char *job_id, int outcome);
 bool kf_llm_holds_slot (kf_broker_t *self, const char *job_id);
 void kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_id,
                          const char *bot_id, const kf_wp_result_t *result);
+//  True when the configuration gives bot `bot_id` an LLM upstream (its jobs carry recent turns)
+bool kf_llm_bot_calls_upstream (kf_broker_t *self, const char *bot_id);
 int kf_llm_job_timeout_ms (kf_broker_t *self, const char *bot_id);
 void kf_llm_stats_pack (kf_broker_t *self, msgpack_packer *pk);
 

@@ -491,9 +491,11 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
                        session->upstream_conversation_id ? session->upstream_conversation_id : "");
     kf_mp_pack_kv_int (&pk, "turn_count", session->turn_count);
     kf_mp_pack_kv_int (&pk, "failed_attempts", session->failed_attempts);
+    //  Only an LLM prompt reads the recent turns: a bot without one gets none
+    int turns = kf_llm_bot_calls_upstream (self, session->bot_id) ? session->recent_count : 0;
     kf_mp_pack_cstr (&pk, "turns");
-    msgpack_pack_array (&pk, session->recent_count);
-    for (int i = 0; i < session->recent_count; i++) {
+    msgpack_pack_array (&pk, turns);
+    for (int i = 0; i < turns; i++) {
         const char *role, *content;
         kf_session_recent (session, i, &role, &content);
         msgpack_pack_map (&pk, 2);

@@ -126,6 +126,13 @@ kf_llm_on_complete (kf_broker_t *self, const char *job_id, int64_t message_id, c
                                                   : usage->prompt_tokens + usage->completion_tokens);
 }
 
+bool
+kf_llm_bot_calls_upstream (kf_broker_t *self, const char *bot_id)
+{
+    const kf_bot_llm_t *bot = self->config->llm ? kf_config_bot (self->config->llm, bot_id) : NULL;
+    return bot && bot->llm != KF_LLM_OFF && bot->upstream;
+}
+
 int
 kf_llm_job_timeout_ms (kf_broker_t *self, const char *bot_id)
 {

@@ -602,7 +602,16 @@ s_part_scripted (void)
 {
     kf_harness_t h;
     h_init (&h, "handoff-scripted");
-    const char *args [] = { "--liveness", "60", "--cache-mb", "8", NULL };
+    //  Bot fw has an LLM upstream (never called: the worker is this test's), so its jobs
+    //  carry the session's recent turns
+    char config [320];
+    snprintf (config, sizeof config, "%s/kefu.ini", h.dir);
+    FILE *file = fopen (config, "w");
+    CHECK (file);
+    fprintf (file, "[upstream unused]\nkind = openai\nbase_url = http://127.0.0.1:9/v1\n"
+                   "model = none\n\n[bot fw]\nupstream = unused\nllm = fallback\n");
+    fclose (file);
+    const char *args [] = { "--liveness", "60", "--cache-mb", "8", "--config", config, NULL };
     h_start_broker (&h, 0, args);
     kf_client_t *client = h_client (&h);
     s_db_path = h.db;
