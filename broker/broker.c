@@ -153,6 +153,8 @@ s_commit_and_send (kf_broker_t *self)
             kf_stream_hub_discard_notices (self->hub);
             kf_chat_on_batch_lost (self, batch);
         }
+        else
+            kf_chat_on_batch_committed (self);
     }
     if (!self->dirty_since_us)
         kf_stream_hub_flush (self->hub, now);
@@ -689,6 +691,8 @@ done:
     if (self.jobs)
         kf_dict_destroy (&self.jobs);
     free (self.outbox);
+    kf_chat_on_batch_committed (&self);     //  Frees the streams remembered for a batch
+    free (self.ended);
     msgpack_sbuffer_destroy (&self.event_buffer);
     if (self.requests) zmq_close (self.requests);
     if (self.streams) zmq_close (self.streams);

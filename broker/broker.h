@@ -93,6 +93,8 @@ typedef struct {
     uint64_t next_job_id;
     kf_outbox_entry_t *outbox;  //  Replies to send after the commit
     size_t outbox_count, outbox_capacity;
+    struct kf_ended_t *ended;   //  Streamed chats answered in the open batch: their done is taken
+    size_t ended_count, ended_capacity;     //  back if the batch is lost (chat_jobs.c)
     msgpack_sbuffer event_buffer;   //  Scratch for packing one stream event (kf_cj_publish),
                                     //  kept: one allocation for all instead of one per token
     kf_latency_t latency;       //  Chat latency, arrival to reply
@@ -242,6 +244,8 @@ void kf_chat_on_worker_lost (kf_broker_t *self, kf_worker_t *worker);
 void kf_chat_destroy_all (kf_broker_t *self);
 //  A store batch was rolled back: fails the jobs whose rows were in it, forgets its new sessions.
 void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
+//  The open batch committed: the streams answered in it keep their done
+void kf_chat_on_batch_committed (kf_broker_t *self);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
 

@@ -648,8 +648,63 @@ kf_chat_destroy_all (kf_broker_t *self)
 }
 
 void
+kf_cj_remember_ended (kf_broker_t *self, kf_job_t *job)
+{
+    if (self->ended_count == self->ended_capacity) {
+        self->ended_capacity = self->ended_capacity ? self->ended_capacity * 2 : 64;
+        self->ended = kf_realloc (self->ended, self->ended_capacity * sizeof (struct kf_ended_t));
+    }
+    size_t len;
+    const char *topic = kf_stream_topic (job->stream, &len);
+    self->ended [self->ended_count++] = (struct kf_ended_t) {
+        kf_strndup (topic, len), len, kf_store_batch (self->store)
+    };
+}
+
+void
+kf_chat_on_batch_committed (kf_broker_t *self)
+{
+    for (size_t i = 0; i < self->ended_count; i++)
+        free (self->ended [i].topic);
+    self->ended_count = 0;
+    if (self->ended_capacity > 4096) {          //  A burst: give the memory back
+        free (self->ended);
+        self->ended = NULL;
+        self->ended_capacity = 0;
+    }
+}
+
+//  The streams answered in lost batch `batch` end with an error instead of their done (and of the
+//  other events not sent yet): that turn was not stored
+static void
+s_take_back_ended (kf_broker_t *self, uint64_t batch)
+{
+    kf_error_t err;
+    kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
+    for (size_t i = 0; i < self->ended_count; i++) {
+        struct kf_ended_t *ended = &self->ended [i];
+        kf_stream_t *stream = ended->batch == batch
+                            ? kf_stream_hub_find (self->hub, ended->topic, ended->topic_len) : NULL;
+        int64_t seq = stream ? kf_stream_take_back (self->hub, stream) : -1;
+        if (seq < 0)
+            continue;
+        msgpack_sbuffer *buffer = &self->event_buffer;
+        msgpack_sbuffer_clear (buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 3);
+        kf_mp_pack_kv_int (&pk, "seq", seq);
+        kf_mp_pack_kv_str (&pk, "event", "error");
+        s_pack_error_field (&pk, &err);
+        kf_stream_put_last (self->hub, stream, buffer->data, buffer->size);
+    }
+    kf_chat_on_batch_committed (self);      //  Forgotten either way
+}
+
+void
 kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
 {
+    s_take_back_ended (self, batch);
     //  Sessions saved in the batch hold what it changed (handoff, slots, counters): read back first,
     //  so a job that starts while the batch's jobs fail sees the stored state
     kf_sessions_restore_batch (self->sessions, batch);
@@ -662,6 +717,8 @@ kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
             continue;
         s_cancel_on_worker (self, job);
         job->is_started = false;        //  Nothing of it is stored
+        if (job->stream)                //  Its meta names a message id that was not stored
+            kf_stream_take_back (self->hub, job->stream);
         kf_error_t err;
         kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
         kf_cj_fail (self, job, &err);

@@ -81,4 +81,14 @@ bool kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job);
 //  answer row), published on agent.messages, and the chat answered at once with an empty reply,
 //  "to_agent": true (meta and done when streamed, no tokens). The job is finished and freed.
 void kf_cj_answer_held (kf_broker_t *self, kf_job_t *job);
+
+//  A streamed chat answered in the open batch: its topic, to take its done back if the batch is lost
+struct kf_ended_t {
+    char *topic;
+    size_t topic_len;
+    uint64_t batch;
+};
+
+//  Remembers that `job`'s stream ended with done in the open batch (before it is published)
+void kf_cj_remember_ended (kf_broker_t *self, kf_job_t *job);
 #endif

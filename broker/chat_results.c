@@ -327,8 +327,10 @@ s_reply (kf_broker_t *self, s_answer_t *answer)
     msgpack_packer_init (&pk, &fields, msgpack_sbuffer_write);
     s_pack_result (&pk, answer);
     int64_t last_seq = -1;
-    if (job->stream)
+    if (job->stream) {
+        kf_cj_remember_ended (self, job);
         last_seq = kf_cj_publish (self, job, "done", S_RESULT_PAIRS, s_pack_raw_fields, &fields, true);
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);

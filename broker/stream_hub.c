@@ -228,6 +228,51 @@ kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body,
     }
 }
 
+const char *
+kf_stream_topic (const kf_stream_t *stream, size_t *len)
+{
+    *len = stream->topic_len;
+    return stream->topic;
+}
+
+kf_stream_t *
+kf_stream_hub_find (kf_stream_hub_t *self, const char *topic, size_t len)
+{
+    return kf_dict_get (self->streams, topic, len);
+}
+
+int64_t
+kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream)
+{
+    if (stream->sent >= stream->count)
+        return -1;
+    for (size_t e = stream->sent; e < stream->count; e++) {
+        free (stream->events [e].data);
+        self->backlog--;
+    }
+    stream->count = stream->sent;
+    return (int64_t) stream->count;
+}
+
+void
+kf_stream_put_last (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len)
+{
+    if (!stream->is_ended) {
+        kf_stream_publish (self, stream, body, len, true);
+        return;
+    }
+    if (stream->count == stream->capacity) {
+        stream->capacity = stream->capacity ? stream->capacity * 2 : 16;
+        stream->events = kf_realloc (stream->events, stream->capacity * sizeof (s_event_t));
+    }
+    stream->events [stream->count].data = kf_strndup (body, len);
+    stream->events [stream->count].size = len;
+    stream->count++;
+    self->backlog++;
+    if (stream->is_live)
+        s_make_pending (self, stream);
+}
+
 void
 kf_stream_hub_notify (kf_stream_hub_t *self, const char *topic, size_t topic_len, const char *body,
                       size_t body_len)

@@ -44,6 +44,22 @@ int64_t kf_stream_next_seq (kf_stream_t *stream);
 void kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
                         bool is_last);
 
+//  The topic of `stream` (owned by the hub), its length in *len.
+const char *kf_stream_topic (const kf_stream_t *stream, size_t *len);
+
+//  Finds the stream on `topic`, open or ended and still retained; NULL when there is none.
+kf_stream_t *kf_stream_hub_find (kf_stream_hub_t *self, const char *topic, size_t len);
+
+//  Takes back the events of `stream` not handed to the socket yet: the batch they announce was
+//  rolled back, so they tell of a turn that was not stored. Returns the seq the next event gets.
+//  An open stream goes on as before (kf_stream_next_seq is that seq); an ended one whose last event
+//  was taken back is ended again by kf_stream_put_last. Returns -1 when nothing was unsent.
+int64_t kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream);
+
+//  Queues `body` (a packed event carrying the seq kf_stream_take_back returned) as the last event
+//  of an ended stream whose unsent events were taken back: its done gives way to an error.
+void kf_stream_put_last (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len);
+
 //  Queues one notification: a packed msgpack map published once on `topic` (any topic, e.g.
 //  "agent.escalations") at the next kf_stream_hub_flush, after the events queued before it. No
 //  hold, no seq and no retention: whoever is subscribed when it is sent gets it (with the same

@@ -597,6 +597,43 @@ s_test_lost_batch (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     printf ("handoff: a lost batch takes its handoff and its topic events back\n");
 }
 
+//  A streamed chat whose answer cannot be stored ends with an error event, never done: nothing is
+//  announced that was not stored (the events the lost batch held are taken back)
+static void
+s_test_lost_stream (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
+{
+    char session [64], sql [512];
+    kf_reply_t *reply = h_call (client, "session.create", "{\"bot_id\":\"fw\"}");
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    snprintf (sql, sizeof sql, "CREATE TRIGGER test_fail BEFORE UPDATE ON turns"
+              " WHEN NEW.session_id = '%s' AND NEW.status = 'ok'"
+              " BEGIN SELECT RAISE (ABORT, 'injected'); END", session);
+    s_db_exec (sql);
+    s_subscribe (raw, "ls-stream-0001");
+    h_raw_send (raw, "ls-stream-0001", "chat", "{\"message\":\"还在吗\",\"session_id\":\"%s\","
+                "\"stream\":true}", session);
+    char job [32];
+    msgpack_unpacked body;
+    s_worker_expect_job (worker, job, sizeof job, &body);
+    msgpack_unpacked_destroy (&body);
+    msgpack_sbuffer event;
+    h_pack_json (&event, "{\"event\":\"token\",\"content\":\"在的\"}");
+    const char *frames [] = { "KFW1", "PARTIAL", job };
+    s_worker_send (worker, 3, frames, &event);
+    msgpack_sbuffer_destroy (&event);
+    s_worker_final (worker, job, "{\"reply\":\"在的\",\"intent\":\"chitchat\",\"slots\":{}," S_PLAIN "}");
+    reply = h_raw_reply_for (raw, "ls-stream-0001");
+    CHECK (!reply->ok);
+    CHECK_STR (kf_errc_name (reply->error.errc), "internal");
+    kf_reply_destroy (&reply);
+    const msgpack_object *error = s_expect_event (raw, "ls-stream-0001", "error");
+    CHECK_STR (h_str (kf_mp_get (error, "error"), "name"), "internal");
+    CHECK (!s_event_wait (raw, "ls-stream-0001", "done", 300));
+    s_db_exec ("DROP TRIGGER test_fail");
+    printf ("handoff: a stream whose answer was not stored ends with error, not done\n");
+}
+
 static void
 s_part_scripted (void)
 {
@@ -625,6 +662,7 @@ s_part_scripted (void)
     s_test_ticket (&raw, &worker);
     s_test_cache_bypass (&raw, &worker, client);
     s_test_lost_batch (&raw, &worker, client);
+    s_test_lost_stream (&raw, &worker, client);
     zmq_close (worker.dealer);
     h_raw_close (&raw);
     kf_client_destroy (&client);
