@@ -164,7 +164,10 @@ kf_store_t *
 kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t errlen)
 {
     kf_store_t *self = kf_calloc (1, sizeof *self);
-    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
+    //  The loop is the connection's only user (the checkpointer and the snapshot thread open
+    //  their own): no mutex around every call
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                         NULL)) {
         snprintf (err, errlen, "cannot open %s: %s", path, sqlite3_errmsg (self->db));
         goto failed;
     }
@@ -259,24 +262,40 @@ kf_store_savepoint_end (kf_store_t *self, const char *name, int rc)
     return rc;
 }
 
-//  Steps a write statement inside the batch, opening the batch first. Returns 0 or -1.
+//  Steps a write statement inside the batch, opening the batch first. Returns 0 or -1. With
+//  `is_static` its bindings are cleared after a finished step: the store's own texts are bound
+//  without a copy (SQLITE_STATIC) and must not be left pointing at memory the caller frees.
 static int
-s_write (kf_store_t *self, sqlite3_stmt *stmt)
+s_step (kf_store_t *self, sqlite3_stmt *stmt, bool is_static)
 {
     if (s_open_batch (self)) {
         sqlite3_reset (stmt);
+        if (is_static)
+            sqlite3_clear_bindings (stmt);
         return -1;
     }
     int rc = sqlite3_step (stmt);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         kf_error ("store: write failed: %s", sqlite3_errmsg (self->db));
         sqlite3_reset (stmt);
+        if (is_static)
+            sqlite3_clear_bindings (stmt);
         self->is_failed = true;
         return -1;
     }
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
         sqlite3_reset (stmt);
+        if (is_static)
+            sqlite3_clear_bindings (stmt);
+    }
     return 0;
+}
+
+//  A write of the store's own statements (texts bound by s_bind_text)
+static int
+s_write (kf_store_t *self, sqlite3_stmt *stmt)
+{
+    return s_step (self, stmt, true);
 }
 
 int
@@ -345,7 +364,7 @@ kf_store_finalize (sqlite3_stmt **stmts, int count)
 int
 kf_store_write_step (kf_store_t *self, sqlite3_stmt *stmt)
 {
-    return s_write (self, stmt);
+    return s_step (self, stmt, false);
 }
 
 int64_t
@@ -354,11 +373,12 @@ kf_store_next_message_id (kf_store_t *self)
     return self->next_message_id++;
 }
 
+//  Binds a text without a copy: for statements stepped by s_write, which clears the bindings
 static void
 s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
 {
     if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null (stmt, index);
 }
@@ -465,7 +485,7 @@ s_turn_write (kf_store_t *self, sqlite3_stmt *stmt, const kf_turn_row_t *turn)
     sqlite3_bind_int64 (stmt, 1, turn->id);
     s_bind_text (stmt, 2, turn->session_id);
     s_bind_text (stmt, 3, turn->role);
-    sqlite3_bind_text (stmt, 4, turn->content, (int) turn->content_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, 4, turn->content, (int) turn->content_len, SQLITE_STATIC);
     s_bind_text (stmt, 5, turn->response_type ? turn->response_type : "text");
     s_bind_text (stmt, 6, turn->intent);
     if (turn->confidence >= 0)
