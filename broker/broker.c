@@ -23,6 +23,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -610,6 +611,13 @@ kf_broker_run (const kf_broker_config_t *config)
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
+    //  A write past the file-size limit fails (EFBIG) instead of killing the process: the batch is
+    //  rolled back and its chats get 500, as on a full disk
+    signal (SIGXFSZ, SIG_IGN);
+    struct rlimit fsize;
+    if (getrlimit (RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY)
+        kf_warn ("file size limit %llu bytes (ulimit -f): the database cannot grow past it",
+                 (unsigned long long) fsize.rlim_cur);
     char err [512];
     int rc = 1;
     kf_supervisor_t *supervisor = NULL;

@@ -64,7 +64,13 @@ def main():
     for label in labels:
         old = [r[label] for r in results['old'] if label in r]
         new = [r[label] for r in results['new'] if label in r]
-        if not old or not new:
+        if not old or not new:      # A measure one build does not make: its runs alone
+            runs = old or new
+            medians = [statistics.median(v[p] for v in runs) for p in range(min(map(len, runs)))]
+            cells = ' / '.join(f'{m:g}' for m in medians)
+            print(f'| {label} | – | – | – | – | – |' if not runs else
+                  f'| {label} | {"" if new else cells} | {"" if new else cells} | '
+                  f'{cells if new else ""} | {cells if new else ""} | – |')
             continue
         width = min(len(v) for v in old + new)
         cells = [[], [], [], [], []]
