@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { S_LOAD_STATE, S_SAVE, S_STATEMENTS };
+enum { S_LOAD_STATE, S_SAVE, S_SAVE_MINUTE, S_STATEMENTS };
 
 //  The columns of issue 5 are read and written here, beside the session's counters, so one UPDATE
 //  per answered turn stores all of it
@@ -27,6 +27,12 @@ static const char *s_sql [S_STATEMENTS] = {
         " labels = coalesce (?5, labels), slots = coalesce (?6, slots), repeat_key = ?7,"
         " repeat_count = ?8,"
         " handoff_state = ?9, escalation_id = ?10 WHERE id = ?1",
+    //  The same, when the minute of its last activity moved (the idle index changes then only)
+    [S_SAVE_MINUTE] =
+        "UPDATE sessions SET turn_count = ?2, failed_attempts = ?3, updated_at = ?4,"
+        " labels = coalesce (?5, labels), slots = coalesce (?6, slots), repeat_key = ?7,"
+        " repeat_count = ?8,"
+        " handoff_state = ?9, escalation_id = ?10, active_minute = ?4 / 60000 WHERE id = ?1",
 };
 
 struct _kf_sessions_t {
@@ -108,6 +114,7 @@ kf_sessions_create (kf_sessions_t *self, const char *user_id, size_t user_len,
     session->channel = kf_strdup (channel ? channel : "api");
     session->bot_id = kf_strndup (bot_id ? bot_id : "default", bot_id ? bot_len : 7);
     session->created_at = session->updated_at = kf_now_ms ();
+    session->saved_minute = session->updated_at / 60000;            //  The insert writes it
     session->last_used_us = kf_mono_us ();
     session->created_batch = kf_store_batch (self->store) + 1;     //  0 means "from the database"
     session->slots = kf_strndup ("\x80", 1);                       //  {}
@@ -209,7 +216,9 @@ s_slots_json (const kf_session_t *session)
 int
 kf_sessions_save (kf_sessions_t *self, kf_session_t *session, const char *labels_json)
 {
-    sqlite3_stmt *stmt = self->stmt [S_SAVE];
+    int64_t minute = session->updated_at / 60000;
+    sqlite3_stmt *stmt = self->stmt [minute == session->saved_minute ? S_SAVE : S_SAVE_MINUTE];
+    session->saved_minute = minute;
     sqlite3_bind_text (stmt, 1, session->id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (stmt, 2, session->turn_count);
     sqlite3_bind_int64 (stmt, 3, session->failed_attempts);
@@ -309,6 +318,7 @@ kf_sessions_get (kf_sessions_t *self, const char *id, size_t len)
     session->failed_attempts = row.failed_attempts;
     session->created_at = row.created_at;
     session->updated_at = row.updated_at;
+    session->saved_minute = -1;
     session->upstream_conversation_id = row.upstream_conversation_id;
     session->last_used_us = kf_mono_us ();
     s_load_state (self, session);
@@ -417,6 +427,7 @@ s_reload (kf_sessions_t *self, kf_session_t *session)
         session->is_closed = row.state && strcmp (row.state, "closed") == 0;
         kf_session_row_free (&row);
     }
+    session->saved_minute = -1;
     kf_session_set_handoff (session, KF_HANDOFF_BOT, 0, NULL, 0);
     kf_session_reset_repeat (session);
     free (session->slots);

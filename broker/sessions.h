@@ -48,6 +48,7 @@ typedef struct {
     char *repeat_key;           //  Last counted question, normalized (kf_text_normalize); owned
     int64_t repeat_count;       //  Times in a row it was asked (0: none)
     uint64_t saved_batch;       //  Store batch of its last kf_sessions_save (0: none yet)
+    int64_t saved_minute;       //  active_minute its row holds (-1: not known, written next save)
 } kf_session_t;
 
 typedef struct _kf_sessions_t kf_sessions_t;

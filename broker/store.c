@@ -26,8 +26,8 @@ static const char *s_sql [S_COUNT] = {
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_SESSION_INSERT] =
-        "INSERT INTO sessions (id, user_id, channel, bot_id, state, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, user_id, channel, bot_id, state, created_at, updated_at,"
+        " active_minute) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 / 60000)",
     [S_SESSION_LOAD] =
         "SELECT user_id, channel, bot_id, state, turn_count, failed_attempts, created_at,"
         " updated_at, upstream_conversation_id FROM sessions WHERE id = ? AND deleted_at IS NULL",
@@ -55,7 +55,7 @@ static const char *s_sql [S_COUNT] = {
         " closed_at = ?, updated_at = ? WHERE id = ?",
     [S_CLOSE_IDLE] =
         "UPDATE sessions SET state = 'closed', close_reason = 3, closed_at = ?1"
-        " WHERE state = 'open' AND updated_at < ?2",
+        " WHERE state = 'open' AND active_minute <= ?2 / 60000 AND updated_at < ?2",
     [S_REOPEN] =
         "UPDATE sessions SET state = 'open', close_reason = NULL, closed_at = NULL"
         " WHERE id = ? AND close_reason = 3",
