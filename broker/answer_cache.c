@@ -106,27 +106,6 @@ s_key (const char *bot_id, int64_t version, const char *question, size_t questio
     return used + question_len;
 }
 
-//  A key and its value, or nil for a value the result does not have
-static void
-s_pack_kept (msgpack_packer *pk, const char *key, const msgpack_object *value)
-{
-    kf_mp_pack_cstr (pk, key);
-    if (value)
-        msgpack_pack_object (pk, *value);
-    else
-        msgpack_pack_nil (pk);
-}
-
-static void
-s_pack_kept_double (msgpack_packer *pk, const char *key, bool has, double value)
-{
-    kf_mp_pack_cstr (pk, key);
-    if (has)
-        msgpack_pack_double (pk, value);
-    else
-        msgpack_pack_nil (pk);
-}
-
 void
 kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result)
 {
@@ -163,11 +142,11 @@ kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_re
     msgpack_packer_init (&pk, &shared, msgpack_sbuffer_write);
     kf_mp_pack_cstr (&pk, "intent");
     kf_wp_pack_str (&pk, result->intent);
-    s_pack_kept_double (&pk, "intent_confidence", result->has_intent_confidence,
+    kf_mp_pack_kv_double_if (&pk, "intent_confidence", result->has_intent_confidence,
                         result->intent_confidence);
-    s_pack_kept_double (&pk, "confidence", result->has_confidence, result->confidence);
-    s_pack_kept (&pk, "sources", result->sources);
-    s_pack_kept (&pk, "candidates", result->candidates);
+    kf_mp_pack_kv_double_if (&pk, "confidence", result->has_confidence, result->confidence);
+    kf_mp_pack_kv_object (&pk, "sources", result->sources);
+    kf_mp_pack_kv_object (&pk, "candidates", result->candidates);
     entry->shared = shared.data;
     entry->shared_size = shared.size;
     entry->bytes += shared.size;

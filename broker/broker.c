@@ -699,7 +699,7 @@ done:
     if (self.jobs)
         kf_dict_destroy (&self.jobs);
     free (self.outbox);
-    kf_chat_on_batch_committed (&self);     //  Frees the streams remembered for a batch
+    kf_chat_forget_ended (&self);
     free (self.ended);
     msgpack_sbuffer_destroy (&self.event_buffer);
     if (self.requests) zmq_close (self.requests);

@@ -246,6 +246,8 @@ void kf_chat_destroy_all (kf_broker_t *self);
 void kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch);
 //  The open batch committed: the streams answered in it keep their done
 void kf_chat_on_batch_committed (kf_broker_t *self);
+//  Forgets the streams remembered for the open batch (kf_chat_on_batch_committed does so)
+void kf_chat_forget_ended (kf_broker_t *self);
 //  Milliseconds until the oldest job's deadline, -1 when none.
 long kf_chat_timeout (kf_broker_t *self, int64_t now_us);
 

@@ -505,7 +505,7 @@ s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
     kf_mp_pack_cstr (&pk, "slots");
     pk.callback (pk.data, session->slots, session->slots_size);
     kf_mp_pack_kv_int (&pk, "repeat_count", job->repeat_count);
-    if (has_emotion)                //  Scored at the start: the worker need not score it again
+    if (has_emotion)                //  Scored for the cache: the worker need not score it again
         kf_mp_pack_kv_double (&pk, "emotion_score", job->emotion_score);
     kf_handoff_limits_t limits;
     kf_bots_handoff (self->bots, session->bot_id, strlen (session->bot_id), &limits);
@@ -664,6 +664,12 @@ kf_cj_remember_ended (kf_broker_t *self, kf_job_t *job)
 void
 kf_chat_on_batch_committed (kf_broker_t *self)
 {
+    kf_chat_forget_ended (self);
+}
+
+void
+kf_chat_forget_ended (kf_broker_t *self)
+{
     for (size_t i = 0; i < self->ended_count; i++)
         free (self->ended [i].topic);
     self->ended_count = 0;
@@ -698,7 +704,7 @@ s_take_back_ended (kf_broker_t *self, uint64_t batch)
         s_pack_error_field (&pk, &err);
         kf_stream_put_last (self->hub, stream, buffer->data, buffer->size);
     }
-    kf_chat_on_batch_committed (self);      //  Forgotten either way
+    kf_chat_forget_ended (self);            //  Taken back or not, forgotten
 }
 
 void

@@ -36,7 +36,7 @@ struct kf_job_t {
     int64_t user_message_id, message_id;   //  The same id when people have the session (no
                                             //  answer row: the user turn is the only one)
     int64_t repeat_count;       //  Times in a row the customer sent this message (at start)
-    double emotion_score;       //  Of the message, scored at start; < 0 before
+    double emotion_score;       //  Of the message, when the broker scored it (cache, people); < 0: not
     kf_job_t *ready_prev, *ready_next;
     kf_job_t *live_prev, *live_next;    //  In its lane of broker.live
     int lane;

@@ -196,26 +196,6 @@ typedef struct {
 
 #define S_RESULT_PAIRS 27           //  Pairs of the result (done: the same), without last_seq
 
-//  A key and its value, or nil for a value the result does not have
-static void
-s_pack_object (msgpack_packer *pk, const char *key, const msgpack_object *value)
-{
-    kf_mp_pack_cstr (pk, key);
-    if (value)
-        msgpack_pack_object (pk, *value);
-    else
-        msgpack_pack_nil (pk);
-}
-
-static void
-s_pack_double (msgpack_packer *pk, const char *key, bool has, double value)
-{
-    kf_mp_pack_cstr (pk, key);
-    if (has)
-        msgpack_pack_double (pk, value);
-    else
-        msgpack_pack_nil (pk);
-}
 
 static void
 s_pack_packed (msgpack_packer *pk, const char *key, const msgpack_sbuffer *packed)
@@ -234,17 +214,17 @@ s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const kf_wp_resul
 {
     kf_mp_pack_cstr (pk, "intent");
     kf_wp_pack_str (pk, result->intent);
-    s_pack_double (pk, "intent_confidence", result->has_intent_confidence, result->intent_confidence);
-    s_pack_double (pk, "confidence", result->has_confidence, result->confidence);
-    s_pack_object (pk, "sources", result->sources);
-    s_pack_object (pk, "suggestions", result->suggestions);
-    s_pack_object (pk, "candidates", result->candidates);
-    s_pack_object (pk, "sub_tasks", result->sub_tasks);
+    kf_mp_pack_kv_double_if (pk, "intent_confidence", result->has_intent_confidence, result->intent_confidence);
+    kf_mp_pack_kv_double_if (pk, "confidence", result->has_confidence, result->confidence);
+    kf_mp_pack_kv_object (pk, "sources", result->sources);
+    kf_mp_pack_kv_object (pk, "suggestions", result->suggestions);
+    kf_mp_pack_kv_object (pk, "candidates", result->candidates);
+    kf_mp_pack_kv_object (pk, "sub_tasks", result->sub_tasks);
     kf_mp_pack_kv_bool (pk, "escalate_to_human", result->escalate_to_human);
     if (result->has_emotion_score)
         kf_mp_pack_kv_double (pk, "emotion_score", result->emotion_score);
     else
-        s_pack_double (pk, "emotion_score", job->emotion_score >= 0, job->emotion_score);
+        kf_mp_pack_kv_double_if (pk, "emotion_score", job->emotion_score >= 0, job->emotion_score);
 }
 
 //  A result's usage, nil when it has none

@@ -373,7 +373,8 @@ kf_store_next_message_id (kf_store_t *self)
     return self->next_message_id++;
 }
 
-//  Binds a text without a copy: for statements stepped by s_write, which clears the bindings
+//  Binds a text without a copy: the statement is stepped before the text goes, and its bindings
+//  cleared after (s_write does so)
 static void
 s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
 {
@@ -587,6 +588,7 @@ kf_store_recent_turns (kf_store_t *self, const char *session_id, int count, kf_t
         fn (arg, (const char *) sqlite3_column_text (stmt, 0),
             (const char *) sqlite3_column_text (stmt, 1));
     sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);      //  s_bind_text does not copy
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -791,5 +793,6 @@ s_record_write (kf_store_t *self, const kf_record_row_t *record, int64_t *messag
     sqlite3_bind_text (find, 2, record->record_id, (int) record->record_id_len, SQLITE_TRANSIENT);
     *message_id = sqlite3_step (find) == SQLITE_ROW ? sqlite3_column_int64 (find, 0) : 0;
     sqlite3_reset (find);
+    sqlite3_clear_bindings (find);      //  s_bind_text does not copy
     return 2;
 }

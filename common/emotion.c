@@ -393,9 +393,15 @@ s_is_whenever (const s_folded_t *f, size_t at)
     for (int n = 0; not_whenever [n]; n++)
         if (f->cps [start + 1] == not_whenever [n])
             return false;
-    for (size_t i = start + 1; i < at; i++)
+    //  A condition of inaction is a deadline: 一小时不回复我就报警, 一会儿没人管就投诉
+    static const uint32_t inaction [] = { 0x4E0D, 0x6CA1, 0x672A, 0x518D, 0 };    //  不没未再
+    for (size_t i = start + 1; i < at; i++) {
+        for (int n = 0; inaction [n]; n++)
+            if (f->cps [i] == inaction [n])
+                return false;
         if (f->cps [i] == 0x5C31)                       //  就
             return true;
+    }
     return false;
 }
 
@@ -555,11 +561,13 @@ kf_emotion_reply_no_transfer (double score)
     return kf_emotion_reply (score);
 }
 
-//  True when the text tells of someone posing as the business: 冒充, 自称, 假客服, 假冒
+//  True when the text tells of someone posing as the business: 冒充, 假冒, 假客服, 自称你们客服
+//  (not 你们自称服务第一)
 static bool
 s_names_impostor (const char *text, size_t len)
 {
-    static const char *words [] = { "冒充", "自称", "假客服", "假冒", "假的客服", "冒牌", NULL };
+    static const char *words [] = { "冒充", "假冒", "假客服", "假的客服", "自称你们", "自称是你们",
+                                    "自称客服", "自称是客服", NULL };
     for (int w = 0; words [w]; w++)
         if (memmem (text, len, words [w], strlen (words [w])))
             return true;

@@ -151,6 +151,26 @@ kf_mp_pack_kv_double (msgpack_packer *pk, const char *key, double value)
     msgpack_pack_double (pk, value);
 }
 
+void
+kf_mp_pack_kv_object (msgpack_packer *pk, const char *key, const msgpack_object *value)
+{
+    kf_mp_pack_cstr (pk, key);
+    if (value)
+        msgpack_pack_object (pk, *value);
+    else
+        msgpack_pack_nil (pk);
+}
+
+void
+kf_mp_pack_kv_double_if (msgpack_packer *pk, const char *key, bool has, double value)
+{
+    kf_mp_pack_cstr (pk, key);
+    if (has)
+        msgpack_pack_double (pk, value);
+    else
+        msgpack_pack_nil (pk);
+}
+
 //  Walks one msgpack object at data[*pos] without allocating. Fails on truncation, on nesting past
 //  `depth`, and on a container whose declared count exceeds the bytes left (each element needs at
 //  least one byte); msgpack-c would otherwise allocate for the declared count before noticing.

@@ -44,6 +44,9 @@ void kf_mp_pack_kv_str (msgpack_packer *pk, const char *key, const char *value);
 void kf_mp_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value);
 void kf_mp_pack_kv_bool (msgpack_packer *pk, const char *key, bool value);
 void kf_mp_pack_kv_double (msgpack_packer *pk, const char *key, double value);
+//  A key and `value`, or nil when `value` is NULL / `has` is false
+void kf_mp_pack_kv_object (msgpack_packer *pk, const char *key, const msgpack_object *value);
+void kf_mp_pack_kv_double_if (msgpack_packer *pk, const char *key, bool has, double value);
 
 //  Unpacks exactly one object from `data`, keeping its own copy of the bytes (so the result may
 //  outlive `data`). Returns true and fills `result` (caller destroys it with

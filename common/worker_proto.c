@@ -193,13 +193,6 @@ kf_wp_result_decode (const msgpack_object *map, kf_wp_result_t *result)
     return true;
 }
 
-static void
-s_pack_object (msgpack_packer *pk, const char *key, const msgpack_object *value)
-{
-    kf_mp_pack_cstr (pk, key);
-    msgpack_pack_object (pk, *value);
-}
-
 void
 kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
 {
@@ -219,7 +212,7 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
         kf_wp_pack_str (pk, r->response_type);
     }
     if (r->response_content)
-        s_pack_object (pk, "response_content", r->response_content);
+        kf_mp_pack_kv_object (pk, "response_content", r->response_content);
     if (r->intent.data) {
         kf_mp_pack_cstr (pk, "intent");
         kf_wp_pack_str (pk, r->intent);
@@ -231,13 +224,13 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
     if (r->has_emotion_score)
         kf_mp_pack_kv_double (pk, "emotion_score", r->emotion_score);
     if (r->sources)
-        s_pack_object (pk, "sources", r->sources);
+        kf_mp_pack_kv_object (pk, "sources", r->sources);
     if (r->suggestions)
-        s_pack_object (pk, "suggestions", r->suggestions);
+        kf_mp_pack_kv_object (pk, "suggestions", r->suggestions);
     if (r->candidates)
-        s_pack_object (pk, "candidates", r->candidates);
+        kf_mp_pack_kv_object (pk, "candidates", r->candidates);
     if (r->sub_tasks)
-        s_pack_object (pk, "sub_tasks", r->sub_tasks);
+        kf_mp_pack_kv_object (pk, "sub_tasks", r->sub_tasks);
     kf_mp_pack_kv_bool (pk, "escalate_to_human", r->escalate_to_human);
     if (r->has_handoff_reason)
         kf_mp_pack_kv_int (pk, "handoff_reason", r->handoff_reason);
@@ -251,11 +244,11 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
         kf_mp_pack_kv_int (pk, "total_tokens", r->usage.total_tokens);
     }
     if (r->slots)
-        s_pack_object (pk, "slots", r->slots);
+        kf_mp_pack_kv_object (pk, "slots", r->slots);
     if (r->ticket)
-        s_pack_object (pk, "ticket", r->ticket);
+        kf_mp_pack_kv_object (pk, "ticket", r->ticket);
     if (r->cache)
-        s_pack_object (pk, "cache", r->cache);
+        kf_mp_pack_kv_object (pk, "cache", r->cache);
     if (r->upstream.data) {
         kf_mp_pack_cstr (pk, "upstream");
         kf_wp_pack_str (pk, r->upstream);
@@ -484,9 +477,9 @@ kf_wp_job_pack (const kf_wp_job_t *job, msgpack_packer *pk)
     if (job->has_number)
         kf_mp_pack_kv_int (pk, "number", job->number);
     if (job->labels)
-        s_pack_object (pk, "labels", job->labels);
+        kf_mp_pack_kv_object (pk, "labels", job->labels);
     if (job->inputs)
-        s_pack_object (pk, "inputs", job->inputs);
+        kf_mp_pack_kv_object (pk, "inputs", job->inputs);
     kf_mp_pack_cstr (pk, "context");
     //  turn_count, failed_attempts, repeat_count and turns always, the rest when present
     msgpack_pack_map (pk, 4 + !!job->session_id.data + !!job->upstream_conversation_id.data
@@ -509,7 +502,7 @@ kf_wp_job_pack (const kf_wp_job_t *job, msgpack_packer *pk)
             s_pack_kv_view (pk, "content", job->turns [t].content);
     }
     if (job->slots)
-        s_pack_object (pk, "slots", job->slots);
+        kf_mp_pack_kv_object (pk, "slots", job->slots);
     if (job->has_emotion_score)
         kf_mp_pack_kv_double (pk, "emotion_score", job->emotion_score);
     if (job->has_handoff) {

@@ -683,13 +683,13 @@ s_is_negated (const char *s, size_t len, const char *hit, size_t n)
     return false;
 }
 
-//  Words that name a person to talk to, normalized
-//  Staff who are also talked about ("前台工作人员中午休息吗", "网点工作人员说会短信通知",
-//  "客户经理说可以提额") name a person only when asked for (s_asks_for_agent, s_asks_for_boss)
+//  Words that name a person to talk to, normalized. Staff who are also talked about
+//  ("前台工作人员中午休息吗", "网点工作人员说会短信通知", "客户经理说可以提额") name one only
+//  when asked for (s_asks_for_agent, s_asks_for_boss)
 static const char *s_person_terms [] = {
-    "人工", "真人", "活人", "坐席", "座席", "客服人员", "human", "agent", "real person", NULL
+    "人工", "真人", "活人", "坐席", "座席", "客服人员", "human", "agent", "real person", "someone",
+    "somebody", NULL
 };
-
 
 //  The people of a chat desk: asked for with a verb (s_request_verbs), a request in so many words
 static const char *s_agent_terms [] = {
@@ -808,21 +808,42 @@ s_asks_for_agent (const char *s, size_t len)
     return false;
 }
 
-//  Someone in charge sent for: 叫你们经理来, 让你们值班经理跟我说, 找领导 (not 需要经理签字)
+//  Someone in charge sent for, for a guess of the model to stand on: 叫你们经理来, 让你们值班经理
+//  跟我说, 找领导 - a verb right before the title (你们, 个, 的, 值班 may stand between). Not
+//  找到经理的电话, 换了新经理, 需要经理签字, 找领导审批要多久, 有没有负责人的电话
 static bool
 s_asks_for_boss (const char *s, size_t len)
 {
     static const char *bosses [] = { "经理", "主管", "负责人", "领导", NULL };
-    static const char *verbs [] = { "找", "叫", "让", "换", "喊", "来个", "有没有", NULL };
+    static const char *verbs [] = { "找", "叫", "喊", "让", "换个", "换一个", "来个", NULL };
+    static const char *fillers [] = { "你们的", "你们", "一个", "值班的", "值班", "个", "的", NULL };
+    static const char *about [] = { "签", "审批", "电话", "号码", "过", "说的", "说了", NULL };
     for (int t = 0; bosses [t]; t++) {
         size_t n = strlen (bosses [t]);
         const char *hit = memmem (s, len, bosses [t], n);
         if (!hit || s_is_negated (s, len, hit, n))
             continue;
-        size_t window = (size_t) (hit - s) < 18 ? (size_t) (hit - s) : 18;
-        for (int v = 0; verbs [v]; v++)
-            if (memmem (hit - window, window, verbs [v], strlen (verbs [v])))
+        const char *after = hit + n;
+        bool is_about = false;
+        for (int a = 0; about [a] && !is_about; a++)
+            is_about = memmem (after, len - (after - s), about [a], strlen (about [a])) != NULL;
+        if (is_about)
+            continue;
+        const char *at = hit;           //  Back over the fillers, then the verb must end there
+        for (int f = 0; fillers [f]; ) {
+            size_t flen = strlen (fillers [f]);
+            if ((size_t) (at - s) >= flen && memcmp (at - flen, fillers [f], flen) == 0) {
+                at -= flen;
+                f = 0;
+                continue;
+            }
+            f++;
+        }
+        for (int v = 0; verbs [v]; v++) {
+            size_t vlen = strlen (verbs [v]);
+            if ((size_t) (at - s) >= vlen && memcmp (at - vlen, verbs [v], vlen) == 0)
                 return true;
+        }
     }
     return false;
 }
@@ -893,13 +914,16 @@ static bool
 s_is_transfer (const char *s, size_t len)
 {
     return s_is_only_person (s, len) || s_says_request (s, len) || s_asks_for_agent (s, len)
-        || s_asks_for_boss (s, len) || s_talks_with_someone (s, len) || s_refuses_bot (s, len);
+        || s_talks_with_someone (s, len) || s_refuses_bot (s, len);
 }
 
-//  True when a clause names a person to talk to, not negated right before (不用/不要/别 ...)
+//  True when a clause names a person to talk to, not negated right before (不用/不要/别 ...), or
+//  sends for someone in charge
 static bool
 s_names_person (const char *s, size_t len)
 {
+    if (s_asks_for_boss (s, len))
+        return true;
     for (int t = 0; s_person_terms [t]; t++) {
         size_t n = strlen (s_person_terms [t]);
         for (const char *hit = memmem (s, len, s_person_terms [t], n); hit;

@@ -30,6 +30,7 @@
 #include "workers/kb_index_private.h"
 #include "common/log.h"
 #include "common/text_norm.h"
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -441,12 +442,15 @@ s_complete_best (kf_kb_index_t *self, const int *candidates, int count, double p
     }
     double *bounds = self->bounds, w = self->query_weight;
     int *items = self->bound_items;
+    //  The pending weight comes from subtractions, a few ulps off: never below 0, and every bound
+    //  a little above the key it bounds
+    pending = pending > 0 ? pending : 0;
     for (int c = 0; c < count; c++) {
         const kf_ki_entry_t *entry = &self->entries [candidates [c]];
         double cover = s_min1 ((entry->explained + pending) / w);
         double question = cover * cover * cover;
         double answer = s_answer_key ((entry->answer + pending) / w);
-        bounds [c] = question > answer ? question : answer;
+        bounds [c] = (question > answer ? question : answer) * (1 + 8 * DBL_EPSILON);
         items [c] = candidates [c];
     }
     for (int at = count / 2 - 1; at >= 0; at--)

@@ -224,7 +224,8 @@ s_test_anger (void)
 {
     static const char *angry [] = {
         "你们是骗子", "你有病吧", "再不处理我就报警", "一直不处理我就报警", "垃圾银行", "你们太差劲了",
-        "气炸了！！！", NULL
+        "气炸了！！！", "一小时内不回复我就报警", "一会儿不处理我就报警",    //  Deadlines, not "whenever"
+        "你们自称服务第一，结果就这？垃圾银行", NULL
     };
     static const char *calm [] = {
         "一炒菜烟感就报警，能拆掉吗",                             //  The alarm, not the police

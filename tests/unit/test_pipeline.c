@@ -598,7 +598,9 @@ s_test_handoff (s_world_t *world)
     s_reply_destroy (&r);
     //  Staff talked about, not asked for, are no request for a person; sent for, they are
     static const char *about [] = { "前台工作人员中午休息吗", "办完事想给窗口工作人员评价一下",
-                                    "网点工作人员说审批结果会短信通知", "需要经理签字吗", NULL };
+                                    "网点工作人员说审批结果会短信通知", "需要经理签字吗",
+                                    "我找到了你们经理的电话", "找领导审批要多久", "有没有负责人的电话",
+                                    "我让经理签过字了", "物业换了新经理之后服务变差了", NULL };
     for (int i = 0; about [i]; i++) {
         s_chat (world, about [i], NULL, 0, 1, &r);
         CHECK (!kf_mp_get_bool (r.result, "escalate_to_human", true));

@@ -106,11 +106,61 @@ s_test_wrong_types (void)
     msgpack_sbuffer_destroy (&buffer);
 }
 
+//  The job: params and context read into fields, the handoff and answer settings typed, the last
+//  turns kept, wrong types absent; packed, it reads back the same
+static void
+s_test_job (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    const char *json = "{\"method\":\"chat\",\"stream\":true,\"params\":{\"message\":\"怎么退货\","
+        "\"top_k\":7,\"bot_id\":\"shop\",\"user_id\":\"u1\",\"channel\":\"web\","
+        "\"labels\":{\"vip\":\"true\"},\"inputs\":[1]},\"context\":{\"session_id\":\"s_1\","
+        "\"turn_count\":3,\"failed_attempts\":\"2\",\"repeat_count\":2,"
+        "\"turns\":[{\"role\":\"user\",\"content\":\"你好\"},7,{\"role\":\"assistant\",\"content\":\"您好\"}],"
+        "\"slots\":{\"order_no\":\"A1\"},\"emotion_score\":0.5,"
+        "\"handoff\":{\"failed_attempts\":4,\"emotion_below\":\"low\",\"repeated_question\":3},"
+        "\"answer\":{\"target_precision\":0.95,\"suggestions\":2}}}";
+    CHECK_INT (kf_json_to_msgpack (json, strlen (json), &pk, NULL, 0), 0);
+    msgpack_unpacked unpacked;
+    CHECK (kf_mp_unpack_borrowed (buffer.data, buffer.size, &unpacked));
+    kf_wp_job_t job;
+    CHECK (kf_wp_job_decode (&unpacked.data, &job));
+    CHECK (s_str_is (job.method, "chat") && job.stream && s_str_is (job.message, "怎么退货"));
+    CHECK (job.has_top_k && job.top_k == 7 && s_str_is (job.bot_id, "shop"));
+    CHECK (job.labels && !job.inputs);              //  inputs must be a map
+    CHECK (s_str_is (job.session_id, "s_1") && job.turn_count == 3 && job.repeat_count == 2);
+    CHECK (job.failed_attempts == 0);               //  A string is no count
+    CHECK_INT (job.turn_total, 2);                  //  The maps among the entries
+    CHECK (s_str_is (job.turns [1].content, "您好"));
+    CHECK (job.slots && job.has_emotion_score && job.emotion_score == 0.5);
+    CHECK (job.has_handoff && job.handoff.has_failed_attempts && job.handoff.failed_attempts == 4);
+    CHECK (!job.handoff.has_emotion_below && job.handoff.has_repeated_question);
+    CHECK (job.has_target_precision && job.target_precision == 0.95 && job.suggestions == 2);
+    msgpack_sbuffer packed;
+    msgpack_sbuffer_init (&packed);
+    msgpack_packer_init (&pk, &packed, msgpack_sbuffer_write);
+    kf_wp_job_pack (&job, &pk);
+    msgpack_unpacked again;
+    CHECK (kf_mp_unpack_borrowed (packed.data, packed.size, &again));
+    kf_wp_job_t back;
+    CHECK (kf_wp_job_decode (&again.data, &back));
+    CHECK (s_str_is (back.message, "怎么退货") && back.turn_total == 2 && back.handoff.failed_attempts == 4);
+    CHECK (back.has_target_precision && back.labels && s_str_is (back.turns [0].role, "user"));
+    msgpack_unpacked_destroy (&again);
+    msgpack_sbuffer_destroy (&packed);
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
 int
 main (void)
 {
     s_test_fields ();
     s_test_wrong_types ();
+    s_test_job ();
     TEST_PASS ("test_worker_proto");
     return 0;
 }
