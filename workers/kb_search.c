@@ -457,7 +457,9 @@ s_complete_best (kf_kb_index_t *self, const int *candidates, int count, double p
         s_bound_down (bounds, items, count, at);
     int found = 0;
     while (count > 0) {
-        if (found == max_hits && s_beats (self->entries [self->best [max_hits - 1]].key, bounds [0]))
+        //  Exhaustive (tests): every candidate completed, so the early stop is checked against it
+        if (found == max_hits && !self->is_exhaustive
+        &&  s_beats (self->entries [self->best [max_hits - 1]].key, bounds [0]))
             break;
         int item = items [0];
         for (int child = 1; child <= 2 && child < count; child++)
