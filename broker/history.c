@@ -8,6 +8,7 @@
 #include "common/mpack.h"
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +103,14 @@ s_pack_message (msgpack_packer *pk, sqlite3_stmt *stmt)
     kf_mp_pack_kv_bool (pk, "stopped", sqlite3_column_int (stmt, 22) != 0);
     kf_mp_pack_cstr (pk, "usage");
     msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_int (pk, "prompt_tokens", sqlite3_column_int64 (stmt, 11));
-    kf_mp_pack_kv_int (pk, "completion_tokens", sqlite3_column_int64 (stmt, 12));
-    kf_mp_pack_kv_int (pk, "total_tokens",
-                       sqlite3_column_int64 (stmt, 11) + sqlite3_column_int64 (stmt, 12));
+    //  Rows an older broker stored may hold any integers: the sum must not overflow
+    int64_t prompt = sqlite3_column_int64 (stmt, 11), completion = sqlite3_column_int64 (stmt, 12);
+    int64_t total;
+    if (__builtin_add_overflow (prompt, completion, &total))
+        total = prompt > 0 ? INT64_MAX : INT64_MIN;
+    kf_mp_pack_kv_int (pk, "prompt_tokens", prompt);
+    kf_mp_pack_kv_int (pk, "completion_tokens", completion);
+    kf_mp_pack_kv_int (pk, "total_tokens", total);
     kf_mp_pack_kv_int (pk, "created_at", sqlite3_column_int64 (stmt, 13));
     kf_mp_pack_cstr (pk, "feedback");
     if (sqlite3_column_type (stmt, 14) == SQLITE_NULL)

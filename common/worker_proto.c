@@ -81,6 +81,8 @@ s_read_usage (const msgpack_object *map, kf_wp_result_t *result)
                        : S_IS (key, "total_tokens")      ? &result->usage.total_tokens : NULL;
         if (count && !s_read_int (value, count))
             *count = 0;
+        if (count)
+            *count = *count < 0 ? 0 : *count > KF_WP_TOKENS_MAX ? KF_WP_TOKENS_MAX : *count;
     }
 }
 

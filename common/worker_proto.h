@@ -23,7 +23,10 @@ typedef struct {
     size_t len;
 } kf_wp_str_t;
 
-//  Token counts of a turn (usage); absent counts are 0
+#define KF_WP_TOKENS_MAX 1000000000000LL     //  A count above this is taken as this
+
+//  Token counts of a turn (usage); absent or negative counts are 0, none above KF_WP_TOKENS_MAX,
+//  so sums of them never overflow
 typedef struct {
     int64_t prompt_tokens, completion_tokens, total_tokens;
 } kf_wp_usage_t;

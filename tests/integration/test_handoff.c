@@ -634,6 +634,30 @@ s_test_lost_stream (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     printf ("handoff: a stream whose answer was not stored ends with error, not done\n");
 }
 
+//  A worker's token counts cannot overflow the broker's sums: clamped when read, the answer and
+//  the history stay readable
+static void
+s_test_hostile_usage (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
+{
+    h_raw_send (raw, "hu-1", "chat", "{\"message\":\"你好\",\"bot_id\":\"fw\"}");
+    char job [32];
+    msgpack_unpacked body;
+    s_worker_expect_job (worker, job, sizeof job, &body);
+    msgpack_unpacked_destroy (&body);
+    s_worker_final (worker, job, "{\"reply\":\"您好\",\"intent\":\"chitchat\",\"slots\":{},"
+                    "\"upstream\":\"unused\",\"usage\":{\"prompt_tokens\":9223372036854775807,"
+                    "\"completion_tokens\":1,\"total_tokens\":0}}");
+    kf_reply_t *reply = h_raw_reply_for (raw, "hu-1");
+    CHECK (reply->ok);
+    char session [64];
+    snprintf (session, sizeof session, "%s", h_str (reply->result, "session_id"));
+    kf_reply_destroy (&reply);
+    reply = h_call (client, "history", "{\"session_id\":\"%s\"}", session);
+    CHECK (reply->ok);
+    kf_reply_destroy (&reply);
+    printf ("handoff: a worker's huge token counts are clamped\n");
+}
+
 static void
 s_part_scripted (void)
 {
@@ -663,6 +687,7 @@ s_part_scripted (void)
     s_test_cache_bypass (&raw, &worker, client);
     s_test_lost_batch (&raw, &worker, client);
     s_test_lost_stream (&raw, &worker, client);
+    s_test_hostile_usage (&raw, &worker, client);
     zmq_close (worker.dealer);
     h_raw_close (&raw);
     kf_client_destroy (&client);

@@ -185,10 +185,14 @@ s_test_clients (void)
     CHECK (logged >= 1 && logged <= 10);
 
     //  No CURVE, or the wrong broker key: the handshake fails
+    //  (a loaded machine may see the broker drop the connection before libzmq reports the
+    //  protocol error: a reset says the same)
     client = kf_client_new (s_h.requests, s_h.streams);
     kf_client_set_timeout (client, 1000);
-    CHECK_INT (s_unanswered (client), EPROTO);
-    CHECK_INT (s_unanswered (client), EPROTO);
+    for (int i = 0; i < 2; i++) {
+        int failure = s_unanswered (client);
+        CHECK (failure == EPROTO || failure == ECONNRESET);
+    }
     kf_client_destroy (&client);
     client = s_client ("alice.pub", "alice.key", 1000);
     CHECK_INT (s_unanswered (client), ECONNRESET);      //  The broker cannot read its hello

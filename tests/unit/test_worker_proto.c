@@ -97,6 +97,13 @@ s_test_wrong_types (void)
     CHECK (!r.stopped && !r.cached);
     msgpack_unpacked_destroy (&unpacked);
     msgpack_sbuffer_destroy (&buffer);
+    //  Token counts: none negative, none so large their sum overflows
+    s_decode ("{\"usage\":{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":-5,"
+              "\"total_tokens\":18446744073709551615}}", &buffer, &unpacked, &r);
+    CHECK (r.has_usage && r.usage.prompt_tokens == KF_WP_TOKENS_MAX);
+    CHECK (r.usage.completion_tokens == 0 && r.usage.total_tokens == 0);    //  Not an int64
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&buffer);
     //  Not a map: nothing
     s_decode ("[1,2]", &buffer, &unpacked, &r);
     CHECK (!kf_wp_result_decode (&unpacked.data, &r));
