@@ -93,8 +93,8 @@ typedef struct {
     uint64_t next_job_id;
     kf_outbox_entry_t *outbox;  //  Replies to send after the commit
     size_t outbox_count, outbox_capacity;
-    struct kf_ended_t *ended;   //  Streamed chats answered in the open batch: their done is taken
-    size_t ended_count, ended_capacity;     //  back if the batch is lost (chat_jobs.c)
+    struct kf_ended_t *ended;   //  Chats answered in the open batch: their answer rows failed and
+    size_t ended_count, ended_capacity;     //  their done taken back if it is lost (chat_jobs.c)
     msgpack_sbuffer event_buffer;   //  Scratch for packing one stream event (kf_cj_publish),
                                     //  kept: one allocation for all instead of one per token
     kf_latency_t latency;       //  Chat latency, arrival to reply

@@ -654,10 +654,11 @@ kf_cj_remember_ended (kf_broker_t *self, kf_job_t *job)
         self->ended_capacity = self->ended_capacity ? self->ended_capacity * 2 : 64;
         self->ended = kf_realloc (self->ended, self->ended_capacity * sizeof (struct kf_ended_t));
     }
-    size_t len;
-    const char *topic = kf_stream_topic (job->stream, &len);
+    size_t len = 0;
+    const char *topic = job->stream ? kf_stream_topic (job->stream, &len) : NULL;
     self->ended [self->ended_count++] = (struct kf_ended_t) {
-        kf_strndup (topic, len), len, kf_store_batch (self->store)
+        topic ? kf_strndup (topic, len) : NULL, len, kf_store_batch (self->store),
+        job->message_id != job->user_message_id ? job->message_id : 0
     };
 }
 
@@ -680,8 +681,9 @@ kf_chat_forget_ended (kf_broker_t *self)
     }
 }
 
-//  The streams answered in lost batch `batch` end with an error instead of their done (and of the
-//  other events not sent yet): that turn was not stored
+//  The chats answered in lost batch `batch`: their answer rows, stored pending by an earlier batch,
+//  are failed (the turn will not complete), and their streams end with an error instead of the
+//  events of that batch (done, and what else is unsent): that answer was not stored
 static void
 s_take_back_ended (kf_broker_t *self, uint64_t batch)
 {
@@ -689,9 +691,13 @@ s_take_back_ended (kf_broker_t *self, uint64_t batch)
     kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
     for (size_t i = 0; i < self->ended_count; i++) {
         struct kf_ended_t *ended = &self->ended [i];
-        kf_stream_t *stream = ended->batch == batch
+        if (ended->batch != batch)
+            continue;
+        if (ended->message_id > 0)
+            kf_store_turn_fail (self->store, ended->message_id);    //  In the next batch
+        kf_stream_t *stream = ended->topic
                             ? kf_stream_hub_find (self->hub, ended->topic, ended->topic_len) : NULL;
-        int64_t seq = stream ? kf_stream_take_back (self->hub, stream) : -1;
+        int64_t seq = stream ? kf_stream_take_back (self->hub, stream, batch) : -1;
         if (seq < 0)
             continue;
         msgpack_sbuffer *buffer = &self->event_buffer;
@@ -724,7 +730,7 @@ kf_chat_on_batch_lost (kf_broker_t *self, uint64_t batch)
         s_cancel_on_worker (self, job);
         job->is_started = false;        //  Nothing of it is stored
         if (job->stream)                //  Its meta names a message id that was not stored
-            kf_stream_take_back (self->hub, job->stream);
+            kf_stream_take_back (self->hub, job->stream, batch);
         kf_error_t err;
         kf_error_set (&err, KF_E_INTERNAL, "the database write failed; nothing was stored");
         kf_cj_fail (self, job, &err);

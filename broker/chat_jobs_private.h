@@ -82,13 +82,15 @@ bool kf_cj_answer_from_cache (kf_broker_t *self, kf_job_t *job);
 //  "to_agent": true (meta and done when streamed, no tokens). The job is finished and freed.
 void kf_cj_answer_held (kf_broker_t *self, kf_job_t *job);
 
-//  A streamed chat answered in the open batch: its topic, to take its done back if the batch is lost
+//  A chat answered in the open batch: if the batch is lost, its answer row is failed and its
+//  stream's done taken back
 struct kf_ended_t {
-    char *topic;
+    char *topic;                //  NULL: not streamed
     size_t topic_len;
     uint64_t batch;
+    int64_t message_id;         //  Its answer row, 0: none (a message to people)
 };
 
-//  Remembers that `job`'s stream ended with done in the open batch (before it is published)
+//  Remembers that `job` was answered in the open batch (before its done is published)
 void kf_cj_remember_ended (kf_broker_t *self, kf_job_t *job);
 #endif

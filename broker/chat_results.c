@@ -26,6 +26,7 @@ kf_cj_publish (kf_broker_t *self, kf_job_t *job, const char *event, int count,
                kf_cj_fields_fn *fields, void *arg, bool is_last)
 {
     int64_t seq = kf_stream_next_seq (job->stream);
+    kf_stream_hub_set_batch (self->hub, kf_store_batch (self->store));
     //  The broker's scratch buffer: the hub copies the event, so the buffer is reused for the next
     //  (a fresh sbuffer took an 8 KiB allocation per token)
     msgpack_sbuffer *buffer = &self->event_buffer;
@@ -307,10 +308,9 @@ s_reply (kf_broker_t *self, s_answer_t *answer)
     msgpack_packer_init (&pk, &fields, msgpack_sbuffer_write);
     s_pack_result (&pk, answer);
     int64_t last_seq = -1;
-    if (job->stream) {
-        kf_cj_remember_ended (self, job);
+    kf_cj_remember_ended (self, job);
+    if (job->stream)
         last_seq = kf_cj_publish (self, job, "done", S_RESULT_PAIRS, s_pack_raw_fields, &fields, true);
-    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);

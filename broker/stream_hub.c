@@ -17,6 +17,7 @@
 typedef struct {
     char *data;
     size_t size;
+    uint64_t batch;             //  The hub's batch when it was published (kf_stream_hub_set_batch)
 } s_event_t;
 
 struct _kf_stream_t {
@@ -59,6 +60,7 @@ struct _kf_stream_hub_t {
     int64_t stall_us;           //  Push-back tolerated before publishing lossy
     int64_t blocked_since_us;   //  When the socket started pushing back, 0 when it is not
     bool is_lossy_logged;       //  Said so once for this stall
+    uint64_t batch;             //  Store batch the events published now depend on
 };
 
 kf_stream_hub_t *
@@ -211,6 +213,7 @@ kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body,
     }
     stream->events [stream->count].data = kf_strndup (body, len);
     stream->events [stream->count].size = len;
+    stream->events [stream->count].batch = self->batch;
     stream->count++;
     self->backlog++;
     if (stream->is_live)
@@ -241,16 +244,25 @@ kf_stream_hub_find (kf_stream_hub_t *self, const char *topic, size_t len)
     return kf_dict_get (self->streams, topic, len);
 }
 
-int64_t
-kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream)
+void
+kf_stream_hub_set_batch (kf_stream_hub_t *self, uint64_t batch)
 {
-    if (stream->sent >= stream->count)
+    self->batch = batch;
+}
+
+int64_t
+kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream, uint64_t batch)
+{
+    size_t count = stream->count;
+    while (count > stream->sent && stream->events [count - 1].batch >= batch)
+        count--;
+    if (count == stream->count)
         return -1;
-    for (size_t e = stream->sent; e < stream->count; e++) {
+    for (size_t e = count; e < stream->count; e++) {
         free (stream->events [e].data);
         self->backlog--;
     }
-    stream->count = stream->sent;
+    stream->count = count;
     return (int64_t) stream->count;
 }
 
@@ -267,6 +279,7 @@ kf_stream_put_last (kf_stream_hub_t *self, kf_stream_t *stream, const char *body
     }
     stream->events [stream->count].data = kf_strndup (body, len);
     stream->events [stream->count].size = len;
+    stream->events [stream->count].batch = self->batch;
     stream->count++;
     self->backlog++;
     if (stream->is_live)

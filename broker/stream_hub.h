@@ -50,11 +50,15 @@ const char *kf_stream_topic (const kf_stream_t *stream, size_t *len);
 //  Finds the stream on `topic`, open or ended and still retained; NULL when there is none.
 kf_stream_t *kf_stream_hub_find (kf_stream_hub_t *self, const char *topic, size_t len);
 
-//  Takes back the events of `stream` not handed to the socket yet: the batch they announce was
-//  rolled back, so they tell of a turn that was not stored. Returns the seq the next event gets.
-//  An open stream goes on as before (kf_stream_next_seq is that seq); an ended one whose last event
-//  was taken back is ended again by kf_stream_put_last. Returns -1 when nothing was unsent.
-int64_t kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream);
+//  The store batch the events published from now on depend on: a rollback of it takes them back.
+void kf_stream_hub_set_batch (kf_stream_hub_t *self, uint64_t batch);
+
+//  Takes back the events of `stream` published in store batch `batch` or later and not handed to
+//  the socket yet: that batch was rolled back, so they tell of a turn that was not stored (events
+//  of earlier, committed batches stay, sent or held). Returns the seq the next event gets. An open
+//  stream goes on as before (kf_stream_next_seq is that seq); an ended one whose last event was
+//  taken back is ended again by kf_stream_put_last. Returns -1 when nothing was taken back.
+int64_t kf_stream_take_back (kf_stream_hub_t *self, kf_stream_t *stream, uint64_t batch);
 
 //  Queues `body` (a packed event carrying the seq kf_stream_take_back returned) as the last event
 //  of an ended stream whose unsent events were taken back: its done gives way to an error.

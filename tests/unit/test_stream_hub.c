@@ -145,32 +145,36 @@ main (void)
     CHECK_INT (received, 500);
     CHECK_INT (kf_stream_hub_backlog (hub), 0);
 
-    //  Taken back: the unsent events of a lost batch go, an open stream goes on from the first
-    //  of them, an ended one gets a new last event in place of its done
+    //  Taken back: the unsent events of a lost batch go, those of earlier batches stay (sent or
+    //  held), an open stream goes on from the first taken back, an ended one gets a new last event
+    //  in place of its done
     stream = kf_stream_hub_open (hub, "req-3", 5);
     zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "req-3", 5);
     s_sleep_ms (20);
     s_pump_subscriptions (hub);
+    kf_stream_hub_set_batch (hub, 1);
     s_publish (hub, stream, "meta", false);
     kf_stream_hub_flush (hub, kf_mono_us ());
     next_seq = 0;
     CHECK_INT (s_receive (sub, "req-3", 1, &next_seq), 1);
-    CHECK_INT (kf_stream_take_back (hub, stream), -1);             //  Nothing unsent
+    CHECK_INT (kf_stream_take_back (hub, stream, 1), -1);          //  Nothing unsent
+    s_publish (hub, stream, "token", false);                       //  Batch 1, held
+    kf_stream_hub_set_batch (hub, 2);
     s_publish (hub, stream, "token", false);
-    s_publish (hub, stream, "token", false);
-    CHECK_INT (kf_stream_take_back (hub, stream), 1);
-    CHECK_INT (kf_stream_next_seq (stream), 1);
-    CHECK_INT (kf_stream_hub_backlog (hub), 0);
+    CHECK_INT (kf_stream_take_back (hub, stream, 2), 2);           //  Batch 1's token stays
+    CHECK_INT (kf_stream_next_seq (stream), 2);
+    CHECK_INT (kf_stream_hub_backlog (hub), 1);
+    kf_stream_hub_set_batch (hub, 3);
     s_publish (hub, stream, "token", false);
     s_publish (hub, stream, "done", true);
     CHECK (kf_stream_hub_find (hub, "req-3", 5) == stream);
-    CHECK_INT (kf_stream_take_back (hub, stream), 1);
-    static const char error [] = "\x82\xa3" "seq" "\x01\xa5" "event" "\xa5" "error";
+    CHECK_INT (kf_stream_take_back (hub, stream, 3), 2);
+    static const char error [] = "\x82\xa3" "seq" "\x02\xa5" "event" "\xa5" "error";
     kf_stream_put_last (hub, stream, error, sizeof error - 1);
-    CHECK_INT (kf_stream_hub_backlog (hub), 1);
+    CHECK_INT (kf_stream_hub_backlog (hub), 2);
     kf_stream_hub_flush (hub, kf_mono_us ());
-    CHECK_INT (s_receive (sub, "req-3", 1, &next_seq), 1);
-    CHECK_INT (next_seq, 2);
+    CHECK_INT (s_receive (sub, "req-3", 2, &next_seq), 2);
+    CHECK_INT (next_seq, 3);
     CHECK (!kf_stream_hub_is_open (hub, "req-3", 5));
     zmq_setsockopt (sub, ZMQ_UNSUBSCRIBE, "req-3", 5);
 
