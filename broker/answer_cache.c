@@ -28,6 +28,7 @@ struct _kf_answer_cache_t {
     s_entry_t *head, *tail;
     size_t bytes, max_bytes;
     uint64_t hits, misses;
+    uint64_t refused;           //  Answers a worker offered for another question than it was asked
 };
 
 kf_answer_cache_t *
@@ -107,7 +108,8 @@ s_key (const char *bot_id, int64_t version, const char *question, size_t questio
 }
 
 void
-kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result)
+kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result,
+                     const char *message, size_t message_len)
 {
     const msgpack_object *cache = result->cache;
     const char *question;
@@ -118,6 +120,13 @@ kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_re
     ||  version <= 0 || !answers || answers->type != MSGPACK_OBJECT_ARRAY
     ||  answers->via.array.size == 0 || answers->via.array.size > 21)
         return;
+    char *normalized = kf_text_normalize (message, message_len);
+    bool is_same = strlen (normalized) == question_len && memcmp (normalized, question, question_len) == 0;
+    free (normalized);
+    if (!is_same) {
+        self->refused++;
+        return;
+    }
     char *key;
     size_t key_len = s_key (bot_id, version, question, question_len, &key);
     s_entry_t *old = kf_dict_get (self->entries, key, key_len);
@@ -226,11 +235,12 @@ void
 kf_answer_cache_stats_pack (kf_answer_cache_t *self, msgpack_packer *pk)
 {
     uint64_t lookups = self->hits + self->misses;
-    msgpack_pack_map (pk, 6);
+    msgpack_pack_map (pk, 7);
     kf_mp_pack_kv_int (pk, "entries", (int64_t) kf_dict_size (self->entries));
     kf_mp_pack_kv_int (pk, "bytes", (int64_t) self->bytes);
     kf_mp_pack_kv_int (pk, "max_bytes", (int64_t) self->max_bytes);
     kf_mp_pack_kv_int (pk, "hits", (int64_t) self->hits);
     kf_mp_pack_kv_int (pk, "misses", (int64_t) self->misses);
     kf_mp_pack_kv_double (pk, "hit_rate", lookups ? (double) self->hits / lookups : 0);
+    kf_mp_pack_kv_int (pk, "refused", (int64_t) self->refused);
 }

@@ -19,9 +19,12 @@ kf_answer_cache_t *kf_answer_cache_new (size_t max_bytes);
 //  Frees every entry; nulls *self_p.
 void kf_answer_cache_destroy (kf_answer_cache_t **self_p);
 
-//  Keeps a worker's cacheable result: its intent, intent_confidence, confidence, sources and
-//  candidates, and its "cache" map {question, kb_version, answers}. Ignores malformed input.
-void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result);
+//  Keeps a worker's cacheable result of `message` (the job's): its intent, intent_confidence,
+//  confidence, sources and candidates, and its "cache" map {question, kb_version, answers}.
+//  Ignores malformed input, and a question that is not the message normalized (a worker cannot
+//  plant an answer for another question).
+void kf_answer_cache_put (kf_answer_cache_t *self, const char *bot_id, const kf_wp_result_t *result,
+                          const char *message, size_t message_len);
 
 //  An entry found by kf_answer_cache_find; valid until the next call that changes the cache.
 typedef struct _kf_answer_entry_t kf_answer_entry_t;
@@ -41,6 +44,6 @@ void kf_answer_cache_pack (const kf_answer_entry_t *entry, const msgpack_object 
 //  Drops every entry of `bot_id` (every entry when NULL). Returns how many.
 size_t kf_answer_cache_invalidate (kf_answer_cache_t *self, const char *bot_id);
 
-//  Packs {entries, bytes, max_bytes, hits, misses, hit_rate} for stats.
+//  Packs {entries, bytes, max_bytes, hits, misses, hit_rate, refused} for stats.
 void kf_answer_cache_stats_pack (kf_answer_cache_t *self, msgpack_packer *pk);
 #endif

@@ -469,7 +469,7 @@ s_complete (kf_broker_t *self, kf_job_t *job, const kf_wp_result_t *result)
         kf_info ("session %s: the LLM upstream failed (%.*s)", session->id,
                  (int) result->upstream_error_code.len, result->upstream_error_code.data);
     if (result->cache && !result->cached && !s_is_stopped (job, result))
-        kf_answer_cache_put (self->cache, session->bot_id, result);
+        kf_answer_cache_put (self->cache, session->bot_id, result, job->message, job->message_len);
     msgpack_sbuffer card;
     msgpack_sbuffer_init (&card);
     s_escalate (self, &answer, *intent_buffer ? intent_buffer : NULL, &card);

@@ -55,8 +55,10 @@ s_get (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t 
     return reply;
 }
 
+//  Offers the answers of `question` as the worker's answer to `asked`
 static void
-s_put (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t version)
+s_put_asked (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t version,
+             const char *asked)
 {
     char json [1024];
     snprintf (json, sizeof json,
@@ -72,11 +74,17 @@ s_put (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t 
     kf_wp_result_t result;
     kf_wp_result_decode (&r.data, &result);
     result.cache = s_json (&cb, &c, json);
-    kf_answer_cache_put (cache, bot, &result);
+    kf_answer_cache_put (cache, bot, &result, asked, strlen (asked));
     msgpack_unpacked_destroy (&c);
     msgpack_unpacked_destroy (&r);
     msgpack_sbuffer_destroy (&cb);
     msgpack_sbuffer_destroy (&rb);
+}
+
+static void
+s_put (kf_answer_cache_t *cache, const char *bot, const char *question, int64_t version)
+{
+    s_put_asked (cache, bot, question, version, question);
 }
 
 int
@@ -93,9 +101,14 @@ main (void)
     CHECK_STR (s_get (cache, "shop", "怎么退货", 8, NULL), "");
     CHECK_STR (s_get (cache, "bank", "怎么退货", 7, NULL), "");
     CHECK_STR (s_get (cache, "shop", "怎么退", 7, NULL), "");
+    //  A worker asked one question cannot plant answers for another; asked with punctuation, it can
+    s_put_asked (cache, "shop", "发票怎么开", 7, "你好");
+    CHECK_STR (s_get (cache, "shop", "发票怎么开", 7, NULL), "");
+    s_put_asked (cache, "shop", "发票怎么开", 7, "发票怎么开？");
+    CHECK_STR (s_get (cache, "shop", "发票怎么开", 7, NULL), "默认");
     //  Invalidation by bot
     s_put (cache, "bank", "怎么开户", 7);
-    CHECK_INT (kf_answer_cache_invalidate (cache, "shop"), 1);
+    CHECK_INT (kf_answer_cache_invalidate (cache, "shop"), 2);
     CHECK_STR (s_get (cache, "shop", "怎么退货", 7, NULL), "");
     CHECK_STR (s_get (cache, "bank", "怎么开户", 7, NULL), "默认");
     CHECK_INT (kf_answer_cache_invalidate (cache, NULL), 1);
