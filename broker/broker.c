@@ -19,6 +19,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "common/utf8.h"
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -255,8 +256,11 @@ s_on_ready (kf_broker_t *self, kf_worker_t *worker, kf_frames_t *frames)
     char name [64] = "worker";
     const char *s;
     size_t s_len;
-    if (kf_mp_str (kf_mp_get (info, "name"), &s, &s_len))
-        snprintf (name, sizeof name, "%.*s", (int) (s_len < 63 ? s_len : 63), s);
+    //  A name of valid UTF-8, cut at a character boundary (stats returns it)
+    if (kf_mp_str (kf_mp_get (info, "name"), &s, &s_len) && kf_utf8_is_valid (s, s_len)) {
+        size_t keep = kf_utf8_complete_prefix (s, s_len < 63 ? s_len : 63);
+        snprintf (name, sizeof name, "%.*s", (int) keep, s);
+    }
     int64_t capacity = kf_mp_get_int (info, "capacity", 64);
     worker = kf_worker_pool_add (self->pool, identity, len, name, kf_mp_get_int (info, "pid", 0),
                                  capacity < 1 ? 1 : capacity > 100000 ? 100000 : (int) capacity);

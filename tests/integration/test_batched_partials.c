@@ -83,8 +83,10 @@ s_worker_open (kf_harness_t *h, void *ctx)
     int linger = 0;
     zmq_setsockopt (s_dealer, ZMQ_LINGER, &linger, sizeof linger);
     CHECK_INT (zmq_connect (s_dealer, h->workers), 0);
-    char ready [128];
-    snprintf (ready, sizeof ready, "{\"name\":\"batcher\",\"pid\":%d,\"capacity\":8}", (int) getpid ());
+    //  A name longer than the broker keeps, of three-byte characters: cut on a character boundary
+    char ready [256];
+    snprintf (ready, sizeof ready, "{\"name\":\"批处理工人批处理工人批处理工人批处理工人批处理工人批处理工人\","
+              "\"pid\":%d,\"capacity\":8}", (int) getpid ());
     s_send ("READY", NULL, ready);
     kf_frames_t frames;
     s_expect ("FEATURES", &frames);
@@ -95,6 +97,16 @@ s_worker_open (kf_harness_t *h, void *ctx)
     msgpack_unpacked_destroy (&features);
     kf_frames_close (&frames);
     h_wait_workers (h, 1, true);
+    kf_client_t *client = h_client (h);
+    kf_reply_t *reply = h_call (client, "stats", "{}");
+    const msgpack_object *workers = kf_mp_get (reply->result, "workers");
+    CHECK (workers && workers->type == MSGPACK_OBJECT_ARRAY && workers->via.array.size >= 1);
+    const char *name;
+    size_t name_len;
+    CHECK (kf_mp_str (kf_mp_get (&workers->via.array.ptr [0], "name"), &name, &name_len));
+    CHECK (name_len > 0 && name_len <= 63 && name_len % 3 == 0 && kf_utf8_is_valid (name, name_len));
+    kf_reply_destroy (&reply);
+    kf_client_destroy (&client);
 }
 
 //  The next JOB: its id into `job_id`, its message into `message`
