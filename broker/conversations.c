@@ -241,6 +241,8 @@ kf_conversations_delete (kf_conversations_t *self, const char *session_id, int64
 int64_t
 kf_conversations_purge (kf_conversations_t *self, int64_t before)
 {
+    if (kf_store_keep_message_ids (self->store))
+        return -1;                      //  The ids of the rows purged stay taken
     sqlite3_stmt *turns = self->stmt [C_PURGE_TURNS];
     sqlite3_bind_int64 (turns, 1, before);
     if (kf_store_write_step (self->store, turns))

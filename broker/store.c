@@ -18,7 +18,7 @@ extern const int kf_migration_count;
 enum {
     S_BEGIN, S_COMMIT, S_SESSION_INSERT, S_SESSION_LOAD, S_SESSION_UPDATE, S_TURN_INSERT,
     S_RECENT, S_KB_BUMP, S_KB_VERSION, S_TURN_COMPLETE, S_TURN_FAIL, S_SESSION_CLOSE,
-    S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT,
+    S_CLOSE_IDLE, S_REOPEN, S_TURN_OWNER, S_FEEDBACK, S_RECORD_INSERT, S_KEEP_MESSAGE_IDS,
     S_RECORD_FIND, S_SESSION_CONVERSATION, S_TURN_UPSTREAM, S_USAGE_ADD, S_COUNT
 };
 
@@ -63,6 +63,9 @@ static const char *s_sql [S_COUNT] = {
         "SELECT t.role, t.status, s.user_id, s.id FROM turns t JOIN sessions s ON s.id = t.session_id"
         " WHERE t.id = ? AND s.deleted_at IS NULL",
     [S_FEEDBACK] = "UPDATE turns SET feedback = ?, feedback_content = ?, feedback_at = ? WHERE id = ?",
+    [S_KEEP_MESSAGE_IDS] =
+        "INSERT INTO counters (name, value) VALUES ('next_message_id', ?1)"
+        " ON CONFLICT (name) DO UPDATE SET value = max (value, excluded.value)",
     [S_RECORD_INSERT] =
         "INSERT OR IGNORE INTO turns (id, session_id, role, content, content_type, record_id, sender_id,"
         " title, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -189,7 +192,10 @@ kf_store_open (const char *path, bool is_synchronous_full, char *err, size_t err
             goto failed;
         }
     sqlite3_stmt *stmt;
-    sqlite3_prepare_v2 (self->db, "SELECT coalesce (max (id), 0) + 1 FROM turns", -1, &stmt, NULL);
+    //  Past every stored message, and past every one handed out before rows were purged
+    sqlite3_prepare_v2 (self->db, "SELECT max (coalesce ((SELECT max (id) FROM turns), 0) + 1,"
+                        " coalesce ((SELECT value FROM counters WHERE name = 'next_message_id'), 1))",
+                        -1, &stmt, NULL);
     self->next_message_id = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
     sqlite3_finalize (stmt);
     return self;
@@ -365,6 +371,14 @@ int
 kf_store_write_step (kf_store_t *self, sqlite3_stmt *stmt)
 {
     return s_step (self, stmt, false);
+}
+
+int
+kf_store_keep_message_ids (kf_store_t *self)
+{
+    sqlite3_stmt *stmt = self->stmt [S_KEEP_MESSAGE_IDS];
+    sqlite3_bind_int64 (stmt, 1, self->next_message_id);
+    return s_write (self, stmt);
 }
 
 int64_t

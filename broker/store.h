@@ -134,8 +134,13 @@ int kf_store_savepoint (kf_store_t *self, const char *name);
 int kf_store_savepoint_end (kf_store_t *self, const char *name, int rc);
 
 //  Allocates the next message id (increasing). Ids are never reused as long as the caller stores a
-//  row under each one in the same batch (the broker stores the answer as "pending" at once).
+//  row under each one in the same batch (the broker stores the answer as "pending" at once), and
+//  kf_store_keep_message_ids runs before rows are deleted.
 int64_t kf_store_next_message_id (kf_store_t *self);
+
+//  Writes (in the batch) that ids below the next one were handed out: a reopen starts past them
+//  even when their rows are gone. Returns 0 or -1.
+int kf_store_keep_message_ids (kf_store_t *self);
 
 //  Inserts a new session. Returns 0 or -1 on a database error.
 int kf_store_session_insert (kf_store_t *self, const kf_session_row_t *row);
