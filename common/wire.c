@@ -206,6 +206,9 @@ kf_param_str (const msgpack_object *params, const char *key, bool required, size
         return kf_error_set (err, KF_E_INVALID_PARAM, "params.%s must be a string", key);
     if (!kf_utf8_is_valid (obj->via.str.ptr, obj->via.str.size))
         return kf_error_set (err, KF_E_INVALID_UTF8, "params.%s is not valid UTF-8", key);
+    //  Text is stored and compared as C strings: a NUL would cut it short
+    if (memchr (obj->via.str.ptr, 0, obj->via.str.size))
+        return kf_error_set (err, KF_E_INVALID_PARAM, "params.%s contains a NUL character", key);
     if (required && obj->via.str.size == 0)
         return kf_error_set (err, KF_E_MISSING_ARGUMENT, "params.%s must not be empty", key);
     if (max_chars && kf_utf8_count (obj->via.str.ptr, obj->via.str.size) > max_chars)

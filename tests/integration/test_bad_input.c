@@ -562,6 +562,9 @@ s_test_chat (s_raw_t *raw)
     };
     for (size_t i = 0; i < sizeof bad_text / sizeof bad_text [0]; i++)
         s_bad_str (raw, "chat", "message", bad_text [i].bytes, bad_text [i].len, 400, "invalid_utf8");
+    //  A NUL would cut the stored text short: refused, in the message and in an id
+    s_bad_str (raw, "chat", "message", "before\0after", 12, 400, "invalid_param");
+    s_bad_str (raw, "chat", "bot_id", "de\0fault", 8, 400, "invalid_param");
 
     //  Length in characters: 4000 CJK characters (12000 bytes) are answered, 4001 are too_large
     char *text = s_repeat ("货", 4001);
