@@ -21,9 +21,12 @@ static const char *s_sql [I_COUNT] = {
     [I_FIND_EXT] = "SELECT id FROM kb_items WHERE bot_id = ? AND external_id = ?",
     [I_FIND_ID] = "SELECT response_type FROM kb_items WHERE id = ? AND bot_id = ?",
     [I_INSERT] =
-        "INSERT INTO kb_items (bot_id, external_id, category_id, question, answer, keywords,"
+        //  Past the highest id ever given (counters, migration 014), not max (id) + 1
+        "INSERT INTO kb_items (id, bot_id, external_id, category_id, question, answer, keywords,"
         " status, response_type, response_content, updated_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " VALUES (max (coalesce ((SELECT max (id) FROM kb_items), 0),"
+        " coalesce ((SELECT value FROM counters WHERE name = 'last_kb_item_id'), 0)) + 1,"
+        " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     //  NULL keeps a column; ?11 says whether response_content is written (NULL is a value there)
     [I_UPDATE] =
         "UPDATE kb_items SET external_id = coalesce (?2, external_id),"

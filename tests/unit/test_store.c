@@ -163,6 +163,16 @@ main (void)
     CHECK (kf_mp_str_eq (found, "category", "发票"));
     CHECK_INT (kf_mp_get (found, "similar_questions")->via.array.size, 2);
     msgpack_unpacked_destroy (&unpacked);
+    //  A deleted last item's id is not given again (old sources and feedback name it)
+    s_pack_json (&buffer, "{\"question\":\"最后一个\",\"answer\":\"删掉\"}");
+    s_unpack (&buffer, &item);
+    int64_t last_item = 0, next_item = 0;
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, false, &last_item, &item_err), 1);
+    CHECK_INT (kf_kb_items_delete (items, "default", last_item), 1);
+    CHECK_INT (kf_kb_items_put (items, "default", &item.data, false, &next_item, &item_err), 1);
+    CHECK (next_item > last_item);
+    CHECK_INT (kf_kb_items_delete (items, "default", next_item), 1);
+    msgpack_unpacked_destroy (&item);
     kf_kb_items_destroy (&items);
     kf_kb_catalog_destroy (&catalog);
     int64_t version = kf_store_kb_bump_version (store);
