@@ -473,6 +473,7 @@ rejected:
 static int
 s_send_job (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job)
 {
+    job->has_meta = job->has_token = false;     //  This worker's stream of events starts
     kf_session_t *session = job->session;
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);

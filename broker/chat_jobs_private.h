@@ -24,6 +24,7 @@ struct kf_job_t {
     char *labels_json;          //  Labels to remember on the session, or NULL
     msgpack_sbuffer params;     //  Params as sent to the worker
     bool is_stream;
+    bool has_meta, has_token;   //  Relayed from the worker it is dispatched to now
     int top_k;                  //  Candidates asked for (params.top_k)
     kf_session_t *session;      //  Borrowed from the cache (pinned while the job lives)
     kf_stream_t *stream;        //  Borrowed from the hub until the last event

@@ -97,6 +97,12 @@ s_relay_event (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job, const msgp
         kf_warn ("worker %s sent a %.*s event; ignored", worker->name, (int) name_len, name);
         return true;
     }
+    //  One meta, before the text; a token's content is text
+    const msgpack_object *content = is_meta ? NULL : kf_mp_get (event, "content");
+    if (is_meta ? job->has_meta || job->has_token : !content || content->type != MSGPACK_OBJECT_STR)
+        return false;
+    job->has_meta |= is_meta;
+    job->has_token |= !is_meta;
     int fields = is_meta ? 2 : 0;
     for (uint32_t i = 0; i < event->via.map.size; i++)
         fields += !s_is_broker_key (&event->via.map.ptr [i].key);

@@ -211,6 +211,9 @@ s_test_one_job (h_raw_t *raw)
     s_send ("PARTIAL", job, S_META);                                    //  The old form
     s_send ("PARTIAL", job, "[" S_TOKEN ("你") "," S_TOKEN ("好") "]");
     s_send ("PARTIAL", job, "[]");
+    //  Not relayed: a second meta (and a meta after a token), a token whose content is no text
+    s_send ("PARTIAL", job, "[" S_META ",{\"event\":\"token\",\"content\":{\"a\":1}},"
+            "{\"event\":\"token\",\"content\":7},{\"event\":\"token\"}]");
     s_send ("PARTIAL", job, "[" S_TOKEN ("，") ",42,{\"content\":\"没名字\"},[],"
             "{\"event\":\"done\",\"reply\":\"假的\"},{\"event\":\"tokenized\",\"content\":\"长名\"},"
             "{\"event\":7}," S_TOKEN ("世") ",{\"event\":\"token\",\"content\":\"界\",\"seq\":99}]");
