@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "common/text_norm.h"
+#include "common/utf8.h"
 #include "common/worker_proto.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,9 @@ s_relay_event (kf_broker_t *self, kf_worker_t *worker, kf_job_t *job, const msgp
     }
     //  One meta, before the text; a token's content is text
     const msgpack_object *content = is_meta ? NULL : kf_mp_get (event, "content");
-    if (is_meta ? job->has_meta || job->has_token : !content || content->type != MSGPACK_OBJECT_STR)
+    if (is_meta ? job->has_meta || job->has_token
+                : !content || content->type != MSGPACK_OBJECT_STR
+                  || !kf_utf8_is_valid (content->via.str.ptr, content->via.str.size))
         return false;
     job->has_meta |= is_meta;
     job->has_token |= !is_meta;
@@ -600,7 +603,15 @@ kf_chat_on_final (kf_broker_t *self, kf_worker_t *worker, const char *job_id, si
     }
     const msgpack_object *final = &unpacked.data;
     kf_wp_result_t result;
-    if (kf_mp_get_bool (final, "ok", false) && kf_wp_result_decode (kf_mp_get (final, "result"), &result))
+    bool is_ok = kf_mp_get_bool (final, "ok", false)
+              && kf_wp_result_decode (kf_mp_get (final, "result"), &result);
+    if (is_ok && !kf_wp_result_is_text (&result)) {
+        kf_warn ("worker %s sent a result with invalid UTF-8 or a NUL; the chat fails", worker->name);
+        kf_error_set (&err, KF_E_INTERNAL, "the worker's answer was not valid text");
+        kf_cj_fail (self, job, &err);
+    }
+    else
+    if (is_ok)
         s_complete (self, job, &result);
     else {
         if (!kf_error_unpack (kf_mp_get (final, "error"), &err))

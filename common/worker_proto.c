@@ -1,6 +1,7 @@
 /*  worker_proto.c - the chat messages of the worker protocol as typed structs. See worker_proto.h. */
 #include "common/worker_proto.h"
 #include "common/mpack.h"
+#include "common/utf8.h"
 #include <string.h>
 
 kf_wp_str_t
@@ -179,6 +180,19 @@ s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result
     else
     if (S_IS (key, "cached"))
         r->cached = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+}
+
+static bool
+s_is_text (kf_wp_str_t str)
+{
+    return !str.data || (kf_utf8_is_valid (str.data, str.len) && !memchr (str.data, 0, str.len));
+}
+
+bool
+kf_wp_result_is_text (const kf_wp_result_t *r)
+{
+    return s_is_text (r->reply) && s_is_text (r->response_type) && s_is_text (r->intent)
+        && s_is_text (r->upstream) && s_is_text (r->upstream_conversation_id);
 }
 
 bool

@@ -102,6 +102,10 @@ bool kf_wp_handoff_decode (const msgpack_object *map, kf_wp_handoff_t *handoff);
 //  map (the result then holds nothing)
 bool kf_wp_result_decode (const msgpack_object *map, kf_wp_result_t *result);
 
+//  True when every text of `result` the broker stores or returns (reply, response_type, intent,
+//  upstream, upstream_conversation_id) is valid UTF-8 without a NUL
+bool kf_wp_result_is_text (const kf_wp_result_t *result);
+
 //  Packs `result` as a map with the keys it has (the encoding kf_wp_result_decode reads back)
 void kf_wp_result_pack (const kf_wp_result_t *result, msgpack_packer *pk);
 

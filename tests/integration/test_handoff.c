@@ -672,7 +672,29 @@ s_test_hostile_usage (h_raw_t *raw, s_worker_t *worker, kf_client_t *client)
     reply = h_call (client, "history", "{\"session_id\":\"%s\"}", session);
     CHECK (reply->ok);
     kf_reply_destroy (&reply);
-    printf ("handoff: a worker's huge token counts are clamped\n");
+    //  A reply of invalid UTF-8 is not stored or returned: the chat fails
+    h_raw_send (raw, "hu-2", "chat", "{\"message\":\"你好\",\"bot_id\":\"fw\"}");
+    s_worker_expect_job (worker, job, sizeof job, &body);
+    msgpack_unpacked_destroy (&body);
+    msgpack_sbuffer final;
+    msgpack_sbuffer_init (&final);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &final, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_kv_bool (&pk, "ok", true);
+    kf_mp_pack_cstr (&pk, "result");
+    msgpack_pack_map (&pk, 2);
+    kf_mp_pack_cstr (&pk, "reply");
+    kf_mp_pack_str (&pk, "\xff\xfe", 2);
+    kf_mp_pack_kv_str (&pk, "intent", "chitchat");
+    const char *frames [] = { "KFW1", "FINAL", job };
+    s_worker_send (worker, 3, frames, &final);
+    msgpack_sbuffer_destroy (&final);
+    reply = h_raw_reply_for (raw, "hu-2");
+    CHECK (!reply->ok);
+    CHECK_STR (kf_errc_name (reply->error.errc), "internal");
+    kf_reply_destroy (&reply);
+    printf ("handoff: a worker's huge token counts are clamped, its invalid text refused\n");
 }
 
 static void
