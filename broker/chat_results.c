@@ -237,21 +237,6 @@ s_pack_worker_fields (msgpack_packer *pk, const kf_job_t *job, const kf_wp_resul
         kf_mp_pack_kv_double_if (pk, "emotion_score", job->emotion_score >= 0, job->emotion_score);
 }
 
-//  A result's usage, nil when it has none
-static void
-s_pack_usage (msgpack_packer *pk, const kf_wp_result_t *result)
-{
-    kf_mp_pack_cstr (pk, "usage");
-    if (!result->has_usage) {
-        msgpack_pack_nil (pk);
-        return;
-    }
-    msgpack_pack_map (pk, 3);
-    kf_mp_pack_kv_int (pk, "prompt_tokens", result->usage.prompt_tokens);
-    kf_mp_pack_kv_int (pk, "completion_tokens", result->usage.completion_tokens);
-    kf_mp_pack_kv_int (pk, "total_tokens", result->usage.total_tokens);
-}
-
 //  Packs the chat result's S_RESULT_PAIRS pairs (the reply's map and the done event hold them)
 static void
 s_pack_result (msgpack_packer *pk, const s_answer_t *answer)
@@ -272,7 +257,7 @@ s_pack_result (msgpack_packer *pk, const s_answer_t *answer)
     else
         msgpack_pack_nil (pk);
     s_pack_worker_fields (pk, job, answer->result);                 //  9
-    s_pack_usage (pk, answer->result);
+    kf_wp_usage_pack (pk, answer->result->has_usage, &answer->result->usage);
     kf_mp_pack_kv_int (pk, "handoff_reason", answer->handoff_reason);
     kf_mp_pack_kv_str (pk, "handoff_state", kf_handoff_name (session->handoff));
     kf_mp_pack_cstr (pk, "escalation_id");

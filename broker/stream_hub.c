@@ -201,12 +201,10 @@ kf_stream_next_seq (kf_stream_t *stream)
     return (int64_t) stream->count;
 }
 
-void
-kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
-                   bool is_last)
+//  Queues a copy of `body` as the stream's next event, tagged with the hub's batch
+static void
+s_append (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len)
 {
-    if (stream->is_ended)
-        return;
     if (stream->count == stream->capacity) {
         stream->capacity = stream->capacity ? stream->capacity * 2 : 16;
         stream->events = kf_realloc (stream->events, stream->capacity * sizeof (s_event_t));
@@ -218,6 +216,15 @@ kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body,
     self->backlog++;
     if (stream->is_live)
         s_make_pending (self, stream);
+}
+
+void
+kf_stream_publish (kf_stream_hub_t *self, kf_stream_t *stream, const char *body, size_t len,
+                   bool is_last)
+{
+    if (stream->is_ended)
+        return;
+    s_append (self, stream, body, len);
     if (is_last) {
         stream->is_ended = true;
         self->open_count--;
@@ -273,17 +280,7 @@ kf_stream_put_last (kf_stream_hub_t *self, kf_stream_t *stream, const char *body
         kf_stream_publish (self, stream, body, len, true);
         return;
     }
-    if (stream->count == stream->capacity) {
-        stream->capacity = stream->capacity ? stream->capacity * 2 : 16;
-        stream->events = kf_realloc (stream->events, stream->capacity * sizeof (s_event_t));
-    }
-    stream->events [stream->count].data = kf_strndup (body, len);
-    stream->events [stream->count].size = len;
-    stream->events [stream->count].batch = self->batch;
-    stream->count++;
-    self->backlog++;
-    if (stream->is_live)
-        s_make_pending (self, stream);
+    s_append (self, stream, body, len);
 }
 
 void

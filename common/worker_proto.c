@@ -11,6 +11,20 @@ kf_wp_str (const char *text)
 }
 
 void
+kf_wp_usage_pack (msgpack_packer *pk, bool has, const kf_wp_usage_t *usage)
+{
+    kf_mp_pack_cstr (pk, "usage");
+    if (!has) {
+        msgpack_pack_nil (pk);
+        return;
+    }
+    msgpack_pack_map (pk, 3);
+    kf_mp_pack_kv_int (pk, "prompt_tokens", usage->prompt_tokens);
+    kf_mp_pack_kv_int (pk, "completion_tokens", usage->completion_tokens);
+    kf_mp_pack_kv_int (pk, "total_tokens", usage->total_tokens);
+}
+
+void
 kf_wp_pack_str (msgpack_packer *pk, kf_wp_str_t str)
 {
     if (str.data)
@@ -68,50 +82,68 @@ s_is (const msgpack_object *key, const char *name, size_t len)
 
 #define S_IS(key, name) s_is (key, name, sizeof (name) - 1)
 
-static void
-s_read_usage (const msgpack_object *map, kf_wp_result_t *result)
+//  A function of one pair of a map, its key a string
+typedef void (s_pair_fn) (const msgpack_object *key, const msgpack_object *value, void *arg);
+
+//  Calls `fn` for each pair of `map` whose key is a string, in order; false when `map` is not a
+//  map (nothing called)
+static bool
+s_each (const msgpack_object *map, s_pair_fn *fn, void *arg)
 {
-    result->has_usage = map->type == MSGPACK_OBJECT_MAP;
-    memset (&result->usage, 0, sizeof result->usage);
-    for (uint32_t i = 0; result->has_usage && i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        int64_t *count = S_IS (key, "prompt_tokens")     ? &result->usage.prompt_tokens
-                       : S_IS (key, "completion_tokens") ? &result->usage.completion_tokens
-                       : S_IS (key, "total_tokens")      ? &result->usage.total_tokens : NULL;
-        if (count && !s_read_int (value, count))
-            *count = 0;
-        if (count)
-            *count = *count < 0 ? 0 : *count > KF_WP_TOKENS_MAX ? KF_WP_TOKENS_MAX : *count;
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (map->via.map.ptr [i].key.type == MSGPACK_OBJECT_STR)
+            fn (&map->via.map.ptr [i].key, &map->via.map.ptr [i].val, arg);
+    return true;
+}
+
+static bool
+s_read_bool (const msgpack_object *value)
+{
+    return value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+}
+
+//  An integer, or 0
+static int64_t
+s_read_count (const msgpack_object *value)
+{
+    int64_t count;
+    return s_read_int (value, &count) ? count : 0;
+}
+
+static void
+s_usage_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
+{
+    kf_wp_usage_t *usage = arg;
+    int64_t *count = S_IS (key, "prompt_tokens")     ? &usage->prompt_tokens
+                   : S_IS (key, "completion_tokens") ? &usage->completion_tokens
+                   : S_IS (key, "total_tokens")      ? &usage->total_tokens : NULL;
+    if (count) {
+        *count = s_read_count (value);
+        *count = *count < 0 ? 0 : *count > KF_WP_TOKENS_MAX ? KF_WP_TOKENS_MAX : *count;
     }
 }
 
 static void
-s_read_upstream_error (const msgpack_object *map, kf_wp_result_t *result)
+s_upstream_error_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
 {
-    result->has_upstream_error = map->type == MSGPACK_OBJECT_MAP;
-    result->upstream_error_code = result->upstream_error_message = (kf_wp_str_t) { NULL, 0 };
-    result->upstream_error_status = 0;
-    for (uint32_t i = 0; result->has_upstream_error && i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "code"))
-            s_read_str (value, &result->upstream_error_code);
-        else
-        if (S_IS (key, "message"))
-            s_read_str (value, &result->upstream_error_message);
-        else
-        if (S_IS (key, "status") && !s_read_int (value, &result->upstream_error_status))
-            result->upstream_error_status = 0;
-    }
+    kf_wp_result_t *r = arg;
+    if (S_IS (key, "code"))
+        s_read_str (value, &r->upstream_error_code);
+    else
+    if (S_IS (key, "message"))
+        s_read_str (value, &r->upstream_error_message);
+    else
+    if (S_IS (key, "status"))
+        r->upstream_error_status = s_read_count (value);
 }
 
-//  One key of the result (S_IS compares the length first: most names differ there)
+//  One pair of the result (S_IS compares the length first: most names differ there)
 static void
-s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result_t *r)
+s_result_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
 {
+    kf_wp_result_t *r = arg;
     if (S_IS (key, "reply"))
         s_read_str (value, &r->reply);
     else
@@ -146,7 +178,7 @@ s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result
         r->sub_tasks = s_typed (value, MSGPACK_OBJECT_ARRAY);
     else
     if (S_IS (key, "escalate_to_human"))
-        r->escalate_to_human = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+        r->escalate_to_human = s_read_bool (value);
     else
     if (S_IS (key, "handoff_reason"))
         r->has_handoff_reason = s_read_int (value, &r->handoff_reason);
@@ -154,8 +186,10 @@ s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result
     if (S_IS (key, "failed_attempts"))
         r->has_failed_attempts = s_read_int (value, &r->failed_attempts);
     else
-    if (S_IS (key, "usage"))
-        s_read_usage (value, r);
+    if (S_IS (key, "usage")) {
+        memset (&r->usage, 0, sizeof r->usage);
+        r->has_usage = s_each (value, s_usage_pair, &r->usage);
+    }
     else
     if (S_IS (key, "slots"))
         r->slots = s_typed (value, MSGPACK_OBJECT_MAP);
@@ -172,14 +206,17 @@ s_read_key (const msgpack_object *key, const msgpack_object *value, kf_wp_result
     if (S_IS (key, "upstream_conversation_id"))
         s_read_str (value, &r->upstream_conversation_id);
     else
-    if (S_IS (key, "upstream_error"))
-        s_read_upstream_error (value, r);
+    if (S_IS (key, "upstream_error")) {
+        r->upstream_error_code = r->upstream_error_message = (kf_wp_str_t) { NULL, 0 };
+        r->upstream_error_status = 0;
+        r->has_upstream_error = s_each (value, s_upstream_error_pair, r);
+    }
     else
     if (S_IS (key, "stopped"))
-        r->stopped = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+        r->stopped = s_read_bool (value);
     else
     if (S_IS (key, "cached"))
-        r->cached = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
+        r->cached = s_read_bool (value);
 }
 
 static bool
@@ -199,14 +236,7 @@ bool
 kf_wp_result_decode (const msgpack_object *map, kf_wp_result_t *result)
 {
     memset (result, 0, sizeof *result);
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return false;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key;
-        if (key->type == MSGPACK_OBJECT_STR)
-            s_read_key (key, &map->via.map.ptr [i].val, result);
-    }
-    return true;
+    return s_each (map, s_result_pair, result);
 }
 
 void
@@ -252,13 +282,8 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
         kf_mp_pack_kv_int (pk, "handoff_reason", r->handoff_reason);
     if (r->has_failed_attempts)
         kf_mp_pack_kv_int (pk, "failed_attempts", r->failed_attempts);
-    if (r->has_usage) {
-        kf_mp_pack_cstr (pk, "usage");
-        msgpack_pack_map (pk, 3);
-        kf_mp_pack_kv_int (pk, "prompt_tokens", r->usage.prompt_tokens);
-        kf_mp_pack_kv_int (pk, "completion_tokens", r->usage.completion_tokens);
-        kf_mp_pack_kv_int (pk, "total_tokens", r->usage.total_tokens);
-    }
+    if (r->has_usage)
+        kf_wp_usage_pack (pk, true, &r->usage);
     if (r->slots)
         kf_mp_pack_kv_object (pk, "slots", r->slots);
     if (r->ticket)
@@ -296,29 +321,39 @@ kf_wp_result_pack (const kf_wp_result_t *r, msgpack_packer *pk)
 
 //  --- The job ------------------------------------------------------------------------------
 
+static void
+s_handoff_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
+{
+    kf_wp_handoff_t *h = arg;
+    if (S_IS (key, "failed_attempts"))
+        h->has_failed_attempts = s_read_int (value, &h->failed_attempts);
+    else
+    if (S_IS (key, "repeated_question"))
+        h->has_repeated_question = s_read_int (value, &h->repeated_question);
+    else
+    if (S_IS (key, "emotion_below"))
+        h->has_emotion_below = s_read_double (value, &h->emotion_below);
+}
+
 bool
 kf_wp_handoff_decode (const msgpack_object *map, kf_wp_handoff_t *h)
 {
     memset (h, 0, sizeof *h);
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return false;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "failed_attempts"))
-            h->has_failed_attempts = s_read_int (value, &h->failed_attempts);
-        else
-        if (S_IS (key, "repeated_question"))
-            h->has_repeated_question = s_read_int (value, &h->repeated_question);
-        else
-        if (S_IS (key, "emotion_below"))
-            h->has_emotion_below = s_read_double (value, &h->emotion_below);
-    }
-    return true;
+    return s_each (map, s_handoff_pair, h);
 }
 
-//  context.turns: the last KF_WP_TURNS_MAX entries that are maps
+static void
+s_turn_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
+{
+    kf_wp_turn_t *turn = arg;
+    if (S_IS (key, "role"))
+        s_read_str (value, &turn->role);
+    else
+    if (S_IS (key, "content"))
+        s_read_str (value, &turn->content);
+}
+
+//  context.turns: of its last KF_WP_TURNS_MAX entries, those that are maps
 static void
 s_read_turns (const msgpack_object *array, kf_wp_job_t *job)
 {
@@ -326,139 +361,113 @@ s_read_turns (const msgpack_object *array, kf_wp_job_t *job)
     if (array->type != MSGPACK_OBJECT_ARRAY)
         return;
     uint32_t size = array->via.array.size;
-    uint32_t first = size > KF_WP_TURNS_MAX ? size - KF_WP_TURNS_MAX : 0;
-    for (uint32_t i = first; i < size; i++) {
-        const msgpack_object *entry = &array->via.array.ptr [i];
-        if (entry->type != MSGPACK_OBJECT_MAP)
-            continue;
-        kf_wp_turn_t *turn = &job->turns [job->turn_total++];
+    for (uint32_t i = size > KF_WP_TURNS_MAX ? size - KF_WP_TURNS_MAX : 0; i < size; i++) {
+        kf_wp_turn_t *turn = &job->turns [job->turn_total];
         *turn = (kf_wp_turn_t) { { NULL, 0 }, { NULL, 0 } };
-        for (uint32_t k = 0; k < entry->via.map.size; k++) {
-            const msgpack_object *key = &entry->via.map.ptr [k].key;
-            if (key->type != MSGPACK_OBJECT_STR)
-                continue;
-            if (S_IS (key, "role"))
-                s_read_str (&entry->via.map.ptr [k].val, &turn->role);
-            else
-            if (S_IS (key, "content"))
-                s_read_str (&entry->via.map.ptr [k].val, &turn->content);
-        }
+        job->turn_total += s_each (&array->via.array.ptr [i], s_turn_pair, turn);
     }
 }
 
 static void
-s_read_answer_settings (const msgpack_object *map, kf_wp_job_t *job)
+s_answer_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
 {
-    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "target_precision"))
-            job->has_target_precision = s_read_double (value, &job->target_precision);
-        else
-        if (S_IS (key, "suggestions"))
-            job->has_suggestions = s_read_int (value, &job->suggestions);
-    }
+    kf_wp_job_t *job = arg;
+    if (S_IS (key, "target_precision"))
+        job->has_target_precision = s_read_double (value, &job->target_precision);
+    else
+    if (S_IS (key, "suggestions"))
+        job->has_suggestions = s_read_int (value, &job->suggestions);
 }
 
 static void
-s_read_params (const msgpack_object *map, kf_wp_job_t *job)
+s_params_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
 {
-    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "message"))
-            s_read_str (value, &job->message);
-        else
-        if (S_IS (key, "bot_id"))
-            s_read_str (value, &job->bot_id);
-        else
-        if (S_IS (key, "user_id"))
-            s_read_str (value, &job->user_id);
-        else
-        if (S_IS (key, "channel"))
-            s_read_str (value, &job->channel);
-        else
-        if (S_IS (key, "keyword"))
-            s_read_str (value, &job->keyword);
-        else
-        if (S_IS (key, "top_k"))
-            job->has_top_k = s_read_int (value, &job->top_k);
-        else
-        if (S_IS (key, "number"))
-            job->has_number = s_read_int (value, &job->number);
-        else
-        if (S_IS (key, "labels"))
-            job->labels = s_typed (value, MSGPACK_OBJECT_MAP);
-        else
-        if (S_IS (key, "inputs"))
-            job->inputs = s_typed (value, MSGPACK_OBJECT_MAP);
-    }
+    kf_wp_job_t *job = arg;
+    if (S_IS (key, "message"))
+        s_read_str (value, &job->message);
+    else
+    if (S_IS (key, "bot_id"))
+        s_read_str (value, &job->bot_id);
+    else
+    if (S_IS (key, "user_id"))
+        s_read_str (value, &job->user_id);
+    else
+    if (S_IS (key, "channel"))
+        s_read_str (value, &job->channel);
+    else
+    if (S_IS (key, "keyword"))
+        s_read_str (value, &job->keyword);
+    else
+    if (S_IS (key, "top_k"))
+        job->has_top_k = s_read_int (value, &job->top_k);
+    else
+    if (S_IS (key, "number"))
+        job->has_number = s_read_int (value, &job->number);
+    else
+    if (S_IS (key, "labels"))
+        job->labels = s_typed (value, MSGPACK_OBJECT_MAP);
+    else
+    if (S_IS (key, "inputs"))
+        job->inputs = s_typed (value, MSGPACK_OBJECT_MAP);
 }
 
 static void
-s_read_context (const msgpack_object *map, kf_wp_job_t *job)
+s_context_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
 {
-    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "session_id"))
-            s_read_str (value, &job->session_id);
-        else
-        if (S_IS (key, "upstream_conversation_id"))
-            s_read_str (value, &job->upstream_conversation_id);
-        else
-        if (S_IS (key, "turn_count") && !s_read_int (value, &job->turn_count))
-            job->turn_count = 0;
-        else
-        if (S_IS (key, "failed_attempts") && !s_read_int (value, &job->failed_attempts))
-            job->failed_attempts = 0;
-        else
-        if (S_IS (key, "repeat_count") && !s_read_int (value, &job->repeat_count))
-            job->repeat_count = 0;
-        else
-        if (S_IS (key, "turns"))
-            s_read_turns (value, job);
-        else
-        if (S_IS (key, "slots"))
-            job->slots = s_typed (value, MSGPACK_OBJECT_MAP);
-        else
-        if (S_IS (key, "emotion_score"))
-            job->has_emotion_score = s_read_double (value, &job->emotion_score);
-        else
-        if (S_IS (key, "handoff"))
-            job->has_handoff = kf_wp_handoff_decode (value, &job->handoff);
-        else
-        if (S_IS (key, "answer"))
-            s_read_answer_settings (value, job);
-    }
+    kf_wp_job_t *job = arg;
+    if (S_IS (key, "session_id"))
+        s_read_str (value, &job->session_id);
+    else
+    if (S_IS (key, "upstream_conversation_id"))
+        s_read_str (value, &job->upstream_conversation_id);
+    else
+    if (S_IS (key, "turn_count"))
+        job->turn_count = s_read_count (value);
+    else
+    if (S_IS (key, "failed_attempts"))
+        job->failed_attempts = s_read_count (value);
+    else
+    if (S_IS (key, "repeat_count"))
+        job->repeat_count = s_read_count (value);
+    else
+    if (S_IS (key, "turns"))
+        s_read_turns (value, job);
+    else
+    if (S_IS (key, "slots"))
+        job->slots = s_typed (value, MSGPACK_OBJECT_MAP);
+    else
+    if (S_IS (key, "emotion_score"))
+        job->has_emotion_score = s_read_double (value, &job->emotion_score);
+    else
+    if (S_IS (key, "handoff"))
+        job->has_handoff = kf_wp_handoff_decode (value, &job->handoff);
+    else
+    if (S_IS (key, "answer"))
+        s_each (value, s_answer_pair, job);
+}
+
+static void
+s_job_pair (const msgpack_object *key, const msgpack_object *value, void *arg)
+{
+    kf_wp_job_t *job = arg;
+    if (S_IS (key, "method"))
+        s_read_str (value, &job->method);
+    else
+    if (S_IS (key, "stream"))
+        job->stream = s_read_bool (value);
+    else
+    if (S_IS (key, "params"))
+        s_each (value, s_params_pair, job);
+    else
+    if (S_IS (key, "context"))
+        s_each (value, s_context_pair, job);
 }
 
 bool
 kf_wp_job_decode (const msgpack_object *map, kf_wp_job_t *job)
 {
     memset (job, 0, sizeof *job);
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return false;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr [i].key, *value = &map->via.map.ptr [i].val;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (S_IS (key, "method"))
-            s_read_str (value, &job->method);
-        else
-        if (S_IS (key, "stream"))
-            job->stream = value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
-        else
-        if (S_IS (key, "params"))
-            s_read_params (value, job);
-        else
-        if (S_IS (key, "context"))
-            s_read_context (value, job);
-    }
-    return true;
+    return s_each (map, s_job_pair, job);
 }
 
 static void

@@ -109,6 +109,9 @@ bool kf_wp_result_is_text (const kf_wp_result_t *result);
 //  Packs `result` as a map with the keys it has (the encoding kf_wp_result_decode reads back)
 void kf_wp_result_pack (const kf_wp_result_t *result, msgpack_packer *pk);
 
+//  Packs the pair "usage": {prompt_tokens, completion_tokens, total_tokens}, nil without `has`
+void kf_wp_usage_pack (msgpack_packer *pk, bool has, const kf_wp_usage_t *usage);
+
 //  Packs a view as a msgpack string, or nil when absent
 void kf_wp_pack_str (msgpack_packer *pk, kf_wp_str_t str);
 
